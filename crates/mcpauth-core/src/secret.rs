@@ -1,0 +1,142 @@
+//! Secrets: random tokens, their at-rest hashes, constant-time comparison, HMAC signatures and
+//! the sealed (encrypted and authenticated) refresh-retry response.
+//!
+//! Every token, code and client secret mcpauth hands out is 256 bits from the OS random source,
+//! written base64url. Only its SHA-256 digest is stored: a high-entropy secret needs no salt or
+//! slow hash, and a database dump cannot be replayed (SECURITY S24).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Fills a buffer from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS random source failing is unrecoverable for an authorization server: every
+    // secret it would hand out depends on it.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    buf
+}
+
+/// A new random secret of 256 bits, base64url without padding (43 characters).
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// A new random identifier of 128 bits, base64url without padding (22 characters).
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+/// The at-rest form of a token: SHA-256, base64url.
+pub fn hash_token(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// SHA-256 of `input`, base64url without padding (the PKCE S256 transform).
+pub fn sha256_b64url(input: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(input))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+fn mac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable_hmac(),
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+#[allow(clippy::panic)]
+fn unreachable_hmac() -> ! {
+    panic!("HMAC-SHA256 accepts keys of any length")
+}
+
+/// HMAC-SHA256 of `message` under `key`, base64url.
+pub fn sign(key: &[u8], message: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(mac(key, message))
+}
+
+/// Checks a signature made by [`sign`], in constant time.
+pub fn verify(key: &[u8], message: &[u8], signature: &str) -> bool {
+    match URL_SAFE_NO_PAD.decode(signature) {
+        Ok(given) => constant_time_eq(&mac(key, message), &given),
+        Err(_) => false,
+    }
+}
+
+/// Encrypts `plaintext` under a key derived from `secret` (a token the client holds), so that
+/// only someone presenting that token can read it back. The output is base64url.
+pub fn seal(secret: &str, plaintext: &[u8]) -> String {
+    let cipher = cipher_for(secret);
+    let nonce_bytes = random_bytes::<12>();
+    let nonce = Nonce::from(nonce_bytes);
+    let mut out = nonce_bytes.to_vec();
+    // Encryption with a fresh nonce and an in-memory buffer does not fail.
+    if let Ok(ciphertext) = cipher.encrypt(&nonce, plaintext) {
+        out.extend_from_slice(&ciphertext);
+    }
+    URL_SAFE_NO_PAD.encode(out)
+}
+
+/// Decrypts what [`seal`] produced with the same `secret`; `None` if it was not sealed under it.
+pub fn open(secret: &str, sealed: &str) -> Option<Vec<u8>> {
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce_bytes, ciphertext) = raw.split_at(12);
+    let nonce_array: [u8; 12] = nonce_bytes.try_into().ok()?;
+    cipher_for(secret)
+        .decrypt(&Nonce::from(nonce_array), ciphertext)
+        .ok()
+}
+
+fn cipher_for(secret: &str) -> ChaCha20Poly1305 {
+    let key = mac(secret.as_bytes(), b"mcpauth refresh-retry v1");
+    ChaCha20Poly1305::new(&Key::from(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let a = random_token();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token());
+        assert_ne!(hash_token(&a), a);
+        assert_eq!(hash_token(&a), hash_token(&a));
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_right_key_and_message() {
+        let sig = sign(b"key", b"message");
+        assert!(verify(b"key", b"message", &sig));
+        assert!(!verify(b"other", b"message", &sig));
+        assert!(!verify(b"key", b"messagf", &sig));
+        assert!(!verify(b"key", b"message", "not base64 !"));
+    }
+
+    #[test]
+    fn sealed_data_opens_only_with_its_secret() {
+        let sealed = seal("rt-1", b"{\"access_token\":\"x\"}");
+        assert_eq!(open("rt-1", &sealed).as_deref(), Some(&b"{\"access_token\":\"x\"}"[..]));
+        assert_eq!(open("rt-2", &sealed), None);
+        assert_eq!(open("rt-1", "AAAA"), None);
+    }
+}

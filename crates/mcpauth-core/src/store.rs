@@ -1,0 +1,122 @@
+//! The storage contract. Every backend implements [`Store`] with identical behaviour; the rules
+//! that make the protocol safe under concurrency live here as documented obligations:
+//!
+//! - [`Store::consume_code`] marks a code used atomically: of any number of concurrent calls
+//!   with the same code, exactly one gets [`CodeRedemption::Redeemed`].
+//! - [`Store::rotate_refresh_token`] rotates atomically: exactly one caller gets
+//!   [`Rotation::Rotated`], and the successor tokens and the sealed retry response are written
+//!   in the same transaction, so a loser sees either nothing rotated or everything.
+//! - Multi-row changes are transactions: a failure leaves nothing half-written.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{
+    AccessToken, AccessTokenGrant, AuthorizationCode, Client, CodeRedemption, Consent,
+    RefreshToken, Rotation, Session, TokenFamily, User,
+};
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or updates the schema; idempotent.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// The server-wide signing secret: stores `candidate` if none exists yet and returns the
+    /// one stored, so every instance on the same database agrees.
+    async fn server_secret(&self, candidate: &str) -> Result<String, StoreError>;
+
+    /// Creates a user and their password credential together.
+    /// [`StoreError::Conflict`] when the email is taken.
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+
+    /// A user by email (exact, already normalised), with their password hash if they have one.
+    async fn user_by_email(&self, email: &str)
+    -> Result<Option<(User, Option<String>)>, StoreError>;
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The unexpired session with this token hash, and its (enabled) user.
+    async fn session_by_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Session, User)>, StoreError>;
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// [`StoreError::Conflict`] when the client id is taken.
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+
+    async fn consent(&self, user_id: &str, client_id: &str)
+    -> Result<Option<Consent>, StoreError>;
+
+    /// Creates or replaces the consent for (user, client).
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+
+    /// Stores a short-lived value under an identifier (Better Auth's `verification` table).
+    async fn put_verification(
+        &self,
+        identifier: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Reads an unexpired value without consuming it.
+    async fn peek_verification(
+        &self,
+        identifier: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Removes and returns an unexpired value; of concurrent callers only one gets it.
+    async fn take_verification(
+        &self,
+        identifier: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Stores a new code and the (empty) token family it will start, in one transaction.
+    async fn create_code(
+        &self,
+        code: &AuthorizationCode,
+        family: &TokenFamily,
+    ) -> Result<(), StoreError>;
+
+    /// Marks a code used. On a second use, revokes the code's token family (RFC 6749 §4.1.2).
+    async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption, StoreError>;
+
+    /// Stores the tokens of a code exchange in one transaction.
+    async fn issue_tokens(
+        &self,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<(), StoreError>;
+
+    /// An access token by hash, with what decides whether it still works.
+    async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError>;
+
+    /// A refresh token by hash, with its family.
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily)>, StoreError>;
+
+    /// Rotates `old_hash` to the given successors, storing `retry_response` on the old token;
+    /// see the module documentation for the atomicity this promises.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        retry_response: &str,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes every token of a family.
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+}
