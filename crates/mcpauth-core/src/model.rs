@@ -190,7 +190,7 @@ pub struct PendingAuthorization {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First use: the code, now marked used.
-    Redeemed(AuthorizationCode),
+    Redeemed(Box<AuthorizationCode>),
     /// The code had been used before; its token family has been revoked.
     Replayed,
     /// No such code.

@@ -45,7 +45,10 @@ pub fn verifier_is_well_formed(verifier: &str) -> bool {
 /// True when `verifier` hashes to `challenge` under S256.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
     verifier_is_well_formed(verifier)
-        && constant_time_eq(sha256_b64url(verifier.as_bytes()).as_bytes(), challenge.as_bytes())
+        && constant_time_eq(
+            sha256_b64url(verifier.as_bytes()).as_bytes(),
+            challenge.as_bytes(),
+        )
 }
 
 #[cfg(test)]

@@ -56,23 +56,14 @@ impl RedirectUri {
             return reject("must not contain user information");
         }
         match scheme {
-            "https" => {
-                if url.host_str().is_none_or(str::is_empty) {
-                    return reject("must name a host");
-                }
-            }
-            "http" => {
-                if loopback_parts(raw).is_none() {
-                    return reject(
-                        "uses http, which is allowed only on a loopback host (localhost, 127.0.0.1, [::1])",
-                    );
-                }
-            }
-            _ => {
-                // A private-use scheme (RFC 8252 §7.1), e.g. cursor://anysphere.cursor-mcp/…
-            }
+            "https" if url.host_str().is_none_or(str::is_empty) => reject("must name a host"),
+            "http" if loopback_parts(raw).is_none() => reject(
+                "uses http, which is allowed only on a loopback host (localhost, 127.0.0.1, [::1])",
+            ),
+            // https with a host, http on loopback, or a private-use scheme (RFC 8252 §7.1) such
+            // as cursor://anysphere.cursor-mcp/…
+            _ => Ok(Self(raw.to_owned())),
         }
-        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -188,7 +179,10 @@ mod tests {
         assert!(!matches(loopback, "http://localhost:5555/cb"));
         assert!(!matches(loopback, "http://127.0.0.1:5555@evil.test/cb"));
         assert!(!matches(loopback, "http://127.0.0.1:/cb"));
-        assert!(matches("http://localhost:3000/callback", "http://localhost:49152/callback"));
+        assert!(matches(
+            "http://localhost:3000/callback",
+            "http://localhost:49152/callback"
+        ));
     }
 
     proptest! {

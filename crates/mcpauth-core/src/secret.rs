@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn sealed_data_opens_only_with_its_secret() {
         let sealed = seal("rt-1", b"{\"access_token\":\"x\"}");
-        assert_eq!(open("rt-1", &sealed).as_deref(), Some(&b"{\"access_token\":\"x\"}"[..]));
+        assert_eq!(
+            open("rt-1", &sealed).as_deref(),
+            Some(&b"{\"access_token\":\"x\"}"[..])
+        );
         assert_eq!(open("rt-2", &sealed), None);
         assert_eq!(open("rt-1", "AAAA"), None);
     }

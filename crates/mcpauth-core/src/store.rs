@@ -30,8 +30,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
 
     /// A user by email (exact, already normalised), with their password hash if they have one.
-    async fn user_by_email(&self, email: &str)
-    -> Result<Option<(User, Option<String>)>, StoreError>;
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 
@@ -51,8 +53,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
 
-    async fn consent(&self, user_id: &str, client_id: &str)
-    -> Result<Option<Consent>, StoreError>;
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError>;
 
     /// Creates or replaces the consent for (user, client).
     async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError>;

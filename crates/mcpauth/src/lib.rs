@@ -1,1 +1,179 @@
+//! mcpauth: an OAuth 2.1 authorization server for MCP clients, embedded in an axum application.
+//!
+//! Build an [`McpAuth`] from a [`Store`](mcpauth_core::Store) and [`McpAuthOptions`], then
+//! mount [`McpAuth::router`]: it serves discovery (RFC 8414, RFC 9728), dynamic client
+//! registration (RFC 7591), the authorization and token endpoints, the Better Auth–compatible
+//! account API and the built-in sign-in, sign-up and consent pages.
+//!
+//! - [`options`]: what can be configured.
+//! - `errors`: how protocol errors become HTTP responses (one place).
+//! - `params`: request parameters from query strings, forms and JSON, with the duplicate and
+//!   content-type rules of RFC 6749 §3.
+//! - `discovery`, `register`, `authorize`, `token`: the OAuth endpoints.
+//! - `account`: sign-up, sign-in, sign-out and sessions (cookie and bearer).
+//! - `pages`: the server-rendered HTML pages.
+//! - `web`: cookies, CSRF, security headers, rate limits and client addresses.
 
+mod account;
+mod authorize;
+mod discovery;
+mod errors;
+pub mod options;
+mod pages;
+mod params;
+mod passwords;
+mod register;
+mod router;
+mod session;
+mod token;
+mod web;
+
+use std::sync::Arc;
+
+use mcpauth_core::{Scopes, Store, StoreError, secret};
+
+pub use account::AccountError;
+pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+pub use options::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy};
+pub use session::{BearerError, McpSession};
+
+/// Why [`McpAuth`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        option: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The handle to an mcpauth authorization server: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct McpAuth {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub options: McpAuthOptions,
+    /// Key for cookie signatures and CSRF tokens.
+    pub secret: Vec<u8>,
+    /// Every scope this server grants.
+    pub scopes_supported: Scopes,
+    pub default_scope: Scopes,
+    /// `https://host[:port]` of the issuer, for Origin checks.
+    pub origin: String,
+    /// True when the issuer is https: cookies get `Secure` and the `__Host-` prefix.
+    pub secure_cookies: bool,
+    /// Path of the protected resource, e.g. `/api/mcp`.
+    pub resource_path: String,
+    /// Where the resource's metadata lives (RFC 9728 §3.1, path-inserted).
+    pub resource_metadata_url: String,
+    pub limiter: web::RateLimiter,
+    pub passwords: passwords::PasswordHasher,
+}
+
+impl McpAuth {
+    /// Builds the server. The store must already be migrated.
+    pub async fn new(store: Arc<dyn Store>, options: McpAuthOptions) -> Result<Self, BuildError> {
+        let issuer = url::Url::parse(&options.issuer).map_err(|e| BuildError::InvalidOption {
+            option: "issuer",
+            reason: e.to_string(),
+        })?;
+        if !matches!(issuer.scheme(), "http" | "https")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(BuildError::InvalidOption {
+                option: "issuer",
+                reason: "must be an http(s) URL without query or fragment".into(),
+            });
+        }
+        let resource =
+            url::Url::parse(&options.resource).map_err(|e| BuildError::InvalidOption {
+                option: "resource",
+                reason: e.to_string(),
+            })?;
+        if !options.base_path.starts_with('/') || options.base_path.ends_with('/') {
+            return Err(BuildError::InvalidOption {
+                option: "base_path",
+                reason: "must start with / and not end with /".into(),
+            });
+        }
+        let default_scope =
+            Scopes::parse(&options.default_scope).map_err(|e| BuildError::InvalidOption {
+                option: "default_scope",
+                reason: e.description,
+            })?;
+        let mut all = vec!["openid", "profile", "email", "offline_access"];
+        all.extend(options.resource_scopes.iter().map(String::as_str));
+        let scopes_supported = Scopes::from_tokens(all);
+        if !default_scope.is_subset_of(&scopes_supported) {
+            return Err(BuildError::InvalidOption {
+                option: "default_scope",
+                reason: "names a scope that is not supported".into(),
+            });
+        }
+        let secret = match &options.secret {
+            Some(secret) if secret.len() >= 32 => secret.clone(),
+            Some(_) => {
+                return Err(BuildError::InvalidOption {
+                    option: "secret",
+                    reason: "must be at least 32 characters".into(),
+                });
+            }
+            None => store.server_secret(&secret::random_token()).await?,
+        };
+        let origin = issuer.origin().ascii_serialization();
+        let inner = Inner {
+            secure_cookies: issuer.scheme() == "https",
+            resource_path: resource.path().trim_end_matches('/').to_owned(),
+            resource_metadata_url: format!(
+                "{}/.well-known/oauth-protected-resource{}",
+                resource.origin().ascii_serialization(),
+                resource.path().trim_end_matches('/')
+            ),
+            limiter: web::RateLimiter::new(options.rate_limits.clone()),
+            passwords: passwords::PasswordHasher::new(),
+            store,
+            secret: secret.into_bytes(),
+            scopes_supported,
+            default_scope,
+            origin,
+            options,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The options this server was built with.
+    pub fn options(&self) -> &McpAuthOptions {
+        &self.inner.options
+    }
+
+    /// The store this server keeps its data in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The router with every endpoint and page mcpauth serves. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits see client addresses.
+    pub fn router(&self) -> axum::Router {
+        router::build(self.clone())
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.inner.options.clock.now()
+    }
+
+    /// `{issuer}{base_path}{path}`: the absolute URL of an endpoint.
+    pub(crate) fn endpoint(&self, path: &str) -> String {
+        format!(
+            "{}{}{}",
+            self.inner.options.issuer, self.inner.options.base_path, path
+        )
+    }
+}

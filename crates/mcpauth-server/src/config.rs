@@ -1,0 +1,199 @@
+//! Server configuration: defaults, then `mcpauth.toml` (or `--config FILE`), then `MCPAUTH_*`
+//! environment variables, then command-line flags — each later source overriding the earlier.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use mcpauth::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy};
+use serde::{Deserialize, Serialize};
+
+/// Every setting of `mcpauth serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub bind: String,
+    /// Public origin; default `http://localhost:<bound port>`.
+    pub issuer: Option<String>,
+    /// `sqlite://path` (PostgreSQL arrives in a later release).
+    pub database_url: String,
+    pub base_path: String,
+    /// Canonical URI of the MCP endpoint; default `{issuer}/api/mcp`.
+    pub resource: Option<String>,
+    pub resource_name: String,
+    /// Secret for cookie signatures (≥ 32 characters); default: generated once, kept in the
+    /// database.
+    pub secret: Option<String>,
+    pub login_page: String,
+    pub consent_page: String,
+    pub code_expires_in: i64,
+    pub access_token_expires_in: i64,
+    pub refresh_token_expires_in: i64,
+    pub refresh_family_lifetime: i64,
+    pub refresh_reuse_grace: i64,
+    /// `registered_grant` or `offline_access`.
+    pub refresh_token_policy: String,
+    pub session_expires_in: i64,
+    pub default_scope: String,
+    pub resource_scopes: Vec<String>,
+    pub mcp_scopes: Vec<String>,
+    pub require_pkce_for_confidential: bool,
+    pub allow_dynamic_client_registration: bool,
+    /// Fields merged into the authorization server metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub rate_limits: RateLimitSettings,
+}
+
+/// `[rate_limits]`: requests per window; 0 turns a limit off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub window: i64,
+    pub sign_in_per_ip: u32,
+    pub sign_in_per_account: u32,
+    pub sign_up_per_ip: u32,
+    pub register_per_ip: u32,
+    pub token_per_ip: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        let d = RateLimitOptions::default();
+        Self {
+            enabled: true,
+            window: d.window,
+            sign_in_per_ip: d.sign_in_per_ip,
+            sign_in_per_account: d.sign_in_per_account,
+            sign_up_per_ip: d.sign_up_per_ip,
+            register_per_ip: d.register_per_ip,
+            token_per_ip: d.token_per_ip,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let d = McpAuthOptions::new("http://localhost:3000");
+        Self {
+            bind: "127.0.0.1:3000".into(),
+            issuer: None,
+            database_url: "sqlite://mcpauth.db".into(),
+            base_path: d.base_path,
+            resource: None,
+            resource_name: d.resource_name,
+            secret: None,
+            login_page: d.login_page,
+            consent_page: d.consent_page,
+            code_expires_in: d.code_expires_in,
+            access_token_expires_in: d.access_token_expires_in,
+            refresh_token_expires_in: d.refresh_token_expires_in,
+            refresh_family_lifetime: d.refresh_family_lifetime,
+            refresh_reuse_grace: d.refresh_reuse_grace,
+            refresh_token_policy: "registered_grant".into(),
+            session_expires_in: d.session_expires_in,
+            default_scope: d.default_scope,
+            resource_scopes: d.resource_scopes,
+            mcp_scopes: d.mcp_scopes,
+            require_pkce_for_confidential: d.require_pkce_for_confidential,
+            allow_dynamic_client_registration: d.allow_dynamic_client_registration,
+            metadata: serde_json::Map::new(),
+            rate_limits: RateLimitSettings::default(),
+        }
+    }
+}
+
+/// Flags given on the command line; `None` leaves the setting to the other sources.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Loads the settings. `config` names a file that must exist; without it `mcpauth.toml`
+    /// in the working directory is read if present.
+    pub fn load(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match config {
+            Some(path) => {
+                if !path.is_file() {
+                    anyhow::bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("mcpauth.toml")),
+        }
+        let settings: Settings = figment
+            .merge(
+                Env::prefixed("MCPAUTH_")
+                    .split("__")
+                    .ignore(&["config", "password"]),
+            )
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(settings)
+    }
+
+    /// The library options these settings describe, for an issuer.
+    pub fn options(&self, issuer: &str) -> anyhow::Result<McpAuthOptions> {
+        let mut o = McpAuthOptions::new(issuer);
+        if let Some(resource) = &self.resource {
+            o.resource = resource.clone();
+        }
+        o.base_path = self.base_path.clone();
+        o.resource_name = self.resource_name.clone();
+        o.secret = self.secret.clone();
+        o.login_page = self.login_page.clone();
+        o.consent_page = self.consent_page.clone();
+        o.code_expires_in = self.code_expires_in;
+        o.access_token_expires_in = self.access_token_expires_in;
+        o.refresh_token_expires_in = self.refresh_token_expires_in;
+        o.refresh_family_lifetime = self.refresh_family_lifetime;
+        o.refresh_reuse_grace = self.refresh_reuse_grace;
+        o.refresh_token_policy = match self.refresh_token_policy.as_str() {
+            "registered_grant" => RefreshTokenPolicy::RegisteredGrant,
+            "offline_access" => RefreshTokenPolicy::OfflineAccess,
+            other => anyhow::bail!(
+                "refresh_token_policy must be registered_grant or offline_access, not {other:?}"
+            ),
+        };
+        o.session_expires_in = self.session_expires_in;
+        o.default_scope = self.default_scope.clone();
+        o.resource_scopes = self.resource_scopes.clone();
+        o.mcp_scopes = self.mcp_scopes.clone();
+        o.require_pkce_for_confidential = self.require_pkce_for_confidential;
+        o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
+        o.metadata = self.metadata.clone();
+        let r = &self.rate_limits;
+        o.rate_limits = if r.enabled {
+            RateLimitOptions {
+                window: r.window,
+                sign_in_per_ip: r.sign_in_per_ip,
+                sign_in_per_account: r.sign_in_per_account,
+                sign_up_per_ip: r.sign_up_per_ip,
+                register_per_ip: r.register_per_ip,
+                token_per_ip: r.token_per_ip,
+            }
+        } else {
+            RateLimitOptions::disabled()
+        };
+        for (name, lifetime) in [
+            ("code_expires_in", o.code_expires_in),
+            ("access_token_expires_in", o.access_token_expires_in),
+            ("refresh_token_expires_in", o.refresh_token_expires_in),
+            ("session_expires_in", o.session_expires_in),
+        ] {
+            if lifetime <= 0 {
+                anyhow::bail!("{name} must be a positive number of seconds");
+            }
+        }
+        Ok(o)
+    }
+}

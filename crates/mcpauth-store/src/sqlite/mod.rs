@@ -1,0 +1,249 @@
+//! The SQLite backend: connecting, the embedded schema, and the [`Store`](mcpauth_core::Store)
+//! implementation (in `store`, with row decoding in `rows`).
+
+mod rows;
+mod store;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use mcpauth_core::StoreError;
+use sqlx::migrate::{MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::error::db_err;
+
+/// The schema migrations, embedded from `migrations/sqlite/`.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The pool size [`SqliteStore::connect`] uses.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+
+/// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The whole schema as SQL text, every migration in order (for `mcpauth generate`).
+pub fn sqlite_schema_sql() -> String {
+    let mut out = String::new();
+    for migration in SQLITE_MIGRATOR.iter() {
+        if matches!(migration.migration_type, MigrationType::ReversibleDown) {
+            continue;
+        }
+        out.push_str(&format!(
+            "-- migration {:04}: {}\n",
+            migration.version, migration.description
+        ));
+        out.push_str(migration.sql.as_str());
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// mcpauth's storage in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` with a pool of
+    /// [`DEFAULT_MAX_CONNECTIONS`] connections. See [`SqliteStore::connect_with`].
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Opens the database at `url` with at most `max_connections` pooled connections.
+    ///
+    /// Accepts `sqlite://path`, `sqlite:path` and either with sqlx's query parameters
+    /// (`?mode=rwc|rw|ro|memory`, `cache`, `immutable`, `vfs`). The file is created if missing
+    /// unless `mode=rw` or `mode=ro` asks otherwise. Connections use the WAL journal,
+    /// `synchronous=NORMAL`, enforced foreign keys and a 5 s busy timeout.
+    ///
+    /// An in-memory database (`sqlite::memory:`, `mode=memory`) lives only as long as a
+    /// connection to it, so it gets exactly one connection that is never recycled, whatever
+    /// `max_connections` says.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
+        let target = parse_url(url)?;
+        let pool = if target.in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(target.options)
+                .await
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .connect_with(target.options)
+                .await
+        }
+        .map_err(|err| StoreError::Database(format!("cannot open the SQLite database: {err}")))?;
+        tracing::debug!(in_memory = target.in_memory, "opened SQLite store");
+        Ok(SqliteStore { pool })
+    }
+
+    /// Wraps an existing pool. The caller is responsible for its connection settings (foreign
+    /// keys must be on for the schema's cascades to work).
+    pub fn from_pool(pool: SqlitePool) -> SqliteStore {
+        SqliteStore { pool }
+    }
+
+    /// The underlying pool, for health checks and maintenance.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection; pending operations finish first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies the embedded migrations that have not been applied yet; safe to call on every
+    /// start (same as [`Store::migrate`](mcpauth_core::Store::migrate)).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        SQLITE_MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| StoreError::Database(format!("migration failed: {err}")))
+    }
+
+    /// A write transaction that takes the database's write lock up front, so that two
+    /// transactions never both hold a read lock and then deadlock upgrading it; a second
+    /// writer waits on the busy timeout instead.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+}
+
+/// Parsed connection settings.
+struct Target {
+    options: SqliteConnectOptions,
+    in_memory: bool,
+}
+
+fn parse_url(url: &str) -> Result<Target, StoreError> {
+    // The URL is not echoed in errors: a mistyped setting could be another database's URL with
+    // a password in it.
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            StoreError::Database("a SQLite URL starts with sqlite:// or sqlite:".to_owned())
+        })?;
+    let (path, params) = match rest.split_once('?') {
+        Some((path, params)) => (path, Some(params)),
+        None => (rest, None),
+    };
+    let mode = params.and_then(|params| {
+        params
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("mode="))
+            .next_back()
+    });
+    let in_memory = path == ":memory:" || mode == Some("memory");
+    if path.is_empty() && !in_memory {
+        return Err(StoreError::Database(
+            "the SQLite URL names no database file".to_owned(),
+        ));
+    }
+
+    let mut options = SqliteConnectOptions::from_str(url)
+        .map_err(|err| StoreError::Database(format!("invalid SQLite URL: {err}")))?
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .synchronous(SqliteSynchronous::Normal);
+    if !in_memory {
+        if mode != Some("ro") {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        }
+        if !matches!(mode, Some("ro" | "rw")) {
+            options = options.create_if_missing(true);
+        }
+    }
+    Ok(Target { options, in_memory })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_forms() {
+        assert!(!parse_url("sqlite://data/mcpauth.db").unwrap().in_memory);
+        assert!(!parse_url("sqlite:mcpauth.db").unwrap().in_memory);
+        assert!(
+            !parse_url("sqlite:///abs/mcpauth.db?mode=rwc")
+                .unwrap()
+                .in_memory
+        );
+        assert!(parse_url("sqlite::memory:").unwrap().in_memory);
+        assert!(parse_url("sqlite://?mode=memory").unwrap().in_memory);
+        assert!(parse_url("sqlite://").is_err());
+        assert!(parse_url("postgres://u:p@host/db").is_err());
+        assert!(parse_url("sqlite://x.db?mode=bogus").is_err());
+    }
+
+    #[test]
+    fn schema_sql_contains_every_table() {
+        let sql = sqlite_schema_sql();
+        for table in [
+            "\"user\"",
+            "\"session\"",
+            "\"account\"",
+            "\"verification\"",
+            "\"oauthApplication\"",
+            "\"oauthConsent\"",
+            "\"oauthTokenFamily\"",
+            "\"oauthAuthorizationCode\"",
+            "\"oauthAccessToken\"",
+            "\"oauthRefreshToken\"",
+            "\"mcpauthSetting\"",
+        ] {
+            assert!(
+                sql.contains(&format!("CREATE TABLE {table}")),
+                "missing {table}"
+            );
+        }
+        assert!(sql.starts_with("-- migration 0001: init\n"));
+    }
+
+    /// The access-token lookup probes the token_hash index and scans no table.
+    #[tokio::test]
+    async fn access_token_lookup_is_one_indexed_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            store::ACCESS_TOKEN_GRANT_SQL
+        )))
+        .bind("hash")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect();
+        assert_eq!(plan.len(), 4, "{plan:?}");
+        assert!(
+            plan[0].contains("oauthAccessToken_token_hash_key"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter().all(|step| step.starts_with("SEARCH ")),
+            "{plan:?}"
+        );
+    }
+}

@@ -1,0 +1,766 @@
+//! The behaviour every [`Store`] backend must have, written against `dyn Store` so another
+//! backend (PostgreSQL) can run the same functions: each function in [`contract`] checks one
+//! behaviour on a freshly migrated, empty store. The `sqlite` module at the bottom runs them
+//! against a new SQLite file per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod contract {
+    use std::sync::Arc;
+
+    use mcpauth_core::model::{
+        AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, RefreshToken, Rotation,
+        Session, TokenEndpointAuthMethod, TokenFamily, User,
+    };
+    use mcpauth_core::{Store, StoreError};
+
+    pub const NOW: i64 = 1_700_000_000;
+
+    // ----- fixtures -------------------------------------------------------------------------
+
+    pub fn user(id: &str, email: &str) -> User {
+        User {
+            id: id.to_owned(),
+            name: format!("User {id}"),
+            email: email.to_owned(),
+            email_verified: true,
+            image: Some(format!("https://img.example/{id}.png")),
+            created_at: NOW,
+            updated_at: NOW + 1,
+            disabled: false,
+        }
+    }
+
+    pub fn client(client_id: &str) -> Client {
+        Client {
+            client_id: client_id.to_owned(),
+            client_secret_hash: None,
+            name: Some("Test client".to_owned()),
+            redirect_uris: vec![
+                "http://127.0.0.1/callback".to_owned(),
+                "https://app.example/cb".to_owned(),
+            ],
+            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            logo_uri: None,
+            metadata: serde_json::json!({
+                "client_name": "Test client",
+                "redirect_uris": ["http://127.0.0.1/callback", "https://app.example/cb"],
+                "nested": {"n": 1, "ok": true},
+            }),
+            disabled: false,
+            skip_consent: false,
+            created_at: NOW,
+        }
+    }
+
+    pub fn session(id: &str, user_id: &str, expires_at: i64) -> Session {
+        Session {
+            id: id.to_owned(),
+            token_hash: format!("session-hash-{id}"),
+            user_id: user_id.to_owned(),
+            expires_at,
+            created_at: NOW,
+            auth_time: NOW - 5,
+            ip_address: Some("192.0.2.1".to_owned()),
+            user_agent: None,
+        }
+    }
+
+    pub fn family(id: &str, user_id: &str, client_id: &str) -> TokenFamily {
+        TokenFamily {
+            id: id.to_owned(),
+            client_id: client_id.to_owned(),
+            user_id: user_id.to_owned(),
+            scopes: "openid profile".to_owned(),
+            resource: "https://mcp.example/".to_owned(),
+            created_at: NOW,
+            expires_at: NOW + 30 * 86_400,
+            revoked_at: None,
+        }
+    }
+
+    pub fn code(code_hash: &str, family: &TokenFamily, session_id: &str) -> AuthorizationCode {
+        AuthorizationCode {
+            code_hash: code_hash.to_owned(),
+            client_id: family.client_id.clone(),
+            user_id: family.user_id.clone(),
+            session_id: session_id.to_owned(),
+            redirect_uri: "http://127.0.0.1/callback".to_owned(),
+            scopes: family.scopes.clone(),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+            resource: family.resource.clone(),
+            nonce: Some("n-0S6_WzA2Mj".to_owned()),
+            auth_time: NOW - 5,
+            family_id: family.id.clone(),
+            expires_at: NOW + 60,
+            created_at: NOW,
+        }
+    }
+
+    pub fn access(id: &str, family: &TokenFamily) -> AccessToken {
+        AccessToken {
+            id: id.to_owned(),
+            token_hash: format!("access-hash-{id}"),
+            family_id: family.id.clone(),
+            client_id: family.client_id.clone(),
+            user_id: family.user_id.clone(),
+            scopes: family.scopes.clone(),
+            audience: family.resource.clone(),
+            expires_at: NOW + 3600,
+            created_at: NOW,
+        }
+    }
+
+    pub fn refresh(id: &str, family: &TokenFamily) -> RefreshToken {
+        RefreshToken {
+            id: id.to_owned(),
+            token_hash: format!("refresh-hash-{id}"),
+            family_id: family.id.clone(),
+            client_id: family.client_id.clone(),
+            user_id: family.user_id.clone(),
+            scopes: family.scopes.clone(),
+            resource: family.resource.clone(),
+            expires_at: NOW + 86_400,
+            created_at: NOW,
+            rotated_at: None,
+            retry_response: None,
+        }
+    }
+
+    /// A user `u1`, a client `c1`, a live session `s1`, and a code `code-1` starting family
+    /// `fam-1`.
+    pub async fn seed_grant(store: &dyn Store) -> (AuthorizationCode, TokenFamily) {
+        store
+            .create_user(&user("u1", "u1@example.com"), "$argon2id$v=19$hash")
+            .await
+            .unwrap();
+        store.create_client(&client("c1")).await.unwrap();
+        store
+            .create_session(&session("s1", "u1", NOW + 3600))
+            .await
+            .unwrap();
+        let family = family("fam-1", "u1", "c1");
+        let code = code("code-1", &family, "s1");
+        store.create_code(&code, &family).await.unwrap();
+        (code, family)
+    }
+
+    /// [`seed_grant`] plus the code's exchange: access token `a1` and refresh token `r1`.
+    pub async fn seed_tokens(store: &dyn Store) -> (TokenFamily, AccessToken, RefreshToken) {
+        let (code, family) = seed_grant(store).await;
+        assert!(matches!(
+            store.consume_code(&code.code_hash, NOW).await.unwrap(),
+            CodeRedemption::Redeemed(_)
+        ));
+        let access = access("a1", &family);
+        let refresh = refresh("r1", &family);
+        store.issue_tokens(&access, Some(&refresh)).await.unwrap();
+        (family, access, refresh)
+    }
+
+    // ----- behaviours -----------------------------------------------------------------------
+
+    pub async fn migrate_is_idempotent(store: &dyn Store) {
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .create_user(&user("u1", "u1@example.com"), "h")
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert!(store.user_by_id("u1").await.unwrap().is_some());
+    }
+
+    pub async fn server_secret_first_writer_wins(store: &dyn Store) {
+        assert_eq!(store.server_secret("first").await.unwrap(), "first");
+        assert_eq!(store.server_secret("second").await.unwrap(), "first");
+    }
+
+    pub async fn users(store: &dyn Store) {
+        let alice = user("u1", "alice@example.com");
+        store.create_user(&alice, "$argon2id$alice").await.unwrap();
+
+        let (found, password) = store
+            .user_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .expect("user by email");
+        assert_eq!(found, alice);
+        assert_eq!(password.as_deref(), Some("$argon2id$alice"));
+        assert_eq!(store.user_by_id("u1").await.unwrap(), Some(alice.clone()));
+
+        let clash = user("u2", "alice@example.com");
+        match store.create_user(&clash, "other").await {
+            Err(StoreError::Conflict(what)) => assert_eq!(what, "email already registered"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // The failed registration left nothing behind.
+        assert_eq!(store.user_by_id("u2").await.unwrap(), None);
+
+        assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
+        assert_eq!(store.user_by_id("nobody").await.unwrap(), None);
+
+        let mut bob = user("u3", "bob@example.com");
+        bob.image = None;
+        bob.email_verified = false;
+        bob.disabled = true;
+        store.create_user(&bob, "$argon2id$bob").await.unwrap();
+        assert_eq!(store.user_by_id("u3").await.unwrap(), Some(bob));
+    }
+
+    pub async fn sessions(store: &dyn Store) {
+        store
+            .create_user(&user("u1", "u1@example.com"), "h")
+            .await
+            .unwrap();
+        let live = session("s1", "u1", NOW + 100);
+        store.create_session(&live).await.unwrap();
+
+        let (found, owner) = store
+            .session_by_token(&live.token_hash, NOW)
+            .await
+            .unwrap()
+            .expect("live session");
+        assert_eq!(found, live);
+        assert_eq!(owner.id, "u1");
+
+        // Expired at and after expires_at.
+        assert_eq!(
+            store
+                .session_by_token(&live.token_hash, NOW + 100)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .session_by_token(&live.token_hash, NOW + 101)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.session_by_token("nope", NOW).await.unwrap(), None);
+
+        // A disabled user's sessions do not work.
+        let mut blocked = user("u2", "u2@example.com");
+        blocked.disabled = true;
+        store.create_user(&blocked, "h").await.unwrap();
+        let theirs = session("s2", "u2", NOW + 100);
+        store.create_session(&theirs).await.unwrap();
+        assert_eq!(
+            store
+                .session_by_token(&theirs.token_hash, NOW)
+                .await
+                .unwrap(),
+            None
+        );
+
+        store.delete_session(&live.token_hash).await.unwrap();
+        assert_eq!(
+            store.session_by_token(&live.token_hash, NOW).await.unwrap(),
+            None
+        );
+        // Deleting what is not there is fine.
+        store.delete_session(&live.token_hash).await.unwrap();
+    }
+
+    pub async fn clients(store: &dyn Store) {
+        let public = client("c1");
+        store.create_client(&public).await.unwrap();
+        assert_eq!(store.client_by_id("c1").await.unwrap(), Some(public));
+
+        let mut confidential = client("c2");
+        confidential.client_secret_hash = Some("secret-hash".to_owned());
+        confidential.token_endpoint_auth_method = TokenEndpointAuthMethod::ClientSecretBasic;
+        confidential.name = None;
+        confidential.logo_uri = Some("https://app.example/logo.png".to_owned());
+        confidential.grant_types = vec!["authorization_code".to_owned()];
+        confidential.disabled = true;
+        confidential.skip_consent = true;
+        store.create_client(&confidential).await.unwrap();
+        assert_eq!(store.client_by_id("c2").await.unwrap(), Some(confidential));
+
+        match store.create_client(&client("c1")).await {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.client_by_id("c3").await.unwrap(), None);
+    }
+
+    pub async fn consent_upsert(store: &dyn Store) {
+        store
+            .create_user(&user("u1", "u1@example.com"), "h")
+            .await
+            .unwrap();
+        store.create_client(&client("c1")).await.unwrap();
+        store.create_client(&client("c2")).await.unwrap();
+        assert_eq!(store.consent("u1", "c1").await.unwrap(), None);
+
+        let first = Consent {
+            user_id: "u1".to_owned(),
+            client_id: "c1".to_owned(),
+            scopes: "openid".to_owned(),
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        store.save_consent(&first).await.unwrap();
+        assert_eq!(
+            store.consent("u1", "c1").await.unwrap(),
+            Some(first.clone())
+        );
+
+        let wider = Consent {
+            scopes: "openid profile email".to_owned(),
+            created_at: NOW + 50,
+            updated_at: NOW + 50,
+            ..first.clone()
+        };
+        store.save_consent(&wider).await.unwrap();
+        let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
+        assert_eq!(stored.scopes, "openid profile email");
+        assert_eq!(stored.updated_at, NOW + 50);
+        // Still one consent per (user, client), dated from the first approval.
+        assert_eq!(stored.created_at, NOW);
+
+        // Consents are per client.
+        assert_eq!(store.consent("u1", "c2").await.unwrap(), None);
+    }
+
+    pub async fn verifications(store: &dyn Store) {
+        store
+            .put_verification("pending:1", "v1", NOW + 60, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.peek_verification("pending:1", NOW).await.unwrap(),
+            Some("v1".to_owned())
+        );
+        // Peeking does not consume.
+        assert_eq!(
+            store.peek_verification("pending:1", NOW).await.unwrap(),
+            Some("v1".to_owned())
+        );
+        // Putting again replaces.
+        store
+            .put_verification("pending:1", "v2", NOW + 60, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_verification("pending:1", NOW).await.unwrap(),
+            Some("v2".to_owned())
+        );
+        assert_eq!(
+            store.take_verification("pending:1", NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.peek_verification("pending:1", NOW).await.unwrap(),
+            None
+        );
+
+        // Expired values are neither peeked nor taken.
+        store
+            .put_verification("pending:2", "old", NOW + 10, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .peek_verification("pending:2", NOW + 10)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_verification("pending:2", NOW + 11)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.peek_verification("missing", NOW).await.unwrap(), None);
+        assert_eq!(store.take_verification("missing", NOW).await.unwrap(), None);
+    }
+
+    pub async fn concurrent_take_verification_once(store: Arc<dyn Store>) {
+        store
+            .put_verification("pending:x", "value", NOW + 60, NOW)
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move { store.take_verification("pending:x", NOW).await });
+        }
+        let mut taken = 0;
+        while let Some(result) = tasks.join_next().await {
+            if result.unwrap().unwrap().is_some() {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 1);
+    }
+
+    pub async fn code_lifecycle(store: &dyn Store) {
+        let (code, family) = seed_grant(store).await;
+
+        match store.consume_code(&code.code_hash, NOW + 1).await.unwrap() {
+            CodeRedemption::Redeemed(redeemed) => assert_eq!(*redeemed, code),
+            other => panic!("expected Redeemed, got {other:?}"),
+        }
+        let access = access("a1", &family);
+        let refresh = refresh("r1", &family);
+        store.issue_tokens(&access, Some(&refresh)).await.unwrap();
+        let grant = store
+            .access_token(&access.token_hash)
+            .await
+            .unwrap()
+            .expect("grant");
+        assert!(!grant.family_revoked);
+
+        // A replay is refused and kills what the first exchange issued.
+        assert_eq!(
+            store.consume_code(&code.code_hash, NOW + 2).await.unwrap(),
+            CodeRedemption::Replayed
+        );
+        let grant = store
+            .access_token(&access.token_hash)
+            .await
+            .unwrap()
+            .expect("grant");
+        assert!(grant.family_revoked);
+        let (_, fam) = store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("refresh token");
+        assert_eq!(fam.revoked_at, Some(NOW + 2));
+
+        // A third use is still a replay; the revocation keeps its first time.
+        assert_eq!(
+            store.consume_code(&code.code_hash, NOW + 3).await.unwrap(),
+            CodeRedemption::Replayed
+        );
+        let (_, fam) = store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("refresh token");
+        assert_eq!(fam.revoked_at, Some(NOW + 2));
+
+        assert_eq!(
+            store.consume_code("no-such-code", NOW).await.unwrap(),
+            CodeRedemption::Unknown
+        );
+    }
+
+    pub async fn concurrent_consume_code_once(store: Arc<dyn Store>) {
+        let (code, _) = seed_grant(store.as_ref()).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let store = Arc::clone(&store);
+            let hash = code.code_hash.clone();
+            tasks.spawn(async move { store.consume_code(&hash, NOW + i).await });
+        }
+        let (mut redeemed, mut replayed) = (0, 0);
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap().unwrap() {
+                CodeRedemption::Redeemed(_) => redeemed += 1,
+                CodeRedemption::Replayed => replayed += 1,
+                CodeRedemption::Unknown => panic!("the code vanished"),
+            }
+        }
+        assert_eq!((redeemed, replayed), (1, 49));
+    }
+
+    pub async fn tokens_and_lookup(store: &dyn Store) {
+        let (family, access, refresh) = seed_tokens(store).await;
+
+        let grant = store
+            .access_token(&access.token_hash)
+            .await
+            .unwrap()
+            .expect("grant");
+        assert_eq!(grant.token, access);
+        assert_eq!(grant.user, user("u1", "u1@example.com"));
+        assert!(!grant.family_revoked);
+        assert!(!grant.client_disabled);
+
+        let (found, fam) = store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("refresh token");
+        assert_eq!(found, refresh);
+        assert_eq!(fam, family);
+
+        assert_eq!(store.access_token("nope").await.unwrap(), None);
+        assert_eq!(store.refresh_token("nope").await.unwrap(), None);
+
+        // An access token without a refresh token, for a disabled client.
+        let mut off = client("c-off");
+        off.disabled = true;
+        store.create_client(&off).await.unwrap();
+        let fam2 = self::family("fam-2", "u1", "c-off");
+        store
+            .create_code(&code("code-2", &fam2, "s1"), &fam2)
+            .await
+            .unwrap();
+        let lone = self::access("a2", &fam2);
+        store.issue_tokens(&lone, None).await.unwrap();
+        let grant = store
+            .access_token(&lone.token_hash)
+            .await
+            .unwrap()
+            .expect("grant");
+        assert!(grant.client_disabled);
+        assert!(!grant.family_revoked);
+    }
+
+    pub async fn revoke_family_kills_tokens(store: &dyn Store) {
+        let (family, access, refresh) = seed_tokens(store).await;
+        store.revoke_family(&family.id, NOW + 10).await.unwrap();
+
+        let grant = store
+            .access_token(&access.token_hash)
+            .await
+            .unwrap()
+            .expect("grant");
+        assert!(grant.family_revoked);
+        let (_, fam) = store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("refresh token");
+        assert_eq!(fam.revoked_at, Some(NOW + 10));
+
+        // Revoking again keeps the first time; unknown families are no error.
+        store.revoke_family(&family.id, NOW + 20).await.unwrap();
+        let (_, fam) = store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("refresh token");
+        assert_eq!(fam.revoked_at, Some(NOW + 10));
+        store.revoke_family("no-such-family", NOW).await.unwrap();
+    }
+
+    pub async fn refresh_rotation(store: &dyn Store) {
+        let (family, _, old) = seed_tokens(store).await;
+        let next_access = access("a2", &family);
+        let next_refresh = refresh("r2", &family);
+
+        let rotation = store
+            .rotate_refresh_token(
+                &old.token_hash,
+                NOW + 100,
+                "sealed-response-1",
+                &next_access,
+                &next_refresh,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotation, Rotation::Rotated);
+
+        let (rotated, _) = store
+            .refresh_token(&old.token_hash)
+            .await
+            .unwrap()
+            .expect("old refresh token");
+        assert_eq!(rotated.rotated_at, Some(NOW + 100));
+        assert_eq!(rotated.retry_response.as_deref(), Some("sealed-response-1"));
+        let (successor, _) = store
+            .refresh_token(&next_refresh.token_hash)
+            .await
+            .unwrap()
+            .expect("successor refresh token");
+        assert_eq!(successor, next_refresh);
+        assert_eq!(
+            store
+                .access_token(&next_access.token_hash)
+                .await
+                .unwrap()
+                .expect("successor access token")
+                .token,
+            next_access
+        );
+
+        // A second rotation of the same token reports the first and stores nothing.
+        let late_access = access("a3", &family);
+        let late_refresh = refresh("r3", &family);
+        let rotation = store
+            .rotate_refresh_token(
+                &old.token_hash,
+                NOW + 200,
+                "sealed-response-2",
+                &late_access,
+                &late_refresh,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rotation,
+            Rotation::AlreadyRotated {
+                rotated_at: NOW + 100,
+                retry_response: Some("sealed-response-1".to_owned()),
+            }
+        );
+        assert_eq!(
+            store.refresh_token(&late_refresh.token_hash).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.access_token(&late_access.token_hash).await.unwrap(),
+            None
+        );
+        let (still, _) = store
+            .refresh_token(&old.token_hash)
+            .await
+            .unwrap()
+            .expect("old refresh token");
+        assert_eq!(still.rotated_at, Some(NOW + 100));
+        assert_eq!(still.retry_response.as_deref(), Some("sealed-response-1"));
+
+        // The successor rotates in turn.
+        let rotation = store
+            .rotate_refresh_token(
+                &next_refresh.token_hash,
+                NOW + 300,
+                "sealed-response-3",
+                &late_access,
+                &late_refresh,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotation, Rotation::Rotated);
+    }
+
+    pub async fn concurrent_rotation_once(store: Arc<dyn Store>) {
+        let (family, _, old) = seed_tokens(store.as_ref()).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = Arc::clone(&store);
+            let family = family.clone();
+            let old_hash = old.token_hash.clone();
+            tasks.spawn(async move {
+                let access = access(&format!("a-{i}"), &family);
+                let refresh = refresh(&format!("r-{i}"), &family);
+                let rotation = store
+                    .rotate_refresh_token(
+                        &old_hash,
+                        NOW + 100 + i,
+                        &format!("sealed-{i}"),
+                        &access,
+                        &refresh,
+                    )
+                    .await;
+                (i, rotation)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            let (i, rotation) = result.unwrap();
+            match rotation.unwrap() {
+                Rotation::Rotated => winners.push(i),
+                Rotation::AlreadyRotated {
+                    rotated_at,
+                    retry_response,
+                } => losers.push((i, rotated_at, retry_response)),
+            }
+        }
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        assert_eq!(losers.len(), 19);
+        let winner = winners[0];
+
+        // Every loser saw the winner's complete rotation.
+        for (_, rotated_at, retry_response) in &losers {
+            assert_eq!(*rotated_at, NOW + 100 + winner);
+            assert_eq!(
+                retry_response.as_deref(),
+                Some(&*format!("sealed-{winner}"))
+            );
+        }
+        // Only the winner's successors exist.
+        for i in 0..20 {
+            let refresh_hash = refresh(&format!("r-{i}"), &family).token_hash;
+            let access_hash = access(&format!("a-{i}"), &family).token_hash;
+            let refresh_found = store.refresh_token(&refresh_hash).await.unwrap().is_some();
+            let access_found = store.access_token(&access_hash).await.unwrap().is_some();
+            assert_eq!(refresh_found, i == winner, "refresh successor r-{i}");
+            assert_eq!(access_found, i == winner, "access successor a-{i}");
+        }
+    }
+}
+
+/// Runs every contract function as a test, each on a store made by `$fresh`.
+macro_rules! contract_tests {
+    ($fresh:path) => {
+        contract_tests!(@borrowed $fresh:
+            migrate_is_idempotent,
+            server_secret_first_writer_wins,
+            users,
+            sessions,
+            clients,
+            consent_upsert,
+            verifications,
+            code_lifecycle,
+            tokens_and_lookup,
+            revoke_family_kills_tokens,
+            refresh_rotation,
+        );
+        contract_tests!(@shared $fresh:
+            concurrent_take_verification_once,
+            concurrent_consume_code_once,
+            concurrent_rotation_once,
+        );
+    };
+    (@borrowed $fresh:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            crate::contract::$name(&store).await;
+        }
+    )*};
+    (@shared $fresh:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            crate::contract::$name(std::sync::Arc::new(store)).await;
+        }
+    )*};
+}
+
+/// The contract against SQLite: a fresh database file per test.
+mod sqlite {
+    use mcpauth_core::Store;
+    use mcpauth_store::SqliteStore;
+    use tempfile::TempDir;
+
+    async fn fresh() -> (SqliteStore, TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("mcpauth.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        Store::migrate(&store).await.unwrap();
+        (store, dir)
+    }
+
+    contract_tests!(fresh);
+}
+
+/// The contract against an in-memory SQLite database (one connection, however many are asked
+/// for).
+mod sqlite_memory {
+    use mcpauth_core::Store;
+    use mcpauth_store::SqliteStore;
+
+    async fn fresh() -> (SqliteStore, ()) {
+        let store = SqliteStore::connect_with("sqlite::memory:", 8)
+            .await
+            .unwrap();
+        Store::migrate(&store).await.unwrap();
+        (store, ())
+    }
+
+    contract_tests!(fresh);
+}

@@ -1,0 +1,332 @@
+//! SQLite-specific behaviour of [`SqliteStore`]: connection URLs and settings, the schema's
+//! foreign keys and cascades, and several stores sharing one file. The backend-neutral
+//! behaviour is in `contract.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use mcpauth_core::model::{
+    AccessToken, AuthorizationCode, Client, Consent, RefreshToken, Session,
+    TokenEndpointAuthMethod, TokenFamily, User,
+};
+use mcpauth_core::{Store, StoreError};
+use mcpauth_store::SqliteStore;
+
+const NOW: i64 = 1_700_000_000;
+
+fn file_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+async fn count(store: &SqliteStore, table: &'static str) -> i64 {
+    let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        email: format!("{id}@example.com"),
+        email_verified: false,
+        image: None,
+        created_at: NOW,
+        updated_at: NOW,
+        disabled: false,
+    }
+}
+
+fn client(client_id: &str) -> Client {
+    Client {
+        client_id: client_id.to_owned(),
+        client_secret_hash: None,
+        name: None,
+        redirect_uris: vec!["http://127.0.0.1/cb".to_owned()],
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        logo_uri: None,
+        metadata: serde_json::json!({}),
+        disabled: false,
+        skip_consent: false,
+        created_at: NOW,
+    }
+}
+
+/// A user, a client, and a session, consent, code, family, access and refresh token linking
+/// them.
+async fn seed(store: &SqliteStore, user_id: &str, client_id: &str) {
+    store.create_user(&user(user_id), "hash").await.unwrap();
+    store.create_client(&client(client_id)).await.unwrap();
+    store
+        .create_session(&Session {
+            id: format!("s-{user_id}"),
+            token_hash: format!("sh-{user_id}"),
+            user_id: user_id.to_owned(),
+            expires_at: NOW + 60,
+            created_at: NOW,
+            auth_time: NOW,
+            ip_address: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    store
+        .save_consent(&Consent {
+            user_id: user_id.to_owned(),
+            client_id: client_id.to_owned(),
+            scopes: "openid".to_owned(),
+            created_at: NOW,
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    let family = TokenFamily {
+        id: format!("f-{user_id}"),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: "openid".to_owned(),
+        resource: "https://mcp.example/".to_owned(),
+        created_at: NOW,
+        expires_at: NOW + 1000,
+        revoked_at: None,
+    };
+    let code = AuthorizationCode {
+        code_hash: format!("ch-{user_id}"),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        session_id: format!("s-{user_id}"),
+        redirect_uri: "http://127.0.0.1/cb".to_owned(),
+        scopes: "openid".to_owned(),
+        code_challenge: None,
+        resource: "https://mcp.example/".to_owned(),
+        nonce: None,
+        auth_time: NOW,
+        family_id: family.id.clone(),
+        expires_at: NOW + 60,
+        created_at: NOW,
+    };
+    store.create_code(&code, &family).await.unwrap();
+    let access = AccessToken {
+        id: format!("a-{user_id}"),
+        token_hash: format!("ah-{user_id}"),
+        family_id: family.id.clone(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: "openid".to_owned(),
+        audience: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 60,
+        created_at: NOW,
+    };
+    let refresh = RefreshToken {
+        id: format!("r-{user_id}"),
+        token_hash: format!("rh-{user_id}"),
+        family_id: family.id.clone(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: "openid".to_owned(),
+        resource: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 600,
+        created_at: NOW,
+        rotated_at: None,
+        retry_response: None,
+    };
+    store.issue_tokens(&access, Some(&refresh)).await.unwrap();
+}
+
+const OWNED_TABLES: [&str; 7] = [
+    "session",
+    "account",
+    "oauthConsent",
+    "oauthTokenFamily",
+    "oauthAuthorizationCode",
+    "oauthAccessToken",
+    "oauthRefreshToken",
+];
+
+#[tokio::test]
+async fn url_forms_create_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, make) in [
+        |p: &Path| format!("sqlite://{}", p.display()),
+        |p: &Path| format!("sqlite:{}", p.display()),
+        |p: &Path| format!("sqlite://{}?mode=rwc", p.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("db{i}.sqlite"));
+        assert!(!path.exists());
+        let store = SqliteStore::connect(&make(&path)).await.unwrap();
+        store.migrate().await.unwrap();
+        assert!(path.exists(), "{}", make(&path));
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn explicit_rw_mode_does_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let url = format!("{}?mode=rw", file_url(&path));
+    assert!(matches!(
+        SqliteStore::connect(&url).await,
+        Err(StoreError::Database(_))
+    ));
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn rejects_non_sqlite_urls_without_echoing_them() {
+    match SqliteStore::connect("postgres://user:hunter2@db/mcpauth").await {
+        Err(StoreError::Database(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connection_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&file_url(&dir.path().join("p.db")))
+        .await
+        .unwrap();
+    let pool = store.pool();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(synchronous, 1, "NORMAL");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(foreign_keys, 1);
+    let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(busy_timeout, 5000);
+    assert_eq!(pool.options().get_max_connections(), 8);
+
+    let small = SqliteStore::connect_with(&file_url(&dir.path().join("q.db")), 3)
+        .await
+        .unwrap();
+    assert_eq!(small.pool().options().get_max_connections(), 3);
+}
+
+#[tokio::test]
+async fn memory_database_is_one_connection() {
+    let store = SqliteStore::connect_with("sqlite::memory:", 8)
+        .await
+        .unwrap();
+    assert_eq!(store.pool().options().get_max_connections(), 1);
+    store.migrate().await.unwrap();
+    store.create_user(&user("u1"), "h").await.unwrap();
+    assert!(store.user_by_id("u1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_user_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    seed(&store, "u1", "c1").await;
+    seed(&store, "u2", "c2").await;
+    for table in OWNED_TABLES {
+        assert_eq!(count(&store, table).await, 2, "{table}");
+    }
+
+    sqlx::query(r#"DELETE FROM "user" WHERE id = 'u1'"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for table in OWNED_TABLES {
+        assert_eq!(count(&store, table).await, 1, "{table}");
+    }
+    assert!(store.access_token("ah-u2").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_client_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    seed(&store, "u1", "c1").await;
+    seed(&store, "u2", "c2").await;
+
+    sqlx::query(r#"DELETE FROM "oauthApplication" WHERE client_id = 'c1'"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for table in [
+        "oauthConsent",
+        "oauthTokenFamily",
+        "oauthAuthorizationCode",
+        "oauthAccessToken",
+        "oauthRefreshToken",
+    ] {
+        assert_eq!(count(&store, table).await, 1, "{table}");
+    }
+    // The user and their sign-in are not the client's.
+    assert_eq!(count(&store, "user").await, 2);
+    assert_eq!(count(&store, "session").await, 2);
+}
+
+#[tokio::test]
+async fn foreign_keys_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&file_url(&dir.path().join("fk.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.create_user(&user("u1"), "h").await.unwrap();
+    let orphan = Consent {
+        user_id: "u1".to_owned(),
+        client_id: "no-such-client".to_owned(),
+        scopes: "openid".to_owned(),
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    assert!(matches!(
+        store.save_consent(&orphan).await,
+        Err(StoreError::Database(_))
+    ));
+}
+
+#[tokio::test]
+async fn stores_sharing_a_file_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir.path().join("shared.db"));
+    let first = SqliteStore::connect(&url).await.unwrap();
+    let second = SqliteStore::connect(&url).await.unwrap();
+    first.migrate().await.unwrap();
+    second.migrate().await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(first.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+
+    let (a, b) = tokio::join!(first.server_secret("aaa"), second.server_secret("bbb"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b);
+    assert_eq!(first.server_secret("ccc").await.unwrap(), a);
+}
+
+#[tokio::test]
+async fn schema_sql_matches_the_migrations() {
+    let sql = mcpauth_store::sqlite_schema_sql();
+    assert!(sql.contains(include_str!("../migrations/sqlite/0001_init.sql")));
+}

@@ -1,0 +1,87 @@
+//! Discovery documents: authorization server metadata (RFC 8414, also served as the OpenID
+//! configuration) and protected resource metadata (RFC 9728). Only endpoints that exist are
+//! advertised.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::McpAuth;
+
+impl McpAuth {
+    /// The authorization server metadata document (RFC 8414 §2), with the `metadata` option
+    /// merged last.
+    pub fn authorization_server_metadata(&self) -> Value {
+        let o = &self.inner.options;
+        let mut doc = json!({
+            "issuer": o.issuer,
+            "authorization_endpoint": self.endpoint("/mcp/authorize"),
+            "token_endpoint": self.endpoint("/mcp/token"),
+            "scopes_supported": self.inner.scopes_supported.iter().collect::<Vec<_>>(),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "subject_types_supported": ["public"],
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": false,
+        });
+        if let Value::Object(map) = &mut doc {
+            if o.allow_dynamic_client_registration {
+                map.insert(
+                    "registration_endpoint".into(),
+                    Value::String(self.endpoint("/mcp/register")),
+                );
+            }
+            for (key, value) in &o.metadata {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+        doc
+    }
+
+    /// The protected resource metadata document (RFC 9728 §2) of the MCP endpoint.
+    pub fn protected_resource_metadata(&self) -> Value {
+        let o = &self.inner.options;
+        let scopes: Vec<&str> = self
+            .inner
+            .scopes_supported
+            .iter()
+            .filter(|s| *s != "offline_access")
+            .collect();
+        json!({
+            "resource": o.resource,
+            "authorization_servers": [o.issuer],
+            "scopes_supported": scopes,
+            "bearer_methods_supported": ["header"],
+            "resource_name": o.resource_name,
+        })
+    }
+
+    /// URL of the protected resource metadata, path-inserted after the resource's path
+    /// (RFC 9728 §3.1): what the `resource_metadata` challenge parameter points at.
+    pub fn protected_resource_metadata_url(&self) -> &str {
+        &self.inner.resource_metadata_url
+    }
+}
+
+fn document(value: Value) -> Response {
+    let mut response = axum::Json(value).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// `GET /.well-known/oauth-authorization-server` and its twins: mount at the site root.
+pub async fn oauth_discovery_metadata(State(auth): State<McpAuth>) -> Response {
+    document(auth.authorization_server_metadata())
+}
+
+/// `GET /.well-known/oauth-protected-resource` and its twins: mount at the site root.
+pub async fn oauth_protected_resource_metadata(State(auth): State<McpAuth>) -> Response {
+    document(auth.protected_resource_metadata())
+}

@@ -1,0 +1,151 @@
+//! The options an application configures mcpauth with (Better Auth's `mcp()` options, in Rust).
+
+use std::sync::Arc;
+
+use mcpauth_core::{Clock, SystemClock};
+
+/// Which clients get a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshTokenPolicy {
+    /// Clients that registered the `refresh_token` grant or asked for `offline_access`.
+    #[default]
+    RegisteredGrant,
+    /// Only clients that asked for `offline_access`.
+    OfflineAccess,
+}
+
+/// Request limits per time window. A limit of 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitOptions {
+    /// Length of the counting window, in seconds.
+    pub window: i64,
+    /// Sign-in attempts per client address.
+    pub sign_in_per_ip: u32,
+    /// Failed sign-in attempts per account.
+    pub sign_in_per_account: u32,
+    /// Sign-ups per client address.
+    pub sign_up_per_ip: u32,
+    /// Client registrations per client address.
+    pub register_per_ip: u32,
+    /// Token requests per client address.
+    pub token_per_ip: u32,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        Self {
+            window: 60,
+            sign_in_per_ip: 30,
+            sign_in_per_account: 10,
+            sign_up_per_ip: 10,
+            register_per_ip: 30,
+            token_per_ip: 600,
+        }
+    }
+}
+
+impl RateLimitOptions {
+    /// No limits at all (benchmarks, trusted networks).
+    pub fn disabled() -> Self {
+        Self {
+            window: 60,
+            sign_in_per_ip: 0,
+            sign_in_per_account: 0,
+            sign_up_per_ip: 0,
+            register_per_ip: 0,
+            token_per_ip: 0,
+        }
+    }
+}
+
+/// Everything mcpauth can be configured with. `McpAuthOptions::new(issuer)` gives the defaults
+/// of SPEC §3; change fields before building [`crate::McpAuth`].
+#[derive(Clone)]
+pub struct McpAuthOptions {
+    /// The public origin, e.g. `https://app.example.com`; the `issuer` of every document.
+    pub issuer: String,
+    /// Where the OAuth and account endpoints are mounted (default `/api/auth`).
+    pub base_path: String,
+    /// Canonical URI of the protected MCP server (default `{issuer}/api/mcp`).
+    pub resource: String,
+    /// Human-readable name of the protected resource, for its metadata.
+    pub resource_name: String,
+    /// Where an unauthenticated authorization request sends the browser.
+    pub login_page: String,
+    /// Where consent is asked.
+    pub consent_page: String,
+    /// Authorization code lifetime, seconds.
+    pub code_expires_in: i64,
+    /// Access token lifetime, seconds.
+    pub access_token_expires_in: i64,
+    /// Refresh token lifetime (sliding, per token), seconds.
+    pub refresh_token_expires_in: i64,
+    /// Absolute lifetime of a grant however often it is refreshed, seconds.
+    pub refresh_family_lifetime: i64,
+    /// How long a rotated refresh token may be retried for the same answer, seconds.
+    pub refresh_reuse_grace: i64,
+    pub refresh_token_policy: RefreshTokenPolicy,
+    /// Browser session lifetime, seconds.
+    pub session_expires_in: i64,
+    /// Scope used when a request names none.
+    pub default_scope: String,
+    /// Scopes of the protected resource (the MCP server), beyond the OpenID ones.
+    pub resource_scopes: Vec<String>,
+    /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge.
+    pub mcp_scopes: Vec<String>,
+    /// Require PKCE from confidential clients too (public clients always need it).
+    pub require_pkce_for_confidential: bool,
+    pub allow_dynamic_client_registration: bool,
+    /// Fields merged last into the authorization server metadata document.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Secret for signing cookies and CSRF tokens. `None`: one is generated once and kept in
+    /// the database, so that every instance on it agrees.
+    pub secret: Option<String>,
+    pub rate_limits: RateLimitOptions,
+    /// The source of time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl McpAuthOptions {
+    /// The defaults, for the given public origin.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into().trim_end_matches('/').to_owned();
+        Self {
+            resource: format!("{issuer}/api/mcp"),
+            issuer,
+            base_path: "/api/auth".to_owned(),
+            resource_name: "mcpauth MCP server".to_owned(),
+            login_page: "/sign-in".to_owned(),
+            consent_page: "/consent".to_owned(),
+            code_expires_in: 600,
+            access_token_expires_in: 3600,
+            refresh_token_expires_in: 604_800,
+            refresh_family_lifetime: 90 * 86_400,
+            refresh_reuse_grace: 30,
+            refresh_token_policy: RefreshTokenPolicy::RegisteredGrant,
+            session_expires_in: 7 * 86_400,
+            default_scope: "openid".to_owned(),
+            resource_scopes: vec!["mcp:tools".to_owned(), "mcp:admin".to_owned()],
+            mcp_scopes: vec!["mcp:tools".to_owned()],
+            require_pkce_for_confidential: true,
+            allow_dynamic_client_registration: true,
+            metadata: serde_json::Map::new(),
+            secret: None,
+            rate_limits: RateLimitOptions::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for McpAuthOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpAuthOptions")
+            .field("issuer", &self.issuer)
+            .field("base_path", &self.base_path)
+            .field("resource", &self.resource)
+            .field("login_page", &self.login_page)
+            .field("consent_page", &self.consent_page)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,390 @@
+//! The built-in pages: sign-in, sign-up, consent and a signed-in home page. Plain HTML forms
+//! that work without JavaScript; every post carries a CSRF token and must come from this
+//! origin (SECURITY S25); credential posts answer 303 (S19).
+
+pub mod views;
+
+use askama::Template;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Response};
+use mcpauth_core::model::User;
+use mcpauth_core::redirect_uri;
+
+use crate::McpAuth;
+use crate::account::AccountError;
+use crate::authorize::{parse_accept, redirect};
+use crate::errors::PageError;
+use crate::params::{Params, read_body};
+use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE, client_ip};
+use views::{ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope};
+
+fn render(
+    status: StatusCode,
+    page: &impl Template,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
+    let mut response = match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "template rendering failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    let mut response = redirect(StatusCode::SEE_OTHER, location);
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn forbidden_post() -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was sent from another site or has expired. Go back, reload the page and try again.",
+    )
+}
+
+/// A form post's parameters, after the CSRF and same-origin checks.
+async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), PageError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(body)
+        .await
+        .map_err(|_| PageError::bad_request("The form is too large."))?;
+    let params = Params::from_body(&parts.headers, &bytes, &[]).map_err(|e| {
+        PageError::bad_request(format!("The form could not be read: {}.", e.description))
+    })?;
+    if !auth.form_post_allowed(&parts.headers, params.get("csrf_token")) {
+        return Err(forbidden_post());
+    }
+    Ok((parts, params))
+}
+
+/// Only authorization requests are resumed from a sign-in form: a query naming a client.
+fn authorize_query(raw: Option<&str>) -> Option<&str> {
+    let raw = raw?;
+    let params = Params::from_query(Some(raw), &["resource"]).ok()?;
+    params.get("client_id").map(|_| raw)
+}
+
+async fn client_name(auth: &McpAuth, query: Option<&str>) -> Option<String> {
+    let params = Params::from_query(query, &["resource"]).ok()?;
+    let client = auth
+        .inner
+        .store
+        .client_by_id(params.get("client_id")?)
+        .await
+        .ok()??;
+    client.name.or(Some(client.client_id))
+}
+
+fn with_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    }
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_page(
+    State(auth): State<McpAuth>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pending = authorize_query(query.as_deref());
+    let mut cookies = Vec::new();
+    if pending.is_none() {
+        // An ordinary sign-in: whatever authorization request was pending is abandoned.
+        if auth.read_cookie(&headers, AUTHORIZE_COOKIE).is_some() {
+            cookies.push(auth.clear_cookie(AUTHORIZE_COOKIE));
+        }
+        if matches!(auth.browser_session(&headers).await, Ok(Some(_))) {
+            return see_other("/", cookies);
+        }
+    }
+    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    cookies.extend(csrf_cookie);
+    let name = client_name(&auth, pending).await;
+    let sign_up_href = with_query("/sign-up", pending);
+    let page = SignInPage {
+        csrf_token: &csrf,
+        authorize_query: pending,
+        error: None,
+        email: "",
+        client_name: name.as_deref(),
+        sign_up_href: &sign_up_href,
+    };
+    render(StatusCode::OK, &page, cookies)
+}
+
+/// `POST /sign-in`.
+pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, params) = match form_post(&auth, request).await {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    let ip = client_ip(&parts.extensions);
+    let pending = authorize_query(params.get("authorize_query"));
+    let email = params.get("email").unwrap_or_default();
+    let password = params.get("password").unwrap_or_default();
+    match auth.check_credentials(email, password, &ip).await {
+        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending).await,
+        Err(error) => {
+            let (csrf, _) = auth.csrf_token(&parts.headers);
+            let name = client_name(&auth, pending).await;
+            let sign_up_href = with_query("/sign-up", pending);
+            let message = error.to_string();
+            let page = SignInPage {
+                csrf_token: &csrf,
+                authorize_query: pending,
+                error: Some(&message),
+                email,
+                client_name: name.as_deref(),
+                sign_up_href: &sign_up_href,
+            };
+            render(error.page_status(), &page, [])
+        }
+    }
+}
+
+/// After a successful sign-in or sign-up form: continue the authorization request the form
+/// carried, or go home. Either way the pending-request cookie is spent.
+async fn signed_in(
+    auth: &McpAuth,
+    headers: &HeaderMap,
+    user: &User,
+    ip: &str,
+    pending: Option<&str>,
+) -> Response {
+    let (session, cookie) = match auth.start_session(user, headers, ip).await {
+        Ok(started) => started,
+        Err(error) => return PageError::from(error).into_response(),
+    };
+    let cookies = [cookie, auth.clear_cookie(AUTHORIZE_COOKIE)];
+    match pending {
+        Some(query) => match auth.resume_authorization(query, &session, user).await {
+            Ok(url) => see_other(&url, cookies),
+            Err(error) => {
+                let mut response = error.into_response();
+                for cookie in cookies {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                response
+            }
+        },
+        None => see_other("/", cookies),
+    }
+}
+
+/// `GET /sign-up`.
+pub async fn sign_up_page(
+    State(auth): State<McpAuth>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pending = authorize_query(query.as_deref());
+    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let name = client_name(&auth, pending).await;
+    let sign_in_href = with_query("/sign-in", pending);
+    let page = SignUpPage {
+        csrf_token: &csrf,
+        authorize_query: pending,
+        error: None,
+        email: "",
+        name: "",
+        client_name: name.as_deref(),
+        sign_in_href: &sign_in_href,
+    };
+    render(StatusCode::OK, &page, csrf_cookie)
+}
+
+/// `POST /sign-up`.
+pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, params) = match form_post(&auth, request).await {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    let ip = client_ip(&parts.extensions);
+    let pending = authorize_query(params.get("authorize_query"));
+    let email = params.get("email").unwrap_or_default();
+    let name = params.get("name").unwrap_or_default();
+    let result = match auth
+        .inner
+        .limiter
+        .hit(crate::web::Limit::SignUpPerIp, &ip, auth.now())
+    {
+        Err(limited) => Err(AccountError::RateLimited(limited)),
+        Ok(()) => {
+            auth.create_user(
+                email,
+                params.get("password").unwrap_or_default(),
+                Some(name),
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending).await,
+        Err(error) => {
+            let (csrf, _) = auth.csrf_token(&parts.headers);
+            let client = client_name(&auth, pending).await;
+            let sign_in_href = with_query("/sign-in", pending);
+            let message = error.to_string();
+            let page = SignUpPage {
+                csrf_token: &csrf,
+                authorize_query: pending,
+                error: Some(&message),
+                email,
+                name,
+                client_name: client.as_deref(),
+                sign_in_href: &sign_in_href,
+            };
+            render(error.page_status(), &page, [])
+        }
+    }
+}
+
+/// `GET /consent?consent_code=…`.
+pub async fn consent_page(
+    State(auth): State<McpAuth>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let user = match auth.browser_session(&headers).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return see_other("/sign-in", []),
+        Err(error) => return PageError::from(error).into_response(),
+    };
+    let params = Params::from_query(query.as_deref(), &[]).unwrap_or_default();
+    let Some(consent_code) = params.get("consent_code") else {
+        return PageError::bad_request("This page needs a consent_code.").into_response();
+    };
+    let (pending, client) = match auth.pending_consent(consent_code, &user).await {
+        Ok(found) => found,
+        Err(error) => return error.into_response(),
+    };
+    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let redirect_host = redirect_host(&pending.redirect_uri);
+    let scopes = pending
+        .scopes
+        .split_whitespace()
+        .map(|scope| ScopeView {
+            name: scope.to_owned(),
+            description: describe_scope(scope),
+        })
+        .collect();
+    let name = client.name.clone().unwrap_or_default();
+    let page = ConsentPage {
+        csrf_token: &csrf,
+        consent_code,
+        client_name: &name,
+        client_id: &client.client_id,
+        logo_uri: client.logo_uri.as_deref(),
+        redirect_host: &redirect_host,
+        redirect_is_local: redirect_uri::is_loopback(&pending.redirect_uri),
+        scopes,
+        user_email: &user.email,
+    };
+    render(StatusCode::OK, &page, csrf_cookie)
+}
+
+/// How the consent page names where the browser goes back to: the host (and port), or the
+/// scheme and authority of a private-use URI.
+fn redirect_host(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            let host = url.host_str().unwrap_or_default();
+            match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            }
+        }
+        Ok(url) => match url.host_str() {
+            Some(host) => format!("{}://{host}", url.scheme()),
+            None => format!("{}:", url.scheme()),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// `POST /consent` with `accept=true|false`.
+pub async fn consent_submit(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, params) = match form_post(&auth, request).await {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    let user = match auth.browser_session(&parts.headers).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return see_other("/sign-in", []),
+        Err(error) => return PageError::from(error).into_response(),
+    };
+    let (Some(code), Some(accept)) = (
+        params.get("consent_code"),
+        params.get("accept").and_then(parse_accept),
+    ) else {
+        return PageError::bad_request("Choose Allow or Deny.").into_response();
+    };
+    match auth.decide_consent(code, accept, &user).await {
+        Ok(url) => see_other(&url, []),
+        Err(error) => PageError::bad_request(format!(
+            "The approval could not be recorded: {}.",
+            error.description
+        ))
+        .into_response(),
+    }
+}
+
+/// `GET /`: who is signed in and where to point an MCP client.
+pub async fn home_page(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
+    let user = match auth.browser_session(&headers).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return see_other("/sign-in", []),
+        Err(error) => return PageError::from(error).into_response(),
+    };
+    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let page = HomePage {
+        csrf_token: &csrf,
+        user_name: &user.name,
+        user_email: &user.email,
+        mcp_url: &auth.inner.options.resource,
+    };
+    render(StatusCode::OK, &page, csrf_cookie)
+}
+
+/// `POST /sign-out` (form).
+pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, _) = match form_post(&auth, request).await {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    if let Err(error) = auth.end_session(&parts.headers).await {
+        return PageError::from(error).into_response();
+    }
+    see_other(
+        "/sign-in",
+        [
+            auth.clear_cookie(SESSION_COOKIE),
+            auth.clear_cookie(AUTHORIZE_COOKIE),
+        ],
+    )
+}
+
+/// `GET /assets/mcpauth.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        views::STYLESHEET,
+    )
+        .into_response()
+}

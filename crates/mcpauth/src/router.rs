@@ -1,0 +1,136 @@
+//! Which path answers what (SPEC §2), and which layers each group of routes gets: CORS for the
+//! endpoints browsers call cross-origin, security headers for pages, and never CORS on the
+//! authorization, sign-in and consent routes (SECURITY S17).
+
+use axum::Router;
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::McpAuth;
+use crate::account::{get_session, sign_in_email, sign_out, sign_up_email};
+use crate::authorize::{authorize_endpoint, consent_api};
+use crate::discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+use crate::pages;
+use crate::register::register_client;
+use crate::session::get_mcp_session;
+use crate::token::token_endpoint;
+use crate::web::page_headers;
+
+pub fn build(auth: McpAuth) -> Router {
+    let base = auth.inner.options.base_path.clone();
+    let issuer_path = url::Url::parse(&auth.inner.options.issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let resource_path = auth.inner.resource_path.clone();
+
+    let mut discovery = Router::new();
+    let mut as_paths = vec![
+        "/.well-known/oauth-authorization-server".to_owned(),
+        format!("{base}/.well-known/oauth-authorization-server"),
+        "/.well-known/openid-configuration".to_owned(),
+        format!("{base}/.well-known/openid-configuration"),
+    ];
+    if !issuer_path.is_empty() {
+        as_paths.push(format!(
+            "/.well-known/oauth-authorization-server{issuer_path}"
+        ));
+        as_paths.push(format!("/.well-known/openid-configuration{issuer_path}"));
+        as_paths.push(format!("{issuer_path}/.well-known/openid-configuration"));
+    }
+    for path in dedup(as_paths) {
+        discovery = discovery.route(&path, get(oauth_discovery_metadata));
+    }
+    let prm_paths = vec![
+        "/.well-known/oauth-protected-resource".to_owned(),
+        format!("/.well-known/oauth-protected-resource{resource_path}"),
+        format!("{base}/.well-known/oauth-protected-resource"),
+    ];
+    for path in dedup(prm_paths) {
+        discovery = discovery.route(&path, get(oauth_protected_resource_metadata));
+    }
+
+    let cross_origin = discovery
+        .route(&format!("{base}/mcp/register"), post(register_client))
+        .route(&format!("{base}/mcp/token"), post(token_endpoint))
+        .route(&format!("{base}/mcp/get-session"), get(get_mcp_session))
+        .layer(cors());
+
+    let pages = Router::new()
+        .route(&format!("{base}/mcp/authorize"), get(authorize_endpoint))
+        .route(
+            "/sign-in",
+            get(pages::sign_in_page).post(pages::sign_in_submit),
+        )
+        .route(
+            "/sign-up",
+            get(pages::sign_up_page).post(pages::sign_up_submit),
+        )
+        .route(
+            "/consent",
+            get(pages::consent_page).post(pages::consent_submit),
+        )
+        .route("/sign-out", post(pages::sign_out_submit))
+        .route("/", get(pages::home_page))
+        .layer(from_fn(page_headers));
+
+    let account = Router::new()
+        .route(&format!("{base}/sign-up/email"), post(sign_up_email))
+        .route(&format!("{base}/sign-in/email"), post(sign_in_email))
+        .route(&format!("{base}/sign-out"), post(sign_out))
+        .route(&format!("{base}/get-session"), get(get_session))
+        .route(&format!("{base}/oauth2/consent"), post(consent_api));
+
+    Router::new()
+        .merge(cross_origin)
+        .merge(pages)
+        .merge(account)
+        .route("/assets/mcpauth.css", get(pages::stylesheet))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::new())
+        .with_state(auth)
+}
+
+/// CORS for endpoints that browser-based MCP clients (the Inspector) call: any origin, no
+/// credentials (these endpoints never read cookies).
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+fn dedup(paths: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for path in paths {
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "error": "not_found", "error_description": "no such endpoint" })),
+    )
+        .into_response()
+}

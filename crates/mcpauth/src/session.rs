@@ -1,0 +1,195 @@
+//! Sessions for resource servers (SPEC §5.6): an access token presented as a bearer token
+//! (RFC 6750 §2.1) becomes an [`McpSession`] after every check that decides whether it still
+//! works, or a 401 carrying the challenge MCP clients discover from (RFC 9728 §5.1).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpauth_core::{StoreError, secret};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::McpAuth;
+
+/// Who is calling, as established from a valid access token. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpSession {
+    /// Identifier of the access token (not the token itself).
+    pub token_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// The resource the token was issued for (RFC 8707).
+    pub audience: String,
+    /// When the token expires, in seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+impl McpSession {
+    /// True when the token was granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Why a request carries no usable bearer token.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token was presented and is unknown, expired, revoked or not for this resource.
+    Invalid(&'static str),
+    /// The database could not be asked.
+    Unavailable(StoreError),
+}
+
+/// The token in an `Authorization: Bearer …` header. The scheme is case-insensitive
+/// (RFC 7235 §2.1); the token must have the b64token form of RFC 6750 §2.1.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(BearerError::Invalid("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| BearerError::Invalid("malformed Authorization header"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim();
+    let well_formed = !token.is_empty()
+        && token.len() <= 512
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    if well_formed {
+        Ok(Some(token))
+    } else {
+        Err(BearerError::Invalid("malformed bearer token"))
+    }
+}
+
+impl McpAuth {
+    /// The session of the bearer token in `headers`, after checking it is known, unexpired,
+    /// unrevoked, issued for this server's resource (exact match), its client enabled and its
+    /// user present and enabled. The Rust twin of Better Auth's `auth.api.getMcpSession`.
+    pub async fn get_mcp_session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<McpSession>, StoreError> {
+        match self.verify_bearer(headers).await {
+            Ok(session) => Ok(Some(session)),
+            Err(BearerError::Unavailable(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Like [`Self::get_mcp_session`], saying why there is no session.
+    pub async fn verify_bearer(&self, headers: &HeaderMap) -> Result<McpSession, BearerError> {
+        let token = bearer_token(headers)?.ok_or(BearerError::Missing)?;
+        let grant = self
+            .inner
+            .store
+            .access_token(&secret::hash_token(token))
+            .await
+            .map_err(BearerError::Unavailable)?
+            .ok_or(BearerError::Invalid("the access token is not recognised"))?;
+        let t = &grant.token;
+        if t.expires_at <= self.now() {
+            return Err(BearerError::Invalid("the access token has expired"));
+        }
+        if grant.family_revoked {
+            return Err(BearerError::Invalid("the access token has been revoked"));
+        }
+        if grant.client_disabled || grant.user.disabled {
+            return Err(BearerError::Invalid(
+                "the access token's grant is no longer valid",
+            ));
+        }
+        if t.audience != self.inner.options.resource {
+            return Err(BearerError::Invalid(
+                "the access token was issued for another resource",
+            ));
+        }
+        Ok(McpSession {
+            token_id: t.id.clone(),
+            user_id: t.user_id.clone(),
+            client_id: t.client_id.clone(),
+            scopes: t.scopes.split_whitespace().map(str::to_owned).collect(),
+            audience: t.audience.clone(),
+            expires_at: t.expires_at,
+        })
+    }
+
+    /// The `WWW-Authenticate` challenge of SPEC §5.1.
+    pub fn bearer_challenge(&self, error: Option<(&str, &str)>, scopes: &[String]) -> String {
+        let mut challenge = format!(
+            "Bearer resource_metadata=\"{}\"",
+            self.inner.resource_metadata_url
+        );
+        if !scopes.is_empty() {
+            challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+        }
+        if let Some((code, description)) = error {
+            challenge.push_str(&format!(
+                ", error=\"{code}\", error_description=\"{}\"",
+                description.replace(['"', '\\'], "'")
+            ));
+        }
+        challenge
+    }
+
+    /// The answer to a request without a usable bearer token: 401 (503 when the database is
+    /// down) with the challenge and a JSON-RPC error body.
+    pub fn unauthorized(&self, error: &BearerError) -> Response {
+        let (status, invalid, message) = match error {
+            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "authorization required"),
+            BearerError::Invalid(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
+            BearerError::Unavailable(e) => {
+                tracing::error!(error = %e, "storage failure while checking a bearer token");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    "the server could not check the token; try again",
+                )
+            }
+        };
+        let body = json!({
+            "jsonrpc": "2.0",
+            "error": { "code": -32000, "message": message },
+            "id": null,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        let challenge = self.bearer_challenge(
+            invalid.map(|why| ("invalid_token", why)),
+            &self.inner.options.mcp_scopes,
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// `GET {base}/mcp/get-session`: the session of a bearer token, never a refresh token.
+pub async fn get_mcp_session(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
+    match auth.verify_bearer(&headers).await {
+        Ok(session) => {
+            let mut response = axum::Json(session).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => auth.unauthorized(&error),
+    }
+}

@@ -1,0 +1,447 @@
+//! The token endpoint (OAuth 2.1 §3.2, RFC 6749 §4.1.3 and §6, RFC 7636 §4.6, RFC 8707 §2.2).
+//!
+//! The client is authenticated before the code is consumed. A code works once; a second use
+//! revokes what the first produced (SECURITY S8). Refresh tokens rotate on every use; a client
+//! that lost the answer may retry within `refresh_reuse_grace` and gets the same answer back,
+//! read from a copy sealed under the old token; any later reuse revokes the whole grant (S12).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use mcpauth_core::model::{
+    AccessToken, AuthorizationCode, Client, CodeRedemption, RefreshToken, Rotation,
+    TokenEndpointAuthMethod,
+};
+use mcpauth_core::{ErrorCode, OAuthError, Scopes, pkce, secret};
+use serde_json::{Value, json};
+
+use crate::McpAuth;
+use crate::errors::OAuthJson;
+use crate::options::RefreshTokenPolicy;
+use crate::params::{Params, read_body};
+use crate::web::{Limit, client_ip};
+
+/// `POST {base}/mcp/token`.
+pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&parts.extensions);
+    if let Err(limited) = auth.inner.limiter.hit(Limit::TokenPerIp, &ip, auth.now()) {
+        return limited.annotate(OAuthJson::from(limited.error()).into_response());
+    }
+    match token(&auth, &parts.headers, body).await {
+        Ok(body) => {
+            let mut response = axum::Json(body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn token(auth: &McpAuth, headers: &HeaderMap, body: Body) -> Result<Value, OAuthJson> {
+    let bytes = read_body(body).await?;
+    let params = Params::from_body(headers, &bytes, &["resource"])?;
+    let grant_type = params.require("grant_type")?;
+    if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type {grant_type:?} is not supported; use authorization_code or refresh_token"),
+        )
+        .into());
+    }
+    let basic = basic_credentials(headers);
+    let used_basic = basic.is_some();
+    let client = authenticate_client(auth, basic, &params)
+        .await
+        .map_err(|error| OAuthJson {
+            basic_challenge: used_basic,
+            ..OAuthJson::from(error)
+        })?;
+    match grant_type {
+        "authorization_code" => exchange_code(auth, &client, &params).await,
+        _ => refresh(auth, &client, &params).await,
+    }
+}
+
+/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part form-encoded).
+/// `Some(Err)` when the header is there but malformed.
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let malformed =
+        || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic");
+    let parse = || -> Result<(String, String), OAuthError> {
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(OAuthError::invalid_client(
+                "only HTTP Basic client authentication is accepted in the Authorization header",
+            ));
+        }
+        let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+        let unescape = |s: &str| {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok((unescape(id), unescape(secret)))
+    };
+    Some(parse())
+}
+
+async fn authenticate_client(
+    auth: &McpAuth,
+    basic: Option<Result<(String, String), OAuthError>>,
+    params: &Params,
+) -> Result<Client, OAuthError> {
+    let basic = basic.transpose()?;
+    let body_secret = params.get("client_secret");
+    let (client_id, presented, method) = match basic {
+        Some((id, secret)) => {
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not Basic and client_secret together",
+                ));
+            }
+            if params.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_client(
+                    "client_id in the body differs from the Basic credentials",
+                ));
+            }
+            (id, Some(secret), TokenEndpointAuthMethod::ClientSecretBasic)
+        }
+        None => {
+            let id = params.get("client_id").ok_or_else(|| {
+                OAuthError::invalid_client("client authentication is required (client_id missing)")
+            })?;
+            let method = if body_secret.is_some() {
+                TokenEndpointAuthMethod::ClientSecretPost
+            } else {
+                TokenEndpointAuthMethod::None
+            };
+            (id.to_owned(), body_secret.map(str::to_owned), method)
+        }
+    };
+    let unknown = || OAuthError::invalid_client("client authentication failed");
+    let client = auth
+        .inner
+        .store
+        .client_by_id(&client_id)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(unknown)?;
+    if client.token_endpoint_auth_method != method {
+        return Err(OAuthError::invalid_client(format!(
+            "this client authenticates with {}",
+            client.token_endpoint_auth_method.as_str()
+        )));
+    }
+    if let Some(presented) = presented {
+        let stored = client.client_secret_hash.as_deref().unwrap_or_default();
+        if !secret::constant_time_eq(secret::hash_token(&presented).as_bytes(), stored.as_bytes()) {
+            return Err(unknown());
+        }
+    }
+    Ok(client)
+}
+
+async fn exchange_code(
+    auth: &McpAuth,
+    client: &Client,
+    params: &Params,
+) -> Result<Value, OAuthJson> {
+    let code = params.require("code")?;
+    let verifier = params.get("code_verifier");
+    let resource = params.all("resource");
+    let now = auth.now();
+    let record = match auth
+        .inner
+        .store
+        .consume_code(&secret::hash_token(code), now)
+        .await?
+    {
+        CodeRedemption::Redeemed(record) => record,
+        CodeRedemption::Replayed => {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used; tokens issued from it are revoked",
+            )
+            .into());
+        }
+        CodeRedemption::Unknown => {
+            return Err(OAuthError::invalid_grant("the authorization code is not valid").into());
+        }
+    };
+    check_code(&record, client, params.get("redirect_uri"), verifier, now)?;
+    if !resource.is_empty() && resource.iter().any(|r| *r != record.resource) {
+        return Err(OAuthError::invalid_target(
+            "resource differs from the one the code was issued for",
+        )
+        .into());
+    }
+    let scopes = Scopes::parse(&record.scopes)?;
+    let options = &auth.inner.options;
+    let with_refresh = scopes.contains("offline_access")
+        || (options.refresh_token_policy == RefreshTokenPolicy::RegisteredGrant
+            && client.has_grant_type("refresh_token"));
+    let issued = Issued::new(
+        auth,
+        Grant {
+            client,
+            family_id: &record.family_id,
+            user_id: &record.user_id,
+            scopes: &scopes,
+            grant_scopes: &scopes,
+            resource: &record.resource,
+        },
+        with_refresh.then_some(now + options.refresh_family_lifetime),
+    );
+    auth.inner
+        .store
+        .issue_tokens(&issued.access, issued.refresh.as_ref())
+        .await?;
+    Ok(issued.response)
+}
+
+/// The bindings of SECURITY S9 (and S5, S6).
+fn check_code(
+    record: &AuthorizationCode,
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    if record.expires_at <= now {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    if record.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if redirect_uri.is_some_and(|uri| uri != record.redirect_uri) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    match (&record.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            if !pkce::verify_s256(verifier, challenge) {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant("code_verifier is required"));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier was sent but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+async fn refresh(auth: &McpAuth, client: &Client, params: &Params) -> Result<Value, OAuthJson> {
+    let presented = params.require("refresh_token")?;
+    let old_hash = secret::hash_token(presented);
+    let now = auth.now();
+    let invalid = || OAuthError::invalid_grant("the refresh token is not valid");
+    let (old, family) = auth
+        .inner
+        .store
+        .refresh_token(&old_hash)
+        .await?
+        .ok_or_else(invalid)?;
+    if old.client_id != client.client_id {
+        return Err(
+            OAuthError::invalid_grant("the refresh token was issued to another client").into(),
+        );
+    }
+    if family.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the grant has been revoked").into());
+    }
+    if let Some(rotated_at) = old.rotated_at {
+        return replay_or_revoke(
+            auth,
+            presented,
+            &family.id,
+            rotated_at,
+            old.retry_response.as_deref(),
+        )
+        .await;
+    }
+    if old.expires_at <= now || family.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the refresh token has expired").into());
+    }
+    let granted = Scopes::parse(&old.scopes)?;
+    let scopes = match params.get("scope") {
+        Some(raw) => {
+            let requested = Scopes::parse(raw)?;
+            if !requested.is_subset_of(&granted) {
+                return Err(OAuthError::invalid_scope(
+                    "a refresh may narrow the scope, never widen it",
+                )
+                .into());
+            }
+            requested
+        }
+        None => granted.clone(),
+    };
+    let resource = params.all("resource");
+    if resource.iter().any(|r| *r != old.resource) {
+        return Err(OAuthError::invalid_target(
+            "resource differs from the one the grant was issued for",
+        )
+        .into());
+    }
+    match auth.inner.store.user_by_id(&old.user_id).await? {
+        Some(user) if !user.disabled => {}
+        _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
+    }
+    let issued = Issued::new(
+        auth,
+        Grant {
+            client,
+            family_id: &family.id,
+            user_id: &old.user_id,
+            scopes: &scopes,
+            grant_scopes: &granted,
+            resource: &old.resource,
+        },
+        Some(family.expires_at),
+    );
+    let Some(refresh) = &issued.refresh else {
+        return Err(OAuthError::server_error().into());
+    };
+    let sealed = secret::seal(presented, issued.response.to_string().as_bytes());
+    match auth
+        .inner
+        .store
+        .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh)
+        .await?
+    {
+        Rotation::Rotated => Ok(issued.response),
+        Rotation::AlreadyRotated {
+            rotated_at,
+            retry_response,
+        } => {
+            replay_or_revoke(
+                auth,
+                presented,
+                &family.id,
+                rotated_at,
+                retry_response.as_deref(),
+            )
+            .await
+        }
+    }
+}
+
+/// A rotated refresh token came back: within the grace window the client gets the answer it
+/// lost; after it, the grant is treated as stolen and revoked.
+async fn replay_or_revoke(
+    auth: &McpAuth,
+    presented: &str,
+    family_id: &str,
+    rotated_at: i64,
+    retry_response: Option<&str>,
+) -> Result<Value, OAuthJson> {
+    let now = auth.now();
+    if now - rotated_at <= auth.inner.options.refresh_reuse_grace
+        && let Some(previous) = retry_response
+            .and_then(|sealed| secret::open(presented, sealed))
+            .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+    {
+        return Ok(previous);
+    }
+    auth.inner.store.revoke_family(family_id, now).await?;
+    tracing::warn!(
+        family_id,
+        "refresh token reused after rotation; the grant is revoked"
+    );
+    Err(
+        OAuthError::invalid_grant("the refresh token was already used; the grant has been revoked")
+            .into(),
+    )
+}
+
+/// Tokens minted for one response, and the response.
+struct Issued {
+    access: AccessToken,
+    refresh: Option<RefreshToken>,
+    response: Value,
+}
+
+/// What the tokens of one response are for.
+struct Grant<'a> {
+    client: &'a Client,
+    family_id: &'a str,
+    user_id: &'a str,
+    /// Scopes of the access token (possibly narrowed).
+    scopes: &'a Scopes,
+    /// Scopes of the whole grant, which the refresh token keeps.
+    grant_scopes: &'a Scopes,
+    resource: &'a str,
+}
+
+impl Issued {
+    /// Mints an access token, and a refresh token when `refresh_until` (the grant's absolute
+    /// end) is given.
+    fn new(auth: &McpAuth, grant: Grant<'_>, refresh_until: Option<i64>) -> Self {
+        let options = &auth.inner.options;
+        let now = auth.now();
+        let access_token = secret::random_token();
+        let access = AccessToken {
+            id: secret::random_id(),
+            token_hash: secret::hash_token(&access_token),
+            family_id: grant.family_id.to_owned(),
+            client_id: grant.client.client_id.clone(),
+            user_id: grant.user_id.to_owned(),
+            scopes: grant.scopes.to_string(),
+            audience: grant.resource.to_owned(),
+            expires_at: now + options.access_token_expires_in,
+            created_at: now,
+        };
+        let refresh_token = refresh_until.map(|end| (secret::random_token(), end));
+        let refresh = refresh_token.as_ref().map(|(token, end)| RefreshToken {
+            id: secret::random_id(),
+            token_hash: secret::hash_token(token),
+            family_id: grant.family_id.to_owned(),
+            client_id: grant.client.client_id.clone(),
+            user_id: grant.user_id.to_owned(),
+            scopes: grant.grant_scopes.to_string(),
+            resource: grant.resource.to_owned(),
+            expires_at: (now + options.refresh_token_expires_in).min(*end),
+            created_at: now,
+            rotated_at: None,
+            retry_response: None,
+        });
+        let mut response = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": options.access_token_expires_in,
+            "scope": grant.scopes.to_string(),
+        });
+        if let Some((token, _)) = refresh_token {
+            response["refresh_token"] = Value::String(token);
+        }
+        Self {
+            access,
+            refresh,
+            response,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The browser-facing plumbing: cookies (plain and signed), CSRF tokens, the same-origin check
+//! on credentialed posts (SECURITY S25), security headers for pages (S18, S23), client
+//! addresses and rate limits (S26, M5).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpauth_core::{ErrorCode, OAuthError, secret};
+
+use crate::McpAuth;
+use crate::options::RateLimitOptions;
+
+pub const SESSION_COOKIE: &str = "mcpauth.session_token";
+pub const CSRF_COOKIE: &str = "mcpauth.csrf";
+pub const AUTHORIZE_COOKIE: &str = "mcpauth.authorize";
+
+/// The value of a cookie sent by the browser.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+impl McpAuth {
+    /// The cookie's name as sent: `__Host-` prefixed when the issuer is https.
+    pub(crate) fn cookie_name(&self, base: &str) -> String {
+        if self.inner.secure_cookies {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    pub(crate) fn read_cookie<'a>(&self, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+        cookie(headers, &self.cookie_name(base))
+    }
+
+    /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` on https.
+    pub(crate) fn set_cookie(&self, base: &str, value: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.inner.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        let line = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.cookie_name(base)
+        );
+        HeaderValue::from_str(&line).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    pub(crate) fn clear_cookie(&self, base: &str) -> HeaderValue {
+        self.set_cookie(base, "", 0)
+    }
+
+    /// A value only this server can have made: `payload.signature`, bound to the cookie name.
+    pub(crate) fn sign_value(&self, purpose: &str, payload: &str) -> String {
+        let encoded = URL_SAFE_NO_PAD.encode(payload);
+        let signature = secret::sign(
+            &self.inner.secret,
+            format!("{purpose}:{encoded}").as_bytes(),
+        );
+        format!("{encoded}.{signature}")
+    }
+
+    /// The payload of a value made by [`Self::sign_value`] for the same purpose.
+    pub(crate) fn verify_value(&self, purpose: &str, value: &str) -> Option<String> {
+        let (encoded, signature) = value.split_once('.')?;
+        if !secret::verify(
+            &self.inner.secret,
+            format!("{purpose}:{encoded}").as_bytes(),
+            signature,
+        ) {
+            return None;
+        }
+        String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
+    }
+
+    /// The CSRF token for this browser, and the cookie to set when the browser has none yet.
+    pub(crate) fn csrf_token(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+        match self.read_cookie(headers, CSRF_COOKIE) {
+            Some(existing) => (self.csrf_for(existing), None),
+            None => {
+                let fresh = secret::random_token();
+                let set = self.set_cookie(CSRF_COOKIE, &fresh, 86_400);
+                (self.csrf_for(&fresh), Some(set))
+            }
+        }
+    }
+
+    fn csrf_for(&self, cookie_value: &str) -> String {
+        secret::sign(
+            &self.inner.secret,
+            format!("csrf:{cookie_value}").as_bytes(),
+        )
+    }
+
+    /// Checks a form post: same-origin by Fetch Metadata / Origin, and a CSRF token that
+    /// matches this browser's CSRF cookie.
+    pub(crate) fn form_post_allowed(&self, headers: &HeaderMap, token: Option<&str>) -> bool {
+        let Some(cookie_value) = self.read_cookie(headers, CSRF_COOKIE) else {
+            return false;
+        };
+        let Some(token) = token else {
+            return false;
+        };
+        self.same_origin(headers)
+            && secret::constant_time_eq(self.csrf_for(cookie_value).as_bytes(), token.as_bytes())
+    }
+
+    /// False when the browser says the request came from another site.
+    pub(crate) fn same_origin(&self, headers: &HeaderMap) -> bool {
+        let site_ok = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            Some(site) => site == "same-origin" || site == "none",
+            None => true,
+        };
+        let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            Some(origin) => origin == self.inner.origin,
+            None => true,
+        };
+        site_ok && origin_ok
+    }
+}
+
+/// Security headers for every HTML page and the authorization endpoint (SECURITY S18, S23).
+pub async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The address the request came from (the TCP peer).
+pub fn client_ip(request_extensions: &axum::http::Extensions) -> String {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Fixed-window request counters, per instance.
+pub struct RateLimiter {
+    options: RateLimitOptions,
+    windows: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+/// Which limit a request counts against.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    SignInPerIp,
+    SignInPerAccount,
+    SignUpPerIp,
+    RegisterPerIp,
+    TokenPerIp,
+}
+
+impl RateLimiter {
+    pub fn new(options: RateLimitOptions) -> Self {
+        Self {
+            options,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limit_of(&self, limit: Limit) -> (u32, &'static str) {
+        let o = &self.options;
+        match limit {
+            Limit::SignInPerIp => (o.sign_in_per_ip, "sign-in"),
+            Limit::SignInPerAccount => (o.sign_in_per_account, "sign-in-account"),
+            Limit::SignUpPerIp => (o.sign_up_per_ip, "sign-up"),
+            Limit::RegisterPerIp => (o.register_per_ip, "register"),
+            Limit::TokenPerIp => (o.token_per_ip, "token"),
+        }
+    }
+
+    /// Counts one request; `Err` with a `too_many_requests` error when over the limit.
+    pub fn hit(&self, limit: Limit, key: &str, now: i64) -> Result<(), RateLimited> {
+        let (max, kind) = self.limit_of(limit);
+        if max == 0 {
+            return Ok(());
+        }
+        let window = self.options.window.max(1);
+        let start = now - now.rem_euclid(window);
+        let mut windows = match self.windows.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if windows.len() > 100_000 {
+            windows.retain(|_, (s, _)| *s == start);
+        }
+        let entry = windows.entry(format!("{kind}:{key}")).or_insert((start, 0));
+        if entry.0 != start {
+            *entry = (start, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 > max {
+            Err(RateLimited {
+                retry_after: start + window - now,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A request over its limit; answered with 429 and `Retry-After`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimited {
+    pub retry_after: i64,
+}
+
+impl RateLimited {
+    pub fn error(self) -> OAuthError {
+        OAuthError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many requests; try again in {} seconds",
+                self.retry_after
+            ),
+        )
+    }
+
+    /// Adds `Retry-After` to a response.
+    pub fn annotate(self, mut response: Response) -> Response {
+        if let Ok(value) = HeaderValue::from_str(&self.retry_after.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
