@@ -51,6 +51,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] when the client id is taken.
     async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
 
+    /// Creates the client, or replaces everything but its creation time when the client id
+    /// exists (for pre-registered, trusted clients from configuration).
+    async fn save_client(&self, client: &Client) -> Result<(), StoreError>;
+
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError>;

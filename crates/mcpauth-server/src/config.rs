@@ -5,7 +5,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use mcpauth::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy};
+use mcpauth::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of `mcpauth serve`.
@@ -40,6 +40,8 @@ pub struct Settings {
     pub mcp_scopes: Vec<String>,
     pub require_pkce_for_confidential: bool,
     pub allow_dynamic_client_registration: bool,
+    /// `[[trusted_clients]]`: clients registered by configuration.
+    pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged into the authorization server metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub rate_limits: RateLimitSettings,
@@ -98,6 +100,7 @@ impl Default for Settings {
             mcp_scopes: d.mcp_scopes,
             require_pkce_for_confidential: d.require_pkce_for_confidential,
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
+            trusted_clients: Vec::new(),
             metadata: serde_json::Map::new(),
             rate_limits: RateLimitSettings::default(),
         }
@@ -170,6 +173,7 @@ impl Settings {
         o.mcp_scopes = self.mcp_scopes.clone();
         o.require_pkce_for_confidential = self.require_pkce_for_confidential;
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
+        o.trusted_clients = self.trusted_clients.clone();
         o.metadata = self.metadata.clone();
         let r = &self.rate_limits;
         o.rate_limits = if r.enabled {

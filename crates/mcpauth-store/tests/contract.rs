@@ -286,6 +286,25 @@ pub mod contract {
             other => panic!("expected a conflict, got {other:?}"),
         }
         assert_eq!(store.client_by_id("c3").await.unwrap(), None);
+
+        // save_client creates, then replaces everything but the creation time.
+        let mut trusted = client("c3");
+        store.save_client(&trusted).await.unwrap();
+        assert_eq!(
+            store.client_by_id("c3").await.unwrap(),
+            Some(trusted.clone())
+        );
+        let first_created = trusted.created_at;
+        trusted.name = Some("Renamed".to_owned());
+        trusted.redirect_uris = vec!["https://new.example/cb".to_owned()];
+        trusted.skip_consent = true;
+        trusted.created_at = first_created + 100;
+        store.save_client(&trusted).await.unwrap();
+        let stored = store.client_by_id("c3").await.unwrap().expect("client");
+        assert_eq!(stored.name.as_deref(), Some("Renamed"));
+        assert_eq!(stored.redirect_uris, ["https://new.example/cb"]);
+        assert!(stored.skip_consent);
+        assert_eq!(stored.created_at, first_created);
     }
 
     pub async fn consent_upsert(store: &dyn Store) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use mcpauth_core::{Clock, SystemClock};
+use serde::{Deserialize, Serialize};
 
 /// Which clients get a refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,6 +13,31 @@ pub enum RefreshTokenPolicy {
     RegisteredGrant,
     /// Only clients that asked for `offline_access`.
     OfflineAccess,
+}
+
+/// A client registered by configuration rather than by dynamic registration (SPEC §3
+/// `trusted_clients`): written to the store at start-up, replacing any earlier version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedClient {
+    pub client_id: String,
+    /// The secret of a confidential client; only its hash is stored. `None`: a public client.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// `client_secret_basic` (default with a secret) or `client_secret_post`.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    /// Skip the consent page for this client (default true: it is trusted).
+    #[serde(default = "default_true")]
+    pub skip_consent: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Request limits per time window. A limit of 0 turns that limit off.
@@ -96,6 +122,8 @@ pub struct McpAuthOptions {
     /// Require PKCE from confidential clients too (public clients always need it).
     pub require_pkce_for_confidential: bool,
     pub allow_dynamic_client_registration: bool,
+    /// Clients registered by configuration.
+    pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged last into the authorization server metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Secret for signing cookies and CSRF tokens. `None`: one is generated once and kept in
@@ -129,6 +157,7 @@ impl McpAuthOptions {
             mcp_scopes: vec!["mcp:tools".to_owned()],
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
+            trusted_clients: Vec::new(),
             metadata: serde_json::Map::new(),
             secret: None,
             rate_limits: RateLimitOptions::default(),

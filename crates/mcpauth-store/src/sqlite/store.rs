@@ -287,6 +287,43 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn save_client(&self, client: &Client) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO "oauthApplication"
+                   (id, client_id, client_secret_hash, name, redirect_uris,
+                    token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
+                    skip_consent, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+               ON CONFLICT (client_id) DO UPDATE SET
+                   client_secret_hash = excluded.client_secret_hash,
+                   name = excluded.name,
+                   redirect_uris = excluded.redirect_uris,
+                   token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+                   grant_types = excluded.grant_types,
+                   logo_uri = excluded.logo_uri,
+                   metadata = excluded.metadata,
+                   disabled = excluded.disabled,
+                   skip_consent = excluded.skip_consent,
+                   updated_at = excluded.updated_at"#,
+        )
+        .bind(random_id())
+        .bind(&client.client_id)
+        .bind(&client.client_secret_hash)
+        .bind(&client.name)
+        .bind(json_array(&client.redirect_uris))
+        .bind(client.token_endpoint_auth_method.as_str())
+        .bind(json_array(&client.grant_types))
+        .bind(&client.logo_uri)
+        .bind(client.metadata.to_string())
+        .bind(client.disabled)
+        .bind(client.skip_consent)
+        .bind(client.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",

@@ -1,0 +1,310 @@
+//! Test kit: starts the real server (the same composition the binary runs) on port 0 with a
+//! fresh SQLite file and a clock the test can move, and drives it over real HTTP.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpauth_core::ManualClock;
+use mcpauth_server::{Application, Settings};
+use reqwest::header::LOCATION;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    /// The issuer, e.g. `http://localhost:PORT`.
+    pub base: String,
+    /// The address the server listens on (reachable even when the issuer is not).
+    pub address: std::net::SocketAddr,
+    pub clock: ManualClock,
+    pub db_path: PathBuf,
+    /// A client with no cookie jar and no redirects.
+    pub http: Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Settings for a test server: port 0, a fresh database, no rate limits.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        ..Settings::default()
+    };
+    settings.rate_limits.enabled = false;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("mcpauth.db");
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", db_path.display());
+    configure(&mut settings);
+    let clock = ManualClock::new();
+    let app = Application::build(&settings, Some(Arc::new(clock.clone())))
+        .await
+        .expect("the server builds");
+    let base = app.issuer().to_owned();
+    let address = app.address();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        address,
+        clock,
+        db_path,
+        http: client(),
+        _dir: dir,
+        shutdown: Some(tx),
+    }
+}
+
+/// A client that does not follow redirects and has no cookie jar.
+pub fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A "browser": keeps cookies, does not follow redirects.
+pub fn browser() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// A PKCE pair (verifier, S256 challenge).
+pub fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(mcpauth_core::secret::random_bytes::<32>());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The query parameters of a URL (absolute or relative).
+pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    let parsed = url::Url::parse(url)
+        .or_else(|_| {
+            url::Url::parse("http://relative.invalid")
+                .unwrap()
+                .join(url)
+        })
+        .unwrap();
+    parsed.query_pairs().into_owned().collect()
+}
+
+pub const REDIRECT_URI: &str = "http://localhost:9999/callback";
+
+/// Tokens from a completed flow.
+pub struct Flow {
+    pub client_id: String,
+    pub browser: Client,
+    pub tokens: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn resource(&self) -> String {
+        self.url("/api/mcp")
+    }
+
+    /// Signs a new user up through the JSON API in `browser` (which then holds the session).
+    pub async fn sign_up(&self, browser: &Client, email: &str) -> Response {
+        browser
+            .post(self.url("/api/auth/sign-up/email"))
+            .header("origin", &self.base)
+            .json(&json!({ "email": email, "password": PASSWORD, "name": "Test User" }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A browser that is signed in as a fresh user.
+    pub async fn signed_in_browser(&self) -> Client {
+        let browser = browser();
+        let email = format!(
+            "user-{}@example.com",
+            mcpauth_core::secret::random_id().to_lowercase()
+        );
+        let response = self.sign_up(&browser, &email).await;
+        assert_eq!(response.status(), StatusCode::OK, "sign-up works");
+        browser
+    }
+
+    /// Registers a client; panics unless the server answers 201.
+    pub async fn register(&self, body: Value) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/auth/mcp/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// Registers a public client the way MCP SDK clients do.
+    pub async fn register_public(&self, redirect_uri: &str) -> String {
+        let client = self
+            .register(json!({
+                "client_name": "Test MCP Client",
+                "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            }))
+            .await;
+        client["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /authorize` with these parameters in `browser`.
+    pub async fn authorize(&self, browser: &Client, params: &[(&str, &str)]) -> Response {
+        let url =
+            reqwest::Url::parse_with_params(&self.url("/api/auth/mcp/authorize"), params).unwrap();
+        browser.get(url).send().await.unwrap()
+    }
+
+    /// Standard authorization parameters for a public client.
+    pub fn authorize_params<'a>(
+        client_id: &'a str,
+        challenge: &'a str,
+        scope: &'a str,
+        state: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", scope),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ]
+    }
+
+    /// Approves a consent redirect through the JSON API; returns the final redirect URL.
+    pub async fn approve(&self, browser: &Client, consent_location: &str, accept: bool) -> String {
+        let consent_code = query_of(consent_location)["consent_code"].clone();
+        let response = browser
+            .post(self.url("/api/auth/oauth2/consent"))
+            .header("origin", &self.base)
+            .json(&json!({ "accept": accept, "consent_code": consent_code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["redirectURI"].as_str().unwrap().to_owned()
+    }
+
+    /// Authorizes (approving consent when asked) and returns the code.
+    pub async fn code_for(
+        &self,
+        browser: &Client,
+        client_id: &str,
+        challenge: &str,
+        scope: &str,
+    ) -> String {
+        let response = self
+            .authorize(
+                browser,
+                &Self::authorize_params(client_id, challenge, scope, "st"),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let mut target = location(&response);
+        if target.starts_with("/consent") {
+            target = self.approve(browser, &target, true).await;
+        }
+        assert!(
+            target.starts_with(REDIRECT_URI),
+            "ends at the client: {target}"
+        );
+        query_of(&target)["code"].clone()
+    }
+
+    /// POSTs a form to the token endpoint.
+    pub async fn token(&self, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url("/api/auth/mcp/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The whole flow for a fresh user and public client, ending with tokens.
+    pub async fn full_flow(&self, scope: &str) -> Flow {
+        let browser = self.signed_in_browser().await;
+        let client_id = self.register_public(REDIRECT_URI).await;
+        let (verifier, challenge) = pkce();
+        let code = self.code_for(&browser, &client_id, &challenge, scope).await;
+        let response = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("client_id", &client_id),
+                ("code_verifier", &verifier),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        Flow {
+            client_id,
+            browser,
+            tokens: response.json().await.unwrap(),
+        }
+    }
+
+    /// `GET /api/auth/mcp/get-session` with a bearer token; the status.
+    pub async fn session_status(&self, access_token: &str) -> StatusCode {
+        self.http
+            .get(self.url("/api/auth/mcp/get-session"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// A read-only connection to the server's database.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .unwrap()
+    }
+}
