@@ -136,3 +136,38 @@ impl From<StoreError> for OAuthError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_rfc6749_statuses() {
+        assert_eq!(ErrorCode::InvalidRequest.http_status(), 400);
+        assert_eq!(ErrorCode::InvalidGrant.http_status(), 400);
+        assert_eq!(ErrorCode::UnsupportedGrantType.http_status(), 400);
+        assert_eq!(ErrorCode::InvalidScope.http_status(), 400);
+        assert_eq!(ErrorCode::InvalidTarget.http_status(), 400);
+        assert_eq!(ErrorCode::InvalidClient.http_status(), 401);
+        assert_eq!(ErrorCode::InvalidToken.http_status(), 401);
+        assert_eq!(ErrorCode::InsufficientScope.http_status(), 403);
+        assert_eq!(ErrorCode::TooManyRequests.http_status(), 429);
+        assert_eq!(
+            ErrorCode::InvalidRedirectUri.as_str(),
+            "invalid_redirect_uri"
+        );
+        assert_eq!(
+            ErrorCode::InvalidClientMetadata.as_str(),
+            "invalid_client_metadata"
+        );
+    }
+
+    #[test]
+    fn storage_failures_never_leak_details() {
+        let conflict: OAuthError = StoreError::Conflict("email taken".into()).into();
+        assert_eq!(conflict.code, ErrorCode::InvalidRequest);
+        let down: OAuthError = StoreError::Database("disk I/O error at /var/lib/x".into()).into();
+        assert_eq!(down.code, ErrorCode::TemporarilyUnavailable);
+        assert!(!down.description.contains("/var/lib"));
+    }
+}

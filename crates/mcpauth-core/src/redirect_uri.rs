@@ -39,8 +39,10 @@ impl RedirectUri {
         if raw.is_empty() || raw.len() > 2048 {
             return reject("must be between 1 and 2048 characters");
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return reject("must not contain whitespace or control characters");
+        if !raw.is_ascii() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return reject(
+                "must be ASCII without whitespace or control characters (percent-encode the rest)",
+            );
         }
         if raw.contains('#') {
             return reject("must not contain a fragment");
@@ -153,6 +155,7 @@ mod tests {
             "/relative/path",
             "",
             "https://a.test/c b",
+            "https://a.test/caf\u{e9}",
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad} should be refused");
         }

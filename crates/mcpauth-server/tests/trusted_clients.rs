@@ -32,7 +32,10 @@ async fn trusted_client_skips_consent_and_authenticates_with_its_secret() {
         )
         .await;
     let target = location(&response);
-    assert!(target.starts_with(REDIRECT_URI), "no consent page: {target}");
+    assert!(
+        target.starts_with(REDIRECT_URI),
+        "no consent page: {target}"
+    );
     let code = query_of(&target)["code"].clone();
     let exchange = app
         .http

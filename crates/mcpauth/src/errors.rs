@@ -166,3 +166,42 @@ impl IntoResponse for PageError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_errors_are_json_with_no_store() {
+        let response = OAuthJson::from(OAuthError::invalid_grant("nope")).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn invalid_client_after_basic_carries_a_basic_challenge() {
+        let response = OAuthJson {
+            error: OAuthError::invalid_client("bad secret"),
+            basic_challenge: true,
+            status: None,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap_or_default();
+        assert!(challenge.starts_with("Basic "));
+    }
+
+    #[test]
+    fn explicit_status_wins() {
+        let response = OAuthJson {
+            error: OAuthError::invalid_request("too big"),
+            basic_challenge: false,
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -308,3 +308,54 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Undoes the HTML escaping of a page's text and attribute values (`&amp;`, `&#x27;`, …).
+pub fn html_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let decoded = rest.find(';').and_then(|end| {
+            let entity = &rest[1..end];
+            let c = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                    .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The (unescaped) value of the `<input … name="NAME" … value="…">` of an HTML page, if any.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\"");
+    html.split('<')
+        .filter(|tag| tag.starts_with("input") && tag.contains(&needle))
+        .find_map(|tag| {
+            let start = tag.find("value=\"")? + "value=\"".len();
+            let len = tag[start..].find('"')?;
+            Some(html_unescape(&tag[start..start + len]))
+        })
+}
