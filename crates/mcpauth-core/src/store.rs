@@ -124,4 +124,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes every token of a family.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Deletes what can no longer be used: expired sessions and verifications, token families
+    /// past their absolute end (with their codes and tokens), expired access tokens, and codes
+    /// a day past their expiry (kept that long so a late replay still revokes its grant).
+    /// Returns how many rows went.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
 }

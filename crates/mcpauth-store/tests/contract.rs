@@ -564,6 +564,60 @@ pub mod contract {
         store.revoke_family("no-such-family", NOW).await.unwrap();
     }
 
+    pub async fn purge_expired_keeps_what_still_works(store: &dyn Store) {
+        let (family, access_token, refresh_token) = seed_tokens(store).await;
+        // Nothing has expired yet.
+        assert_eq!(store.purge_expired(NOW).await.unwrap(), 0);
+
+        // An hour later: the access token and the session are gone, the grant remains.
+        let removed = store.purge_expired(NOW + 3600).await.unwrap();
+        assert_eq!(removed, 2, "the session and the access token");
+        assert!(
+            store
+                .access_token(&access_token.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .refresh_token(&refresh_token.token_hash)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The used code is kept a day past its expiry so a late replay still revokes.
+        assert_eq!(store.purge_expired(NOW + 60 + 86_000).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .consume_code("code-1", NOW + 60 + 86_000)
+                .await
+                .unwrap(),
+            CodeRedemption::Replayed
+        );
+
+        // Past the family's absolute end everything of the grant goes.
+        store.purge_expired(family.expires_at).await.unwrap();
+        assert!(
+            store
+                .refresh_token(&refresh_token.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .consume_code("code-1", family.expires_at)
+                .await
+                .unwrap(),
+            CodeRedemption::Unknown
+        );
+        // Users and clients are never purged.
+        assert!(store.user_by_id("u1").await.unwrap().is_some());
+        assert!(store.client_by_id("c1").await.unwrap().is_some());
+    }
+
     pub async fn refresh_rotation(store: &dyn Store) {
         let (family, _, old) = seed_tokens(store).await;
         let next_access = access("a2", &family);
@@ -726,6 +780,7 @@ macro_rules! contract_tests {
             code_lifecycle,
             tokens_and_lookup,
             revoke_family_kills_tokens,
+            purge_expired_keeps_what_still_works,
             refresh_rotation,
         );
         contract_tests!(@shared $fresh:

@@ -627,6 +627,28 @@ impl Store for SqliteStore {
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
         revoke_family(&self.pool, family_id, now).await
     }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        const STATEMENTS: &[&str] = &[
+            r#"DELETE FROM "session" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "verification" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "oauthAccessToken" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
+            r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
+        ];
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for &statement in STATEMENTS {
+            removed += sqlx::query(statement)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed)
+    }
 }
 
 /// Marks a family revoked, keeping the first revocation time. Every access token and refresh
