@@ -161,6 +161,11 @@ impl McpAuth {
             .hit(Limit::SignInPerIp, ip, now)
             .map_err(AccountError::RateLimited)?;
         let email = normalize_email(email).map_err(|_| AccountError::InvalidCredentials)?;
+        // An account under attack stays locked for the window, even for the right password:
+        // otherwise the limit would only slow the guesser down, not stop the lucky guess.
+        limiter
+            .check(Limit::SignInPerAccount, &email, now)
+            .map_err(AccountError::RateLimited)?;
         let found = self.inner.store.user_by_email(&email).await?;
         let (user, hash) = match found {
             Some((user, hash)) if !user.disabled => (Some(user), hash),

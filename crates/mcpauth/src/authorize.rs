@@ -382,23 +382,31 @@ impl McpAuth {
         user: &User,
     ) -> Result<String, OAuthError> {
         let now = self.now();
-        let value = self
+        let identifier = consent_identifier(consent_code);
+        let gone = || {
+            OAuthError::invalid_request("the consent request has expired or was already answered")
+        };
+        // Check the owner before spending the code, so nobody else can cancel it.
+        let owner = self
             .inner
             .store
-            .take_verification(&consent_identifier(consent_code), now)
+            .peek_verification(&identifier, now)
             .await?
-            .ok_or_else(|| {
-                OAuthError::invalid_request(
-                    "the consent request has expired or was already answered",
-                )
-            })?;
-        let pending: PendingAuthorization = serde_json::from_str(&value)
-            .map_err(|_| OAuthError::invalid_request("the consent request is not valid"))?;
-        if pending.user_id != user.id {
+            .and_then(|value| serde_json::from_str::<PendingAuthorization>(&value).ok())
+            .ok_or_else(gone)?;
+        if owner.user_id != user.id {
             return Err(OAuthError::invalid_request(
                 "the consent request belongs to another user",
             ));
         }
+        let value = self
+            .inner
+            .store
+            .take_verification(&identifier, now)
+            .await?
+            .ok_or_else(gone)?;
+        let pending: PendingAuthorization = serde_json::from_str(&value)
+            .map_err(|_| OAuthError::invalid_request("the consent request is not valid"))?;
         if !accept {
             return Ok(self.error_redirect(
                 &pending.redirect_uri,

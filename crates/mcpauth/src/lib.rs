@@ -216,9 +216,12 @@ impl McpAuth {
             origin,
             options,
         };
-        Ok(Self {
+        let auth = Self {
             inner: Arc::new(inner),
-        })
+        };
+        let warming = auth.clone();
+        tokio::spawn(async move { warming.inner.passwords.warm_up().await });
+        Ok(auth)
     }
 
     /// The options this server was built with.

@@ -39,24 +39,29 @@ impl PasswordHasher {
         .map_err(|e| e.to_string())?
     }
 
+    /// Prepares the stand-in hash for unknown accounts, so that not even the first sign-in
+    /// with an unknown email takes longer than one with a known email.
+    pub async fn warm_up(&self) {
+        let _ = self.dummy_hash().await;
+    }
+
+    async fn dummy_hash(&self) -> Result<&String, String> {
+        self.dummy
+            .get_or_try_init(|| self.hash("mcpauth-dummy-password".to_owned()))
+            .await
+    }
+
     /// True when `password` matches `hash`; with no hash, spends the same time and says no.
     pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
-        let hash = match hash {
-            Some(hash) => hash,
-            None => match self
-                .dummy
-                .get_or_try_init(|| self.hash("mcpauth-dummy-password".to_owned()))
-                .await
-            {
-                Ok(dummy) => {
-                    let dummy = dummy.clone();
-                    self.check(password, dummy).await;
-                    return false;
+        match hash {
+            Some(hash) => self.check(password, hash).await,
+            None => {
+                if let Ok(dummy) = self.dummy_hash().await {
+                    self.check(password, dummy.clone()).await;
                 }
-                Err(_) => return false,
-            },
-        };
-        self.check(password, hash).await
+                false
+            }
+        }
     }
 
     async fn check(&self, password: String, hash: String) -> bool {

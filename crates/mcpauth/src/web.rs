@@ -206,6 +206,15 @@ impl RateLimiter {
 
     /// Counts one request; `Err` with a `too_many_requests` error when over the limit.
     pub fn hit(&self, limit: Limit, key: &str, now: i64) -> Result<(), RateLimited> {
+        self.count(limit, key, now, 1)
+    }
+
+    /// Checks a limit without counting a request.
+    pub fn check(&self, limit: Limit, key: &str, now: i64) -> Result<(), RateLimited> {
+        self.count(limit, key, now, 0)
+    }
+
+    fn count(&self, limit: Limit, key: &str, now: i64, add: u32) -> Result<(), RateLimited> {
         let (max, kind) = self.limit_of(limit);
         if max == 0 {
             return Ok(());
@@ -223,8 +232,8 @@ impl RateLimiter {
         if entry.0 != start {
             *entry = (start, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
-        if entry.1 > max {
+        entry.1 = entry.1.saturating_add(add);
+        if entry.1 > max || (add == 0 && entry.1 == max) {
             Err(RateLimited {
                 retry_after: start + window - now,
             })

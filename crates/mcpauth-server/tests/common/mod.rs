@@ -20,8 +20,6 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     /// The issuer, e.g. `http://localhost:PORT`.
     pub base: String,
-    /// The address the server listens on (reachable even when the issuer is not).
-    pub address: std::net::SocketAddr,
     pub clock: ManualClock,
     pub db_path: PathBuf,
     /// A client with no cookie jar and no redirects.
@@ -63,14 +61,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("the server builds");
     let base = app.issuer().to_owned();
-    let address = app.address();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
         base,
-        address,
         clock,
         db_path,
         http: client(),
@@ -358,4 +354,156 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
             let len = tag[start..].find('"')?;
             Some(html_unescape(&tag[start..start + len]))
         })
+}
+
+/// Builds an [`Application`] from `settings` with `clock` and runs it in the background;
+/// returns its issuer and the sender that stops it.
+async fn launch(
+    settings: &Settings,
+    clock: &ManualClock,
+) -> anyhow::Result<(String, oneshot::Sender<()>)> {
+    let app = Application::build(settings, Some(Arc::new(clock.clone()))).await?;
+    let base = app.issuer().to_owned();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    Ok((base, tx))
+}
+
+/// Starts another server on an existing database file (a second instance sharing it), with
+/// its own port and clock and the test settings changed by `configure`.
+pub async fn spawn_app_on(
+    db_path: &std::path::Path,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", db_path.display());
+    configure(&mut settings);
+    let clock = ManualClock::new();
+    let (base, tx) = launch(&settings, &clock).await.expect("the server builds");
+    TestApp {
+        base,
+        clock,
+        db_path: db_path.to_owned(),
+        http: client(),
+        // The database lives elsewhere; this directory only satisfies the struct.
+        _dir: tempfile::tempdir().unwrap(),
+        shutdown: Some(tx),
+    }
+}
+
+impl TestApp {
+    /// Stops this server and starts a new one on the same port, database file and clock, with
+    /// the test settings changed by `configure`: a restart, as clients see it.
+    pub async fn restart(mut self, configure: impl Fn(&mut Settings)) -> TestApp {
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let db_path = self.db_path.clone();
+        let clock = self.clock.clone();
+        let port = url::Url::parse(&self.base).unwrap().port().unwrap();
+        drop(self);
+        let mut settings = test_settings();
+        settings.database_url = format!("sqlite://{}", db_path.display());
+        settings.bind = format!("127.0.0.1:{port}");
+        configure(&mut settings);
+        // The old server lets go of its port asynchronously, once it has seen the shutdown.
+        let mut attempts = 0;
+        let (base, tx) = loop {
+            match launch(&settings, &clock).await {
+                Ok(started) => break started,
+                Err(_) if attempts < 200 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(error) => panic!("the restarted server does not start: {error:#}"),
+            }
+        };
+        TestApp {
+            base,
+            clock,
+            db_path,
+            http: client(),
+            _dir: dir,
+            shutdown: Some(tx),
+        }
+    }
+}
+
+/// Like [`spawn_app_with`], and also returns the address the server listens on: the only way
+/// to reach it when the configured issuer (e.g. `https://…`) is not where it listens.
+pub async fn spawn_app_with_address(
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, std::net::SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("mcpauth.db");
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", db_path.display());
+    configure(&mut settings);
+    let clock = ManualClock::new();
+    let app = Application::build(&settings, Some(Arc::new(clock.clone())))
+        .await
+        .expect("the server builds");
+    let base = app.issuer().to_owned();
+    let address = app.address();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let test_app = TestApp {
+        base,
+        clock,
+        db_path,
+        http: client(),
+        _dir: dir,
+        shutdown: Some(tx),
+    };
+    (test_app, address)
+}
+
+/// One stored value: its table, its column, and the value as text (blobs decoded lossily).
+#[derive(Debug, Clone)]
+pub struct StoredValue {
+    pub table: String,
+    pub column: String,
+    pub value: String,
+}
+
+impl TestApp {
+    /// Every non-NULL value of every column of every table in the server's database.
+    pub async fn db_values(&self) -> Vec<StoredValue> {
+        let pool = self.db().await;
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let mut out = Vec::new();
+        for table in tables {
+            let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+                .bind(&table)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            for column in columns {
+                // Names come from the schema itself, quoted.
+                let sql = format!(
+                    "SELECT CAST({} AS BLOB) FROM {}",
+                    quote(&column),
+                    quote(&table)
+                );
+                let values: Vec<Option<Vec<u8>>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                out.extend(values.into_iter().flatten().map(|bytes| StoredValue {
+                    table: table.clone(),
+                    column: column.clone(),
+                    value: String::from_utf8_lossy(&bytes).into_owned(),
+                }));
+            }
+        }
+        pool.close().await;
+        out
+    }
 }
