@@ -118,6 +118,14 @@ pub struct FlagOverrides {
     pub database_url: Option<String>,
 }
 
+/// The top-level setting names, as written in `mcpauth.toml`.
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Settings {
     /// Loads the settings. `config` names a file that must exist; without it `mcpauth.toml`
     /// in the working directory is read if present.
@@ -132,12 +140,15 @@ impl Settings {
             }
             None => figment = figment.merge(Toml::file("mcpauth.toml")),
         }
+        // Only variables naming a setting are read: others sharing the prefix (MCPAUTH_CONFIG,
+        // a test harness's MCPAUTH_BIN) are not configuration errors.
+        let known = setting_names();
+        let env = Env::prefixed("MCPAUTH_").split("__").filter(move |key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            known.iter().any(|name| name.eq_ignore_ascii_case(top))
+        });
         let settings: Settings = figment
-            .merge(
-                Env::prefixed("MCPAUTH_")
-                    .split("__")
-                    .ignore(&["config", "password"]),
-            )
+            .merge(env)
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -3,9 +3,11 @@
 //! command line; tests build an [`Application`] on port 0.
 //!
 //! - [`config`]: settings from defaults, `mcpauth.toml`, `MCPAUTH_*` and flags.
+//! - [`demo`]: the demo MCP server at `/api/mcp`, protected by `with_mcp_auth`.
 //! - [`Application`]: a bound, ready-to-run server.
 
 pub mod config;
+pub mod demo;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,6 +70,7 @@ impl Application {
         let auth = McpAuth::new(store, options).await?;
         let router = auth
             .router()
+            .merge(demo::router(&auth))
             .route("/healthz", get(|| async { "ok" }))
             .layer(TraceLayer::new_for_http());
         Ok(Self {

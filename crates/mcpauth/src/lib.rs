@@ -12,12 +12,14 @@
 //! - `discovery`, `register`, `authorize`, `token`: the OAuth endpoints.
 //! - `account`: sign-up, sign-in, sign-out and sessions (cookie and bearer).
 //! - `pages`: the server-rendered HTML pages.
+//! - `guard`: `with_mcp_auth`, the layer that protects an MCP endpoint.
 //! - `web`: cookies, CSRF, security headers, rate limits and client addresses.
 
 mod account;
 mod authorize;
 mod discovery;
 mod errors;
+mod guard;
 pub mod options;
 mod pages;
 mod params;
@@ -34,7 +36,9 @@ use mcpauth_core::{Scopes, Store, StoreError, secret};
 
 pub use account::AccountError;
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+pub use guard::{McpAuthLayer, McpAuthService};
 pub use options::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
+pub use router::cors;
 pub use session::{BearerError, McpSession};
 
 /// Why [`McpAuth`] could not be built.

@@ -119,6 +119,10 @@ pub struct McpAuthOptions {
     pub resource_scopes: Vec<String>,
     /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge.
     pub mcp_scopes: Vec<String>,
+    /// Browser origins (besides the issuer's) allowed to call the MCP endpoint, e.g.
+    /// `http://localhost:6274` for the MCP Inspector. With a loopback issuer every loopback
+    /// origin is allowed.
+    pub mcp_allowed_origins: Vec<String>,
     /// Require PKCE from confidential clients too (public clients always need it).
     pub require_pkce_for_confidential: bool,
     pub allow_dynamic_client_registration: bool,
@@ -155,6 +159,7 @@ impl McpAuthOptions {
             default_scope: "openid".to_owned(),
             resource_scopes: vec!["mcp:tools".to_owned(), "mcp:admin".to_owned()],
             mcp_scopes: vec!["mcp:tools".to_owned()],
+            mcp_allowed_origins: Vec::new(),
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
             trusted_clients: Vec::new(),

@@ -117,21 +117,28 @@ impl McpAuth {
         let Some(token) = token else {
             return false;
         };
-        self.same_origin(headers)
+        // Pages are served with `Referrer-Policy: no-referrer`, under which browsers send
+        // `Origin: null` even on same-origin form posts; the CSRF token covers that case.
+        self.request_site_allowed(headers, true)
             && secret::constant_time_eq(self.csrf_for(cookie_value).as_bytes(), token.as_bytes())
     }
 
-    /// False when the browser says the request came from another site.
+    /// False when the browser says the request came from another site. For the JSON API,
+    /// which has no CSRF token, an opaque (`null`) origin counts as another site.
     pub(crate) fn same_origin(&self, headers: &HeaderMap) -> bool {
-        let site_ok = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-            Some(site) => site == "same-origin" || site == "none",
-            None => true,
-        };
-        let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        self.request_site_allowed(headers, false)
+    }
+
+    fn request_site_allowed(&self, headers: &HeaderMap, null_origin_ok: bool) -> bool {
+        if let Some(site) = headers.get("sec-fetch-site") {
+            // Fetch Metadata is the browser's own statement of where the request came from.
+            return site == "same-origin" || site == "none";
+        }
+        match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            Some("null") => null_origin_ok,
             Some(origin) => origin == self.inner.origin,
             None => true,
-        };
-        site_ok && origin_ok
+        }
     }
 }
 

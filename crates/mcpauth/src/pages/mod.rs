@@ -68,6 +68,21 @@ async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), 
     Ok((parts, params))
 }
 
+/// The authorization request a sign-in or sign-up form carries, signed: the hidden field holds
+/// only base64url characters (nothing for HTML escaping to change), and cannot be swapped for
+/// another request.
+fn sealed_query(auth: &McpAuth, query: Option<&str>) -> Option<String> {
+    query.map(|q| auth.sign_value(FORM_QUERY, q))
+}
+
+/// The authorization request from a form's hidden field, if intact.
+fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
+    let query = auth.verify_value(FORM_QUERY, params.get("authorize_query")?)?;
+    authorize_query(Some(&query)).map(str::to_owned)
+}
+
+const FORM_QUERY: &str = "authorize-form";
+
 /// Only authorization requests are resumed from a sign-in form: a query naming a client.
 fn authorize_query(raw: Option<&str>) -> Option<&str> {
     let raw = raw?;
@@ -114,9 +129,10 @@ pub async fn sign_in_page(
     cookies.extend(csrf_cookie);
     let name = client_name(&auth, pending).await;
     let sign_up_href = with_query("/sign-up", pending);
+    let sealed = sealed_query(&auth, pending);
     let page = SignInPage {
         csrf_token: &csrf,
-        authorize_query: pending,
+        authorize_query: sealed.as_deref(),
         error: None,
         email: "",
         client_name: name.as_deref(),
@@ -132,7 +148,8 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Err(error) => return error.into_response(),
     };
     let ip = client_ip(&parts.extensions);
-    let pending = authorize_query(params.get("authorize_query"));
+    let pending = form_query(&auth, &params);
+    let pending = pending.as_deref();
     let email = params.get("email").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
     match auth.check_credentials(email, password, &ip).await {
@@ -142,9 +159,10 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
             let name = client_name(&auth, pending).await;
             let sign_up_href = with_query("/sign-up", pending);
             let message = error.to_string();
+            let sealed = sealed_query(&auth, pending);
             let page = SignInPage {
                 csrf_token: &csrf,
-                authorize_query: pending,
+                authorize_query: sealed.as_deref(),
                 error: Some(&message),
                 email,
                 client_name: name.as_deref(),
@@ -194,9 +212,10 @@ pub async fn sign_up_page(
     let (csrf, csrf_cookie) = auth.csrf_token(&headers);
     let name = client_name(&auth, pending).await;
     let sign_in_href = with_query("/sign-in", pending);
+    let sealed = sealed_query(&auth, pending);
     let page = SignUpPage {
         csrf_token: &csrf,
-        authorize_query: pending,
+        authorize_query: sealed.as_deref(),
         error: None,
         email: "",
         name: "",
@@ -213,7 +232,8 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Err(error) => return error.into_response(),
     };
     let ip = client_ip(&parts.extensions);
-    let pending = authorize_query(params.get("authorize_query"));
+    let pending = form_query(&auth, &params);
+    let pending = pending.as_deref();
     let email = params.get("email").unwrap_or_default();
     let name = params.get("name").unwrap_or_default();
     let result = match auth
@@ -238,9 +258,10 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
             let client = client_name(&auth, pending).await;
             let sign_in_href = with_query("/sign-in", pending);
             let message = error.to_string();
+            let sealed = sealed_query(&auth, pending);
             let page = SignUpPage {
                 csrf_token: &csrf,
-                authorize_query: pending,
+                authorize_query: sealed.as_deref(),
                 error: Some(&message),
                 email,
                 name,

@@ -21,7 +21,8 @@ pub struct ScopeView {
 pub struct SignInPage<'a> {
     /// CSRF token echoed in a hidden `csrf_token` field.
     pub csrf_token: &'a str,
-    /// Raw authorize query string, carried in a hidden `authorize_query` field when present.
+    /// The signed authorize query (see `pages::sealed_query`), carried in a hidden
+    /// `authorize_query` field when present.
     pub authorize_query: Option<&'a str>,
     /// Error message shown in a `role="alert"` box.
     pub error: Option<&'a str>,
@@ -39,7 +40,8 @@ pub struct SignInPage<'a> {
 pub struct SignUpPage<'a> {
     /// CSRF token echoed in a hidden `csrf_token` field.
     pub csrf_token: &'a str,
-    /// Raw authorize query string, carried in a hidden `authorize_query` field when present.
+    /// The signed authorize query (see `pages::sealed_query`), carried in a hidden
+    /// `authorize_query` field when present.
     pub authorize_query: Option<&'a str>,
     /// Error message shown in a `role="alert"` box.
     pub error: Option<&'a str>,

@@ -1,0 +1,274 @@
+//! `with_mcp_auth`: the tower layer that protects an MCP endpoint (SPEC §5.1, §5.6; MCP
+//! authorization spec; RFC 6750 §3; RFC 9728 §5.1).
+//!
+//! In order, for every request: an `Origin` that is not allowed is refused with 403 (DNS
+//! rebinding, SECURITY M6); a missing or unusable bearer token gets 401 with the challenge MCP
+//! clients discover from (M1); a token without the scopes the call needs gets 403
+//! `insufficient_scope` naming every scope needed (M2) — for `tools/call`, the scopes of the
+//! tool called. Otherwise the request goes on with its [`McpSession`] in the request
+//! extensions, where handlers (and rmcp tools, through `Extension<http::request::Parts>`) find
+//! it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tower::{Layer, Service};
+
+use crate::McpAuth;
+use crate::session::McpSession;
+
+/// The largest MCP request body the guard reads to find the tool being called.
+const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+
+/// The layer returned by [`McpAuth::with_mcp_auth`].
+#[derive(Clone)]
+pub struct McpAuthLayer {
+    auth: McpAuth,
+    tool_scopes: Arc<HashMap<String, Vec<String>>>,
+}
+
+impl McpAuth {
+    /// A tower layer that lets through only requests with a valid access token for this
+    /// resource, carrying the scopes in `mcp_scopes` (and those of any tool named with
+    /// [`McpAuthLayer::tool_scope`]). The Rust twin of Better Auth's `withMcpAuth`.
+    pub fn with_mcp_auth(&self) -> McpAuthLayer {
+        McpAuthLayer {
+            auth: self.clone(),
+            tool_scopes: Arc::new(HashMap::new()),
+        }
+    }
+}
+
+impl McpAuthLayer {
+    /// Requires `scopes` (besides the base `mcp_scopes`) to call the tool `tool`.
+    pub fn tool_scope(mut self, tool: &str, scopes: &[&str]) -> Self {
+        Arc::make_mut(&mut self.tool_scopes).insert(
+            tool.to_owned(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        self
+    }
+}
+
+impl<S> Layer<S> for McpAuthLayer {
+    type Service = McpAuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpAuthService {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`McpAuthLayer`] wraps around an MCP endpoint.
+#[derive(Clone)]
+pub struct McpAuthService<S> {
+    layer: McpAuthLayer,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for McpAuthService<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone that was polled ready serves this request; a fresh clone stays behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let request = request.map(Body::new);
+            match layer.admit(request).await {
+                Ok(request) => Ok(inner.call(request).await.into_response()),
+                Err(refusal) => Ok(refusal),
+            }
+        })
+    }
+}
+
+impl McpAuthLayer {
+    /// The request with its session attached, or the response that refuses it.
+    async fn admit(&self, request: Request<Body>) -> Result<Request<Body>, Response> {
+        let auth = &self.auth;
+        if request.method() == Method::OPTIONS {
+            return Ok(request);
+        }
+        if let Some(origin) = request.headers().get(header::ORIGIN)
+            && !auth.origin_allowed(origin)
+        {
+            return Err(jsonrpc_error(
+                StatusCode::FORBIDDEN,
+                "requests from this origin are not allowed",
+            ));
+        }
+        let session = auth
+            .verify_bearer(request.headers())
+            .await
+            .map_err(|error| auth.unauthorized(&error))?;
+
+        let mut needed: Vec<String> = auth.inner.options.mcp_scopes.clone();
+        let request = if self.tool_scopes.is_empty() || request.method() != Method::POST {
+            request
+        } else {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_MCP_BODY)
+                .await
+                .map_err(|_| {
+                    jsonrpc_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the request body is too large",
+                    )
+                })?;
+            for tool in called_tools(&bytes) {
+                for scope in self.tool_scopes.get(&tool).into_iter().flatten() {
+                    if !needed.contains(scope) {
+                        needed.push(scope.clone());
+                    }
+                }
+            }
+            Request::from_parts(parts, Body::from(bytes))
+        };
+        if needed.iter().any(|scope| !session.has_scope(scope)) {
+            return Err(auth.insufficient_scope(&needed));
+        }
+        let mut request = request;
+        request.extensions_mut().insert(session);
+        Ok(request)
+    }
+}
+
+/// Names of the tools a JSON-RPC message (or batch) calls.
+fn called_tools(body: &[u8]) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let messages = match value {
+        Value::Array(batch) => batch,
+        single => vec![single],
+    };
+    messages
+        .iter()
+        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
+        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "error": { "code": -32000, "message": message },
+        "id": null,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+impl McpAuth {
+    /// 403 `insufficient_scope` naming every scope the operation needs (SECURITY M2).
+    pub fn insufficient_scope(&self, needed: &[String]) -> Response {
+        let mut response = jsonrpc_error(
+            StatusCode::FORBIDDEN,
+            &format!("this operation needs the scopes: {}", needed.join(" ")),
+        );
+        let challenge = self.bearer_challenge(
+            Some((
+                "insufficient_scope",
+                "the access token lacks a scope this operation needs",
+            )),
+            needed,
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+
+    /// True when a browser on `origin` may call the MCP endpoint: the configured origins, the
+    /// issuer's own, and — when the issuer itself is on loopback — any loopback origin.
+    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let options = &self.inner.options;
+        if origin == self.inner.origin || options.mcp_allowed_origins.iter().any(|o| o == origin) {
+            return true;
+        }
+        is_loopback_origin(&self.inner.origin) && is_loopback_origin(origin)
+    }
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    url::Url::parse(origin).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    })
+}
+
+impl McpSession {
+    /// The session [`McpAuth::with_mcp_auth`] attached to a request.
+    pub fn from_extensions(extensions: &axum::http::Extensions) -> Option<&McpSession> {
+        extensions.get::<McpSession>()
+    }
+}
+
+/// Extracts the [`McpSession`] in a handler behind [`McpAuth::with_mcp_auth`].
+impl<S: Send + Sync> FromRequestParts<S> for McpSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<McpSession>()
+            .cloned()
+            .ok_or_else(|| jsonrpc_error(StatusCode::UNAUTHORIZED, "authorization required"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_called_tools_in_single_and_batch_messages() {
+        let single =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_echo"}}"#;
+        assert_eq!(called_tools(single), ["admin_echo"]);
+        let batch =
+            br#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"echo"}}]"#;
+        assert_eq!(called_tools(batch), ["echo"]);
+        assert!(called_tools(b"not json").is_empty());
+    }
+
+    #[test]
+    fn loopback_origins() {
+        assert!(is_loopback_origin("http://localhost:6274"));
+        assert!(is_loopback_origin("http://127.0.0.1"));
+        assert!(!is_loopback_origin("http://localhost.evil.test"));
+        assert!(!is_loopback_origin("null"));
+    }
+}
