@@ -15,26 +15,37 @@ use crate::errors::ApiError;
 use crate::params::{Params, read_body};
 use crate::web::{AUTHORIZE_COOKIE, Limit, RateLimited, SESSION_COOKIE, client_ip};
 
+/// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 8;
+/// The longest password accepted.
 pub const MAX_PASSWORD: usize = 128;
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    /// The email address is not one.
     #[error("enter a valid email address")]
     InvalidEmail,
+    /// The password is shorter than [`MIN_PASSWORD`] characters.
     #[error("the password must be at least {MIN_PASSWORD} characters")]
     PasswordTooShort,
+    /// The password is longer than [`MAX_PASSWORD`] characters.
     #[error("the password must be at most {MAX_PASSWORD} characters")]
     PasswordTooLong,
+    /// The display name is longer than 200 characters.
     #[error("the name must be at most 200 characters")]
     NameTooLong,
+    /// Another account has this email address.
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// The email and password do not match an enabled account (which of the two is wrong is
+    /// deliberately not said).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// Too many attempts from this address or on this account.
     #[error("too many attempts; try again in {} seconds", .0.retry_after)]
     RateLimited(RateLimited),
+    /// The database or the password hasher failed.
     #[error("the server could not complete the request")]
     Unavailable,
 }

@@ -1,6 +1,6 @@
 //! mcpauth: an OAuth 2.1 authorization server for MCP clients, embedded in an axum application.
 //!
-//! Build an [`McpAuth`] from a [`Store`](mcpauth_core::Store) and [`McpAuthOptions`], then
+//! Build an [`McpAuth`] from a [`mcpauth_core::Store`] and [`McpAuthOptions`], then
 //! mount [`McpAuth::router`]: it serves discovery (RFC 8414, RFC 9728), dynamic client
 //! registration (RFC 7591), the authorization and token endpoints, the Better Auth–compatible
 //! account API and the built-in sign-in, sign-up and consent pages.
@@ -14,6 +14,8 @@
 //! - `pages`: the server-rendered HTML pages.
 //! - `guard`: `with_mcp_auth`, the layer that protects an MCP endpoint.
 //! - `web`: cookies, CSRF, security headers, rate limits and client addresses.
+
+#![warn(missing_docs)]
 
 mod account;
 mod authorize;
@@ -34,21 +36,26 @@ use std::sync::Arc;
 
 use mcpauth_core::{Scopes, Store, StoreError, secret};
 
-pub use account::AccountError;
+pub use account::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use options::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
 pub use router::cors;
 pub use session::{BearerError, McpSession};
+pub use web::RateLimited;
 
 /// Why [`McpAuth`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// An option has a value mcpauth cannot work with.
     #[error("invalid option {option}: {reason}")]
     InvalidOption {
+        /// The option's name.
         option: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The store could not be read or written while starting.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -20,6 +20,7 @@ pub enum RefreshTokenPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedClient {
+    /// The client's identifier, as the client will send it.
     pub client_id: String,
     /// The secret of a confidential client; only its hash is stored. `None`: a public client.
     #[serde(default)]
@@ -27,8 +28,11 @@ pub struct TrustedClient {
     /// `client_secret_basic` (default with a secret) or `client_secret_post`.
     #[serde(default)]
     pub token_endpoint_auth_method: Option<String>,
+    /// Shown on the consent page.
     pub name: String,
+    /// Where the client may be sent back to (the same rules as for registration).
     pub redirect_uris: Vec<String>,
+    /// An https logo shown on the consent page.
     #[serde(default)]
     pub logo_uri: Option<String>,
     /// Skip the consent page for this client (default true: it is trusted).
@@ -110,6 +114,7 @@ pub struct McpAuthOptions {
     pub refresh_family_lifetime: i64,
     /// How long a rotated refresh token may be retried for the same answer, seconds.
     pub refresh_reuse_grace: i64,
+    /// Which clients get refresh tokens.
     pub refresh_token_policy: RefreshTokenPolicy,
     /// Browser session lifetime, seconds.
     pub session_expires_in: i64,
@@ -125,6 +130,7 @@ pub struct McpAuthOptions {
     pub mcp_allowed_origins: Vec<String>,
     /// Require PKCE from confidential clients too (public clients always need it).
     pub require_pkce_for_confidential: bool,
+    /// Whether clients may register themselves (RFC 7591).
     pub allow_dynamic_client_registration: bool,
     /// Clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
@@ -133,6 +139,7 @@ pub struct McpAuthOptions {
     /// Secret for signing cookies and CSRF tokens. `None`: one is generated once and kept in
     /// the database, so that every instance on it agrees.
     pub secret: Option<String>,
+    /// Limits on sign-in, sign-up, registration and token requests.
     pub rate_limits: RateLimitOptions,
     /// The source of time.
     pub clock: Arc<dyn Clock>,

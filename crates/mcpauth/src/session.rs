@@ -17,8 +17,11 @@ use crate::McpAuth;
 pub struct McpSession {
     /// Identifier of the access token (not the token itself).
     pub token_id: String,
+    /// The user the token acts for.
     pub user_id: String,
+    /// The client the token was issued to.
     pub client_id: String,
+    /// The scopes granted to the token.
     pub scopes: Vec<String>,
     /// The resource the token was issued for (RFC 8707).
     pub audience: String,

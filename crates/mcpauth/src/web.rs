@@ -253,11 +253,12 @@ impl RateLimiter {
 /// A request over its limit; answered with 429 and `Retry-After`.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimited {
+    /// Seconds until the limit resets.
     pub retry_after: i64,
 }
 
 impl RateLimited {
-    pub fn error(self) -> OAuthError {
+    pub(crate) fn error(self) -> OAuthError {
         OAuthError::new(
             ErrorCode::TooManyRequests,
             format!(
@@ -268,7 +269,7 @@ impl RateLimited {
     }
 
     /// Adds `Retry-After` to a response.
-    pub fn annotate(self, mut response: Response) -> Response {
+    pub(crate) fn annotate(self, mut response: Response) -> Response {
         if let Ok(value) = HeaderValue::from_str(&self.retry_after.max(1).to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
