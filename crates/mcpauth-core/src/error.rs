@@ -6,23 +6,43 @@ use std::fmt;
 /// An error code from the OAuth family of specifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// RFC 6749 §5.2: the request is missing a required parameter, repeats one, has an
+    /// unsupported value, or is otherwise malformed.
     InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed (unknown client, no authentication, or an
+    /// unsupported method).
     InvalidClient,
+    /// RFC 6749 §5.2: the grant is invalid, expired, revoked, or was issued to another client.
     InvalidGrant,
+    /// RFC 6749 §5.2: the client is not authorized to use this grant type.
     UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported by this server.
     UnsupportedGrantType,
+    /// RFC 6749 §4.1.2.1: the response type is not supported by this server.
     UnsupportedResponseType,
+    /// RFC 6749 §5.2: the requested scope is invalid, unknown, malformed, or exceeds the grant.
     InvalidScope,
+    /// RFC 8707 §2: the resource is invalid, unknown, or one this server issues no tokens for.
     InvalidTarget,
+    /// RFC 6749 §4.1.2.1: the user or the server denied the request.
     AccessDenied,
+    /// OIDC Core §3.1.2.6: `prompt=none` was requested but the user must sign in.
     LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` was requested but the user must consent.
     ConsentRequired,
+    /// RFC 7591 §3.2.2: a redirect URI in the registration request is not acceptable.
     InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: a client metadata field in the registration request is not acceptable.
     InvalidClientMetadata,
+    /// RFC 6750 §3.1: the access token is expired, revoked, malformed, or for another resource.
     InvalidToken,
+    /// RFC 6750 §3.1: the request needs a scope the access token does not carry.
     InsufficientScope,
+    /// The caller exceeded a rate limit (HTTP 429, RFC 6585 §4); not a registered OAuth code.
     TooManyRequests,
+    /// RFC 6749 §4.1.2.1: the server met an unexpected condition.
     ServerError,
+    /// RFC 6749 §4.1.2.1: the server cannot handle the request for now (as when storage is down).
     TemporarilyUnavailable,
 }
 
@@ -74,11 +94,14 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {description}")]
 pub struct OAuthError {
+    /// The error code, sent as `error`.
     pub code: ErrorCode,
+    /// What was wrong, for humans; sent as `error_description` (RFC 6749 §5.2).
     pub description: String,
 }
 
 impl OAuthError {
+    /// An error with `code` and `description`.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
@@ -86,26 +109,32 @@ impl OAuthError {
         }
     }
 
+    /// An [`ErrorCode::InvalidRequest`] error.
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
     }
 
+    /// An [`ErrorCode::InvalidGrant`] error.
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidGrant, description)
     }
 
+    /// An [`ErrorCode::InvalidClient`] error.
     pub fn invalid_client(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidClient, description)
     }
 
+    /// An [`ErrorCode::InvalidScope`] error.
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidScope, description)
     }
 
+    /// An [`ErrorCode::InvalidTarget`] error.
     pub fn invalid_target(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidTarget, description)
     }
 
+    /// An [`ErrorCode::ServerError`] error whose description reveals nothing about the failure.
     pub fn server_error() -> Self {
         Self::new(
             ErrorCode::ServerError,

@@ -11,6 +11,8 @@
 //! - [`store`]: the `Store` trait every backend implements.
 //! - [`clock`]: the source of "now", replaceable in tests.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod error;
 pub mod model;

@@ -7,39 +7,59 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// Opaque unique identifier.
     pub id: String,
+    /// Display name.
     pub name: String,
+    /// Email address, trimmed and lowercased; unique among users.
     pub email: String,
+    /// Whether the user has proved they own the email address.
     pub email_verified: bool,
+    /// URL of a profile picture, if any.
     pub image: Option<String>,
+    /// When the user was created, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When the record last changed, in seconds since the Unix epoch.
     pub updated_at: i64,
+    /// A disabled user cannot sign in, and tokens issued to them stop working.
     pub disabled: bool,
 }
 
 /// A browser sign-in, identified by the hash of its cookie value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Opaque unique identifier.
     pub id: String,
+    /// Hash of the session cookie value ([`crate::secret::hash_token`]); the cookie itself is
+    /// never stored.
     pub token_hash: String,
+    /// The signed-in user.
     pub user_id: String,
+    /// When the session ends, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// When the session began, in seconds since the Unix epoch.
     pub created_at: i64,
     /// When the user last proved who they are (OIDC `auth_time`, `max_age`).
     pub auth_time: i64,
+    /// The IP address the user signed in from, if known.
     pub ip_address: Option<String>,
+    /// The browser's `User-Agent` at sign-in, if sent.
     pub user_agent: Option<String>,
 }
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenEndpointAuthMethod {
+    /// `none`: a public client, which does not authenticate (and must use PKCE).
     None,
+    /// `client_secret_basic`: the secret in HTTP Basic authentication (RFC 6749 §2.3.1).
     ClientSecretBasic,
+    /// `client_secret_post`: the secret in the request body as `client_secret` (RFC 6749 §2.3.1).
     ClientSecretPost,
 }
 
 impl TokenEndpointAuthMethod {
+    /// The method with this RFC 7591 name, or nothing for a method mcpauth does not support.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "none" => Some(Self::None),
@@ -49,6 +69,7 @@ impl TokenEndpointAuthMethod {
         }
     }
 
+    /// The method's RFC 7591 name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
@@ -61,26 +82,39 @@ impl TokenEndpointAuthMethod {
 /// A registered OAuth client (`oauthApplication`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client {
+    /// The client identifier (RFC 6749 §2.2); unique.
     pub client_id: String,
     /// SHA-256 of the secret, for confidential clients.
     pub client_secret_hash: Option<String>,
+    /// `client_name` (RFC 7591 §2), shown to the user on the consent page.
     pub name: Option<String>,
+    /// The registered redirect URIs; an authorization request must name one of them exactly
+    /// (RFC 8252 §7.3 allows any port on loopback).
     pub redirect_uris: Vec<String>,
+    /// How the client authenticates at the token endpoint.
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// The grant types the client may use (RFC 7591 §2), such as `authorization_code` and
+    /// `refresh_token`.
     pub grant_types: Vec<String>,
+    /// `logo_uri` (RFC 7591 §2), if given.
     pub logo_uri: Option<String>,
     /// Every registration field as accepted, echoed back by the registration endpoint.
     pub metadata: serde_json::Value,
+    /// A disabled client can neither obtain nor use tokens.
     pub disabled: bool,
+    /// A trusted client whose authorization requests are not put to the user for consent.
     pub skip_consent: bool,
+    /// When the client was registered, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
 impl Client {
+    /// True for a public client, which has no secret (OAuth 2.1 §2.1).
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
     }
 
+    /// True when the client registered `grant_type`.
     pub fn has_grant_type(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
     }
@@ -89,19 +123,33 @@ impl Client {
 /// An authorization code (RFC 6749 §4.1.2), bound to everything the token request must repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCode {
+    /// Hash of the code ([`crate::secret::hash_token`]); the code itself is never stored.
     pub code_hash: String,
+    /// The client the code was issued to.
     pub client_id: String,
+    /// The user who authorized the request.
     pub user_id: String,
+    /// The browser session the user authorized from.
     pub session_id: String,
+    /// The redirect URI of the authorization request, which the token request must repeat
+    /// (RFC 6749 §4.1.3).
     pub redirect_uri: String,
+    /// The granted scopes, space-delimited (RFC 6749 §3.3).
     pub scopes: String,
+    /// The PKCE S256 code challenge (RFC 7636 §4.2); absent only for a confidential client that
+    /// sent none.
     pub code_challenge: Option<String>,
+    /// The protected resource (RFC 8707 §2) the tokens will be issued for.
     pub resource: String,
+    /// The OIDC `nonce` of the authorization request (OIDC Core §3.1.2.1), if sent.
     pub nonce: Option<String>,
+    /// When the user last authenticated (OIDC `auth_time`), in seconds since the Unix epoch.
     pub auth_time: i64,
     /// The token family the exchange will populate, so that a replay can revoke it.
     pub family_id: String,
+    /// When the code expires, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// When the code was issued, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
@@ -109,42 +157,70 @@ pub struct AuthorizationCode {
 /// Revoking the family kills every token in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenFamily {
+    /// Opaque unique identifier.
     pub id: String,
+    /// The client the grant was made to.
     pub client_id: String,
+    /// The user who made the grant.
     pub user_id: String,
+    /// The granted scopes, space-delimited (RFC 6749 §3.3); a refresh cannot widen them.
     pub scopes: String,
+    /// The protected resource (RFC 8707 §2) every token of the family is for.
     pub resource: String,
+    /// When the grant was made, in seconds since the Unix epoch.
     pub created_at: i64,
     /// The absolute end of the grant, however often it is refreshed.
     pub expires_at: i64,
+    /// When the family was revoked, in seconds since the Unix epoch; every token of a revoked
+    /// family is dead.
     pub revoked_at: Option<i64>,
 }
 
 /// An issued access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessToken {
+    /// Opaque unique identifier (not the token).
     pub id: String,
+    /// Hash of the bearer token ([`crate::secret::hash_token`]); the token itself is never stored.
     pub token_hash: String,
+    /// The token family (grant) the token belongs to.
     pub family_id: String,
+    /// The client the token was issued to.
     pub client_id: String,
+    /// The user the token acts for.
     pub user_id: String,
+    /// The token's scopes, space-delimited (RFC 6749 §3.3); possibly narrower than the grant's.
     pub scopes: String,
+    /// The protected resource (RFC 8707 §2) the token is for; any other resource refuses it.
     pub audience: String,
+    /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// When the token was issued, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
 /// An issued refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
+    /// Opaque unique identifier (not the token).
     pub id: String,
+    /// Hash of the refresh token ([`crate::secret::hash_token`]); the token itself is never
+    /// stored.
     pub token_hash: String,
+    /// The token family (grant) the token belongs to.
     pub family_id: String,
+    /// The client the token was issued to.
     pub client_id: String,
+    /// The user the token acts for.
     pub user_id: String,
+    /// The grant's scopes, space-delimited (RFC 6749 §3.3); a refresh may ask for fewer, never
+    /// more (RFC 6749 §6).
     pub scopes: String,
+    /// The protected resource (RFC 8707 §2) the tokens it refreshes to are for.
     pub resource: String,
+    /// When the token expires, in seconds since the Unix epoch; never after its family's end.
     pub expires_at: i64,
+    /// When the token was issued, in seconds since the Unix epoch.
     pub created_at: i64,
     /// When it was exchanged for its successor; a rotated token is dead except for the retry.
     pub rotated_at: Option<i64>,
@@ -155,34 +231,54 @@ pub struct RefreshToken {
 /// An access token as the resource server sees it, with what decides whether it still works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenGrant {
+    /// The access token.
     pub token: AccessToken,
+    /// The user it acts for.
     pub user: User,
+    /// Whether its token family has been revoked.
     pub family_revoked: bool,
+    /// Whether its client has been disabled.
     pub client_disabled: bool,
 }
 
 /// A user's standing approval of a client for a set of scopes (`oauthConsent`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
+    /// The user who approved.
     pub user_id: String,
+    /// The client approved.
     pub client_id: String,
+    /// The approved scopes, space-delimited (RFC 6749 §3.3).
     pub scopes: String,
+    /// When consent was first given, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When the consent last changed, in seconds since the Unix epoch.
     pub updated_at: i64,
 }
 
 /// A validated authorization request waiting for the user's decision on the consent page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAuthorization {
+    /// The signed-in user who must decide.
     pub user_id: String,
+    /// The browser session the request came from.
     pub session_id: String,
+    /// The requesting client.
     pub client_id: String,
+    /// The redirect URI, already matched against the client's registration.
     pub redirect_uri: String,
+    /// The requested scopes, space-delimited (RFC 6749 §3.3).
     pub scopes: String,
+    /// The client's `state` (RFC 6749 §4.1.1), returned unchanged with the answer.
     pub state: Option<String>,
+    /// The PKCE S256 code challenge (RFC 7636 §4.2); absent only for a confidential client that
+    /// sent none.
     pub code_challenge: Option<String>,
+    /// The protected resource (RFC 8707 §2) the tokens will be issued for.
     pub resource: String,
+    /// The OIDC `nonce` of the authorization request (OIDC Core §3.1.2.1), if sent.
     pub nonce: Option<String>,
+    /// When the user last authenticated (OIDC `auth_time`), in seconds since the Unix epoch.
     pub auth_time: i64,
 }
 
@@ -204,7 +300,10 @@ pub enum Rotation {
     Rotated,
     /// Another call rotated it first.
     AlreadyRotated {
+        /// When the winning call rotated it, in seconds since the Unix epoch.
         rotated_at: i64,
+        /// The successor's token response, sealed under this token (see
+        /// [`crate::secret::seal`]), if it was stored.
         retry_response: Option<String>,
     },
 }

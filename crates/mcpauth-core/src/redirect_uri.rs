@@ -68,10 +68,12 @@ impl RedirectUri {
         }
     }
 
+    /// The URI exactly as registered.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The URI exactly as registered, as an owned string.
     pub fn into_string(self) -> String {
         self.0
     }

@@ -45,10 +45,12 @@ impl Scopes {
         Self(scopes)
     }
 
+    /// True when the set holds no scope.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// True when `scope` is in the set (compared case-sensitively).
     pub fn contains(&self, scope: &str) -> bool {
         self.0.iter().any(|s| s == scope)
     }
@@ -71,6 +73,7 @@ impl Scopes {
         Scopes::from_tokens(self.0.iter().chain(other.0.iter()).cloned())
     }
 
+    /// The scopes, in the order in which they were first written.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

@@ -17,6 +17,9 @@ use crate::model::{
 };
 
 #[async_trait]
+/// A storage backend: every record mcpauth keeps, with the atomicity the module documentation
+/// requires. Times passed in (`now`) are seconds since the Unix epoch; tokens, codes and
+/// session cookies are looked up by their hashes ([`crate::secret::hash_token`]).
 pub trait Store: Send + Sync + 'static {
     /// Creates or updates the schema; idempotent.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -35,8 +38,10 @@ pub trait Store: Send + Sync + 'static {
         email: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
+    /// A user by id, disabled or not.
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 
+    /// Stores a new browser session.
     async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
 
     /// The unexpired session with this token hash, and its (enabled) user.
@@ -46,6 +51,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<(Session, User)>, StoreError>;
 
+    /// Deletes the session with this token hash (sign-out); nothing happens if there is none.
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
     /// [`StoreError::Conflict`] when the client id is taken.
@@ -55,8 +61,10 @@ pub trait Store: Send + Sync + 'static {
     /// exists (for pre-registered, trusted clients from configuration).
     async fn save_client(&self, client: &Client) -> Result<(), StoreError>;
 
+    /// A client by client id, disabled or not.
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
 
+    /// The consent `user_id` has given `client_id`, if any.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError>;
 
     /// Creates or replaces the consent for (user, client).

@@ -32,6 +32,8 @@
 //! (`ON CONFLICT … DO UPDATE`, `RETURNING`) so a PostgreSQL twin needs only type changes in the
 //! schema; the behavioural contract every backend must pass lives in `tests/contract.rs`.
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod sqlite;
 
