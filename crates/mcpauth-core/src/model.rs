@@ -307,3 +307,64 @@ pub enum Rotation {
         retry_response: Option<String>,
     },
 }
+
+/// A key that signs id_tokens (OIDC Core §10.1). The private half is kept only sealed under the
+/// operator's key-encryption secret; the public half is published at `jwks_uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Key id (`kid`): the RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// JWS algorithm: `ES256` or `RS256`.
+    pub algorithm: String,
+    /// The PKCS#8 private key, encrypted and authenticated (never stored in the clear).
+    pub private_key_sealed: String,
+    /// The public key as a JSON Web Key (JSON text).
+    pub public_jwk: String,
+    /// When the key was made, in seconds since the Unix epoch.
+    pub created_at: i64,
+    /// When a newer key replaced it for signing; it stays published until tokens it signed
+    /// have expired.
+    pub retired_at: Option<i64>,
+}
+
+/// A grant as shown to its user or an operator: one client's live token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSummary {
+    /// The token family.
+    pub family_id: String,
+    /// The user who approved it.
+    pub user_id: String,
+    /// The user's email.
+    pub user_email: String,
+    /// The client it was granted to.
+    pub client_id: String,
+    /// The client's display name, if it registered one.
+    pub client_name: Option<String>,
+    /// The client's https logo, if any.
+    pub logo_uri: Option<String>,
+    /// Scopes granted (space-delimited).
+    pub scopes: String,
+    /// When the user authorized it, in seconds since the Unix epoch.
+    pub created_at: i64,
+    /// When tokens were last issued from it (code exchange or refresh).
+    pub last_used_at: i64,
+    /// The grant's absolute end.
+    pub expires_at: i64,
+}
+
+/// One entry of the append-only security log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When it happened, in seconds since the Unix epoch.
+    pub at: i64,
+    /// What happened, e.g. `sign_in.success`, `token.revoke`, `refresh.reuse_detected`.
+    pub kind: String,
+    /// The user concerned, if any.
+    pub user_id: Option<String>,
+    /// The client concerned, if any.
+    pub client_id: Option<String>,
+    /// The address the request came from, if any.
+    pub ip: Option<String>,
+    /// Further details as JSON text (never a secret).
+    pub detail: String,
+}

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::model::{
-    AccessToken, AccessTokenGrant, AuthorizationCode, Client, CodeRedemption, Consent,
-    RefreshToken, Rotation, Session, TokenFamily, User,
+    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
+    GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
 };
 
 #[async_trait]
@@ -138,4 +138,85 @@ pub trait Store: Send + Sync + 'static {
     /// a day past their expiry (kept that long so a late replay still revokes its grant).
     /// Returns how many rows went.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Disables or re-enables a user; `false` when there is no such user. A disabled user
+    /// cannot sign in and their tokens stop working.
+    async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a user and everything of theirs (sessions, credentials, consents, grants);
+    /// `false` when there is no such user.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Replaces a user's password hash.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A user's unexpired sessions, newest first.
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends a user's sessions, except the one with id `keep` when given; returns how many.
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+
+    /// Disables or re-enables a client; `false` when there is no such client.
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a client and everything issued to it; `false` when there is no such client.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Live grants (unrevoked, unexpired token families that have issued tokens), newest
+    /// first, optionally only a user's and/or a client's.
+    async fn grants(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError>;
+
+    /// Revokes a user's grants (all, or one client's) and forgets the matching consents, so
+    /// the client must ask again; returns how many grants were revoked.
+    async fn revoke_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+
+    /// Adds a signing key and retires every other current key, in one transaction.
+    async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError>;
+
+    /// Deletes keys retired before `retired_before`; returns how many.
+    async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError>;
+
+    /// Appends to the security log.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The newest `limit` security log entries, newest first.
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 }

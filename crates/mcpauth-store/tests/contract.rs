@@ -12,6 +12,7 @@ pub mod contract {
         AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, RefreshToken, Rotation,
         Session, TokenEndpointAuthMethod, TokenFamily, User,
     };
+    use mcpauth_core::model::{AuditEvent, SigningKey};
     use mcpauth_core::{Store, StoreError};
 
     pub const NOW: i64 = 1_700_000_000;
@@ -78,6 +79,10 @@ pub mod contract {
             expires_at: NOW + 30 * 86_400,
             revoked_at: None,
         }
+    }
+
+    pub fn family_with(id: &str, user_id: &str, client_id: &str) -> TokenFamily {
+        family(id, user_id, client_id)
     }
 
     pub fn code(code_hash: &str, family: &TokenFamily, session_id: &str) -> AuthorizationCode {
@@ -618,6 +623,222 @@ pub mod contract {
         assert!(store.client_by_id("c1").await.unwrap().is_some());
     }
 
+    pub async fn user_administration(store: &dyn Store) {
+        let (family, access_token, _) = seed_tokens(store).await;
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+
+        assert!(store.set_user_disabled("u1", true, NOW + 1).await.unwrap());
+        let grant = store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            grant.user.disabled,
+            "a disabled user's tokens carry the flag"
+        );
+        assert!(!store.set_user_disabled("nobody", true, NOW).await.unwrap());
+        store.set_user_disabled("u1", false, NOW + 2).await.unwrap();
+
+        store
+            .set_password("u1", "$argon2id$new", NOW + 3)
+            .await
+            .unwrap();
+        let (_, hash) = store
+            .user_by_email("u1@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hash.as_deref(), Some("$argon2id$new"));
+
+        store
+            .create_session(&session("s2", "u1", NOW + 3600))
+            .await
+            .unwrap();
+        assert_eq!(store.user_sessions("u1", NOW).await.unwrap().len(), 2);
+        assert_eq!(
+            store.delete_user_sessions("u1", Some("s2")).await.unwrap(),
+            1
+        );
+        let left = store.user_sessions("u1", NOW).await.unwrap();
+        assert_eq!(
+            left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["s2"]
+        );
+        assert_eq!(store.delete_user_sessions("u1", None).await.unwrap(), 1);
+
+        assert!(store.delete_user("u1").await.unwrap());
+        assert!(store.user_by_id("u1").await.unwrap().is_none());
+        assert!(
+            store
+                .access_token(&access_token.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .refresh_token(&refresh("r1", &family).token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!store.delete_user("u1").await.unwrap());
+    }
+
+    pub async fn client_administration(store: &dyn Store) {
+        let (_, access_token, _) = seed_tokens(store).await;
+        store.create_client(&client("c2")).await.unwrap();
+        let ids: Vec<String> = store
+            .list_clients()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(store.set_client_disabled("c1", true, NOW).await.unwrap());
+        let grant = store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(grant.client_disabled);
+        assert!(!store.set_client_disabled("nope", true, NOW).await.unwrap());
+        assert!(store.delete_client("c1").await.unwrap());
+        assert!(
+            store
+                .access_token(&access_token.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store.user_by_id("u1").await.unwrap().is_some(),
+            "users stay"
+        );
+    }
+
+    pub async fn grants_and_their_revocation(store: &dyn Store) {
+        let (family, access_token, _) = seed_tokens(store).await;
+        store
+            .save_consent(&Consent {
+                user_id: "u1".to_owned(),
+                client_id: "c1".to_owned(),
+                scopes: "openid".to_owned(),
+                created_at: NOW,
+                updated_at: NOW,
+            })
+            .await
+            .unwrap();
+        // A family whose code was never exchanged is not a connected app.
+        let unused = family_with("fam-2", "u1", "c1");
+        store
+            .create_code(&code("code-2", &unused, "s1"), &unused)
+            .await
+            .unwrap();
+
+        let grants = store.grants(Some("u1"), None, NOW).await.unwrap();
+        assert_eq!(grants.len(), 1);
+        let grant = &grants[0];
+        assert_eq!(grant.family_id, family.id);
+        assert_eq!(grant.client_id, "c1");
+        assert_eq!(grant.user_email, "u1@example.com");
+        assert_eq!(grant.last_used_at, access_token.created_at);
+        assert_eq!(store.grants(None, Some("c1"), NOW).await.unwrap().len(), 1);
+        assert!(
+            store
+                .grants(Some("u2"), None, NOW)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert_eq!(
+            store
+                .revoke_grants("u1", Some("c1"), NOW + 5)
+                .await
+                .unwrap(),
+            1
+        );
+        let after = store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(after.family_revoked);
+        assert!(
+            store.consent("u1", "c1").await.unwrap().is_none(),
+            "consent forgotten"
+        );
+        assert!(
+            store
+                .grants(Some("u1"), None, NOW)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The unexchanged code's family died too: its code's tokens would be born dead.
+        assert_eq!(store.revoke_grants("u1", None, NOW + 6).await.unwrap(), 0);
+    }
+
+    pub async fn signing_keys_rotate(store: &dyn Store) {
+        let key = |kid: &str, at: i64| SigningKey {
+            kid: kid.to_owned(),
+            algorithm: "ES256".to_owned(),
+            private_key_sealed: format!("sealed-{kid}"),
+            public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+            created_at: at,
+            retired_at: None,
+        };
+        assert!(store.signing_keys().await.unwrap().is_empty());
+        store
+            .rotate_signing_key(&key("k1", NOW), NOW)
+            .await
+            .unwrap();
+        store
+            .rotate_signing_key(&key("k2", NOW + 10), NOW + 10)
+            .await
+            .unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].kid, "k2");
+        assert_eq!(keys[0].retired_at, None);
+        assert_eq!(keys[1].retired_at, Some(NOW + 10));
+        assert!(matches!(
+            store
+                .rotate_signing_key(&key("k2", NOW + 20), NOW + 20)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        // The failed rotation changed nothing.
+        assert_eq!(store.signing_keys().await.unwrap()[0].retired_at, None);
+        assert_eq!(store.prune_signing_keys(NOW + 10).await.unwrap(), 0);
+        assert_eq!(store.prune_signing_keys(NOW + 11).await.unwrap(), 1);
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+    }
+
+    pub async fn audit_log_appends(store: &dyn Store) {
+        for i in 0..3 {
+            store
+                .append_audit(&AuditEvent {
+                    at: NOW + i,
+                    kind: format!("event.{i}"),
+                    user_id: Some("u1".to_owned()),
+                    client_id: None,
+                    ip: Some("192.0.2.1".to_owned()),
+                    detail: "{}".to_owned(),
+                })
+                .await
+                .unwrap();
+        }
+        let events = store.audit_events(2).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["event.2", "event.1"]
+        );
+    }
+
     pub async fn refresh_rotation(store: &dyn Store) {
         let (family, _, old) = seed_tokens(store).await;
         let next_access = access("a2", &family);
@@ -781,6 +1002,11 @@ macro_rules! contract_tests {
             tokens_and_lookup,
             revoke_family_kills_tokens,
             purge_expired_keeps_what_still_works,
+            user_administration,
+            client_administration,
+            grants_and_their_revocation,
+            signing_keys_rotate,
+            audit_log_appends,
             refresh_rotation,
         );
         contract_tests!(@shared $fresh:

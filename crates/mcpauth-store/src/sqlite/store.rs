@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use mcpauth_core::model::{
-    AccessToken, AccessTokenGrant, AuthorizationCode, Client, CodeRedemption, Consent,
-    RefreshToken, Rotation, Session, TokenFamily, User,
+    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
+    GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{Store, StoreError};
@@ -82,6 +82,21 @@ async fn insert_refresh_token(
     .execute(executor)
     .await
     .map_err(db_err)?;
+    Ok(())
+}
+
+/// Records that tokens were just issued from a family (for "last used" on grants).
+async fn mark_family_used(
+    executor: impl SqliteExecutor<'_>,
+    family_id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(r#"UPDATE "oauthTokenFamily" SET last_used_at = $2 WHERE id = $1"#)
+        .bind(family_id)
+        .bind(at)
+        .execute(executor)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -526,6 +541,7 @@ impl Store for SqliteStore {
         if let Some(refresh) = refresh {
             insert_refresh_token(&mut *tx, refresh).await?;
         }
+        mark_family_used(&mut *tx, &access.family_id, access.created_at).await?;
         commit(tx).await
     }
 
@@ -620,6 +636,7 @@ impl Store for SqliteStore {
 
         insert_access_token(&mut *tx, access).await?;
         insert_refresh_token(&mut *tx, refresh).await?;
+        mark_family_used(&mut *tx, &access.family_id, access.created_at).await?;
         commit(tx).await?;
         Ok(Rotation::Rotated)
     }
@@ -648,6 +665,315 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(removed)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns_as_u!(),
+            r#" FROM "user" u ORDER BY u.created_at, u.id"#
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::user_u).collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
+            .bind(user_id)
+            .bind(disabled)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(r#"DELETE FROM "user" WHERE id = $1"#)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO "account"
+                   (id, account_id, provider_id, user_id, password, created_at, updated_at)
+               VALUES ($1, $2, $3, $2, $4, $5, $5)
+               ON CONFLICT (provider_id, account_id) DO UPDATE SET
+                   password = excluded.password, updated_at = excluded.updated_at"#,
+        )
+        .bind(random_id())
+        .bind(user_id)
+        .bind(CREDENTIAL_PROVIDER)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            r#" FROM "session" s WHERE s.user_id = $1 AND s.expires_at > $2
+                ORDER BY s.created_at DESC, s.id"#
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::session).collect()
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query(r#"DELETE FROM "session" WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)"#)
+                .bind(user_id)
+                .bind(keep)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            r#" FROM "oauthApplication" ORDER BY created_at, client_id"#
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::client).collect()
+    }
+
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3 WHERE client_id = $1"#,
+        )
+        .bind(client_id)
+        .bind(disabled)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn grants(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT f.id, f.user_id, u.email, f.client_id, c.name, c.logo_uri, f.scopes,
+                      f.created_at, f.last_used_at, f.expires_at
+               FROM "oauthTokenFamily" f
+               JOIN "user" u ON u.id = f.user_id
+               JOIN "oauthApplication" c ON c.client_id = f.client_id
+               WHERE f.revoked_at IS NULL AND f.last_used_at IS NOT NULL AND f.expires_at > $3
+                 AND ($1 IS NULL OR f.user_id = $1) AND ($2 IS NULL OR f.client_id = $2)
+               ORDER BY f.created_at DESC, f.id"#,
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(GrantSummary {
+                    family_id: row.try_get(0).map_err(db_err)?,
+                    user_id: row.try_get(1).map_err(db_err)?,
+                    user_email: row.try_get(2).map_err(db_err)?,
+                    client_id: row.try_get(3).map_err(db_err)?,
+                    client_name: row.try_get(4).map_err(db_err)?,
+                    logo_uri: row.try_get(5).map_err(db_err)?,
+                    scopes: row.try_get(6).map_err(db_err)?,
+                    created_at: row.try_get(7).map_err(db_err)?,
+                    last_used_at: row.try_get(8).map_err(db_err)?,
+                    expires_at: row.try_get(9).map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked = sqlx::query(
+            r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+               WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL
+                 AND last_used_at IS NOT NULL"#,
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        // Families of codes not yet exchanged die too, silently: their codes must not work.
+        sqlx::query(
+            r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+               WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL"#,
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            r#"DELETE FROM "oauthConsent" WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)"#,
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(revoked)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT kid, algorithm, private_key_sealed, public_jwk, created_at, retired_at
+               FROM "oauthSigningKey" ORDER BY created_at DESC, kid"#,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKey {
+                    kid: row.try_get(0).map_err(db_err)?,
+                    algorithm: row.try_get(1).map_err(db_err)?,
+                    private_key_sealed: row.try_get(2).map_err(db_err)?,
+                    public_jwk: row.try_get(3).map_err(db_err)?,
+                    created_at: row.try_get(4).map_err(db_err)?,
+                    retired_at: row.try_get(5).map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            r#"INSERT INTO "oauthSigningKey"
+                   (kid, algorithm, private_key_sealed, public_jwk, created_at, retired_at)
+               VALUES ($1, $2, $3, $4, $5, $6)"#,
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.private_key_sealed)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| conflict_or_db(err, "a signing key with this kid exists"))?;
+        commit(tx).await
+    }
+
+    async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            r#"DELETE FROM "oauthSigningKey" WHERE retired_at IS NOT NULL AND retired_at < $1"#,
+        )
+        .bind(retired_before)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO "auditLog" (at, kind, user_id, client_id, ip, detail)
+               VALUES ($1, $2, $3, $4, $5, $6)"#,
+        )
+        .bind(event.at)
+        .bind(&event.kind)
+        .bind(&event.user_id)
+        .bind(&event.client_id)
+        .bind(&event.ip)
+        .bind(&event.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT at, kind, user_id, client_id, ip, detail FROM "auditLog"
+               ORDER BY id DESC LIMIT $1"#,
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    at: row.try_get(0).map_err(db_err)?,
+                    kind: row.try_get(1).map_err(db_err)?,
+                    user_id: row.try_get(2).map_err(db_err)?,
+                    client_id: row.try_get(3).map_err(db_err)?,
+                    ip: row.try_get(4).map_err(db_err)?,
+                    detail: row.try_get(5).map_err(db_err)?,
+                })
+            })
+            .collect()
     }
 }
 
