@@ -9,9 +9,13 @@
 #   2. build the server binary      cargo build -p mcpauth-server   (reuses step 1's artifacts)
 #   3. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
 #   4. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
+#   5. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
+#   6. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
+#   7. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
 #
 # Screenshots of the pages go to $SCREENSHOT_DIR (default target/e2e/screenshots) and the peer
-# flow's JSON report to $FLOW_REPORT (default target/e2e/flow-report.json).
+# flow's JSON report to $FLOW_REPORT (default target/e2e/flow-report.json), the conformance suite's
+# to $CONFORMANCE_REPORT (default target/interop/conformance-report.json).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +30,10 @@ if [[ -z "${SCREENSHOT_DIR:-}" ]]; then
   rm -rf "$SCREENSHOT_DIR"
 fi
 export FLOW_REPORT="${FLOW_REPORT:-$target_dir/e2e/flow-report.json}"
+if [[ -z "${CONFORMANCE_REPORT:-}" ]]; then
+  export CONFORMANCE_REPORT="$target_dir/interop/conformance-report.json"
+  rm -f "$CONFORMANCE_REPORT" # no report of an earlier run is to be mistaken for this one's
+fi
 
 names=()
 results=()
@@ -69,6 +77,14 @@ browser_test() {
   cd "$root/e2e/browser" && npm ci --no-audit --no-fund && node --test --test-reporter=spec browser.test.mjs
 }
 
+# ---- examples (crates/mcpauth/examples) ----
+# crates/mcpauth-server/tests/example.rs runs the built example binary
+# (target/debug/examples/protected_server): Cargo builds examples only for their own package,
+# so build them before the test step. If this fails, that test fails with a message saying so.
+run "build the library examples (cargo build -p mcpauth --examples)" \
+  cargo build -p mcpauth --examples
+# ---- end of examples ----
+
 run "unit and integration tests (cargo nextest)" \
   cargo nextest run --workspace --profile ci --no-fail-fast
 
@@ -80,12 +96,53 @@ else
   skip "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "no binary"
 fi
 
+# ---- interop: TypeScript SDK clients and the conformance suite (interop/ts, interop/conformance) ----
+# Both start their own `mcpauth serve` ($MCPAUTH_BIN) and need the binary of the build step above.
+# Subshells: a step's `cd` must not move the steps after it.
+ts_sdk_interop() (
+  cd "$root/interop/ts" && npm ci --no-audit --no-fund \
+    && node --test --test-reporter=spec ts-sdk.test.mjs ts-sdk-v2.test.mjs
+)
+conformance_authorization() (
+  cd "$root/interop/conformance" && npm ci --no-audit --no-fund && CONFORMANCE_NPM_CI=0 ./run.sh
+)
+server_built=no
+for i in "${!names[@]}"; do
+  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && server_built=yes
+done
+if [[ $server_built == yes ]]; then
+  run "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" ts_sdk_interop
+  run "conformance (authorization) (interop/conformance, Node 22)" conformance_authorization
+else
+  skip "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" "no binary"
+  skip "conformance (authorization) (interop/conformance, Node 22)" "no binary"
+fi
+# ---- end of interop (TypeScript) ----
+
+# ---- interop: Python SDK client (interop/python) ----
+# Starts its own `mcpauth serve` ($MCPAUTH_BIN): needs the binary of the build step above. Builds its
+# venv (target/interop-python-venv) from interop/python/requirements.lock; one report per test goes
+# to $PY_INTEROP_REPORT.
+export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"
+py_server_built=no
+for i in "${!names[@]}"; do
+  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && py_server_built=yes
+done
+if [[ $py_server_built == yes ]]; then
+  run "Python SDK interop (interop/python: MCP Python SDK client)" "$root/interop/python/run.sh"
+else
+  skip "Python SDK interop (interop/python: MCP Python SDK client)" "no binary"
+fi
+# ---- end of interop (Python) ----
+
 section "summary"
 for i in "${!names[@]}"; do
   printf '  %-70s %-6s %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
 done
 [[ -d "$SCREENSHOT_DIR" ]] && echo "  screenshots: $SCREENSHOT_DIR"
 [[ -f "$FLOW_REPORT" ]] && echo "  peer flow report: $FLOW_REPORT"
+[[ -f "$CONFORMANCE_REPORT" ]] && echo "  conformance report: $CONFORMANCE_REPORT"
+[[ -d "$PY_INTEROP_REPORT" ]] && echo "  Python SDK interop reports: $PY_INTEROP_REPORT"
 echo
 if [[ $skipped -gt 0 ]]; then
   echo "steps: $passed passed, $failed failed, $skipped skipped"

@@ -42,10 +42,18 @@ pub struct Settings {
     pub mcp_allowed_origins: Vec<String>,
     pub require_pkce_for_confidential: bool,
     pub allow_dynamic_client_registration: bool,
+    /// A password change on the account page also disconnects every app.
+    pub revoke_grants_on_password_change: bool,
     /// `[[trusted_clients]]`: clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged into the authorization server metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// `ES256` (default) or `RS256`: the algorithm of new id_token signing keys.
+    pub signing_algorithm: String,
+    /// Encrypts signing keys at rest; default: the server secret.
+    pub key_encryption_secret: Option<String>,
+    /// Claims added to every id_token and userinfo answer.
+    pub additional_user_info_claims: serde_json::Map<String, serde_json::Value>,
     pub rate_limits: RateLimitSettings,
 }
 
@@ -103,8 +111,12 @@ impl Default for Settings {
             mcp_allowed_origins: d.mcp_allowed_origins,
             require_pkce_for_confidential: d.require_pkce_for_confidential,
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
+            revoke_grants_on_password_change: d.revoke_grants_on_password_change,
             trusted_clients: Vec::new(),
             metadata: serde_json::Map::new(),
+            signing_algorithm: "ES256".into(),
+            key_encryption_secret: None,
+            additional_user_info_claims: serde_json::Map::new(),
             rate_limits: RateLimitSettings::default(),
         }
     }
@@ -188,8 +200,18 @@ impl Settings {
         o.mcp_allowed_origins = self.mcp_allowed_origins.clone();
         o.require_pkce_for_confidential = self.require_pkce_for_confidential;
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
+        o.revoke_grants_on_password_change = self.revoke_grants_on_password_change;
         o.trusted_clients = self.trusted_clients.clone();
         o.metadata = self.metadata.clone();
+        o.signing_algorithm = mcpauth::SigningAlgorithm::parse(&self.signing_algorithm)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "signing_algorithm must be ES256 or RS256, not {:?}",
+                    self.signing_algorithm
+                )
+            })?;
+        o.key_encryption_secret = self.key_encryption_secret.clone();
+        o.additional_user_info_claims = self.additional_user_info_claims.clone();
         let r = &self.rate_limits;
         o.rate_limits = if r.enabled {
             RateLimitOptions {

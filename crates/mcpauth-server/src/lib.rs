@@ -18,13 +18,15 @@ use axum::Router;
 use axum::routing::get;
 use mcpauth::McpAuth;
 use mcpauth_core::{Clock, Store};
-use mcpauth_store::SqliteStore;
+use mcpauth_store::{PgStore, SqliteStore};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 pub use config::{FlagOverrides, Settings};
 
-/// Opens (and migrates) the database a URL names.
+/// Opens (and migrates) the database a URL names: `sqlite://…` / `sqlite:…` for SQLite,
+/// `postgres://…` / `postgresql://…` for PostgreSQL (a pool of
+/// [`mcpauth_store::postgres::DEFAULT_MAX_CONNECTIONS`] connections).
 pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         let store = SqliteStore::connect(database_url)
@@ -35,10 +37,38 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
             .await
             .context("could not migrate the database")?;
         Ok(Arc::new(store))
-    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://FILE")
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        // The URL may hold a password: name only the database in errors.
+        let store = PgStore::connect(database_url)
+            .await
+            .with_context(|| format!("could not open {}", redact_password(database_url)))?;
+        store
+            .migrate()
+            .await
+            .context("could not migrate the database")?;
+        Ok(Arc::new(store))
     } else {
-        anyhow::bail!("database_url must start with sqlite:// (got {database_url:?})")
+        anyhow::bail!(
+            "database_url must start with sqlite://, postgres:// or postgresql:// (got {:?})",
+            redact_password(database_url)
+        )
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("***")).is_ok() {
+                parsed.to_string()
+            } else {
+                "<database URL>".to_owned()
+            }
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: it may still contain a password somewhere.
+        Err(_) if url.contains('@') => "<database URL>".to_owned(),
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -128,5 +158,39 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://alice:s3cret@db:5432/auth?sslmode=require"),
+            "postgres://alice:***@db:5432/auth?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgresql://db/auth"),
+            "postgresql://db/auth"
+        );
+        assert_eq!(
+            redact_password("sqlite://mcpauth.db"),
+            "sqlite://mcpauth.db"
+        );
+        assert_eq!(redact_password("not a url u:p@h"), "<database URL>");
+    }
+
+    #[tokio::test]
+    async fn open_store_refuses_unknown_schemes_without_the_password() {
+        let err = open_store("mysql://u:s3cret@db/auth")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("postgres://"), "{err}");
     }
 }

@@ -1,11 +1,14 @@
-//! `mcpauth`: the command line. Parses flags, loads settings and hands off to the library.
+//! `mcpauth`: the command line. Parses flags, loads settings and hands off to the library
+//! (serving, schema) or to [`admin`] (users, clients, grants, audit log).
+
+mod admin;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+use admin::{Admin, NewClient, Output};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use mcpauth::McpAuth;
 use mcpauth_server::{Application, FlagOverrides, Settings, open_store, shutdown_signal};
 
 /// OAuth 2.1 authorization server for MCP clients.
@@ -48,6 +51,43 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage OAuth clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// List and revoke the grants users have given clients.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+    /// Read the security audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Manage the id_token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key and retire the current one (it stays published until its tokens
+    /// have expired).
+    Rotate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the signing keys, newest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,6 +107,120 @@ enum UserCommand {
         password: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// Print the created user as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every user, oldest first.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock a user out: no sign-in, and their sessions and tokens stop working.
+    Disable {
+        /// The user's email or id.
+        #[arg(value_name = "EMAIL|ID")]
+        user: String,
+    },
+    /// Let a disabled user back in.
+    Enable {
+        /// The user's email or id.
+        #[arg(value_name = "EMAIL|ID")]
+        user: String,
+    },
+    /// Delete a user with their sessions, consents and grants (needs --yes).
+    Delete {
+        /// The user's email or id.
+        #[arg(value_name = "EMAIL|ID")]
+        user: String,
+        /// Confirm the deletion; it cannot be undone.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// List every client, oldest first.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a client; a confidential client's secret is shown only this once.
+    Create {
+        /// Display name, shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Where the client may be sent back to (repeat for several).
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client: no secret, PKCE only (default: confidential, client_secret_basic).
+        #[arg(long)]
+        public: bool,
+        /// Trusted: do not ask users for consent.
+        #[arg(long)]
+        skip_consent: bool,
+        /// Print the client (and its secret) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a client: it can neither obtain nor use tokens.
+    Disable {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+    /// Let a disabled client work again.
+    Enable {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+    /// Delete a client and every token issued to it (needs --yes).
+    Delete {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+        /// Confirm the deletion; it cannot be undone.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// List live grants, newest first.
+    List {
+        /// Only this user's grants (email or id).
+        #[arg(long, value_name = "EMAIL|ID")]
+        user: Option<String>,
+        /// Only grants to this client.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a user's grants (all, or one client's): their tokens stop working at once.
+    Revoke {
+        /// The user (email or id).
+        #[arg(long, value_name = "EMAIL|ID")]
+        user: String,
+        /// Only the grants to this client.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Show the newest security events, newest first.
+    List {
+        /// How many events to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -75,7 +229,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,rmcp=warn,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -127,9 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate { dialect, output } => {
             let sql = match dialect {
                 Dialect::Sqlite => mcpauth_store::sqlite_schema_sql(),
-                Dialect::Postgres => {
-                    anyhow::bail!("the PostgreSQL dialect is not available in this build yet")
-                }
+                Dialect::Postgres => mcpauth_store::pg_schema_sql(),
             };
             match output {
                 Some(path) => std::fs::write(&path, sql)
@@ -138,33 +290,103 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::User { command } => match command {
-            UserCommand::Create {
-                email,
-                password,
-                name,
-            } => {
-                let settings = Settings::load(cli.config.as_deref(), flags)?;
-                let password = match password {
-                    Some(password) => password,
-                    None => {
-                        let mut input = String::new();
-                        std::io::stdin().read_to_string(&mut input)?;
-                        input.trim_end_matches(['\r', '\n']).to_owned()
-                    }
-                };
-                let store = open_store(&settings.database_url).await?;
-                let auth = McpAuth::new(store, settings.options("http://localhost")?).await?;
-                let user = auth
-                    .create_user(&email, &password, name.as_deref())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("could not create the user: {e}"))?;
-                println!(
-                    "created user {} <{}> (id {})",
-                    user.name, user.email, user.id
-                );
-                Ok(())
+        Command::User { command } => {
+            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            match command {
+                UserCommand::Create {
+                    email,
+                    password,
+                    name,
+                    json,
+                } => {
+                    let password = match password {
+                        Some(password) => password,
+                        None => {
+                            let mut input = String::new();
+                            std::io::stdin().read_to_string(&mut input)?;
+                            input.trim_end_matches(['\r', '\n']).to_owned()
+                        }
+                    };
+                    admin
+                        .create_user(
+                            &email,
+                            &password,
+                            name.as_deref(),
+                            Output::from_json_flag(json),
+                        )
+                        .await
+                }
+                UserCommand::List { json } => admin.list_users(Output::from_json_flag(json)).await,
+                UserCommand::Disable { user } => admin.set_user_disabled(&user, true).await,
+                UserCommand::Enable { user } => admin.set_user_disabled(&user, false).await,
+                UserCommand::Delete { user, yes } => admin.delete_user(&user, yes).await,
             }
-        },
+        }
+        Command::Client { command } => {
+            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            match command {
+                ClientCommand::List { json } => {
+                    admin.list_clients(Output::from_json_flag(json)).await
+                }
+                ClientCommand::Create {
+                    name,
+                    redirect_uris,
+                    public,
+                    skip_consent,
+                    json,
+                } => {
+                    let new = NewClient {
+                        name,
+                        redirect_uris,
+                        public,
+                        skip_consent,
+                    };
+                    admin.create_client(new, Output::from_json_flag(json)).await
+                }
+                ClientCommand::Disable { client_id } => {
+                    admin.set_client_disabled(&client_id, true).await
+                }
+                ClientCommand::Enable { client_id } => {
+                    admin.set_client_disabled(&client_id, false).await
+                }
+                ClientCommand::Delete { client_id, yes } => {
+                    admin.delete_client(&client_id, yes).await
+                }
+            }
+        }
+        Command::Grant { command } => {
+            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            match command {
+                GrantCommand::List { user, client, json } => {
+                    admin
+                        .list_grants(
+                            user.as_deref(),
+                            client.as_deref(),
+                            Output::from_json_flag(json),
+                        )
+                        .await
+                }
+                GrantCommand::Revoke { user, client } => {
+                    admin.revoke_grants(&user, client.as_deref()).await
+                }
+            }
+        }
+        Command::Keys { command } => {
+            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            match command {
+                KeysCommand::Rotate { json } => {
+                    admin.rotate_keys(Output::from_json_flag(json)).await
+                }
+                KeysCommand::List { json } => admin.list_keys(Output::from_json_flag(json)).await,
+            }
+        }
+        Command::Audit { command } => {
+            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            match command {
+                AuditCommand::List { limit, json } => {
+                    admin.list_audit(limit, Output::from_json_flag(json)).await
+                }
+            }
+        }
     }
 }

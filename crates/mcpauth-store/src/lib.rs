@@ -1,4 +1,12 @@
-//! Storage backends for mcpauth: implementations of [`mcpauth_core::Store`].
+//! Storage backends for mcpauth: implementations of [`mcpauth_core::Store`] on SQLite and
+//! PostgreSQL.
+//!
+//! Both backends are one type, [`SqlStore`], over the sqlx database: [`SqliteStore`] is
+//! `SqlStore<Sqlite>` and [`PgStore`] is `SqlStore<Postgres>`. Every
+//! [`Store`](mcpauth_core::Store) method — its SQL text and its row decoding — is written once
+//! (`shared::store`, `shared::rows`, private) and behaves identically on both; the backend
+//! modules hold only what differs: connecting, the embedded migrations, and how a write
+//! transaction begins.
 //!
 //! [`sqlite`] is the SQLite backend's front door. [`SqliteStore`] owns a connection pool set
 //! up for a small, busy authorization server: WAL journal, `synchronous=NORMAL`, enforced
@@ -9,32 +17,45 @@
 //! as [`SQLITE_MIGRATOR`]; [`sqlite_schema_sql`] returns the same SQL as text for
 //! `mcpauth generate`.
 //!
-//! `sqlite::store` (private) implements every [`Store`](mcpauth_core::Store) method with the
-//! atomicity the trait documents: a code is redeemed by one conditional `UPDATE … RETURNING`
-//! (a replay revokes the code's token family), and a refresh token is rotated, together with
-//! its successors and retry response, in one transaction whose conditional `UPDATE` decides
-//! the single winner. It also holds the access-token lookup, the hot path: one probe of the
-//! unique `token_hash` index joined by key to family, user and client.
+//! [`postgres`] is the PostgreSQL backend's: [`PgStore::connect`] takes a `postgres://` or
+//! `postgresql://` URL (sqlx's parameters, including `options=-c search_path=…`), and
+//! [`PgStoreOptions`] sets the pool size, the acquire timeout and an optional `search_path`.
+//! Several instances may share one database: migrations take an advisory lock, and every
+//! concurrency promise of the trait holds across connections. The schema is embedded from
+//! `migrations/postgres/` as [`PG_MIGRATOR`]; [`pg_schema_sql`] prints it.
 //!
-//! `sqlite::rows` (private) decodes rows into [`mcpauth_core::model`] types. Each decoder sits
-//! next to a macro holding its column list, so queries can be assembled with `concat!` as
-//! `&'static str`, and a change to a list is made beside the code that reads it.
+//! `shared::store` implements every [`Store`](mcpauth_core::Store) method with the atomicity
+//! the trait documents: a code is redeemed by one conditional `UPDATE … RETURNING` (a replay
+//! revokes the code's token family), a refresh token is rotated, together with its successors
+//! and retry response, in one transaction whose conditional `UPDATE` decides the single winner,
+//! and a verification is taken by `DELETE … RETURNING`. It also holds the access-token lookup,
+//! the hot path: one probe of the unique `token_hash` index joined by key to family, user and
+//! client.
+//!
+//! `shared::rows` decodes rows of either database into [`mcpauth_core::model`] types. Each
+//! decoder sits next to a macro holding its column list, so queries can be assembled with
+//! `concat!` as `&'static str`, and a change to a list is made beside the code that reads it.
 //!
 //! `error` (private) maps sqlx errors into [`mcpauth_core::StoreError`]: unique violations
-//! become `Conflict` where the trait promises it, everything else `Database`, whose message is
-//! for logs only.
+//! (SQLite's constraint errors, PostgreSQL's SQLSTATE 23505) become `Conflict` where the trait
+//! promises it, everything else `Database`, whose message is for logs only.
 //!
 //! The schema uses Better Auth's table names (`"user"`, `"session"`, `"account"`,
 //! `"verification"`, `"oauthApplication"`, `"oauthAccessToken"`, `"oauthConsent"`), always
 //! double-quoted, plus mcpauth's own `"oauthAuthorizationCode"`, `"oauthTokenFamily"`,
-//! `"oauthRefreshToken"` and `"mcpauthSetting"`. Columns are snake_case, times are integer Unix
-//! seconds, booleans 0/1 and JSON is text. Queries use `$n` placeholders and portable SQL
-//! (`ON CONFLICT … DO UPDATE`, `RETURNING`) so a PostgreSQL twin needs only type changes in the
-//! schema; the behavioural contract every backend must pass lives in `tests/contract.rs`.
+//! `"oauthRefreshToken"`, `"oauthSigningKey"`, `"auditLog"` and `"mcpauthSetting"`. Columns are
+//! snake_case and the same in both dialects: times are integer Unix seconds (`INTEGER` /
+//! `BIGINT`), booleans `INTEGER` 0/1 / `BOOLEAN`, JSON is text, and PostgreSQL's text columns
+//! use the `"C"` collation so comparisons and orderings are byte-wise, as in SQLite. The
+//! behavioural contract both backends pass lives in `tests/contract.rs`.
 
 #![warn(missing_docs)]
 
 mod error;
+pub mod postgres;
+mod shared;
 pub mod sqlite;
 
+pub use postgres::{PG_MIGRATOR, PgStore, PgStoreOptions, pg_schema_sql};
+pub use shared::{Backend, SqlStore};
 pub use sqlite::{DEFAULT_MAX_CONNECTIONS, SQLITE_MIGRATOR, SqliteStore, sqlite_schema_sql};

@@ -1,11 +1,17 @@
-//! The behaviour every [`Store`] backend must have, written against `dyn Store` so another
-//! backend (PostgreSQL) can run the same functions: each function in [`contract`] checks one
-//! behaviour on a freshly migrated, empty store. The `sqlite` module at the bottom runs them
-//! against a new SQLite file per test.
+//! The behaviour every [`Store`] backend must have, written against `dyn Store` so every
+//! backend runs the same functions: each function in [`contract`] checks one behaviour on a
+//! freshly migrated, empty store. The modules at the bottom run them against a new SQLite file
+//! per test (`sqlite`), an in-memory SQLite database (`sqlite_memory`), and a new PostgreSQL
+//! schema per test (`postgres`, on `MCPAUTH_TEST_POSTGRES_URL`; these fail when the server is
+//! unreachable).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 pub mod contract {
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::Arc;
 
     use mcpauth_core::model::{
@@ -16,6 +22,11 @@ pub mod contract {
     use mcpauth_core::{Store, StoreError};
 
     pub const NOW: i64 = 1_700_000_000;
+
+    /// Counts the rows of a table, looking past the trait (for promises such as "exactly one
+    /// row" that the trait cannot show).
+    pub type Rows =
+        Box<dyn Fn(&'static str) -> Pin<Box<dyn Future<Output = i64> + Send>> + Send + Sync>;
 
     // ----- fixtures -------------------------------------------------------------------------
 
@@ -929,6 +940,132 @@ pub mod contract {
         assert_eq!(rotation, Rotation::Rotated);
     }
 
+    /// Concurrent consents for one (user, client) are upserts, never a unique violation, and
+    /// leave one row whose scopes and update time come from the same writer.
+    pub async fn concurrent_save_consent_one_row(store: Arc<dyn Store>, rows: Rows) {
+        store
+            .create_user(&user("u1", "u1@example.com"), "h")
+            .await
+            .unwrap();
+        store.create_client(&client("c1")).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                store
+                    .save_consent(&Consent {
+                        user_id: "u1".to_owned(),
+                        client_id: "c1".to_owned(),
+                        scopes: format!("openid s{i}"),
+                        created_at: NOW + i,
+                        updated_at: NOW + i,
+                    })
+                    .await
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
+        assert_eq!(rows("oauthConsent").await, 1);
+        let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
+        let writer = stored.updated_at - NOW;
+        assert!((0..20).contains(&writer), "{stored:?}");
+        assert_eq!(stored.scopes, format!("openid s{writer}"));
+        assert!((NOW..NOW + 20).contains(&stored.created_at), "{stored:?}");
+    }
+
+    /// Concurrent registrations with distinct client ids all succeed.
+    pub async fn concurrent_create_client_distinct_ids(store: Arc<dyn Store>, rows: Rows) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move { store.create_client(&client(&format!("c-{i}"))).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
+        assert_eq!(rows("oauthApplication").await, 20);
+        assert_eq!(store.list_clients().await.unwrap().len(), 20);
+        for i in 0..20 {
+            assert!(
+                store
+                    .client_by_id(&format!("c-{i}"))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    }
+
+    /// Of concurrent registrations of one client id exactly one succeeds; the rest conflict.
+    pub async fn concurrent_create_client_same_id(store: Arc<dyn Store>, rows: Rows) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let mut mine = client("dup");
+                mine.name = Some(format!("writer {i}"));
+                (i, store.create_client(&mine).await)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut conflicts = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                (i, Ok(())) => winners.push(i),
+                (_, Err(StoreError::Conflict(_))) => conflicts += 1,
+                (i, Err(err)) => panic!("writer {i}: {err:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        assert_eq!(conflicts, 19);
+        assert_eq!(rows("oauthApplication").await, 1);
+        let stored = store.client_by_id("dup").await.unwrap().expect("client");
+        assert_eq!(stored.name, Some(format!("writer {}", winners[0])));
+    }
+
+    /// Of concurrent sign-ups with one email exactly one succeeds, and the losers leave no
+    /// credential behind.
+    pub async fn concurrent_create_user_same_email(store: Arc<dyn Store>, rows: Rows) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let result = store
+                    .create_user(
+                        &user(&format!("u-{i}"), "same@example.com"),
+                        &format!("hash-{i}"),
+                    )
+                    .await;
+                (i, result)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut conflicts = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                (i, Ok(())) => winners.push(i),
+                (_, Err(StoreError::Conflict(what))) => {
+                    assert_eq!(what, "email already registered");
+                    conflicts += 1;
+                }
+                (i, Err(err)) => panic!("writer {i}: {err:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        assert_eq!(conflicts, 19);
+        assert_eq!(rows("user").await, 1);
+        assert_eq!(rows("account").await, 1);
+        let winner = winners[0];
+        let (found, hash) = store
+            .user_by_email("same@example.com")
+            .await
+            .unwrap()
+            .expect("user");
+        assert_eq!(found.id, format!("u-{winner}"));
+        assert_eq!(hash, Some(format!("hash-{winner}")));
+    }
+
     pub async fn concurrent_rotation_once(store: Arc<dyn Store>) {
         let (family, _, old) = seed_tokens(store.as_ref()).await;
         let mut tasks = tokio::task::JoinSet::new();
@@ -987,9 +1124,11 @@ pub mod contract {
     }
 }
 
-/// Runs every contract function as a test, each on a store made by `$fresh`.
+/// Runs every contract function as a test, each on a store made by `$fresh` (returning the
+/// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
+/// store.
 macro_rules! contract_tests {
-    ($fresh:path) => {
+    ($fresh:path, $rows:path) => {
         contract_tests!(@borrowed $fresh:
             migrate_is_idempotent,
             server_secret_first_writer_wins,
@@ -1014,6 +1153,12 @@ macro_rules! contract_tests {
             concurrent_consume_code_once,
             concurrent_rotation_once,
         );
+        contract_tests!(@counted $fresh, $rows:
+            concurrent_save_consent_one_row,
+            concurrent_create_client_distinct_ids,
+            concurrent_create_client_same_id,
+            concurrent_create_user_same_email,
+        );
     };
     (@borrowed $fresh:path: $($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1027,6 +1172,14 @@ macro_rules! contract_tests {
         async fn $name() {
             let (store, _guard) = $fresh().await;
             crate::contract::$name(std::sync::Arc::new(store)).await;
+        }
+    )*};
+    (@counted $fresh:path, $rows:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            let rows = $rows(&store);
+            crate::contract::$name(std::sync::Arc::new(store), rows).await;
         }
     )*};
 }
@@ -1045,7 +1198,21 @@ mod sqlite {
         (store, dir)
     }
 
-    contract_tests!(fresh);
+    pub fn rows(store: &SqliteStore) -> crate::contract::Rows {
+        let pool = store.pool().clone();
+        Box::new(move |table| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            })
+        })
+    }
+
+    contract_tests!(fresh, rows);
 }
 
 /// The contract against an in-memory SQLite database (one connection, however many are asked
@@ -1062,5 +1229,40 @@ mod sqlite_memory {
         (store, ())
     }
 
-    contract_tests!(fresh);
+    use super::sqlite::rows;
+
+    contract_tests!(fresh, rows);
+}
+
+/// The contract against PostgreSQL: a fresh schema per test (dropped afterwards), with the
+/// default pool of 10 connections, so the concurrency tests race on separate connections.
+mod postgres {
+    use mcpauth_core::Store;
+    use mcpauth_store::PgStore;
+
+    use crate::support::PgSchema;
+
+    async fn fresh() -> (PgStore, PgSchema) {
+        let schema = PgSchema::create().await;
+        let store = schema.store().await;
+        assert!(store.pool().options().get_max_connections() >= 10);
+        Store::migrate(&store).await.unwrap();
+        (store, schema)
+    }
+
+    fn rows(store: &PgStore) -> crate::contract::Rows {
+        let pool = store.pool().clone();
+        Box::new(move |table| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            })
+        })
+    }
+
+    contract_tests!(fresh, rows);
 }

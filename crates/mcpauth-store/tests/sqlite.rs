@@ -4,16 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 
-use mcpauth_core::model::{
-    AccessToken, AuthorizationCode, Client, Consent, RefreshToken, Session,
-    TokenEndpointAuthMethod, TokenFamily, User,
-};
+use mcpauth_core::model::Consent;
 use mcpauth_core::{Store, StoreError};
 use mcpauth_store::SqliteStore;
-
-const NOW: i64 = 1_700_000_000;
+use support::{NOW, OWNED_TABLES, seed, user};
 
 fn file_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -26,126 +24,6 @@ async fn count(store: &SqliteStore, table: &'static str) -> i64 {
         .await
         .unwrap()
 }
-
-fn user(id: &str) -> User {
-    User {
-        id: id.to_owned(),
-        name: id.to_owned(),
-        email: format!("{id}@example.com"),
-        email_verified: false,
-        image: None,
-        created_at: NOW,
-        updated_at: NOW,
-        disabled: false,
-    }
-}
-
-fn client(client_id: &str) -> Client {
-    Client {
-        client_id: client_id.to_owned(),
-        client_secret_hash: None,
-        name: None,
-        redirect_uris: vec!["http://127.0.0.1/cb".to_owned()],
-        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
-        logo_uri: None,
-        metadata: serde_json::json!({}),
-        disabled: false,
-        skip_consent: false,
-        created_at: NOW,
-    }
-}
-
-/// A user, a client, and a session, consent, code, family, access and refresh token linking
-/// them.
-async fn seed(store: &SqliteStore, user_id: &str, client_id: &str) {
-    store.create_user(&user(user_id), "hash").await.unwrap();
-    store.create_client(&client(client_id)).await.unwrap();
-    store
-        .create_session(&Session {
-            id: format!("s-{user_id}"),
-            token_hash: format!("sh-{user_id}"),
-            user_id: user_id.to_owned(),
-            expires_at: NOW + 60,
-            created_at: NOW,
-            auth_time: NOW,
-            ip_address: None,
-            user_agent: None,
-        })
-        .await
-        .unwrap();
-    store
-        .save_consent(&Consent {
-            user_id: user_id.to_owned(),
-            client_id: client_id.to_owned(),
-            scopes: "openid".to_owned(),
-            created_at: NOW,
-            updated_at: NOW,
-        })
-        .await
-        .unwrap();
-    let family = TokenFamily {
-        id: format!("f-{user_id}"),
-        client_id: client_id.to_owned(),
-        user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
-        resource: "https://mcp.example/".to_owned(),
-        created_at: NOW,
-        expires_at: NOW + 1000,
-        revoked_at: None,
-    };
-    let code = AuthorizationCode {
-        code_hash: format!("ch-{user_id}"),
-        client_id: client_id.to_owned(),
-        user_id: user_id.to_owned(),
-        session_id: format!("s-{user_id}"),
-        redirect_uri: "http://127.0.0.1/cb".to_owned(),
-        scopes: "openid".to_owned(),
-        code_challenge: None,
-        resource: "https://mcp.example/".to_owned(),
-        nonce: None,
-        auth_time: NOW,
-        family_id: family.id.clone(),
-        expires_at: NOW + 60,
-        created_at: NOW,
-    };
-    store.create_code(&code, &family).await.unwrap();
-    let access = AccessToken {
-        id: format!("a-{user_id}"),
-        token_hash: format!("ah-{user_id}"),
-        family_id: family.id.clone(),
-        client_id: client_id.to_owned(),
-        user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
-        audience: "https://mcp.example/".to_owned(),
-        expires_at: NOW + 60,
-        created_at: NOW,
-    };
-    let refresh = RefreshToken {
-        id: format!("r-{user_id}"),
-        token_hash: format!("rh-{user_id}"),
-        family_id: family.id.clone(),
-        client_id: client_id.to_owned(),
-        user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
-        resource: "https://mcp.example/".to_owned(),
-        expires_at: NOW + 600,
-        created_at: NOW,
-        rotated_at: None,
-        retry_response: None,
-    };
-    store.issue_tokens(&access, Some(&refresh)).await.unwrap();
-}
-
-const OWNED_TABLES: [&str; 7] = [
-    "session",
-    "account",
-    "oauthConsent",
-    "oauthTokenFamily",
-    "oauthAuthorizationCode",
-    "oauthAccessToken",
-    "oauthRefreshToken",
-];
 
 #[tokio::test]
 async fn url_forms_create_the_file() {

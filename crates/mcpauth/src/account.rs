@@ -184,8 +184,26 @@ impl McpAuth {
         };
         let matches = self.inner.passwords.verify(password.to_owned(), hash).await;
         match user {
-            Some(user) if matches => Ok(user),
-            _ => {
+            Some(user) if matches => {
+                self.audit(
+                    "sign_in.success",
+                    Some(&user.id),
+                    None,
+                    Some(ip),
+                    Value::Null,
+                )
+                .await;
+                Ok(user)
+            }
+            other => {
+                self.audit(
+                    "sign_in.failure",
+                    other.as_ref().map(|u| u.id.as_str()),
+                    None,
+                    Some(ip),
+                    json!({ "known_account": other.is_some() }),
+                )
+                .await;
                 limiter
                     .hit(Limit::SignInPerAccount, &email, now)
                     .map_err(AccountError::RateLimited)?;

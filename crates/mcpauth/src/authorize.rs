@@ -407,6 +407,18 @@ impl McpAuth {
             .ok_or_else(gone)?;
         let pending: PendingAuthorization = serde_json::from_str(&value)
             .map_err(|_| OAuthError::invalid_request("the consent request is not valid"))?;
+        self.audit(
+            if accept {
+                "consent.granted"
+            } else {
+                "consent.denied"
+            },
+            Some(&user.id),
+            Some(&pending.client_id),
+            None,
+            json!({ "scope": pending.scopes }),
+        )
+        .await;
         if !accept {
             return Ok(self.error_redirect(
                 &pending.redirect_uri,

@@ -9,6 +9,25 @@ use serde_json::{Value, json};
 
 use crate::McpAuth;
 
+/// The claims id_tokens and userinfo carry (OIDC Core §2, §5.1), by scope.
+const CLAIMS_SUPPORTED: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "azp",
+    "name",
+    "given_name",
+    "family_name",
+    "picture",
+    "updated_at",
+    "email",
+    "email_verified",
+];
+
 impl McpAuth {
     /// The authorization server metadata document (RFC 8414 §2), with the `metadata` option
     /// merged last.
@@ -27,6 +46,15 @@ impl McpAuth {
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
             "client_id_metadata_document_supported": false,
+            "revocation_endpoint": self.endpoint("/mcp/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": self.endpoint("/mcp/introspect"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_endpoint": self.endpoint("/mcp/userinfo"),
+            "jwks_uri": self.endpoint("/mcp/jwks"),
+            "id_token_signing_alg_values_supported": [o.signing_algorithm.as_str()],
+            "claims_supported": CLAIMS_SUPPORTED,
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
         });
         if let Value::Object(map) = &mut doc {
             if o.allow_dynamic_client_registration {

@@ -12,6 +12,8 @@
 //! - `discovery`, `register`, `authorize`, `token`: the OAuth endpoints.
 //! - `account`: sign-up, sign-in, sign-out and sessions (cookie and bearer).
 //! - `pages`: the server-rendered HTML pages.
+//! - `keys`, `oidc`: id_token signing keys, id_tokens, userinfo and JWKS (OIDC Core).
+//! - `revocation`: token revocation (RFC 7009) and introspection (RFC 7662).
 //! - `guard`: `with_mcp_auth`, the layer that protects an MCP endpoint.
 //! - `web`: cookies, CSRF, security headers, rate limits and client addresses.
 
@@ -22,11 +24,14 @@ mod authorize;
 mod discovery;
 mod errors;
 mod guard;
+mod keys;
+mod oidc;
 pub mod options;
 mod pages;
 mod params;
 mod passwords;
 mod register;
+mod revocation;
 mod router;
 mod session;
 mod token;
@@ -39,6 +44,7 @@ use mcpauth_core::{Scopes, Store, StoreError, secret};
 pub use account::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use guard::{McpAuthLayer, McpAuthService};
+pub use keys::{KeyError, SigningAlgorithm};
 pub use options::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
 pub use router::cors;
 pub use session::{BearerError, McpSession};
@@ -138,6 +144,10 @@ pub(crate) struct Inner {
     pub options: McpAuthOptions,
     /// Key for cookie signatures and CSRF tokens.
     pub secret: Vec<u8>,
+    /// The same secret as text (the default key-encryption secret).
+    pub secret_text: String,
+    /// Decoded id_token signing keys.
+    pub keys: keys::KeyCache,
     /// Every scope this server grants.
     pub scopes_supported: Scopes,
     pub default_scope: Scopes,
@@ -221,7 +231,9 @@ impl McpAuth {
             limiter: web::RateLimiter::new(options.rate_limits.clone()),
             passwords: passwords::PasswordHasher::new(),
             store,
+            secret_text: secret.clone(),
             secret: secret.into_bytes(),
+            keys: keys::KeyCache::default(),
             scopes_supported,
             default_scope,
             origin,
@@ -253,6 +265,28 @@ impl McpAuth {
 
     pub(crate) fn now(&self) -> i64 {
         self.inner.options.clock.now()
+    }
+
+    /// Appends to the security log; a failure to log is itself logged, never fatal.
+    pub(crate) async fn audit(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let event = mcpauth_core::model::AuditEvent {
+            at: self.now(),
+            kind: kind.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            client_id: client_id.map(str::to_owned),
+            ip: ip.map(str::to_owned),
+            detail: detail.to_string(),
+        };
+        if let Err(error) = self.inner.store.append_audit(&event).await {
+            tracing::warn!(%error, kind, "could not write the audit log");
+        }
     }
 
     /// `{issuer}{base_path}{path}`: the absolute URL of an endpoint.

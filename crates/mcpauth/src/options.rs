@@ -143,6 +143,17 @@ pub struct McpAuthOptions {
     pub rate_limits: RateLimitOptions,
     /// The source of time.
     pub clock: Arc<dyn Clock>,
+    /// Algorithm of new id_token signing keys.
+    pub signing_algorithm: crate::keys::SigningAlgorithm,
+    /// Secret that encrypts signing keys at rest. `None`: the server secret is used, which
+    /// lives in the same database unless `secret` is configured — set one of the two outside
+    /// the database in production.
+    pub key_encryption_secret: Option<String>,
+    /// Claims added to every id_token and userinfo answer (e.g. `{"org": "acme"}`).
+    pub additional_user_info_claims: serde_json::Map<String, serde_json::Value>,
+    /// Whether changing the password on the account page also revokes every grant (the apps'
+    /// tokens stop working and they must ask again). Other sessions always end. Default false.
+    pub revoke_grants_on_password_change: bool,
 }
 
 impl McpAuthOptions {
@@ -174,6 +185,10 @@ impl McpAuthOptions {
             secret: None,
             rate_limits: RateLimitOptions::default(),
             clock: Arc::new(SystemClock),
+            signing_algorithm: crate::keys::SigningAlgorithm::Es256,
+            key_encryption_secret: None,
+            additional_user_info_claims: serde_json::Map::new(),
+            revoke_grants_on_password_change: false,
         }
     }
 }

@@ -15,11 +15,11 @@ use crate::McpAuth;
 use crate::account::{get_session, sign_in_email, sign_out, sign_up_email};
 use crate::authorize::{authorize_endpoint, consent_api};
 use crate::discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
-use crate::pages;
 use crate::register::register_client;
 use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
+use crate::{oidc, pages, revocation};
 
 pub fn build(auth: McpAuth) -> Router {
     let base = auth.inner.options.base_path.clone();
@@ -58,6 +58,16 @@ pub fn build(auth: McpAuth) -> Router {
         .route(&format!("{base}/mcp/register"), post(register_client))
         .route(&format!("{base}/mcp/token"), post(token_endpoint))
         .route(&format!("{base}/mcp/get-session"), get(get_mcp_session))
+        .route(&format!("{base}/mcp/revoke"), post(revocation::revoke))
+        .route(
+            &format!("{base}/mcp/introspect"),
+            post(revocation::introspect),
+        )
+        .route(
+            &format!("{base}/mcp/userinfo"),
+            get(oidc::userinfo).post(oidc::userinfo),
+        )
+        .route(&format!("{base}/mcp/jwks"), get(oidc::jwks))
         .layer(cors());
 
     let pages = Router::new()
@@ -75,6 +85,18 @@ pub fn build(auth: McpAuth) -> Router {
             get(pages::consent_page).post(pages::consent_submit),
         )
         .route("/sign-out", post(pages::sign_out_submit))
+        // The account page (SPEC §2): connected apps, sessions, password.
+        .route("/account", get(pages::account_page))
+        .route("/account/revoke", post(pages::revoke_app))
+        .route("/account/password", post(pages::change_password))
+        .route(
+            "/account/sessions/revoke-others",
+            post(pages::revoke_other_sessions),
+        )
+        .route(
+            "/account/sessions/revoke-all",
+            post(pages::revoke_all_sessions),
+        )
         .route("/", get(pages::home_page))
         .layer(from_fn(page_headers));
 

@@ -96,6 +96,21 @@ impl McpAuth {
 
     /// Like [`Self::get_mcp_session`], saying why there is no session.
     pub async fn verify_bearer(&self, headers: &HeaderMap) -> Result<McpSession, BearerError> {
+        let session = self.verify_bearer_any_audience(headers).await?;
+        if session.audience != self.inner.options.resource {
+            return Err(BearerError::Invalid(
+                "the access token was issued for another resource",
+            ));
+        }
+        Ok(session)
+    }
+
+    /// The checks of [`Self::verify_bearer`] except the audience: for the authorization
+    /// server's own endpoints (userinfo), which accept every token it issued.
+    pub(crate) async fn verify_bearer_any_audience(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<McpSession, BearerError> {
         let token = bearer_token(headers)?.ok_or(BearerError::Missing)?;
         let grant = self
             .inner
@@ -114,11 +129,6 @@ impl McpAuth {
         if grant.client_disabled || grant.user.disabled {
             return Err(BearerError::Invalid(
                 "the access token's grant is no longer valid",
-            ));
-        }
-        if t.audience != self.inner.options.resource {
-            return Err(BearerError::Invalid(
-                "the access token was issued for another resource",
             ));
         }
         Ok(McpSession {

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::McpAuth;
 use crate::errors::OAuthJson;
+use crate::oidc::IdTokenRequest;
 use crate::options::RefreshTokenPolicy;
 use crate::params::{Params, read_body};
 use crate::web::{Limit, client_ip};
@@ -31,7 +32,7 @@ pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Re
     if let Err(limited) = auth.inner.limiter.hit(Limit::TokenPerIp, &ip, auth.now()) {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
-    match token(&auth, &parts.headers, body).await {
+    match token(&auth, &parts.headers, body, &ip).await {
         Ok(body) => {
             let mut response = axum::Json(body).into_response();
             let headers = response.headers_mut();
@@ -43,7 +44,12 @@ pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Re
     }
 }
 
-async fn token(auth: &McpAuth, headers: &HeaderMap, body: Body) -> Result<Value, OAuthJson> {
+async fn token(
+    auth: &McpAuth,
+    headers: &HeaderMap,
+    body: Body,
+    ip: &str,
+) -> Result<Value, OAuthJson> {
     let bytes = read_body(body).await?;
     let params = Params::from_body(headers, &bytes, &["resource"])?;
     let grant_type = params.require("grant_type")?;
@@ -63,14 +69,16 @@ async fn token(auth: &McpAuth, headers: &HeaderMap, body: Body) -> Result<Value,
             ..OAuthJson::from(error)
         })?;
     match grant_type {
-        "authorization_code" => exchange_code(auth, &client, &params).await,
-        _ => refresh(auth, &client, &params).await,
+        "authorization_code" => exchange_code(auth, &client, &params, ip).await,
+        _ => refresh(auth, &client, &params, ip).await,
     }
 }
 
 /// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part form-encoded).
 /// `Some(Err)` when the header is there but malformed.
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Option<Result<(String, String), OAuthError>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let malformed =
         || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic");
@@ -96,7 +104,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAu
     Some(parse())
 }
 
-async fn authenticate_client(
+pub(crate) async fn authenticate_client(
     auth: &McpAuth,
     basic: Option<Result<(String, String), OAuthError>>,
     params: &Params,
@@ -156,6 +164,7 @@ async fn exchange_code(
     auth: &McpAuth,
     client: &Client,
     params: &Params,
+    ip: &str,
 ) -> Result<Value, OAuthJson> {
     let code = params.require("code")?;
     let verifier = params.get("code_verifier");
@@ -170,6 +179,14 @@ async fn exchange_code(
         CodeRedemption::Redeemed(record) => record,
         CodeRedemption::Replayed => {
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+            auth.audit(
+                "code.replay_detected",
+                None,
+                Some(&client.client_id),
+                Some(ip),
+                json!({}),
+            )
+            .await;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued from it are revoked",
             )
@@ -186,6 +203,10 @@ async fn exchange_code(
         )
         .into());
     }
+    let user = match auth.inner.store.user_by_id(&record.user_id).await? {
+        Some(user) if !user.disabled => user,
+        _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
+    };
     let scopes = Scopes::parse(&record.scopes)?;
     let options = &auth.inner.options;
     let with_refresh = scopes.contains("offline_access")
@@ -203,11 +224,39 @@ async fn exchange_code(
         },
         with_refresh.then_some(now + options.refresh_family_lifetime),
     );
+    let mut response = issued.response;
+    if scopes.contains("openid") {
+        let id_token = auth
+            .id_token(IdTokenRequest {
+                user: &user,
+                client_id: &client.client_id,
+                scopes: &scopes,
+                auth_time: record.auth_time,
+                nonce: record.nonce.as_deref(),
+            })
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "could not sign an id_token");
+                OAuthJson::from(OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the id_token could not be signed; try again",
+                ))
+            })?;
+        response["id_token"] = Value::String(id_token);
+    }
     auth.inner
         .store
         .issue_tokens(&issued.access, issued.refresh.as_ref())
         .await?;
-    Ok(issued.response)
+    auth.audit(
+        "token.issue",
+        Some(&record.user_id),
+        Some(&client.client_id),
+        Some(ip),
+        json!({ "grant_type": "authorization_code", "scope": record.scopes, "family_id": record.family_id }),
+    )
+    .await;
+    Ok(response)
 }
 
 /// The bindings of SECURITY S9 (and S5, S6).
@@ -254,7 +303,12 @@ fn check_code(
     Ok(())
 }
 
-async fn refresh(auth: &McpAuth, client: &Client, params: &Params) -> Result<Value, OAuthJson> {
+async fn refresh(
+    auth: &McpAuth,
+    client: &Client,
+    params: &Params,
+    ip: &str,
+) -> Result<Value, OAuthJson> {
     let presented = params.require("refresh_token")?;
     let old_hash = secret::hash_token(presented);
     let now = auth.now();
@@ -280,6 +334,7 @@ async fn refresh(auth: &McpAuth, client: &Client, params: &Params) -> Result<Val
             &family.id,
             rotated_at,
             old.retry_response.as_deref(),
+            ip,
         )
         .await;
     }
@@ -333,7 +388,17 @@ async fn refresh(auth: &McpAuth, client: &Client, params: &Params) -> Result<Val
         .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh)
         .await?
     {
-        Rotation::Rotated => Ok(issued.response),
+        Rotation::Rotated => {
+            auth.audit(
+                "token.refresh",
+                Some(&old.user_id),
+                Some(&client.client_id),
+                Some(ip),
+                json!({ "family_id": family.id, "scope": scopes.to_string() }),
+            )
+            .await;
+            Ok(issued.response)
+        }
         Rotation::AlreadyRotated {
             rotated_at,
             retry_response,
@@ -344,6 +409,7 @@ async fn refresh(auth: &McpAuth, client: &Client, params: &Params) -> Result<Val
                 &family.id,
                 rotated_at,
                 retry_response.as_deref(),
+                ip,
             )
             .await
         }
@@ -358,6 +424,7 @@ async fn replay_or_revoke(
     family_id: &str,
     rotated_at: i64,
     retry_response: Option<&str>,
+    ip: &str,
 ) -> Result<Value, OAuthJson> {
     let now = auth.now();
     if now - rotated_at <= auth.inner.options.refresh_reuse_grace
@@ -368,6 +435,14 @@ async fn replay_or_revoke(
         return Ok(previous);
     }
     auth.inner.store.revoke_family(family_id, now).await?;
+    auth.audit(
+        "refresh.reuse_detected",
+        None,
+        None,
+        Some(ip),
+        json!({ "family_id": family_id }),
+    )
+    .await;
     tracing::warn!(
         family_id,
         "refresh token reused after rotation; the grant is revoked"

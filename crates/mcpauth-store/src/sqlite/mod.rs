@@ -1,20 +1,18 @@
-//! The SQLite backend: connecting, the embedded schema, and the [`Store`](mcpauth_core::Store)
-//! implementation (in `store`, with row decoding in `rows`).
-
-mod rows;
-mod store;
+//! The SQLite backend: connecting, the embedded schema, and what SQLite does differently from
+//! PostgreSQL (write transactions begin `IMMEDIATE`). The [`Store`](mcpauth_core::Store)
+//! implementation itself is shared with PostgreSQL (see [`SqlStore`]).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use mcpauth_core::StoreError;
-use sqlx::migrate::{MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Pool, Sqlite, Transaction};
 
-use crate::error::db_err;
+use crate::shared::{SqlStore, impl_exec_queries, schema_sql, sealed};
 
 /// The schema migrations, embedded from `migrations/sqlite/`.
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,31 +25,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The whole schema as SQL text, every migration in order (for `mcpauth generate`).
 pub fn sqlite_schema_sql() -> String {
-    let mut out = String::new();
-    for migration in SQLITE_MIGRATOR.iter() {
-        if matches!(migration.migration_type, MigrationType::ReversibleDown) {
-            continue;
-        }
-        out.push_str(&format!(
-            "-- migration {:04}: {}\n",
-            migration.version, migration.description
-        ));
-        out.push_str(migration.sql.as_str());
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out
+    schema_sql(&SQLITE_MIGRATOR)
 }
 
 /// mcpauth's storage in one SQLite database file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating it if missing) the database at `url` with a pool of
     /// [`DEFAULT_MAX_CONNECTIONS`] connections. See [`SqliteStore::connect_with`].
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
@@ -86,42 +66,27 @@ impl SqliteStore {
         }
         .map_err(|err| StoreError::Database(format!("cannot open the SQLite database: {err}")))?;
         tracing::debug!(in_memory = target.in_memory, "opened SQLite store");
-        Ok(SqliteStore { pool })
+        Ok(SqlStore::from_pool(pool))
+    }
+}
+
+impl sealed::Exec for Sqlite {
+    /// Takes the database's write lock up front, so that two transactions never both hold a
+    /// read lock and then deadlock upgrading it; a second writer waits on the busy timeout
+    /// instead.
+    fn begin_write(
+        pool: &SqlitePool,
+    ) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send + '_ {
+        pool.begin_with("BEGIN IMMEDIATE")
     }
 
-    /// Wraps an existing pool. The caller is responsible for its connection settings (foreign
-    /// keys must be on for the schema's cascades to work).
-    pub fn from_pool(pool: SqlitePool) -> SqliteStore {
-        SqliteStore { pool }
-    }
+    impl_exec_queries!(Sqlite);
 
-    /// The underlying pool, for health checks and maintenance.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Closes every connection; pending operations finish first.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// Applies the embedded migrations that have not been applied yet; safe to call on every
-    /// start (same as [`Store::migrate`](mcpauth_core::Store::migrate)).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(pool: &Pool<Sqlite>) -> Result<(), StoreError> {
         SQLITE_MIGRATOR
-            .run(&self.pool)
+            .run(pool)
             .await
             .map_err(|err| StoreError::Database(format!("migration failed: {err}")))
-    }
-
-    /// A write transaction that takes the database's write lock up front, so that two
-    /// transactions never both hold a read lock and then deadlock upgrading it; a second
-    /// writer waits on the busy timeout instead.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
     }
 }
 
@@ -227,7 +192,7 @@ mod tests {
         store.migrate().await.unwrap();
         let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
             "EXPLAIN QUERY PLAN {}",
-            store::ACCESS_TOKEN_GRANT_SQL
+            crate::shared::store::ACCESS_TOKEN_GRANT_SQL
         )))
         .bind("hash")
         .fetch_all(store.pool())

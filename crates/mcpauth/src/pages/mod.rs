@@ -1,8 +1,13 @@
-//! The built-in pages: sign-in, sign-up, consent and a signed-in home page. Plain HTML forms
-//! that work without JavaScript; every post carries a CSRF token and must come from this
-//! origin (SECURITY S25); credential posts answer 303 (S19).
+//! The built-in pages: sign-in, sign-up, consent, a signed-in home page and the account page.
+//! Plain HTML forms that work without JavaScript; every post carries a CSRF token and must come
+//! from this origin (SECURITY S25); credential posts answer 303 (S19).
 
+mod account;
 pub mod views;
+
+pub use account::{
+    account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
+};
 
 use askama::Template;
 use axum::extract::{RawQuery, Request, State};
@@ -108,6 +113,67 @@ fn with_query(path: &str, query: Option<&str>) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// `return_to` (SECURITY S20): where sign-in and sign-out may send the browser afterwards.
+
+/// `raw` when it is a path on this origin, safe to send as a `Location`: one leading `/` (not
+/// `//` or `/\`, which browsers read as another host), printable ASCII only (no backslash, no
+/// control characters or spaces, which browsers strip or turn into `/`), at most 2048 bytes,
+/// and the same after percent-decoding (`/%5Cevil.test`, `/%2F/evil.test`). Anything else —
+/// absolute URLs, `javascript:`, protocol-relative URLs — is `None`.
+fn same_origin_path(raw: &str) -> Option<&str> {
+    if raw.len() > 2048 || !raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
+        return None;
+    }
+    let mut current = raw.as_bytes().to_vec();
+    // Checked as sent and after each round of decoding; a value still changing after four
+    // rounds is refused.
+    for _ in 0..4 {
+        if !is_local_path(&current) {
+            return None;
+        }
+        let decoded = percent_decode(&current);
+        if decoded == current {
+            return url::Url::parse(raw).is_err().then_some(raw);
+        }
+        current = decoded;
+    }
+    None
+}
+
+fn is_local_path(path: &[u8]) -> bool {
+    matches!(path, [b'/', rest @ ..] if !matches!(rest.first(), Some(b'/' | b'\\')))
+        && !path.iter().any(|&b| b == b'\\' || b.is_ascii_control())
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if let [b'%', h, l, ..] = input[i..]
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        {
+            // Two hex digits: at most 0xff.
+            out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
+            i += 3;
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The `return_to` of a query string, if it is a same-origin path.
+fn return_to_param(query: Option<&str>) -> Option<String> {
+    let params = Params::from_query(query, &["resource"]).ok()?;
+    params
+        .get("return_to")
+        .and_then(same_origin_path)
+        .map(str::to_owned)
+}
+
 /// `GET /sign-in`.
 pub async fn sign_in_page(
     State(auth): State<McpAuth>,
@@ -115,6 +181,11 @@ pub async fn sign_in_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pending = authorize_query(query.as_deref());
+    // An authorization request decides where the browser goes next; otherwise `return_to` may.
+    let return_to = match pending {
+        Some(_) => None,
+        None => return_to_param(query.as_deref()),
+    };
     let mut cookies = Vec::new();
     if pending.is_none() {
         // An ordinary sign-in: whatever authorization request was pending is abandoned.
@@ -122,7 +193,7 @@ pub async fn sign_in_page(
             cookies.push(auth.clear_cookie(AUTHORIZE_COOKIE));
         }
         if matches!(auth.browser_session(&headers).await, Ok(Some(_))) {
-            return see_other("/", cookies);
+            return see_other(return_to.as_deref().unwrap_or("/"), cookies);
         }
     }
     let (csrf, csrf_cookie) = auth.csrf_token(&headers);
@@ -137,6 +208,7 @@ pub async fn sign_in_page(
         email: "",
         client_name: name.as_deref(),
         sign_up_href: &sign_up_href,
+        return_to: return_to.as_deref(),
     };
     render(StatusCode::OK, &page, cookies)
 }
@@ -150,10 +222,14 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
     let ip = client_ip(&parts.extensions);
     let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
+    let return_to = match pending {
+        Some(_) => None,
+        None => params.get("return_to").and_then(same_origin_path),
+    };
     let email = params.get("email").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
     match auth.check_credentials(email, password, &ip).await {
-        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending).await,
+        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, return_to).await,
         Err(error) => {
             let (csrf, _) = auth.csrf_token(&parts.headers);
             let name = client_name(&auth, pending).await;
@@ -167,6 +243,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 email,
                 client_name: name.as_deref(),
                 sign_up_href: &sign_up_href,
+                return_to,
             };
             render(error.page_status(), &page, [])
         }
@@ -174,13 +251,15 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
 }
 
 /// After a successful sign-in or sign-up form: continue the authorization request the form
-/// carried, or go home. Either way the pending-request cookie is spent.
+/// carried, or go to `return_to` (a checked same-origin path), or home. Either way the
+/// pending-request cookie is spent.
 async fn signed_in(
     auth: &McpAuth,
     headers: &HeaderMap,
     user: &User,
     ip: &str,
     pending: Option<&str>,
+    return_to: Option<&str>,
 ) -> Response {
     let (session, cookie) = match auth.start_session(user, headers, ip).await {
         Ok(started) => started,
@@ -198,7 +277,7 @@ async fn signed_in(
                 response
             }
         },
-        None => see_other("/", cookies),
+        None => see_other(return_to.unwrap_or("/"), cookies),
     }
 }
 
@@ -252,7 +331,7 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
         }
     };
     match result {
-        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending).await,
+        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, None).await,
         Err(error) => {
             let (csrf, _) = auth.csrf_token(&parts.headers);
             let client = client_name(&auth, pending).await;
@@ -380,9 +459,9 @@ pub async fn home_page(State(auth): State<McpAuth>, headers: HeaderMap) -> Respo
     render(StatusCode::OK, &page, csrf_cookie)
 }
 
-/// `POST /sign-out` (form).
+/// `POST /sign-out` (form), optionally with a `return_to` path to go to afterwards (S20).
 pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> Response {
-    let (parts, _) = match form_post(&auth, request).await {
+    let (parts, params) = match form_post(&auth, request).await {
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
@@ -390,7 +469,10 @@ pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> R
         return PageError::from(error).into_response();
     }
     see_other(
-        "/sign-in",
+        params
+            .get("return_to")
+            .and_then(same_origin_path)
+            .unwrap_or("/sign-in"),
         [
             auth.clear_cookie(SESSION_COOKIE),
             auth.clear_cookie(AUTHORIZE_COOKIE),
@@ -408,4 +490,51 @@ pub async fn stylesheet() -> Response {
         views::STYLESHEET,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod return_to_tests {
+    use super::same_origin_path;
+
+    #[test]
+    fn same_origin_paths_are_accepted() {
+        for path in [
+            "/",
+            "/account",
+            "/account?done=revoked",
+            "/a/b?c=d#e",
+            "/caf%C3%A9",
+        ] {
+            assert_eq!(same_origin_path(path), Some(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn anything_that_could_leave_the_origin_is_refused() {
+        for hostile in [
+            "",
+            "account",
+            "//evil.test",
+            "///evil.test",
+            "https://evil.test",
+            "http:/evil.test",
+            "/\\evil.test",
+            "\\\\evil.test",
+            "/%5Cevil.test",
+            "/%5cevil.test",
+            "/%255Cevil.test",
+            "/%2F/evil.test",
+            "/%2f%2fevil.test",
+            "/\t/evil.test",
+            "/%09/evil.test",
+            "/ /evil.test",
+            "/a\nb",
+            "/é",
+            "javascript:alert(1)",
+            " /account",
+        ] {
+            assert_eq!(same_origin_path(hostile), None, "{hostile:?}");
+        }
+        assert_eq!(same_origin_path(&format!("/{}", "a".repeat(2048))), None);
+    }
 }

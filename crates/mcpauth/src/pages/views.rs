@@ -1,5 +1,5 @@
 //! Askama views for the built-in HTML pages (sign in, sign up, consent,
-//! error, home) and the stylesheet they share.
+//! error, home, account) and the stylesheet they share.
 //!
 //! Every page extends `templates/base.html`, loads only `/assets/mcpauth.css`,
 //! uses no inline scripts or styles (compatible with a strict CSP) and works
@@ -32,6 +32,9 @@ pub struct SignInPage<'a> {
     pub client_name: Option<&'a str>,
     /// Link target for "Create an account" (already includes the query).
     pub sign_up_href: &'a str,
+    /// Where to go after signing in (a same-origin path, already checked), carried in a
+    /// hidden `return_to` field.
+    pub return_to: Option<&'a str>,
 }
 
 /// The sign-up page (`POST /sign-up` form).
@@ -138,3 +141,53 @@ pub fn describe_scope(scope: &str) -> String {
 
 /// The stylesheet served at /assets/mcpauth.css.
 pub const STYLESHEET: &str = include_str!("../../assets/mcpauth.css");
+
+/// One connected app on the account page: the live grants of one client, merged.
+pub struct AppView {
+    /// The client's `client_id`, posted back by the Revoke form.
+    pub client_id: String,
+    /// The client's registered name, or its `client_id` when it has none.
+    pub name: String,
+    /// Whether `name` is a registered name (the `client_id` is then shown below it).
+    pub named: bool,
+    /// The client's logo, only when it is an https URL; a letter placeholder otherwise.
+    pub logo_uri: Option<String>,
+    /// First letter of `name`, upper-cased, for the placeholder.
+    pub letter: String,
+    /// The scopes granted, in words.
+    pub scopes: Vec<ScopeView>,
+    /// When the app was first authorized (UTC, `2026-11-26 06:40 UTC`).
+    pub authorized_at: String,
+    /// The same instant as a `<time datetime>` value (`2026-11-26T06:40Z`).
+    pub authorized_iso: String,
+    /// When the app last got a token (UTC).
+    pub last_used_at: String,
+    /// The same instant as a `<time datetime>` value.
+    pub last_used_iso: String,
+}
+
+/// The account page: who is signed in, connected apps, sessions, password change, sign-out.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    /// CSRF token echoed in every form's hidden `csrf_token` field.
+    pub csrf_token: &'a str,
+    /// Display name of the signed-in user (may be empty).
+    pub user_name: &'a str,
+    /// Email of the signed-in user.
+    pub user_email: &'a str,
+    /// What the last action did, shown in a `role="status"` box at the top.
+    pub notice: Option<&'a str>,
+    /// That the password was changed, shown in the password section.
+    pub password_notice: Option<&'a str>,
+    /// Why the password was not changed, shown in the password section.
+    pub password_error: Option<&'a str>,
+    /// The apps holding live grants, newest first.
+    pub apps: Vec<AppView>,
+    /// How many unexpired sessions the user has besides this one.
+    pub other_sessions: usize,
+    /// Whether a password change also disconnects every app.
+    pub password_change_revokes_apps: bool,
+    /// The shortest password accepted, for the form's hint and `minlength`.
+    pub min_password: usize,
+}

@@ -4,22 +4,51 @@
 //! the macros below (macros rather than constants so that `concat!` can build each query as a
 //! `&'static str`), keeping each column list next to its decoder. Joined rows prefix the
 //! user's columns with `u_` to keep names unique.
+//!
+//! The decoders are generic over [`DbRow`], so the same code reads SQLite and PostgreSQL rows:
+//! text is `TEXT` on both, times are `INTEGER`/`BIGINT` (`i64`), and booleans are `INTEGER`
+//! 0/1 on SQLite and `BOOLEAN` on PostgreSQL, both of which sqlx decodes as `bool`.
 
 use mcpauth_core::StoreError;
 use mcpauth_core::model::{
-    AccessToken, AuthorizationCode, Client, Consent, RefreshToken, Session,
-    TokenEndpointAuthMethod, TokenFamily, User,
+    AccessToken, AuditEvent, AuthorizationCode, Client, Consent, GrantSummary, RefreshToken,
+    Session, SigningKey, TokenEndpointAuthMethod, TokenFamily, User,
 };
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::db_err;
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+/// A row whose column `name` decodes as a `T`.
+pub trait Column<T> {
+    /// The value of column `name`.
+    fn column(&self, name: &str) -> Result<T, StoreError>;
+}
+
+impl<R, T> Column<T> for R
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    R: Row,
+    T: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    for<'n> &'n str: ColumnIndex<R>,
 {
-    row.try_get(column).map_err(db_err)
+    fn column(&self, name: &str) -> Result<T, StoreError> {
+        self.try_get(name).map_err(db_err)
+    }
+}
+
+/// A row of either backend: every column type mcpauth stores decodes from it.
+pub trait DbRow:
+    Column<String> + Column<Option<String>> + Column<i64> + Column<Option<i64>> + Column<bool>
+{
+}
+
+impl<R> DbRow for R where
+    R: Column<String> + Column<Option<String>> + Column<i64> + Column<Option<i64>> + Column<bool>
+{
+}
+
+/// The value of column `name` of `row`.
+pub(crate) fn get<T, R: Column<T>>(row: &R, name: &str) -> Result<T, StoreError> {
+    row.column(name)
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -37,7 +66,7 @@ macro_rules! user_columns_as_u {
 pub(crate) use user_columns_as_u;
 
 /// Decodes a user from columns aliased by `user_columns_as_u!`.
-pub(crate) fn user_u(row: &SqliteRow) -> Result<User, StoreError> {
+pub(crate) fn user_u<R: DbRow>(row: &R) -> Result<User, StoreError> {
     Ok(User {
         id: get(row, "u_id")?,
         name: get(row, "u_name")?,
@@ -58,7 +87,7 @@ macro_rules! session_columns {
 }
 pub(crate) use session_columns;
 
-pub(crate) fn session(row: &SqliteRow) -> Result<Session, StoreError> {
+pub(crate) fn session<R: DbRow>(row: &R) -> Result<Session, StoreError> {
     Ok(Session {
         id: get(row, "id")?,
         token_hash: get(row, "token_hash")?,
@@ -80,7 +109,7 @@ macro_rules! client_columns {
 }
 pub(crate) use client_columns;
 
-pub(crate) fn client(row: &SqliteRow) -> Result<Client, StoreError> {
+pub(crate) fn client<R: DbRow>(row: &R) -> Result<Client, StoreError> {
     let redirect_uris: String = get(row, "redirect_uris")?;
     let grant_types: String = get(row, "grant_types")?;
     let metadata: String = get(row, "metadata")?;
@@ -110,7 +139,7 @@ macro_rules! consent_columns {
 }
 pub(crate) use consent_columns;
 
-pub(crate) fn consent(row: &SqliteRow) -> Result<Consent, StoreError> {
+pub(crate) fn consent<R: DbRow>(row: &R) -> Result<Consent, StoreError> {
     Ok(Consent {
         user_id: get(row, "user_id")?,
         client_id: get(row, "client_id")?,
@@ -128,7 +157,7 @@ macro_rules! code_columns {
 }
 pub(crate) use code_columns;
 
-pub(crate) fn code(row: &SqliteRow) -> Result<AuthorizationCode, StoreError> {
+pub(crate) fn code<R: DbRow>(row: &R) -> Result<AuthorizationCode, StoreError> {
     Ok(AuthorizationCode {
         code_hash: get(row, "code_hash")?,
         client_id: get(row, "client_id")?,
@@ -154,7 +183,7 @@ macro_rules! access_token_columns {
 }
 pub(crate) use access_token_columns;
 
-pub(crate) fn access_token(row: &SqliteRow) -> Result<AccessToken, StoreError> {
+pub(crate) fn access_token<R: DbRow>(row: &R) -> Result<AccessToken, StoreError> {
     Ok(AccessToken {
         id: get(row, "id")?,
         token_hash: get(row, "token_hash")?,
@@ -176,7 +205,7 @@ macro_rules! refresh_token_columns {
 }
 pub(crate) use refresh_token_columns;
 
-pub(crate) fn refresh_token(row: &SqliteRow) -> Result<RefreshToken, StoreError> {
+pub(crate) fn refresh_token<R: DbRow>(row: &R) -> Result<RefreshToken, StoreError> {
     Ok(RefreshToken {
         id: get(row, "id")?,
         token_hash: get(row, "token_hash")?,
@@ -202,7 +231,7 @@ macro_rules! family_columns_as_f {
 }
 pub(crate) use family_columns_as_f;
 
-pub(crate) fn family_f(row: &SqliteRow) -> Result<TokenFamily, StoreError> {
+pub(crate) fn family_f<R: DbRow>(row: &R) -> Result<TokenFamily, StoreError> {
     Ok(TokenFamily {
         id: get(row, "f_id")?,
         client_id: get(row, "f_client_id")?,
@@ -212,5 +241,64 @@ pub(crate) fn family_f(row: &SqliteRow) -> Result<TokenFamily, StoreError> {
         created_at: get(row, "f_created_at")?,
         expires_at: get(row, "f_expires_at")?,
         revoked_at: get(row, "f_revoked_at")?,
+    })
+}
+
+macro_rules! grant_columns {
+    () => {
+        "f.id AS family_id, f.user_id, u.email AS user_email, f.client_id, \
+     c.name AS client_name, c.logo_uri, f.scopes, f.created_at, f.last_used_at, f.expires_at"
+    };
+}
+pub(crate) use grant_columns;
+
+pub(crate) fn grant<R: DbRow>(row: &R) -> Result<GrantSummary, StoreError> {
+    Ok(GrantSummary {
+        family_id: get(row, "family_id")?,
+        user_id: get(row, "user_id")?,
+        user_email: get(row, "user_email")?,
+        client_id: get(row, "client_id")?,
+        client_name: get(row, "client_name")?,
+        logo_uri: get(row, "logo_uri")?,
+        scopes: get(row, "scopes")?,
+        created_at: get(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        expires_at: get(row, "expires_at")?,
+    })
+}
+
+macro_rules! signing_key_columns {
+    () => {
+        "kid, algorithm, private_key_sealed, public_jwk, created_at, retired_at"
+    };
+}
+pub(crate) use signing_key_columns;
+
+pub(crate) fn signing_key<R: DbRow>(row: &R) -> Result<SigningKey, StoreError> {
+    Ok(SigningKey {
+        kid: get(row, "kid")?,
+        algorithm: get(row, "algorithm")?,
+        private_key_sealed: get(row, "private_key_sealed")?,
+        public_jwk: get(row, "public_jwk")?,
+        created_at: get(row, "created_at")?,
+        retired_at: get(row, "retired_at")?,
+    })
+}
+
+macro_rules! audit_columns {
+    () => {
+        "at, kind, user_id, client_id, ip, detail"
+    };
+}
+pub(crate) use audit_columns;
+
+pub(crate) fn audit_event<R: DbRow>(row: &R) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        at: get(row, "at")?,
+        kind: get(row, "kind")?,
+        user_id: get(row, "user_id")?,
+        client_id: get(row, "client_id")?,
+        ip: get(row, "ip")?,
+        detail: get(row, "detail")?,
     })
 }

@@ -1,0 +1,337 @@
+//! What the backends share: the store type, the query plumbing, and (in `store` and `rows`)
+//! every query and every row decoder, written once for both databases.
+//!
+//! The shared code never names a database. It builds a [`Query`] (SQL text with `$n`
+//! placeholders plus dynamically typed [`Arg`]s) and hands it to the backend through the sealed
+//! [`Exec`](sealed::Exec) trait, which each backend implements in a few lines: bind the
+//! arguments, run the statement, return sqlx rows. Rows are decoded through [`rows::DbRow`],
+//! which any sqlx row that can decode text, integers and booleans implements. What genuinely
+//! differs between the dialects — how a write transaction begins, the embedded migrations — is
+//! all that the backend modules implement.
+
+pub(crate) mod rows;
+pub(crate) mod store;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+
+use mcpauth_core::StoreError;
+use sqlx::migrate::{MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Encode, Pool, Transaction, Type};
+
+use crate::error::db_err;
+
+/// A database that [`SqlStore`] can keep mcpauth's records in: [`sqlx::Sqlite`]
+/// ([`SqliteStore`](crate::SqliteStore)) or [`sqlx::Postgres`] ([`PgStore`](crate::PgStore)).
+///
+/// The trait is sealed: its machinery is private to this crate.
+pub trait Backend: sealed::Exec {}
+
+impl<DB: sealed::Exec> Backend for DB {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The backend's half of the shared code: running a [`Query`] on a connection.
+    ///
+    /// Implementations bind the arguments before the future starts, so the futures borrow only
+    /// the connection.
+    pub trait Exec: Database<Row: rows::DbRow> {
+        /// Begins a transaction for a multi-statement write.
+        fn begin_write(
+            pool: &Pool<Self>,
+        ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send + '_;
+
+        /// Runs a statement; returns how many rows it changed.
+        fn execute<'a>(
+            conn: &'a mut Self::Connection,
+            query: Query<'a>,
+        ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+
+        /// Runs a query expected to return at most one row.
+        fn fetch_optional<'a>(
+            conn: &'a mut Self::Connection,
+            query: Query<'a>,
+        ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'a;
+
+        /// Runs a query and collects every row.
+        fn fetch_all<'a>(
+            conn: &'a mut Self::Connection,
+            query: Query<'a>,
+        ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+
+        /// Applies the dialect's embedded migrations.
+        fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+    }
+}
+
+/// Implements [`sealed::Exec`]'s query methods for a concrete database. The bodies are the same
+/// for every database; they are emitted per database rather than written as generic functions
+/// because sqlx offers `rows_affected` only on each database's own result type.
+macro_rules! impl_exec_queries {
+    ($db:ty) => {
+        fn execute<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            query: $crate::shared::Query<'a>,
+        ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+            let query = query.into_sqlx::<$db>();
+            async move { Ok(query.execute(conn).await?.rows_affected()) }
+        }
+
+        fn fetch_optional<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            query: $crate::shared::Query<'a>,
+        ) -> impl std::future::Future<
+            Output = Result<Option<<$db as sqlx::Database>::Row>, sqlx::Error>,
+        > + Send
+        + 'a {
+            let query = query.into_sqlx::<$db>();
+            async move { query.fetch_optional(conn).await }
+        }
+
+        fn fetch_all<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            query: $crate::shared::Query<'a>,
+        ) -> impl std::future::Future<
+            Output = Result<Vec<<$db as sqlx::Database>::Row>, sqlx::Error>,
+        > + Send
+        + 'a {
+            let query = query.into_sqlx::<$db>();
+            async move { query.fetch_all(conn).await }
+        }
+    };
+}
+pub(crate) use impl_exec_queries;
+
+/// One argument of a [`Query`]: every value mcpauth stores is text, an integer or a boolean,
+/// each possibly NULL (booleans never are).
+#[derive(Debug, Clone)]
+pub enum Arg<'a> {
+    /// `TEXT`.
+    Text(Option<Cow<'a, str>>),
+    /// `INTEGER` (SQLite) / `BIGINT` (PostgreSQL).
+    Int(Option<i64>),
+    /// `INTEGER` 0/1 (SQLite) / `BOOLEAN` (PostgreSQL).
+    Bool(bool),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(value: &'a str) -> Self {
+        Arg::Text(Some(Cow::Borrowed(value)))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(value: &'a String) -> Self {
+        Arg::Text(Some(Cow::Borrowed(value)))
+    }
+}
+
+impl From<String> for Arg<'_> {
+    fn from(value: String) -> Self {
+        Arg::Text(Some(Cow::Owned(value)))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Arg::Text(value.map(Cow::Borrowed))
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(value: &'a Option<String>) -> Self {
+        Arg::Text(value.as_deref().map(Cow::Borrowed))
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(value: i64) -> Self {
+        Arg::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Arg::Int(value)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(value: bool) -> Self {
+        Arg::Bool(value)
+    }
+}
+
+/// A statement and its arguments, not yet tied to a database. The SQL uses `$n` placeholders,
+/// which both SQLite and PostgreSQL accept.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    sql: &'static str,
+    args: Vec<Arg<'a>>,
+}
+
+/// A [`Query`] for `sql`, to which arguments are added with [`Query::bind`].
+pub(crate) fn query<'a>(sql: &'static str) -> Query<'a> {
+    Query {
+        sql,
+        args: Vec::new(),
+    }
+}
+
+impl<'a> Query<'a> {
+    /// Adds the next argument (`$1`, then `$2`, ...).
+    pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// The sqlx query for database `DB`, with every argument encoded.
+    pub(crate) fn into_sqlx<DB>(self) -> sqlx::query::Query<'static, DB, DB::Arguments>
+    where
+        DB: Database,
+        for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
+        Option<i64>: for<'t> Encode<'t, DB> + Type<DB>,
+        bool: for<'t> Encode<'t, DB> + Type<DB>,
+    {
+        let mut out = sqlx::query(self.sql);
+        for arg in &self.args {
+            out = match arg {
+                Arg::Text(text) => out.bind(text.as_deref()),
+                Arg::Int(int) => out.bind(*int),
+                Arg::Bool(flag) => out.bind(*flag),
+            };
+        }
+        out
+    }
+}
+
+/// A write transaction, rolled back if dropped before [`Tx::commit`].
+pub(crate) struct Tx<DB: Database>(Transaction<'static, DB>);
+
+impl<DB: Backend> Tx<DB> {
+    pub(crate) async fn execute(&mut self, query: Query<'_>) -> Result<u64, sqlx::Error> {
+        DB::execute(&mut self.0, query).await
+    }
+
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        query: Query<'_>,
+    ) -> Result<Option<DB::Row>, sqlx::Error> {
+        DB::fetch_optional(&mut self.0, query).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(db_err)
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.0.rollback().await.map_err(db_err)
+    }
+}
+
+/// mcpauth's storage in an SQL database: [`SqliteStore`](crate::SqliteStore) or
+/// [`PgStore`](crate::PgStore). Cloning is cheap and shares the connection pool.
+///
+/// Every [`Store`](mcpauth_core::Store) method is implemented once for both databases, with the
+/// same SQL; see the crate documentation for how the concurrency promises are kept.
+pub struct SqlStore<DB: Database> {
+    pub(crate) pool: Pool<DB>,
+}
+
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<DB: Database> fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("database", &DB::NAME)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Wraps an existing pool. The caller is responsible for its connection settings (for
+    /// SQLite, foreign keys must be on for the schema's cascades to work).
+    pub fn from_pool(pool: Pool<DB>) -> Self {
+        SqlStore { pool }
+    }
+
+    /// The underlying pool, for health checks and maintenance.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Closes every connection; pending operations finish first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Applies the embedded migrations that have not been applied yet; safe to call on every
+    /// start and from several instances at once (same as
+    /// [`Store::migrate`](mcpauth_core::Store::migrate)).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        DB::migrate(&self.pool).await
+    }
+
+    /// A transaction for a multi-statement write (see [`sealed::Exec::begin_write`]).
+    pub(crate) async fn begin_write(&self) -> Result<Tx<DB>, StoreError> {
+        DB::begin_write(&self.pool).await.map(Tx).map_err(db_err)
+    }
+
+    async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Runs one statement in autocommit mode; returns how many rows it changed.
+    pub(crate) async fn execute(&self, query: Query<'_>) -> Result<u64, sqlx::Error> {
+        let mut conn = self.acquire().await?;
+        DB::execute(&mut conn, query).await
+    }
+
+    /// Runs one query in autocommit mode; at most one row.
+    pub(crate) async fn fetch_optional(
+        &self,
+        query: Query<'_>,
+    ) -> Result<Option<DB::Row>, sqlx::Error> {
+        let mut conn = self.acquire().await?;
+        DB::fetch_optional(&mut conn, query).await
+    }
+
+    /// Runs one query in autocommit mode; every row.
+    pub(crate) async fn fetch_all(&self, query: Query<'_>) -> Result<Vec<DB::Row>, sqlx::Error> {
+        let mut conn = self.acquire().await?;
+        DB::fetch_all(&mut conn, query).await
+    }
+}
+
+/// The whole schema of `migrator` as SQL text, every migration in order (for
+/// `mcpauth generate`).
+pub(crate) fn schema_sql(migrator: &Migrator) -> String {
+    let mut out = String::new();
+    for migration in migrator.iter() {
+        if matches!(migration.migration_type, MigrationType::ReversibleDown) {
+            continue;
+        }
+        out.push_str(&format!(
+            "-- migration {:04}: {}\n",
+            migration.version, migration.description
+        ));
+        out.push_str(migration.sql.as_str());
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,1028 @@
+//! [`Store`] for [`SqlStore`], once for every [`Backend`].
+//!
+//! Single-statement operations run on the pool in autocommit mode; multi-statement writes run
+//! in [`SqlStore::begin_write`] transactions. Every statement is written with `$n` placeholders
+//! and SQL both dialects accept (`ON CONFLICT … DO UPDATE`, `RETURNING`, `excluded.`).
+//!
+//! The atomicity the trait promises comes from single conditional statements, which both
+//! databases evaluate against the latest committed row:
+//!
+//! - SQLite takes the database's write lock before a writing statement reads anything, and
+//!   write transactions begin `IMMEDIATE`, so writers queue on the busy timeout and never
+//!   deadlock upgrading a read lock.
+//! - PostgreSQL (READ COMMITTED) makes a conditional `UPDATE`/`DELETE` that meets a row locked
+//!   by a concurrent transaction wait for it, then re-evaluate its `WHERE` on the committed
+//!   version: the loser of a race finds `used_at`/`rotated_at` set (or the row gone) and
+//!   changes nothing, and its next statement, on a fresh snapshot, sees what the winner
+//!   committed. Unique-key races end in a unique violation (SQLSTATE 23505) for the loser,
+//!   reported as [`StoreError::Conflict`] where the trait promises it; upserts
+//!   (`ON CONFLICT … DO UPDATE`) never fail that way.
+
+use async_trait::async_trait;
+use mcpauth_core::model::{
+    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
+    GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
+};
+use mcpauth_core::secret::random_id;
+use mcpauth_core::{Store, StoreError};
+
+use super::rows::{
+    self, DbRow, access_token_columns, audit_columns, client_columns, code_columns,
+    consent_columns, family_columns_as_f, get, grant_columns, refresh_token_columns,
+    session_columns, signing_key_columns, user_columns_as_u,
+};
+use super::{Backend, Query, SqlStore, query};
+use crate::error::{conflict_or_db, db_err};
+
+/// The key in `"mcpauthSetting"` that holds the server secret.
+const SERVER_SECRET_KEY: &str = "server_secret";
+
+/// Better Auth's provider id for email-and-password credentials.
+const CREDENTIAL_PROVIDER: &str = "credential";
+
+/// A list of strings as a JSON array.
+fn json_array(items: &[String]) -> String {
+    serde_json::Value::from(items).to_string()
+}
+
+fn insert_access_token(access: &AccessToken) -> Query<'_> {
+    query(
+        r#"INSERT INTO "oauthAccessToken"
+               (id, token_hash, family_id, client_id, user_id, scopes, audience, expires_at,
+                created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+    )
+    .bind(&access.id)
+    .bind(&access.token_hash)
+    .bind(&access.family_id)
+    .bind(&access.client_id)
+    .bind(&access.user_id)
+    .bind(&access.scopes)
+    .bind(&access.audience)
+    .bind(access.expires_at)
+    .bind(access.created_at)
+}
+
+fn insert_refresh_token(refresh: &RefreshToken) -> Query<'_> {
+    query(
+        r#"INSERT INTO "oauthRefreshToken"
+               (id, token_hash, family_id, client_id, user_id, scopes, resource, expires_at,
+                created_at, rotated_at, retry_response)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+    )
+    .bind(&refresh.id)
+    .bind(&refresh.token_hash)
+    .bind(&refresh.family_id)
+    .bind(&refresh.client_id)
+    .bind(&refresh.user_id)
+    .bind(&refresh.scopes)
+    .bind(&refresh.resource)
+    .bind(refresh.expires_at)
+    .bind(refresh.created_at)
+    .bind(refresh.rotated_at)
+    .bind(&refresh.retry_response)
+}
+
+/// Records that tokens were just issued from a family (for "last used" on grants).
+fn mark_family_used(family_id: &str, at: i64) -> Query<'_> {
+    query(r#"UPDATE "oauthTokenFamily" SET last_used_at = $2 WHERE id = $1"#)
+        .bind(family_id)
+        .bind(at)
+}
+
+/// Marks a family revoked, keeping the first revocation time. Every access token and refresh
+/// token of the family is checked against it on use, so this one row kills them all.
+fn revoke_family(family_id: &str, now: i64) -> Query<'_> {
+    query(
+        r#"UPDATE "oauthTokenFamily" SET revoked_at = $2
+           WHERE id = $1 AND revoked_at IS NULL"#,
+    )
+    .bind(family_id)
+    .bind(now)
+}
+
+fn decode_optional<R: DbRow, T>(
+    row: Option<R>,
+    decode: impl FnOnce(&R) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    row.as_ref().map(decode).transpose()
+}
+
+fn decode_all<R: DbRow, T>(
+    rows: Vec<R>,
+    decode: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+/// The hot path, run on every protected request: one probe of the unique `token_hash` index,
+/// then a primary-key or unique-key lookup per joined table.
+pub(crate) const ACCESS_TOKEN_GRANT_SQL: &str = concat!(
+    "SELECT ",
+    access_token_columns!(),
+    ", ",
+    user_columns_as_u!(),
+    r#", f.revoked_at AS family_revoked_at, c.disabled AS client_disabled
+       FROM "oauthAccessToken" t
+       JOIN "oauthTokenFamily" f ON f.id = t.family_id
+       JOIN "user" u ON u.id = t.user_id
+       JOIN "oauthApplication" c ON c.client_id = t.client_id
+       WHERE t.token_hash = $1"#
+);
+
+#[async_trait]
+impl<DB: Backend> Store for SqlStore<DB> {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        SqlStore::migrate(self).await
+    }
+
+    async fn server_secret(&self, candidate: &str) -> Result<String, StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "mcpauthSetting" (key, value) VALUES ($1, $2)
+                   ON CONFLICT (key) DO NOTHING"#,
+            )
+            .bind(SERVER_SECRET_KEY)
+            .bind(candidate),
+        )
+        .await
+        .map_err(db_err)?;
+        let row = self
+            .fetch_optional(
+                query(r#"SELECT value FROM "mcpauthSetting" WHERE key = $1"#)
+                    .bind(SERVER_SECRET_KEY),
+            )
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::Database("the server secret vanished".to_owned()))?;
+        get(&row, "value")
+    }
+
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "user"
+                       (id, name, email, email_verified, image, created_at, updated_at, disabled)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+            )
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(user.email_verified)
+            .bind(&user.image)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .bind(user.disabled),
+        )
+        .await
+        .map_err(|err| conflict_or_db(err, "email already registered"))?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "account"
+                       (id, account_id, provider_id, user_id, password, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+            )
+            .bind(random_id())
+            .bind(&user.id)
+            .bind(CREDENTIAL_PROVIDER)
+            .bind(&user.id)
+            .bind(password_hash)
+            .bind(user.created_at)
+            .bind(user.updated_at),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    user_columns_as_u!(),
+                    r#", a.password
+                       FROM "user" u
+                       LEFT JOIN "account" a ON a.user_id = u.id AND a.provider_id = $2
+                       WHERE u.email = $1"#
+                ))
+                .bind(email)
+                .bind(CREDENTIAL_PROVIDER),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, |row| Ok((rows::user_u(row)?, get(row, "password")?)))
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    user_columns_as_u!(),
+                    r#" FROM "user" u WHERE u.id = $1"#
+                ))
+                .bind(id),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, rows::user_u)
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "session"
+                       (id, token_hash, user_id, expires_at, created_at, updated_at, auth_time,
+                        ip_address, user_agent)
+                   VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)"#,
+            )
+            .bind(&session.id)
+            .bind(&session.token_hash)
+            .bind(&session.user_id)
+            .bind(session.expires_at)
+            .bind(session.created_at)
+            .bind(session.auth_time)
+            .bind(&session.ip_address)
+            .bind(&session.user_agent),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session_by_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    ", ",
+                    user_columns_as_u!(),
+                    r#" FROM "session" s
+                        JOIN "user" u ON u.id = s.user_id
+                        WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.disabled"#
+                ))
+                .bind(token_hash)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, |row| Ok((rows::session(row)?, rows::user_u(row)?)))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.execute(query(r#"DELETE FROM "session" WHERE token_hash = $1"#).bind(token_hash))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "oauthApplication"
+                       (id, client_id, client_secret_hash, name, redirect_uris,
+                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
+                        skip_consent, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#,
+            )
+            .bind(random_id())
+            .bind(&client.client_id)
+            .bind(&client.client_secret_hash)
+            .bind(&client.name)
+            .bind(json_array(&client.redirect_uris))
+            .bind(client.token_endpoint_auth_method.as_str())
+            .bind(json_array(&client.grant_types))
+            .bind(&client.logo_uri)
+            .bind(client.metadata.to_string())
+            .bind(client.disabled)
+            .bind(client.skip_consent)
+            .bind(client.created_at),
+        )
+        .await
+        .map_err(|err| conflict_or_db(err, "client_id already registered"))?;
+        Ok(())
+    }
+
+    async fn save_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "oauthApplication"
+                       (id, client_id, client_secret_hash, name, redirect_uris,
+                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
+                        skip_consent, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                   ON CONFLICT (client_id) DO UPDATE SET
+                       client_secret_hash = excluded.client_secret_hash,
+                       name = excluded.name,
+                       redirect_uris = excluded.redirect_uris,
+                       token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+                       grant_types = excluded.grant_types,
+                       logo_uri = excluded.logo_uri,
+                       metadata = excluded.metadata,
+                       disabled = excluded.disabled,
+                       skip_consent = excluded.skip_consent,
+                       updated_at = excluded.updated_at"#,
+            )
+            .bind(random_id())
+            .bind(&client.client_id)
+            .bind(&client.client_secret_hash)
+            .bind(&client.name)
+            .bind(json_array(&client.redirect_uris))
+            .bind(client.token_endpoint_auth_method.as_str())
+            .bind(json_array(&client.grant_types))
+            .bind(&client.logo_uri)
+            .bind(client.metadata.to_string())
+            .bind(client.disabled)
+            .bind(client.skip_consent)
+            .bind(client.created_at),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    r#" FROM "oauthApplication" WHERE client_id = $1"#
+                ))
+                .bind(client_id),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, rows::client)
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    consent_columns!(),
+                    r#" FROM "oauthConsent" WHERE user_id = $1 AND client_id = $2"#
+                ))
+                .bind(user_id)
+                .bind(client_id),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, rows::consent)
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        // A replaced consent keeps its original created_at: it records when the user first
+        // approved the client.
+        self.execute(
+            query(
+                r#"INSERT INTO "oauthConsent"
+                       (id, user_id, client_id, scopes, consent_given, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (user_id, client_id) DO UPDATE
+                   SET scopes = excluded.scopes,
+                       consent_given = excluded.consent_given,
+                       updated_at = excluded.updated_at"#,
+            )
+            .bind(random_id())
+            .bind(&consent.user_id)
+            .bind(&consent.client_id)
+            .bind(&consent.scopes)
+            .bind(true)
+            .bind(consent.created_at)
+            .bind(consent.updated_at),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put_verification(
+        &self,
+        identifier: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "verification"
+                       (id, identifier, value, expires_at, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $5)
+                   ON CONFLICT (identifier) DO UPDATE
+                   SET value = excluded.value,
+                       expires_at = excluded.expires_at,
+                       updated_at = excluded.updated_at"#,
+            )
+            .bind(random_id())
+            .bind(identifier)
+            .bind(value)
+            .bind(expires_at)
+            .bind(now),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn peek_verification(
+        &self,
+        identifier: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(
+                    r#"SELECT value FROM "verification"
+                       WHERE identifier = $1 AND expires_at > $2"#,
+                )
+                .bind(identifier)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, |row| get(row, "value"))
+    }
+
+    async fn take_verification(
+        &self,
+        identifier: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        // Deleting unconditionally also clears an expired value; only the caller whose DELETE
+        // removed the row sees it.
+        let row = self
+            .fetch_optional(
+                query(
+                    r#"DELETE FROM "verification" WHERE identifier = $1
+                       RETURNING value, expires_at"#,
+                )
+                .bind(identifier),
+            )
+            .await
+            .map_err(db_err)?;
+        let taken = decode_optional(row, |row| {
+            Ok((get::<String, _>(row, "value")?, get(row, "expires_at")?))
+        })?;
+        Ok(
+            taken
+                .and_then(|(value, expires_at): (String, i64)| (expires_at > now).then_some(value)),
+        )
+    }
+
+    async fn create_code(
+        &self,
+        code: &AuthorizationCode,
+        family: &TokenFamily,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "oauthTokenFamily"
+                       (id, client_id, user_id, scopes, resource, created_at, expires_at,
+                        revoked_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+            )
+            .bind(&family.id)
+            .bind(&family.client_id)
+            .bind(&family.user_id)
+            .bind(&family.scopes)
+            .bind(&family.resource)
+            .bind(family.created_at)
+            .bind(family.expires_at)
+            .bind(family.revoked_at),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "oauthAuthorizationCode"
+                       (code_hash, client_id, user_id, session_id, redirect_uri, scopes,
+                        code_challenge, resource, nonce, auth_time, family_id, expires_at,
+                        created_at, used_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)"#,
+            )
+            .bind(&code.code_hash)
+            .bind(&code.client_id)
+            .bind(&code.user_id)
+            .bind(&code.session_id)
+            .bind(&code.redirect_uri)
+            .bind(&code.scopes)
+            .bind(&code.code_challenge)
+            .bind(&code.resource)
+            .bind(&code.nonce)
+            .bind(code.auth_time)
+            .bind(&code.family_id)
+            .bind(code.expires_at)
+            .bind(code.created_at),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await
+    }
+
+    async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption, StoreError> {
+        // One conditional statement: of concurrent callers exactly one sees used_at IS NULL.
+        let redeemed = self
+            .fetch_optional(
+                query(concat!(
+                    r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
+                       WHERE code_hash = $1 AND used_at IS NULL
+                       RETURNING "#,
+                    code_columns!()
+                ))
+                .bind(code_hash)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = redeemed {
+            return Ok(CodeRedemption::Redeemed(Box::new(rows::code(&row)?)));
+        }
+
+        let row = self
+            .fetch_optional(
+                query(r#"SELECT family_id FROM "oauthAuthorizationCode" WHERE code_hash = $1"#)
+                    .bind(code_hash),
+            )
+            .await
+            .map_err(db_err)?;
+        let Some(family_id) = decode_optional(row, |row| get::<String, _>(row, "family_id"))?
+        else {
+            return Ok(CodeRedemption::Unknown);
+        };
+        // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
+        self.execute(revoke_family(&family_id, now))
+            .await
+            .map_err(db_err)?;
+        tracing::warn!(family_id = %family_id, "authorization code replayed; token family revoked");
+        Ok(CodeRedemption::Replayed)
+    }
+
+    async fn issue_tokens(
+        &self,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(insert_access_token(access))
+            .await
+            .map_err(db_err)?;
+        if let Some(refresh) = refresh {
+            tx.execute(insert_refresh_token(refresh))
+                .await
+                .map_err(db_err)?;
+        }
+        tx.execute(mark_family_used(&access.family_id, access.created_at))
+            .await
+            .map_err(db_err)?;
+        tx.commit().await
+    }
+
+    async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError> {
+        let row = self
+            .fetch_optional(query(ACCESS_TOKEN_GRANT_SQL).bind(token_hash))
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, |row| {
+            let family_revoked_at: Option<i64> = get(row, "family_revoked_at")?;
+            Ok(AccessTokenGrant {
+                token: rows::access_token(row)?,
+                user: rows::user_u(row)?,
+                family_revoked: family_revoked_at.is_some(),
+                client_disabled: get(row, "client_disabled")?,
+            })
+        })
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    refresh_token_columns!(),
+                    ", ",
+                    family_columns_as_f!(),
+                    r#" FROM "oauthRefreshToken" t
+                        JOIN "oauthTokenFamily" f ON f.id = t.family_id
+                        WHERE t.token_hash = $1"#
+                ))
+                .bind(token_hash),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, |row| {
+            Ok((rows::refresh_token(row)?, rows::family_f(row)?))
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        retry_response: &str,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The conditional UPDATE decides the single winner (and, on PostgreSQL, takes the row
+        // lock that makes concurrent callers wait for the winner to commit).
+        let rotated = tx
+            .execute(
+                query(
+                    r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
+                       WHERE token_hash = $1 AND rotated_at IS NULL"#,
+                )
+                .bind(old_hash)
+                .bind(now)
+                .bind(retry_response),
+            )
+            .await
+            .map_err(db_err)?;
+
+        if rotated == 0 {
+            // Lost the race (or the token was rotated long ago): report the winner's rotation
+            // and write nothing.
+            let row = tx
+                .fetch_optional(
+                    query(
+                        r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
+                           WHERE token_hash = $1"#,
+                    )
+                    .bind(old_hash),
+                )
+                .await
+                .map_err(db_err)?;
+            let row = decode_optional(row, |row| {
+                Ok((
+                    get::<Option<i64>, _>(row, "rotated_at")?,
+                    get::<Option<String>, _>(row, "retry_response")?,
+                ))
+            })?;
+            tx.rollback().await?;
+            return match row {
+                Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
+                    rotated_at,
+                    retry_response,
+                }),
+                // Unreachable: the UPDATE skips only rotated rows, and a rotation is never
+                // undone.
+                Some((None, _)) => Err(StoreError::Database(
+                    "refresh token neither rotated nor rotatable".to_owned(),
+                )),
+                // Gone since the caller looked it up (its user, client or family was deleted).
+                None => Err(StoreError::Conflict(
+                    "the refresh token no longer exists".to_owned(),
+                )),
+            };
+        }
+
+        tx.execute(insert_access_token(access))
+            .await
+            .map_err(db_err)?;
+        tx.execute(insert_refresh_token(refresh))
+            .await
+            .map_err(db_err)?;
+        tx.execute(mark_family_used(&access.family_id, access.created_at))
+            .await
+            .map_err(db_err)?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
+        self.execute(revoke_family(family_id, now))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        const STATEMENTS: &[&str] = &[
+            r#"DELETE FROM "session" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "verification" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "oauthAccessToken" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
+            r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
+        ];
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for &statement in STATEMENTS {
+            removed += tx
+                .execute(query(statement).bind(now))
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = self
+            .fetch_all(query(concat!(
+                "SELECT ",
+                user_columns_as_u!(),
+                r#" FROM "user" u ORDER BY u.created_at, u.id"#
+            )))
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::user_u)
+    }
+
+    async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
+                    .bind(user_id)
+                    .bind(disabled)
+                    .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(changed == 1)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .execute(query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id))
+            .await
+            .map_err(db_err)?;
+        Ok(deleted == 1)
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"INSERT INTO "account"
+                       (id, account_id, provider_id, user_id, password, created_at, updated_at)
+                   VALUES ($1, $2, $3, $2, $4, $5, $5)
+                   ON CONFLICT (provider_id, account_id) DO UPDATE SET
+                       password = excluded.password, updated_at = excluded.updated_at"#,
+            )
+            .bind(random_id())
+            .bind(user_id)
+            .bind(CREDENTIAL_PROVIDER)
+            .bind(password_hash)
+            .bind(now),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let rows = self
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    r#" FROM "session" s WHERE s.user_id = $1 AND s.expires_at > $2
+                        ORDER BY s.created_at DESC, s.id"#
+                ))
+                .bind(user_id)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::session)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            query(r#"DELETE FROM "session" WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)"#)
+                .bind(user_id)
+                .bind(keep),
+        )
+        .await
+        .map_err(db_err)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows = self
+            .fetch_all(query(concat!(
+                "SELECT ",
+                client_columns!(),
+                r#" FROM "oauthApplication" ORDER BY created_at, client_id"#
+            )))
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::client)
+    }
+
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                query(
+                    r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3
+                       WHERE client_id = $1"#,
+                )
+                .bind(client_id)
+                .bind(disabled)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(changed == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .execute(
+                query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(deleted == 1)
+    }
+
+    async fn grants(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError> {
+        let rows = self
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    grant_columns!(),
+                    r#" FROM "oauthTokenFamily" f
+                        JOIN "user" u ON u.id = f.user_id
+                        JOIN "oauthApplication" c ON c.client_id = f.client_id
+                        WHERE f.revoked_at IS NULL AND f.last_used_at IS NOT NULL
+                          AND f.expires_at > $3
+                          AND ($1 IS NULL OR f.user_id = $1) AND ($2 IS NULL OR f.client_id = $2)
+                        ORDER BY f.created_at DESC, f.id"#
+                ))
+                .bind(user_id)
+                .bind(client_id)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::grant)
+    }
+
+    async fn revoke_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked = tx
+            .execute(
+                query(
+                    r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+                       WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)
+                         AND revoked_at IS NULL AND last_used_at IS NOT NULL"#,
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        // Families of codes not yet exchanged die too, silently: their codes must not work.
+        tx.execute(
+            query(
+                r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL"#,
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(now),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            query(
+                r#"DELETE FROM "oauthConsent"
+                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)"#,
+            )
+            .bind(user_id)
+            .bind(client_id),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let rows = self
+            .fetch_all(query(concat!(
+                "SELECT ",
+                signing_key_columns!(),
+                r#" FROM "oauthSigningKey" ORDER BY created_at DESC, kid"#
+            )))
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::signing_key)
+    }
+
+    async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            query(r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#)
+                .bind(now),
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            query(concat!(
+                r#"INSERT INTO "oauthSigningKey" ("#,
+                signing_key_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(&key.kid)
+            .bind(&key.algorithm)
+            .bind(&key.private_key_sealed)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(key.retired_at),
+        )
+        .await
+        .map_err(|err| conflict_or_db(err, "a signing key with this kid exists"))?;
+        tx.commit().await
+    }
+
+    async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError> {
+        self.execute(
+            query(
+                r#"DELETE FROM "oauthSigningKey"
+                   WHERE retired_at IS NOT NULL AND retired_at < $1"#,
+            )
+            .bind(retired_before),
+        )
+        .await
+        .map_err(db_err)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.execute(
+            query(concat!(
+                r#"INSERT INTO "auditLog" ("#,
+                audit_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(event.at)
+            .bind(&event.kind)
+            .bind(&event.user_id)
+            .bind(&event.client_id)
+            .bind(&event.ip)
+            .bind(&event.detail),
+        )
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = self
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    audit_columns!(),
+                    r#" FROM "auditLog" ORDER BY id DESC LIMIT $1"#
+                ))
+                .bind(i64::from(limit)),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_all(rows, rows::audit_event)
+    }
+}

@@ -1,0 +1,211 @@
+//! id_token signing keys (OIDC Core §10.1): generated here, kept in the store with the private
+//! half sealed under the key-encryption secret, published at `jwks_uri` with an RFC 7638
+//! thumbprint as `kid`. Rotation adds a key and retires the old ones, which stay published until
+//! every token they signed has expired. Keys are read from the store on use (decoded keys are
+//! cached by `kid`), so a rotation by one instance — or by `mcpauth keys rotate` — takes effect
+//! on every instance at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use mcpauth_core::model::SigningKey;
+use mcpauth_core::{StoreError, secret};
+use serde_json::Value;
+
+use crate::McpAuth;
+
+/// Which algorithm new signing keys use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlgorithm {
+    /// ECDSA with P-256 and SHA-256 (the default: small keys and signatures).
+    #[default]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key, for relying parties that need RSA.
+    Rs256,
+}
+
+impl SigningAlgorithm {
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    /// Parses `ES256` or `RS256`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
+            _ => None,
+        }
+    }
+
+    fn jws(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// Why a signing key could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key generation or decoding failed.
+    #[error("signing key error: {0}")]
+    Crypto(String),
+}
+
+/// A key ready to sign.
+pub(crate) struct LoadedKey {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    pub encoding: EncodingKey,
+}
+
+/// Decoded keys by `kid`.
+#[derive(Default)]
+pub(crate) struct KeyCache(RwLock<HashMap<String, Arc<LoadedKey>>>);
+
+fn crypto(error: impl std::fmt::Display) -> KeyError {
+    KeyError::Crypto(error.to_string())
+}
+
+fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, KeyError> {
+    match algorithm {
+        SigningAlgorithm::Es256 => Ok(EncodingKey::from_ec_der(pkcs8)),
+        SigningAlgorithm::Rs256 => {
+            let pem = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                STANDARD.encode(pkcs8)
+            );
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(crypto)
+        }
+    }
+}
+
+/// A fresh key: its PKCS#8 private half and the decoded signing key.
+fn generate(algorithm: SigningAlgorithm) -> Result<(Vec<u8>, EncodingKey), KeyError> {
+    let pkcs8 = match algorithm {
+        SigningAlgorithm::Es256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .and_then(|pair| pair.to_pkcs8v1())
+            .map_err(crypto)?
+            .as_ref()
+            .to_vec(),
+        SigningAlgorithm::Rs256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(crypto)?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = pair.as_der().map_err(crypto)?;
+            der.as_ref().to_vec()
+        }
+    };
+    let encoding = encoding_key(algorithm, &pkcs8)?;
+    Ok((pkcs8, encoding))
+}
+
+impl McpAuth {
+    fn key_encryption_secret(&self) -> &str {
+        self.inner
+            .options
+            .key_encryption_secret
+            .as_deref()
+            .unwrap_or(&self.inner.secret_text)
+    }
+
+    /// Makes a new signing key with the configured algorithm, publishes it and retires the
+    /// others (which stay in the JWKS until tokens they signed have expired). Returns its `kid`.
+    pub async fn rotate_signing_key(&self) -> Result<String, KeyError> {
+        let algorithm = self.inner.options.signing_algorithm;
+        let (pkcs8, encoding) = generate(algorithm)?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jws()).map_err(crypto)?;
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(crypto)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(match algorithm {
+            SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
+            SigningAlgorithm::Rs256 => KeyAlgorithm::RS256,
+        });
+        let now = self.now();
+        let key = SigningKey {
+            kid: kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            private_key_sealed: secret::seal(self.key_encryption_secret(), &pkcs8),
+            public_jwk: serde_json::to_string(&jwk).map_err(crypto)?,
+            created_at: now,
+            retired_at: None,
+        };
+        self.inner.store.rotate_signing_key(&key, now).await?;
+        // Old keys go once nothing they signed can still be valid.
+        let keep_for = self.inner.options.access_token_expires_in + 300;
+        self.inner.store.prune_signing_keys(now - keep_for).await?;
+        tracing::info!(
+            kid,
+            algorithm = algorithm.as_str(),
+            "new id_token signing key"
+        );
+        Ok(kid)
+    }
+
+    /// The key that signs now, making one if there is none.
+    pub(crate) async fn signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
+        let keys = self.inner.store.signing_keys().await?;
+        let current = match keys.into_iter().find(|k| k.retired_at.is_none()) {
+            Some(key) => key,
+            None => {
+                self.rotate_signing_key().await?;
+                self.inner
+                    .store
+                    .signing_keys()
+                    .await?
+                    .into_iter()
+                    .find(|k| k.retired_at.is_none())
+                    .ok_or_else(|| crypto("no current signing key after rotation"))?
+            }
+        };
+        if let Ok(cache) = self.inner.keys.0.read()
+            && let Some(loaded) = cache.get(&current.kid)
+        {
+            return Ok(loaded.clone());
+        }
+        let algorithm = SigningAlgorithm::parse(&current.algorithm)
+            .ok_or_else(|| crypto(format!("unknown algorithm {}", current.algorithm)))?;
+        let pkcs8 = secret::open(self.key_encryption_secret(), &current.private_key_sealed)
+            .ok_or_else(|| {
+                crypto("the signing key cannot be decrypted: is key_encryption_secret the one it was made with?")
+            })?;
+        let loaded = Arc::new(LoadedKey {
+            kid: current.kid.clone(),
+            algorithm: algorithm.jws(),
+            encoding: encoding_key(algorithm, &pkcs8)?,
+        });
+        if let Ok(mut cache) = self.inner.keys.0.write() {
+            cache.insert(current.kid, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// The JSON Web Key Set: every key that is current or retired but still needed.
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        let mut keys = self.inner.store.signing_keys().await?;
+        if !keys.iter().any(|k| k.retired_at.is_none()) {
+            self.rotate_signing_key().await?;
+            keys = self.inner.store.signing_keys().await?;
+        }
+        let published: Vec<Value> = keys
+            .iter()
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
+        Ok(serde_json::json!({ "keys": published }))
+    }
+}

@@ -1,0 +1,125 @@
+//! OpenID Connect: id_tokens (OIDC Core §2, §3.1.3.6), the userinfo endpoint (§5.3) with the
+//! standard claims of §5.1 by scope (§5.4), and the JWKS document.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::Header;
+use mcpauth_core::Scopes;
+use mcpauth_core::model::User;
+use serde_json::{Map, Value, json};
+
+use crate::McpAuth;
+use crate::keys::KeyError;
+use crate::session::BearerError;
+
+/// The claims of §5.1 that `scopes` allow, for `user`, plus the configured additional claims.
+pub(crate) fn user_claims(auth: &McpAuth, user: &User, scopes: &Scopes) -> Map<String, Value> {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), Value::from(user.id.clone()));
+    if scopes.contains("profile") {
+        claims.insert("name".into(), Value::from(user.name.clone()));
+        let mut parts = user.name.splitn(2, ' ');
+        if let (Some(given), Some(family)) = (parts.next(), parts.next()) {
+            claims.insert("given_name".into(), Value::from(given));
+            claims.insert("family_name".into(), Value::from(family.trim()));
+        }
+        if let Some(picture) = &user.image {
+            claims.insert("picture".into(), Value::from(picture.clone()));
+        }
+        claims.insert("updated_at".into(), Value::from(user.updated_at));
+    }
+    if scopes.contains("email") {
+        claims.insert("email".into(), Value::from(user.email.clone()));
+        claims.insert("email_verified".into(), Value::from(user.email_verified));
+    }
+    for (name, value) in &auth.inner.options.additional_user_info_claims {
+        claims.entry(name.clone()).or_insert_with(|| value.clone());
+    }
+    claims
+}
+
+/// What an id_token is about.
+pub(crate) struct IdTokenRequest<'a> {
+    pub user: &'a User,
+    pub client_id: &'a str,
+    pub scopes: &'a Scopes,
+    pub auth_time: i64,
+    pub nonce: Option<&'a str>,
+}
+
+impl McpAuth {
+    /// A signed id_token, valid as long as the access token issued with it.
+    pub(crate) async fn id_token(&self, request: IdTokenRequest<'_>) -> Result<String, KeyError> {
+        let key = self.signing_key().await?;
+        let now = self.now();
+        let mut claims = user_claims(self, request.user, request.scopes);
+        claims.insert("iss".into(), Value::from(self.inner.options.issuer.clone()));
+        claims.insert("aud".into(), Value::from(request.client_id));
+        claims.insert("azp".into(), Value::from(request.client_id));
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert(
+            "exp".into(),
+            Value::from(now + self.inner.options.access_token_expires_in),
+        );
+        claims.insert("auth_time".into(), Value::from(request.auth_time));
+        if let Some(nonce) = request.nonce {
+            claims.insert("nonce".into(), Value::from(nonce));
+        }
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| KeyError::Crypto(e.to_string()))
+    }
+}
+
+/// `GET|POST {base}/mcp/userinfo`: the claims of the bearer token's user, by its scopes.
+pub async fn userinfo(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
+    let session = match auth.verify_bearer_any_audience(&headers).await {
+        Ok(session) => session,
+        Err(error) => return auth.unauthorized(&error),
+    };
+    if !session.has_scope("openid") {
+        return auth.insufficient_scope(&["openid".to_owned()]);
+    }
+    let user = match auth.inner.store.user_by_id(&session.user_id).await {
+        Ok(Some(user)) if !user.disabled => user,
+        Ok(_) => {
+            return auth.unauthorized(&BearerError::Invalid("the user no longer exists"));
+        }
+        Err(error) => return auth.unauthorized(&BearerError::Unavailable(error)),
+    };
+    let scopes = Scopes::from_tokens(session.scopes.iter().cloned());
+    let mut response =
+        axum::Json(Value::Object(user_claims(&auth, &user, &scopes))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET {base}/mcp/jwks`: the public signing keys.
+pub async fn jwks(State(auth): State<McpAuth>) -> Response {
+    match auth.jwks().await {
+        Ok(document) => {
+            let mut response = axum::Json(document).into_response();
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not publish the signing keys");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": "the signing keys could not be read",
+                })),
+            )
+                .into_response()
+        }
+    }
+}
