@@ -205,7 +205,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<u64, StoreError>;
 
-    /// Every signing key, newest first.
+    /// Every signing key: the current one first, then retired keys, most recently retired
+    /// first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
 
     /// Adds a signing key and retires every other current key, in one transaction.

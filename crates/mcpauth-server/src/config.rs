@@ -44,6 +44,9 @@ pub struct Settings {
     pub allow_dynamic_client_registration: bool,
     /// A password change on the account page also disconnects every app.
     pub revoke_grants_on_password_change: bool,
+    /// Trust `X-Forwarded-For` / `Forwarded` for the client's address (only behind a proxy
+    /// that sets them).
+    pub trust_proxy: bool,
     /// `[[trusted_clients]]`: clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged into the authorization server metadata.
@@ -113,6 +116,7 @@ impl Default for Settings {
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
             revoke_grants_on_password_change: d.revoke_grants_on_password_change,
             trusted_clients: Vec::new(),
+            trust_proxy: false,
             metadata: serde_json::Map::new(),
             signing_algorithm: "ES256".into(),
             key_encryption_secret: None,
@@ -202,6 +206,7 @@ impl Settings {
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
         o.revoke_grants_on_password_change = self.revoke_grants_on_password_change;
         o.trusted_clients = self.trusted_clients.clone();
+        o.trust_proxy = self.trust_proxy;
         o.metadata = self.metadata.clone();
         o.signing_algorithm = mcpauth::SigningAlgorithm::parse(&self.signing_algorithm)
             .ok_or_else(|| {

@@ -261,7 +261,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "  MCP endpoint:  {}", options.resource)?;
             writeln!(out, "  Sign up:       {issuer}/sign-up")?;
             writeln!(out, "  Listening on:  {}", app.address())?;
-            writeln!(out, "  Database:      {}", settings.database_url)?;
+            writeln!(
+                out,
+                "  Database:      {}",
+                mcpauth_server::redact_password(&settings.database_url)
+            )?;
             writeln!(
                 out,
                 "Point an MCP client at the MCP endpoint; press Ctrl-C to stop."
@@ -275,7 +279,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref(), flags)?;
             open_store(&settings.database_url).await?;
-            println!("database is up to date: {}", settings.database_url);
+            println!(
+                "database is up to date: {}",
+                mcpauth_server::redact_password(&settings.database_url)
+            );
             Ok(())
         }
         Command::Generate { dialect, output } => {

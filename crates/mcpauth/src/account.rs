@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::McpAuth;
 use crate::errors::ApiError;
 use crate::params::{Params, read_body};
-use crate::web::{AUTHORIZE_COOKIE, Limit, RateLimited, SESSION_COOKIE, client_ip};
+use crate::web::{AUTHORIZE_COOKIE, Limit, RateLimited, SESSION_COOKIE};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 8;
@@ -330,7 +330,7 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    let ip = client_ip(&extensions);
+    let ip = auth.client_ip(&headers, &extensions);
     if let Err(limited) = auth.inner.limiter.hit(Limit::SignUpPerIp, &ip, auth.now()) {
         return AccountError::RateLimited(limited).into_api();
     }
@@ -352,7 +352,7 @@ pub async fn sign_in_email(State(auth): State<McpAuth>, request: Request) -> Res
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    let ip = client_ip(&extensions);
+    let ip = auth.client_ip(&headers, &extensions);
     let (Some(email), Some(password)) = (params.get("email"), params.get("password")) else {
         return ApiError::bad_request("INVALID_REQUEST", "email and password are required")
             .into_response();

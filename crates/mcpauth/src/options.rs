@@ -134,6 +134,10 @@ pub struct McpAuthOptions {
     pub allow_dynamic_client_registration: bool,
     /// Clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
+    /// Trust `X-Forwarded-For` / `Forwarded` from a reverse proxy for the client's address
+    /// (rate limits, the audit log). Off unless a proxy in front of mcpauth sets those headers;
+    /// the issuer never comes from request headers either way.
+    pub trust_proxy: bool,
     /// Fields merged last into the authorization server metadata document.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Secret for signing cookies and CSRF tokens. `None`: one is generated once and kept in
@@ -181,6 +185,7 @@ impl McpAuthOptions {
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
             trusted_clients: Vec::new(),
+            trust_proxy: false,
             metadata: serde_json::Map::new(),
             secret: None,
             rate_limits: RateLimitOptions::default(),

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::McpAuth;
 use crate::errors::OAuthJson;
 use crate::params::{is_json, read_body};
-use crate::web::{Limit, client_ip};
+use crate::web::Limit;
 
 const MAX_REDIRECT_URIS: usize = 20;
 
@@ -23,7 +23,7 @@ fn metadata_error(description: impl Into<String>) -> OAuthError {
 /// `POST {base}/mcp/register`.
 pub async fn register_client(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&parts.extensions);
+    let ip = auth.client_ip(&parts.headers, &parts.extensions);
     if let Err(limited) = auth
         .inner
         .limiter

@@ -18,7 +18,6 @@ use crate::McpAuth;
 use crate::errors::OAuthJson;
 use crate::params::{Params, read_body};
 use crate::token::{authenticate_client, basic_credentials};
-use crate::web::client_ip;
 
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -49,7 +48,7 @@ async fn client_request(
 /// `POST {base}/mcp/revoke`.
 pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&parts.extensions);
+    let ip = auth.client_ip(&parts.headers, &parts.extensions);
     let result = async {
         let (client, params) = client_request(&auth, &parts.headers, body).await?;
         let token = params.require("token")?;

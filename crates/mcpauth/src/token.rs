@@ -23,12 +23,12 @@ use crate::errors::OAuthJson;
 use crate::oidc::IdTokenRequest;
 use crate::options::RefreshTokenPolicy;
 use crate::params::{Params, read_body};
-use crate::web::{Limit, client_ip};
+use crate::web::Limit;
 
 /// `POST {base}/mcp/token`.
 pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&parts.extensions);
+    let ip = auth.client_ip(&parts.headers, &parts.extensions);
     if let Err(limited) = auth.inner.limiter.hit(Limit::TokenPerIp, &ip, auth.now()) {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }

@@ -168,12 +168,54 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The address the request came from (the TCP peer).
-pub fn client_ip(request_extensions: &axum::http::Extensions) -> String {
-    request_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+impl McpAuth {
+    /// The address the request came from: the TCP peer, or — only with `trust_proxy` — the
+    /// address the proxy in front of us saw, which it appended last to `X-Forwarded-For` (or
+    /// `Forwarded: for=`). Values a client put earlier in those headers are never used
+    /// (SECURITY S21).
+    pub(crate) fn client_ip(
+        &self,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> String {
+        if self.inner.options.trust_proxy
+            && let Some(ip) = forwarded_for(headers)
+        {
+            return ip.to_string();
+        }
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+/// The last address in `X-Forwarded-For`, else the last `for=` of `Forwarded` (RFC 7239).
+fn forwarded_for(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let last_of = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    if let Some(ip) = last_of("x-forwarded-for").and_then(|v| v.parse().ok()) {
+        return Some(ip);
+    }
+    let forwarded = last_of("forwarded")?;
+    let value = forwarded.split(';').map(str::trim).find_map(|pair| {
+        pair.strip_prefix("for=")
+            .or_else(|| pair.strip_prefix("For="))
+    })?;
+    let value = value.trim_matches('"');
+    let host = match value.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => value.split(':').next()?,
+    };
+    host.parse().ok()
 }
 
 /// Fixed-window request counters, per instance.

@@ -947,7 +947,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .fetch_all(query(concat!(
                 "SELECT ",
                 signing_key_columns!(),
-                r#" FROM "oauthSigningKey" ORDER BY created_at DESC, kid"#
+                r#" FROM "oauthSigningKey" ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, COALESCE(retired_at, created_at) DESC, created_at DESC, kid"#
             )))
             .await
             .map_err(db_err)?;

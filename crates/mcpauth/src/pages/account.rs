@@ -13,7 +13,7 @@ use crate::McpAuth;
 use crate::account::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
 use crate::errors::PageError;
 use crate::params::Params;
-use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE, client_ip};
+use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
 /// Where a browser without a session is sent.
 const SIGN_IN: &str = "/sign-in?return_to=/account";
@@ -217,7 +217,7 @@ async fn account_post(auth: &McpAuth, request: Request) -> Result<AccountPost, R
         .map_err(IntoResponse::into_response)?;
     match auth.browser_session(&parts.headers).await {
         Ok(Some((session, user))) => Ok(AccountPost {
-            ip: client_ip(&parts.extensions),
+            ip: auth.client_ip(&parts.headers, &parts.extensions),
             headers: parts.headers,
             params,
             session,

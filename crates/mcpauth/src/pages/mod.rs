@@ -21,7 +21,7 @@ use crate::account::AccountError;
 use crate::authorize::{parse_accept, redirect};
 use crate::errors::PageError;
 use crate::params::{Params, read_body};
-use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE, client_ip};
+use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use views::{ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope};
 
 fn render(
@@ -219,7 +219,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let ip = client_ip(&parts.extensions);
+    let ip = auth.client_ip(&parts.headers, &parts.extensions);
     let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let return_to = match pending {
@@ -310,7 +310,7 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let ip = client_ip(&parts.extensions);
+    let ip = auth.client_ip(&parts.headers, &parts.extensions);
     let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let email = params.get("email").unwrap_or_default();
