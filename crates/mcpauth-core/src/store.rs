@@ -6,6 +6,8 @@
 //! - [`Store::rotate_refresh_token`] rotates atomically: exactly one caller gets
 //!   [`Rotation::Rotated`], and the successor tokens and the sealed retry response are written
 //!   in the same transaction, so a loser sees either nothing rotated or everything.
+//! - [`Store::rate_limit_hit`] counts atomically: concurrent calls for the same window, from
+//!   any number of instances on the same database, each get a distinct count.
 //! - Multi-row changes are transactions: a failure leaves nothing half-written.
 
 use async_trait::async_trait;
@@ -134,10 +136,26 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
 
     /// Deletes what can no longer be used: expired sessions and verifications, token families
-    /// past their absolute end (with their codes and tokens), expired access tokens, and codes
-    /// a day past their expiry (kept that long so a late replay still revokes its grant).
-    /// Returns how many rows went.
+    /// past their absolute end (with their codes and tokens), expired access tokens, codes
+    /// a day past their expiry (kept that long so a late replay still revokes its grant), and
+    /// rate-limit windows past their `expires_at`. Returns how many rows went.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Counts one request in the fixed rate-limit window of `key` that starts at
+    /// `window_start`, and returns the window's count including this request. The window may
+    /// be forgotten once `expires_at` has passed ([`Store::purge_expired`]). Atomic: of
+    /// concurrent calls for one window, on any instance sharing the database, each gets a
+    /// distinct count.
+    async fn rate_limit_hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<u32, StoreError>;
+
+    /// The count of `key`'s window that starts at `window_start`, without counting a request;
+    /// 0 when nothing was counted in it.
+    async fn rate_limit_count(&self, key: &str, window_start: i64) -> Result<u32, StoreError>;
 
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;

@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow, bail};
 use mcpauth::McpAuth;
 use mcpauth_core::model::{AuditEvent, Client, GrantSummary, TokenEndpointAuthMethod, User};
 use mcpauth_core::{RedirectUri, Store, secret};
-use mcpauth_server::{Settings, open_store};
+use mcpauth_server::{Settings, open_store_with};
 use serde_json::{Value, json};
 
 /// As many redirect URIs as dynamic registration accepts.
@@ -58,7 +58,7 @@ pub struct Admin {
 impl Admin {
     /// Opens (and migrates) the configured database.
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings.database_url).await?;
+        let store = open_store_with(&settings.database_url, &settings.database).await?;
         Ok(Self { store, settings })
     }
 

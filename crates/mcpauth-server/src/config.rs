@@ -16,8 +16,14 @@ pub struct Settings {
     pub bind: String,
     /// Public origin; default `http://localhost:<bound port>`.
     pub issuer: Option<String>,
-    /// `sqlite://path` (PostgreSQL arrives in a later release).
+    /// `sqlite://path`, or `postgres://…` for a database several instances can share.
     pub database_url: String,
+    /// `[database]`: the connection pool.
+    pub database: DatabaseSettings,
+    /// `redis://…` (or `rediss://…`): rate-limit counters shared through Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every key mcpauth writes to Redis (separates deployments sharing one Redis).
+    pub redis_key_prefix: String,
     pub base_path: String,
     /// Canonical URI of the MCP endpoint; default `{issuer}/api/mcp`.
     pub resource: Option<String>,
@@ -60,10 +66,35 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
 }
 
+/// `[database]`: pool settings; unset values keep the store's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Most connections this instance opens (default: 8 for SQLite, 10 for PostgreSQL).
+    pub max_connections: Option<u32>,
+    /// Seconds an operation waits for a free connection before failing (PostgreSQL; default
+    /// 30). SQLite connections wait on the database's 5 s busy timeout instead.
+    pub acquire_timeout_secs: Option<u64>,
+}
+
+/// Where rate-limit counters live (`[rate_limits] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitBackendChoice {
+    /// In the process: limits per instance.
+    Memory,
+    /// In the database: shared by every instance on it.
+    Database,
+    /// In Redis (`redis_url`): shared by every instance on it.
+    Redis,
+}
+
 /// `[rate_limits]`: requests per window; 0 turns a limit off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
+    /// `memory`, `database` or `redis`; default: `redis` when `redis_url` is set, else
+    /// `database` on PostgreSQL and `memory` on SQLite.
+    pub backend: Option<String>,
     pub enabled: bool,
     pub window: i64,
     pub sign_in_per_ip: u32,
@@ -77,6 +108,7 @@ impl Default for RateLimitSettings {
     fn default() -> Self {
         let d = RateLimitOptions::default();
         Self {
+            backend: None,
             enabled: true,
             window: d.window,
             sign_in_per_ip: d.sign_in_per_ip,
@@ -95,6 +127,9 @@ impl Default for Settings {
             bind: "127.0.0.1:3000".into(),
             issuer: None,
             database_url: "sqlite://mcpauth.db".into(),
+            database: DatabaseSettings::default(),
+            redis_url: None,
+            redis_key_prefix: "mcpauth:".into(),
             base_path: d.base_path,
             resource: None,
             resource_name: d.resource_name,
@@ -135,6 +170,8 @@ pub struct FlagOverrides {
     pub issuer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 /// The top-level setting names, as written in `mcpauth.toml`.
@@ -172,6 +209,26 @@ impl Settings {
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(settings)
+    }
+
+    /// Where the rate-limit counters live: `[rate_limits] backend` when set; otherwise Redis
+    /// when `redis_url` is set, the database on PostgreSQL, and memory on SQLite.
+    pub fn rate_limit_backend(&self) -> anyhow::Result<RateLimitBackendChoice> {
+        let redis_url = self.redis_url.as_deref().filter(|url| !url.is_empty());
+        match self.rate_limits.backend.as_deref() {
+            Some("memory") => Ok(RateLimitBackendChoice::Memory),
+            Some("database") => Ok(RateLimitBackendChoice::Database),
+            Some("redis") if redis_url.is_some() => Ok(RateLimitBackendChoice::Redis),
+            Some("redis") => {
+                anyhow::bail!("rate_limits.backend = \"redis\" needs redis_url (or --redis-url)")
+            }
+            Some(other) => anyhow::bail!(
+                "rate_limits.backend must be memory, database or redis, not {other:?}"
+            ),
+            None if redis_url.is_some() => Ok(RateLimitBackendChoice::Redis),
+            None if self.database_url.starts_with("sqlite:") => Ok(RateLimitBackendChoice::Memory),
+            None => Ok(RateLimitBackendChoice::Database),
+        }
     }
 
     /// The library options these settings describe, for an issuer.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use admin::{Admin, NewClient, Output};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use mcpauth_server::{Application, FlagOverrides, Settings, open_store, shutdown_signal};
+use mcpauth_server::{Application, FlagOverrides, Settings, open_store_with, shutdown_signal};
 
 /// OAuth 2.1 authorization server for MCP clients.
 #[derive(Parser)]
@@ -18,7 +18,7 @@ struct Cli {
     /// Configuration file (default: ./mcpauth.toml when present).
     #[arg(long, global = true, env = "MCPAUTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Database URL, e.g. sqlite://mcpauth.db.
+    /// Database URL, e.g. sqlite://mcpauth.db or postgres://user@host/mcpauth.
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -35,6 +35,9 @@ enum Command {
         /// Public origin clients reach the server at, e.g. https://auth.example.com.
         #[arg(long, value_name = "URL")]
         issuer: Option<String>,
+        /// Redis for rate limits shared by every instance, e.g. redis://127.0.0.1:6379.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
     },
     /// Create or update the database schema (idempotent).
     Migrate,
@@ -120,19 +123,19 @@ enum UserCommand {
     /// Lock a user out: no sign-in, and their sessions and tokens stop working.
     Disable {
         /// The user's email or id.
-        #[arg(value_name = "EMAIL|ID")]
+        #[arg(value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: String,
     },
     /// Let a disabled user back in.
     Enable {
         /// The user's email or id.
-        #[arg(value_name = "EMAIL|ID")]
+        #[arg(value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: String,
     },
     /// Delete a user with their sessions, consents and grants (needs --yes).
     Delete {
         /// The user's email or id.
-        #[arg(value_name = "EMAIL|ID")]
+        #[arg(value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: String,
         /// Confirm the deletion; it cannot be undone.
         #[arg(long, short)]
@@ -168,17 +171,17 @@ enum ClientCommand {
     },
     /// Stop a client: it can neither obtain nor use tokens.
     Disable {
-        #[arg(value_name = "CLIENT_ID")]
+        #[arg(value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client_id: String,
     },
     /// Let a disabled client work again.
     Enable {
-        #[arg(value_name = "CLIENT_ID")]
+        #[arg(value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client_id: String,
     },
     /// Delete a client and every token issued to it (needs --yes).
     Delete {
-        #[arg(value_name = "CLIENT_ID")]
+        #[arg(value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client_id: String,
         /// Confirm the deletion; it cannot be undone.
         #[arg(long, short)]
@@ -191,10 +194,10 @@ enum GrantCommand {
     /// List live grants, newest first.
     List {
         /// Only this user's grants (email or id).
-        #[arg(long, value_name = "EMAIL|ID")]
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: Option<String>,
         /// Only grants to this client.
-        #[arg(long, value_name = "CLIENT_ID")]
+        #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -203,10 +206,10 @@ enum GrantCommand {
     /// Revoke a user's grants (all, or one client's): their tokens stop working at once.
     Revoke {
         /// The user (email or id).
-        #[arg(long, value_name = "EMAIL|ID")]
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: String,
         /// Only the grants to this client.
-        #[arg(long, value_name = "CLIENT_ID")]
+        #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client: Option<String>,
     },
 }
@@ -248,11 +251,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..FlagOverrides::default()
     };
     match cli.command {
-        Command::Serve { bind, issuer } => {
+        Command::Serve {
+            bind,
+            issuer,
+            redis_url,
+        } => {
             flags.bind = bind;
             flags.issuer = issuer;
+            flags.redis_url = redis_url;
             let settings = Settings::load(cli.config.as_deref(), flags)?;
             let app = Application::build(&settings, None).await?;
+            // Listening for signals from before the announcement on.
+            let shutdown = shutdown_signal();
             let issuer = app.issuer().to_owned();
             let options = app.auth().options();
             let mut out = std::io::stdout().lock();
@@ -266,19 +276,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "  Database:      {}",
                 mcpauth_server::redact_password(&settings.database_url)
             )?;
+            writeln!(out, "  Rate limits:   {}", app.rate_limits())?;
             writeln!(
                 out,
                 "Point an MCP client at the MCP endpoint; press Ctrl-C to stop."
             )?;
             out.flush()?;
             drop(out);
-            app.run_until(shutdown_signal()).await?;
+            app.run_until(shutdown).await?;
             tracing::info!("stopped");
             Ok(())
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref(), flags)?;
-            open_store(&settings.database_url).await?;
+            open_store_with(&settings.database_url, &settings.database).await?;
             println!(
                 "database is up to date: {}",
                 mcpauth_server::redact_password(&settings.database_url)

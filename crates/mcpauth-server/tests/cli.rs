@@ -265,7 +265,13 @@ async fn serve_help_lists_the_flags() {
     let output = run(mcpauth(dir.path()).args(["serve", "--help"])).await;
     assert!(output.status.success());
     let help = text(&output.stdout);
-    for flag in ["--bind", "--issuer", "--database-url", "--config"] {
+    for flag in [
+        "--bind",
+        "--issuer",
+        "--database-url",
+        "--config",
+        "--redis-url",
+    ] {
         assert!(help.contains(flag), "{flag} in {help}");
     }
 }
@@ -443,4 +449,125 @@ async fn unsupported_database_url_fails_clearly() {
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(stderr.contains("sqlite"), "{stderr}");
+}
+
+impl Server {
+    /// The next line `serve` prints after its banner (e.g. `Database:`, `Rate limits:`).
+    async fn next_line(&mut self) -> String {
+        timeout(Duration::from_secs(10), self._stdout.next_line())
+            .await
+            .expect("serve prints another line")
+            .unwrap()
+            .expect("serve is still running")
+    }
+
+    /// The `Rate limits:` line's value.
+    async fn rate_limits(&mut self) -> String {
+        loop {
+            let line = self.next_line().await;
+            if let Some(value) = line.trim().strip_prefix("Rate limits:") {
+                return value.trim().to_owned();
+            }
+        }
+    }
+}
+
+/// `MCPAUTH_TEST_REDIS_URL`, or the local test Redis.
+fn redis_url() -> String {
+    std::env::var("MCPAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The scale-out settings: `[database]` pool settings, `redis_url` (`--redis-url`,
+/// `MCPAUTH_REDIS_URL`) and `[rate_limits] backend`, from each source.
+#[tokio::test]
+async fn pool_and_rate_limit_backend_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir.path().join("scale.db"));
+
+    // A pool of no connections is refused, from the environment as from a file.
+    let output = run(mcpauth(dir.path())
+        .args(["migrate", "--database-url", &db])
+        .env("MCPAUTH_DATABASE__MAX_CONNECTIONS", "0"))
+    .await;
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("database.max_connections must be at least 1"),
+        "{stderr}"
+    );
+
+    // SQLite counts in memory unless told otherwise.
+    let mut server = Server::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0", "--database-url", &db],
+    )
+    .await;
+    assert_eq!(server.rate_limits().await, "memory (this instance only)");
+    server.terminate().await;
+
+    // mcpauth.toml: pool settings and the database backend.
+    std::fs::write(
+        dir.path().join("mcpauth.toml"),
+        "[database]\nmax_connections = 2\nacquire_timeout_secs = 5\n\n\
+         [rate_limits]\nbackend = \"database\"\n",
+    )
+    .unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0", "--database-url", &db],
+    )
+    .await;
+    assert_eq!(
+        server.rate_limits().await,
+        "database (shared by every instance on it)"
+    );
+    server.terminate().await;
+    std::fs::remove_file(dir.path().join("mcpauth.toml")).unwrap();
+
+    // --redis-url on serve, and MCPAUTH_REDIS_URL, choose Redis.
+    let redis = redis_url();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--redis-url",
+            &redis,
+        ],
+    )
+    .await;
+    assert!(
+        server
+            .rate_limits()
+            .await
+            .starts_with(&format!("redis at {redis} (shared")),
+    );
+    server.terminate().await;
+    let mut server = Server::start_with(
+        mcpauth(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+            .env("MCPAUTH_REDIS_URL", "redis://:s3cret@127.0.0.1:6379/0"),
+    )
+    .await;
+    let line = server.rate_limits().await;
+    assert!(
+        line.starts_with("redis at redis://:***@127.0.0.1:6379/0"),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "{line}");
+    server.terminate().await;
+
+    // Redis chosen without a URL is a configuration error.
+    let output = run(mcpauth(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+        .env("MCPAUTH_RATE_LIMITS__BACKEND", "redis"))
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("needs redis_url"),
+        "{}",
+        text(&output.stderr)
+    );
 }

@@ -28,7 +28,8 @@
 //! the trait documents: a code is redeemed by one conditional `UPDATE … RETURNING` (a replay
 //! revokes the code's token family), a refresh token is rotated, together with its successors
 //! and retry response, in one transaction whose conditional `UPDATE` decides the single winner,
-//! and a verification is taken by `DELETE … RETURNING`. It also holds the access-token lookup,
+//! a verification is taken by `DELETE … RETURNING`, and a rate-limit window is counted by one
+//! `INSERT … ON CONFLICT … DO UPDATE … RETURNING`. It also holds the access-token lookup,
 //! the hot path: one probe of the unique `token_hash` index joined by key to family, user and
 //! client.
 //!
@@ -43,7 +44,8 @@
 //! The schema uses Better Auth's table names (`"user"`, `"session"`, `"account"`,
 //! `"verification"`, `"oauthApplication"`, `"oauthAccessToken"`, `"oauthConsent"`), always
 //! double-quoted, plus mcpauth's own `"oauthAuthorizationCode"`, `"oauthTokenFamily"`,
-//! `"oauthRefreshToken"`, `"oauthSigningKey"`, `"auditLog"` and `"mcpauthSetting"`. Columns are
+//! `"oauthRefreshToken"`, `"oauthSigningKey"`, `"auditLog"`, `"rateLimit"` (rate-limit counters
+//! shared by every instance) and `"mcpauthSetting"`. Columns are
 //! snake_case and the same in both dialects: times are integer Unix seconds (`INTEGER` /
 //! `BIGINT`), booleans `INTEGER` 0/1 / `BOOLEAN`, JSON is text, and PostgreSQL's text columns
 //! use the `"C"` collation so comparisons and orderings are byte-wise, as in SQLite. The

@@ -1122,6 +1122,82 @@ pub mod contract {
             assert_eq!(access_found, i == winner, "access successor a-{i}");
         }
     }
+
+    /// Counters per key and window: each hit returns the window's count with it, a new window
+    /// starts at zero, keys are compared exactly, and purging forgets only windows whose
+    /// `expires_at` has passed.
+    pub async fn rate_limit_windows(store: &dyn Store) {
+        const KEY: &str = "register:192.0.2.1";
+        assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 0);
+        for expected in 1..=3 {
+            assert_eq!(
+                store.rate_limit_hit(KEY, NOW, NOW + 60).await.unwrap(),
+                expected
+            );
+        }
+        assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 3);
+        assert_eq!(
+            store.rate_limit_count(KEY, NOW).await.unwrap(),
+            3,
+            "reading does not count"
+        );
+        assert_eq!(
+            store
+                .rate_limit_hit("register:192.0.2.2", NOW, NOW + 60)
+                .await
+                .unwrap(),
+            1,
+            "another key has its own counter"
+        );
+        assert_eq!(
+            store
+                .rate_limit_count("REGISTER:192.0.2.1", NOW)
+                .await
+                .unwrap(),
+            0,
+            "keys are compared byte-wise"
+        );
+        assert_eq!(
+            store
+                .rate_limit_hit(KEY, NOW + 60, NOW + 120)
+                .await
+                .unwrap(),
+            1,
+            "the next window starts at zero"
+        );
+        assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 3);
+
+        assert_eq!(store.purge_expired(NOW + 59).await.unwrap(), 0);
+        assert_eq!(store.purge_expired(NOW + 60).await.unwrap(), 2);
+        assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 0);
+        assert_eq!(store.rate_limit_count(KEY, NOW + 60).await.unwrap(), 1);
+    }
+
+    /// Concurrent hits on one window each get a distinct count: none is lost.
+    pub async fn concurrent_rate_limit_hits_all_count(store: Arc<dyn Store>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                store
+                    .rate_limit_hit("sign-in:192.0.2.9", NOW, NOW + 60)
+                    .await
+            });
+        }
+        let mut counts = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            counts.push(result.unwrap().unwrap());
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=50).collect::<Vec<u32>>());
+        assert_eq!(
+            store
+                .rate_limit_count("sign-in:192.0.2.9", NOW)
+                .await
+                .unwrap(),
+            50
+        );
+    }
 }
 
 /// Runs every contract function as a test, each on a store made by `$fresh` (returning the
@@ -1147,11 +1223,13 @@ macro_rules! contract_tests {
             signing_keys_rotate,
             audit_log_appends,
             refresh_rotation,
+            rate_limit_windows,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
             concurrent_consume_code_once,
             concurrent_rotation_once,
+            concurrent_rate_limit_hits_all_count,
         );
         contract_tests!(@counted $fresh, $rows:
             concurrent_save_consent_one_row,

@@ -195,9 +195,14 @@ async fn schema_sql_matches_the_migrations() {
     let sql = mcpauth_store::pg_schema_sql();
     assert!(sql.contains(include_str!("../migrations/postgres/0001_init.sql")));
     assert!(sql.contains(include_str!("../migrations/postgres/0002_operations.sql")));
+    assert!(sql.contains(include_str!("../migrations/postgres/0003_rate_limits.sql")));
     assert!(
         sql.find("-- migration 0001: init").unwrap()
             < sql.find("-- migration 0002: operations").unwrap()
+    );
+    assert!(
+        sql.find("-- migration 0002: operations").unwrap()
+            < sql.find("-- migration 0003: rate limits").unwrap()
     );
 
     // The generated text alone builds the schema (what `mcpauth generate` users run by hand).
@@ -615,4 +620,76 @@ async fn text_orders_bytewise() {
         .map(|u| u.id)
         .collect();
     assert_eq!(ids, ["A", "B", "_", "a", "b"]);
+}
+
+/// Two instances (two pools on one database) count the same rate-limit windows: concurrent
+/// hits through either are all counted, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_are_shared_by_instances() {
+    let schema = PgSchema::create().await;
+    let a = schema.migrated_store().await;
+    let b = schema.store().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move {
+            store
+                .rate_limit_hit("register:192.0.2.7", NOW, NOW + 60)
+                .await
+        });
+    }
+    let mut counts = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        counts.push(result.unwrap().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=40).collect::<Vec<u32>>());
+    assert_eq!(
+        b.rate_limit_count("register:192.0.2.7", NOW).await.unwrap(),
+        40
+    );
+    assert_eq!(
+        count(&a, "rateLimit").await,
+        1,
+        "one row per key and window"
+    );
+}
+
+/// `sslmode=require` connects over TLS (sqlx's rustls support is compiled in), as managed
+/// PostgreSQL services demand. The test server must accept TLS: Debian's default cluster does,
+/// with its self-signed "snakeoil" certificate, which `require` (encryption without
+/// certificate verification, as in libpq) accepts.
+#[tokio::test]
+async fn sslmode_require_encrypts_the_connection() {
+    let schema = PgSchema::create().await;
+    let url = with_param(&postgres_url(), "sslmode=require");
+    let store = PgStore::connect_with(&url, schema.options())
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "sslmode=require failed ({err}); the test server must have ssl = on \
+                 (Debian's clusters do by default)"
+            )
+        });
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(encrypted, "the connection is encrypted");
+    store.migrate().await.unwrap();
+    seed(&store, "u1", "c1").await;
+
+    let plain = PgStore::connect_with(
+        &with_param(&postgres_url(), "sslmode=disable"),
+        schema.options(),
+    )
+    .await
+    .unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(plain.pool())
+            .await
+            .unwrap();
+    assert!(!encrypted, "sslmode=disable stays plain");
 }

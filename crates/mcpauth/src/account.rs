@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::McpAuth;
 use crate::errors::ApiError;
 use crate::params::{Params, read_body};
-use crate::web::{AUTHORIZE_COOKIE, Limit, RateLimited, SESSION_COOKIE};
+use crate::rate_limit::{Limit, RateLimited};
+use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 8;
@@ -170,12 +171,14 @@ impl McpAuth {
         let limiter = &self.inner.limiter;
         limiter
             .hit(Limit::SignInPerIp, ip, now)
+            .await
             .map_err(AccountError::RateLimited)?;
         let email = normalize_email(email).map_err(|_| AccountError::InvalidCredentials)?;
         // An account under attack stays locked for the window, even for the right password:
         // otherwise the limit would only slow the guesser down, not stop the lucky guess.
         limiter
             .check(Limit::SignInPerAccount, &email, now)
+            .await
             .map_err(AccountError::RateLimited)?;
         let found = self.inner.store.user_by_email(&email).await?;
         let (user, hash) = match found {
@@ -206,6 +209,7 @@ impl McpAuth {
                 .await;
                 limiter
                     .hit(Limit::SignInPerAccount, &email, now)
+                    .await
                     .map_err(AccountError::RateLimited)?;
                 Err(AccountError::InvalidCredentials)
             }
@@ -331,7 +335,12 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
         Err(response) => return response,
     };
     let ip = auth.client_ip(&headers, &extensions);
-    if let Err(limited) = auth.inner.limiter.hit(Limit::SignUpPerIp, &ip, auth.now()) {
+    if let Err(limited) = auth
+        .inner
+        .limiter
+        .hit(Limit::SignUpPerIp, &ip, auth.now())
+        .await
+    {
         return AccountError::RateLimited(limited).into_api();
     }
     let (Some(email), Some(password)) = (params.get("email"), params.get("password")) else {

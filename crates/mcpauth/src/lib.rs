@@ -15,7 +15,9 @@
 //! - `keys`, `oidc`: id_token signing keys, id_tokens, userinfo and JWKS (OIDC Core).
 //! - `revocation`: token revocation (RFC 7009) and introspection (RFC 7662).
 //! - `guard`: `with_mcp_auth`, the layer that protects an MCP endpoint.
-//! - `web`: cookies, CSRF, security headers, rate limits and client addresses.
+//! - [`rate_limit`]: the rate limits and where their counters live (this process, the
+//!   database or Redis).
+//! - `web`: cookies, CSRF, security headers and client addresses.
 
 #![warn(missing_docs)]
 
@@ -30,6 +32,7 @@ pub mod options;
 mod pages;
 mod params;
 mod passwords;
+pub mod rate_limit;
 mod register;
 mod revocation;
 mod router;
@@ -46,9 +49,14 @@ pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata}
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use keys::{KeyError, SigningAlgorithm};
 pub use options::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
+#[cfg(feature = "redis")]
+pub use rate_limit::RedisRateLimits;
+pub use rate_limit::{
+    MemoryRateLimits, RateLimitBackend, RateLimitStore, RateLimitStoreError, RateLimited,
+    StoreRateLimits,
+};
 pub use router::cors;
 pub use session::{BearerError, McpSession};
-pub use web::RateLimited;
 
 /// Why [`McpAuth`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +167,7 @@ pub(crate) struct Inner {
     pub resource_path: String,
     /// Where the resource's metadata lives (RFC 9728 §3.1, path-inserted).
     pub resource_metadata_url: String,
-    pub limiter: web::RateLimiter,
+    pub limiter: rate_limit::RateLimiter,
     pub passwords: passwords::PasswordHasher,
 }
 
@@ -228,7 +236,14 @@ impl McpAuth {
                 resource.origin().ascii_serialization(),
                 resource.path().trim_end_matches('/')
             ),
-            limiter: web::RateLimiter::new(options.rate_limits.clone()),
+            limiter: rate_limit::RateLimiter::new(
+                options.rate_limits.clone(),
+                match &options.rate_limit_backend {
+                    RateLimitBackend::Memory => Arc::new(MemoryRateLimits::new()),
+                    RateLimitBackend::Store => Arc::new(StoreRateLimits::new(store.clone())),
+                    RateLimitBackend::Custom(backend) => backend.clone(),
+                },
+            ),
             passwords: passwords::PasswordHasher::new(),
             store,
             secret_text: secret.clone(),

@@ -145,6 +145,10 @@ pub struct McpAuthOptions {
     pub secret: Option<String>,
     /// Limits on sign-in, sign-up, registration and token requests.
     pub rate_limits: RateLimitOptions,
+    /// Where the rate-limit counters live: in this process (the default), in the store
+    /// (shared by every instance on the database) or another backend such as Redis. A backend
+    /// that fails lets requests through (see [`crate::rate_limit`]).
+    pub rate_limit_backend: crate::rate_limit::RateLimitBackend,
     /// The source of time.
     pub clock: Arc<dyn Clock>,
     /// Algorithm of new id_token signing keys.
@@ -189,6 +193,7 @@ impl McpAuthOptions {
             metadata: serde_json::Map::new(),
             secret: None,
             rate_limits: RateLimitOptions::default(),
+            rate_limit_backend: crate::rate_limit::RateLimitBackend::Memory,
             clock: Arc::new(SystemClock),
             signing_algorithm: crate::keys::SigningAlgorithm::Es256,
             key_encryption_secret: None,
@@ -207,6 +212,7 @@ impl std::fmt::Debug for McpAuthOptions {
             .field("login_page", &self.login_page)
             .field("consent_page", &self.consent_page)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("rate_limit_backend", &self.rate_limit_backend)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::McpAuth;
 use crate::errors::OAuthJson;
 use crate::params::{is_json, read_body};
-use crate::web::Limit;
+use crate::rate_limit::Limit;
 
 const MAX_REDIRECT_URIS: usize = 20;
 
@@ -28,6 +28,7 @@ pub async fn register_client(State(auth): State<McpAuth>, request: Request) -> R
         .inner
         .limiter
         .hit(Limit::RegisterPerIp, &ip, auth.now())
+        .await
     {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }

@@ -23,13 +23,18 @@ use crate::errors::OAuthJson;
 use crate::oidc::IdTokenRequest;
 use crate::options::RefreshTokenPolicy;
 use crate::params::{Params, read_body};
-use crate::web::Limit;
+use crate::rate_limit::Limit;
 
 /// `POST {base}/mcp/token`.
 pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let ip = auth.client_ip(&parts.headers, &parts.extensions);
-    if let Err(limited) = auth.inner.limiter.hit(Limit::TokenPerIp, &ip, auth.now()) {
+    if let Err(limited) = auth
+        .inner
+        .limiter
+        .hit(Limit::TokenPerIp, &ip, auth.now())
+        .await
+    {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
     match token(&auth, &parts.headers, body, &ip).await {

@@ -1,10 +1,8 @@
 //! The browser-facing plumbing: cookies (plain and signed), CSRF tokens, the same-origin check
-//! on credentialed posts (SECURITY S25), security headers for pages (S18, S23), client
-//! addresses and rate limits (S26, M5).
+//! on credentialed posts (SECURITY S25), security headers for pages (S18, S23) and client
+//! addresses (S21), which the rate limits count by.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -12,10 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth_core::{ErrorCode, OAuthError, secret};
+use mcpauth_core::secret;
 
 use crate::McpAuth;
-use crate::options::RateLimitOptions;
 
 pub const SESSION_COOKIE: &str = "mcpauth.session_token";
 pub const CSRF_COOKIE: &str = "mcpauth.csrf";
@@ -216,105 +213,4 @@ fn forwarded_for(headers: &HeaderMap) -> Option<std::net::IpAddr> {
         None => value.split(':').next()?,
     };
     host.parse().ok()
-}
-
-/// Fixed-window request counters, per instance.
-pub struct RateLimiter {
-    options: RateLimitOptions,
-    windows: Mutex<HashMap<String, (i64, u32)>>,
-}
-
-/// Which limit a request counts against.
-#[derive(Debug, Clone, Copy)]
-pub enum Limit {
-    SignInPerIp,
-    SignInPerAccount,
-    SignUpPerIp,
-    RegisterPerIp,
-    TokenPerIp,
-}
-
-impl RateLimiter {
-    pub fn new(options: RateLimitOptions) -> Self {
-        Self {
-            options,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn limit_of(&self, limit: Limit) -> (u32, &'static str) {
-        let o = &self.options;
-        match limit {
-            Limit::SignInPerIp => (o.sign_in_per_ip, "sign-in"),
-            Limit::SignInPerAccount => (o.sign_in_per_account, "sign-in-account"),
-            Limit::SignUpPerIp => (o.sign_up_per_ip, "sign-up"),
-            Limit::RegisterPerIp => (o.register_per_ip, "register"),
-            Limit::TokenPerIp => (o.token_per_ip, "token"),
-        }
-    }
-
-    /// Counts one request; `Err` with a `too_many_requests` error when over the limit.
-    pub fn hit(&self, limit: Limit, key: &str, now: i64) -> Result<(), RateLimited> {
-        self.count(limit, key, now, 1)
-    }
-
-    /// Checks a limit without counting a request.
-    pub fn check(&self, limit: Limit, key: &str, now: i64) -> Result<(), RateLimited> {
-        self.count(limit, key, now, 0)
-    }
-
-    fn count(&self, limit: Limit, key: &str, now: i64, add: u32) -> Result<(), RateLimited> {
-        let (max, kind) = self.limit_of(limit);
-        if max == 0 {
-            return Ok(());
-        }
-        let window = self.options.window.max(1);
-        let start = now - now.rem_euclid(window);
-        let mut windows = match self.windows.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if windows.len() > 100_000 {
-            windows.retain(|_, (s, _)| *s == start);
-        }
-        let entry = windows.entry(format!("{kind}:{key}")).or_insert((start, 0));
-        if entry.0 != start {
-            *entry = (start, 0);
-        }
-        entry.1 = entry.1.saturating_add(add);
-        if entry.1 > max || (add == 0 && entry.1 == max) {
-            Err(RateLimited {
-                retry_after: start + window - now,
-            })
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// A request over its limit; answered with 429 and `Retry-After`.
-#[derive(Debug, Clone, Copy)]
-pub struct RateLimited {
-    /// Seconds until the limit resets.
-    pub retry_after: i64,
-}
-
-impl RateLimited {
-    pub(crate) fn error(self) -> OAuthError {
-        OAuthError::new(
-            ErrorCode::TooManyRequests,
-            format!(
-                "too many requests; try again in {} seconds",
-                self.retry_after
-            ),
-        )
-    }
-
-    /// Adds `Retry-After` to a response.
-    pub(crate) fn annotate(self, mut response: Response) -> Response {
-        if let Ok(value) = HeaderValue::from_str(&self.retry_after.max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    }
 }

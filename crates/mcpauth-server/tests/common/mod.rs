@@ -371,6 +371,32 @@ async fn launch(
     Ok((base, tx))
 }
 
+/// Starts a server on the database at `database_url` (SQLite or PostgreSQL), reading time from
+/// `clock`, with the test settings changed by `configure`. Several of these on one database (and
+/// one clock, so that they agree on rate-limit windows) are instances of one deployment.
+pub async fn spawn_app_at(
+    database_url: &str,
+    clock: &ManualClock,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    settings.database_url = database_url.to_owned();
+    configure(&mut settings);
+    let (base, tx) = launch(&settings, clock).await.expect("the server builds");
+    let db_path = database_url
+        .strip_prefix("sqlite://")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    TestApp {
+        base,
+        clock: clock.clone(),
+        db_path,
+        http: client(),
+        _dir: tempfile::tempdir().unwrap(),
+        shutdown: Some(tx),
+    }
+}
+
 /// Starts another server on an existing database file (a second instance sharing it), with
 /// its own port and clock and the test settings changed by `configure`.
 pub async fn spawn_app_on(
@@ -505,5 +531,109 @@ impl TestApp {
         }
         pool.close().await;
         out
+    }
+}
+
+// ---- PostgreSQL and Redis -------------------------------------------------------------------
+// The server the PostgreSQL tests use is `MCPAUTH_TEST_POSTGRES_URL` (default
+// postgres://postgres@127.0.0.1:5432/test), the Redis `MCPAUTH_TEST_REDIS_URL` (default
+// redis://127.0.0.1:6379). A server that is down fails the test: CI starts both, and a test of
+// shared state that passes without them proves nothing.
+
+/// `MCPAUTH_TEST_POSTGRES_URL`, or the local test server.
+pub fn postgres_url() -> String {
+    std::env::var("MCPAUTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// `MCPAUTH_TEST_REDIS_URL`, or the local test Redis.
+pub fn redis_url() -> String {
+    std::env::var("MCPAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A name no other test (in this or another process) uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A Redis key prefix of this test's own, after checking that Redis answers.
+pub async fn redis_prefix() -> String {
+    let url = redis_url();
+    let redis = mcpauth::RedisRateLimits::new(&url, "unused:").unwrap();
+    if let Err(error) = redis.ping().await {
+        panic!(
+            "Redis at {url} does not answer ({error}): start it, or point MCPAUTH_TEST_REDIS_URL \
+             at one the tests may write to"
+        );
+    }
+    format!("{}:", unique_name("mcpauth-test"))
+}
+
+/// A PostgreSQL schema made for one test, dropped with everything in it when this value is
+/// dropped. Servers reach it through [`PgSchema::url`].
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> PgSchema {
+        use sqlx::{Connection, Executor};
+        let url = postgres_url();
+        let mut conn = sqlx::PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "PostgreSQL at {url} is unreachable ({err}): start it, or point \
+                     MCPAUTH_TEST_POSTGRES_URL at a server the tests may create schemas in"
+                )
+            });
+        let name = unique_name("test");
+        conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE SCHEMA "{name}""#)))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        PgSchema { name }
+    }
+
+    /// The database URL whose connections work in this schema (`options=-c search_path=…`).
+    pub fn url(&self) -> String {
+        let url = postgres_url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}options=-c%20search_path%3D{}", self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop cannot await: drop the schema from a thread with a runtime of its own.
+        let sql = format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, self.name);
+        let dropped = std::thread::spawn(move || {
+            use sqlx::{Connection, Executor};
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let mut conn = sqlx::PgConnection::connect(&postgres_url()).await?;
+                // A server of the test may still hold connections; wait for them, not forever.
+                conn.execute("SET lock_timeout = '30s'").await?;
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                conn.close().await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.name);
+        }
     }
 }

@@ -200,6 +200,7 @@ mod tests {
             "\"oauthAccessToken\"",
             "\"oauthRefreshToken\"",
             "\"mcpauthSetting\"",
+            "\"rateLimit\"",
             "\"oauthSigningKey\"",
             "\"auditLog\"",
         ] {

@@ -718,6 +718,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             r#"DELETE FROM "oauthAccessToken" WHERE expires_at <= $1"#,
             r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
             r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "rateLimit" WHERE expires_at <= $1"#,
         ];
         let mut tx = self.begin_write().await?;
         let mut removed = 0;
@@ -729,6 +730,49 @@ impl<DB: Backend> Store for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    async fn rate_limit_hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<u32, StoreError> {
+        // One statement: the row is created or incremented under the row's (PostgreSQL) or the
+        // database's (SQLite) write lock, so concurrent callers each see a distinct count.
+        let row = self
+            .fetch_optional(
+                query(
+                    r#"INSERT INTO "rateLimit" (key, window_start, count, expires_at)
+                       VALUES ($1, $2, 1, $3)
+                       ON CONFLICT (key, window_start) DO UPDATE SET count = "rateLimit".count + 1
+                       RETURNING count"#,
+                )
+                .bind(key)
+                .bind(window_start)
+                .bind(expires_at),
+            )
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::Database("the rate-limit upsert returned no row".into()))?;
+        let count: i64 = get(&row, "count")?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn rate_limit_count(&self, key: &str, window_start: i64) -> Result<u32, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(r#"SELECT count FROM "rateLimit" WHERE key = $1 AND window_start = $2"#)
+                    .bind(key)
+                    .bind(window_start),
+            )
+            .await
+            .map_err(db_err)?;
+        let count: i64 = match row {
+            Some(row) => get(&row, "count")?,
+            None => 0,
+        };
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {

@@ -174,6 +174,7 @@ mod tests {
             "\"oauthAccessToken\"",
             "\"oauthRefreshToken\"",
             "\"mcpauthSetting\"",
+            "\"rateLimit\"",
         ] {
             assert!(
                 sql.contains(&format!("CREATE TABLE {table}")),

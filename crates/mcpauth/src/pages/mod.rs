@@ -318,7 +318,8 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
     let result = match auth
         .inner
         .limiter
-        .hit(crate::web::Limit::SignUpPerIp, &ip, auth.now())
+        .hit(crate::rate_limit::Limit::SignUpPerIp, &ip, auth.now())
+        .await
     {
         Err(limited) => Err(AccountError::RateLimited(limited)),
         Ok(()) => {

@@ -1,0 +1,12 @@
+-- Rate-limit counters that every instance on the database shares: one row per key (a limit
+-- and the client address or account it counts) and fixed window. Counting is one upsert
+-- (INSERT … ON CONFLICT DO UPDATE … RETURNING), atomic across connections; purge_expired
+-- deletes windows once expires_at has passed.
+CREATE TABLE "rateLimit" (
+    key           TEXT COLLATE "C" NOT NULL,
+    window_start  BIGINT NOT NULL,
+    count         BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    PRIMARY KEY (key, window_start)
+);
+CREATE INDEX "rateLimit_expires_at_idx" ON "rateLimit" (expires_at);
