@@ -119,6 +119,27 @@ else
 fi
 # ---- end of interop (TypeScript) ----
 
+# ---- interop: strict OpenID relying party (interop/openid-client) ----
+# panva's openid-client (exact 6.x in interop/openid-client/package.json) as an OpenID RP: discovery
+# with its issuer check, dynamic registration (client_secret_basic and none), code + PKCE + state +
+# nonce with the id_token signature verified against jwks_uri (ES256, then an RS256 server),
+# userinfo, refresh rotation, revocation. Starts its own `mcpauth serve` ($MCPAUTH_BIN): needs the
+# binary of the build step above. Subshell: its `cd` must not move the steps after it.
+openid_client_interop() (
+  cd "$root/interop/openid-client" && npm ci --no-audit --no-fund \
+    && node --test --test-reporter=spec openid-client.test.mjs
+)
+oidc_server_built=no
+for i in "${!names[@]}"; do
+  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && oidc_server_built=yes
+done
+if [[ $oidc_server_built == yes ]]; then
+  run "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" openid_client_interop
+else
+  skip "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" "no binary"
+fi
+# ---- end of interop (openid-client) ----
+
 # ---- interop: Python SDK client (interop/python) ----
 # Starts its own `mcpauth serve` ($MCPAUTH_BIN): needs the binary of the build step above. Builds its
 # venv (target/interop-python-venv) from interop/python/requirements.lock; one report per test goes
@@ -134,6 +155,7 @@ else
   skip "Python SDK interop (interop/python: MCP Python SDK client)" "no binary"
 fi
 # ---- end of interop (Python) ----
+
 
 section "summary"
 for i in "${!names[@]}"; do
