@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Summarise one bench/run.sh results directory.
+
+    summarize.py OUT_DIR
+
+Reads OUT_DIR/results.jsonl (one line per measured run: scenario, target, pair, tool, raw file,
+server CPU ticks), OUT_DIR/meta.json and OUT_DIR/memory.json; prints the table (markdown) and
+writes OUT_DIR/summary.md and OUT_DIR/summary.json.
+
+Value columns are medians over the pairs; "ratio" is the median of the per-pair ratios (each pair
+ran A and B back to back, so a noisy moment hits both). Exit status 1 when a run failed
+functionally (no successful request, non-2xx answers, errors) — never because of a timing target.
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+out = sys.argv[1]
+
+
+def unit_ms(v, u):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[u]
+
+
+def parse_wrk(path):
+    t = open(path).read()
+    r = {"ok": True}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", t)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", t)
+    r["requests"] = int(m.group(1)) if m else 0
+    for p in ("50", "90", "99"):
+        m = re.search(rf"^\s+{p}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", t, re.M)
+        r[f"p{p}"] = round(unit_ms(*m.groups()), 3) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+    r["sock_errors"] = sum(int(x) for x in m.groups()[:3]) if m else 0
+    r["timeouts"] = int(m.group(4)) if m else 0
+    r["errors"] = r["non2xx"] + r["sock_errors"]
+    r["completed"] = r["requests"] - r["non2xx"]
+    return r
+
+
+def parse_loadgen(path):
+    j = json.load(open(path))
+    lat = j.get("latency_ms") or {}
+    return {
+        "rps": j.get("rate_per_s", 0.0),
+        "requests": j.get("completed", 0) + j.get("errors", 0),
+        "completed": j.get("completed", 0),
+        "errors": j.get("errors", 0),
+        "timeouts": 0,
+        "p50": lat.get("p50"),
+        "p90": lat.get("p90"),
+        "p99": lat.get("p99"),
+        "elapsed_s": j.get("elapsed_s"),
+        "items": j.get("items"),
+        "first_errors": j.get("first_errors", []),
+    }
+
+
+runs = []
+with open(os.path.join(out, "results.jsonl")) as f:
+    for line in f:
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        path = rec["file"]
+        parsed = parse_wrk(path) if path.endswith(".txt") else parse_loadgen(path)
+        rec.update(parsed)
+        rec["cpu_us_per_req"] = (
+            rec["cpu_ticks"] / rec["tick_hz"] * 1e6 / rec["completed"] if rec["completed"] else None
+        )
+        runs.append(rec)
+meta = json.load(open(os.path.join(out, "meta.json")))
+mem_path = os.path.join(out, "memory.json")
+memory = json.load(open(mem_path)) if os.path.exists(mem_path) else {}
+quick = meta.get("mode") == "quick"
+
+
+def by(scenario, target):
+    return {r["pair"]: r for r in runs if r["scenario"] == scenario and r["target"] == target}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_rate(x):
+    if x is None:
+        return "—"
+    return f"{x:,.0f}".replace(",", " ") if x >= 100 else f"{x:.1f}"
+
+
+def fmt_ms(x):
+    return "—" if x is None else (f"{x:.2f}" if x < 10 else f"{x:.1f}")
+
+
+def mib(kb):
+    return None if kb is None else kb / 1024
+
+
+rows = []  # (scenario, mcpauth, reference, ratio, target, status)
+summary = {"meta": meta, "memory": memory, "scenarios": {}}
+
+
+def paired(scenario, a, b):
+    A, B = by(scenario, a), by(scenario, b)
+    pairs = sorted(set(A) & set(B))
+    ratios = [A[p]["rps"] / B[p]["rps"] for p in pairs if B[p]["rps"]]
+    res = {
+        "a": a,
+        "b": b,
+        "pairs": len(pairs),
+        "a_rps": med([A[p]["rps"] for p in pairs]),
+        "b_rps": med([B[p]["rps"] for p in pairs]),
+        "ratio": med(ratios),
+        "ratios": [round(x, 3) for x in ratios],
+        "a_p50": med([A[p]["p50"] for p in pairs]),
+        "a_p99": med([A[p]["p99"] for p in pairs]),
+        "b_p50": med([B[p]["p50"] for p in pairs]),
+        "b_p99": med([B[p]["p99"] for p in pairs]),
+        "a_cpu_us": med([A[p]["cpu_us_per_req"] for p in pairs]),
+        "b_cpu_us": med([B[p]["cpu_us_per_req"] for p in pairs]),
+        "a_rps_all": [A[p]["rps"] for p in pairs],
+        "b_rps_all": [B[p]["rps"] for p in pairs],
+    }
+    summary["scenarios"][scenario] = res
+    return res
+
+
+def status(ok):
+    if ok is None:
+        return "—"
+    return "met" if ok else "**missed**"
+
+
+def x(r):
+    return "—" if r is None else f"{r:.2f}×"
+
+
+# 1. validation
+v = paired("validate", "mcpauth", "peer")
+if v["pairs"]:
+    rows.append(("Token validation: valid bearer on the session endpoint, 32 conns — req/s",
+                 fmt_rate(v["a_rps"]), fmt_rate(v["b_rps"]), x(v["ratio"]), "≥ 10×",
+                 status(v["ratio"] is not None and v["ratio"] >= 10)))
+    rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(v['a_p50'])} / {fmt_ms(v['a_p99'])}",
+                 f"{fmt_ms(v['b_p50'])} / {fmt_ms(v['b_p99'])}", "", "p99 ≤ 5 ms",
+                 status(v["a_p99"] is not None and v["a_p99"] <= 5)))
+# 2. MCP call: auth vs no auth
+m = paired("mcp", "mcpauth", "baseline")
+if m["pairs"]:
+    A, B = by("mcp", "mcpauth"), by("mcp", "baseline")
+    overheads = [B[p]["rps"] / A[p]["rps"] - 1 for p in sorted(set(A) & set(B)) if A[p]["rps"]]
+    ov = med(overheads)
+    m["auth_overhead"] = ov
+    rows.append(("MCP `tools/call echo`, 32 conns — req/s (mcpauth `/api/mcp` with a bearer; reference: the same rmcp server without auth, bench/tools mcp-baseline)",
+                 fmt_rate(m["a_rps"]), fmt_rate(m["b_rps"]) + " (no auth)",
+                 "—" if ov is None else f"auth adds {ov * 100:+.0f}%", "≤ +20%",
+                 status(ov is not None and ov <= 0.20)))
+    rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(m['a_p50'])} / {fmt_ms(m['a_p99'])}",
+                 f"{fmt_ms(m['b_p50'])} / {fmt_ms(m['b_p99'])}", "", "", ""))
+# 3. code exchange (+ minting)
+e = paired("exchange", "mcpauth", "peer")
+if e["pairs"]:
+    rows.append(("Authorization code → token exchange, 16 conc — tokens/s",
+                 fmt_rate(e["a_rps"]), fmt_rate(e["b_rps"]), x(e["ratio"]), "≥ 10×",
+                 status(e["ratio"] is not None and e["ratio"] >= 10)))
+a = paired("authorize", "mcpauth", "peer")
+if a["pairs"]:
+    rows.append(("(minting the codes: GET authorize with a session, 16 conc — codes/s)",
+                 fmt_rate(a["a_rps"]), fmt_rate(a["b_rps"]), x(a["ratio"]), "", ""))
+# 4. DCR
+d = paired("dcr", "mcpauth", "peer")
+if d["pairs"]:
+    rows.append(("Dynamic client registration, 16 conns — registrations/s",
+                 fmt_rate(d["a_rps"]), fmt_rate(d["b_rps"]), x(d["ratio"]), "≥ 10×",
+                 status(d["ratio"] is not None and d["ratio"] >= 10)))
+# 5. refresh
+r = paired("refresh", "mcpauth", "peer")
+if r["pairs"]:
+    rows.append(("Refresh grants (rotation), 16 chains — grants/s",
+                 fmt_rate(r["a_rps"]), fmt_rate(r["b_rps"]), x(r["ratio"]), "", ""))
+# 6. memory
+mm, pm = memory.get("mcpauth", {}), memory.get("peer", {})
+if mm and pm:
+    ri = mib(mm["rss_idle_kb"]) / mib(pm["rss_idle_kb"])
+    ra = mib(mm["rss_after_load_kb"]) / mib(pm["rss_after_load_kb"])
+    rows.append(("RSS idle (after start) — MiB", f"{mib(mm['rss_idle_kb']):.1f}", f"{mib(pm['rss_idle_kb']):.1f}",
+                 x(ri), "", ""))
+    rows.append(("RSS after load (peak VmHWM) — MiB",
+                 f"{mib(mm['rss_after_load_kb']):.1f} ({mib(mm['hwm_kb']):.1f})",
+                 f"{mib(pm['rss_after_load_kb']):.1f} ({mib(pm['hwm_kb']):.1f})", x(ra), "≤ 0.25×",
+                 status(ra <= 0.25)))
+# 7. scale
+sc = memory.get("scale", {})
+big = sc.get("tokens_big", meta.get("scale_tokens"))
+small = sc.get("tokens_small", 1000)
+for scen, label in (("scale_one", "one bearer as above"),
+                    ("scale_spread", "a random one of ~1 000 seeded bearers per request")):
+    s = paired(scen, "tokens_big", "tokens_1k")
+    if s["pairs"]:
+        rows.append((f"Scale: validation with {fmt_rate(big)} live tokens vs {fmt_rate(small)}, {label} — req/s",
+                     fmt_rate(s["a_rps"]), fmt_rate(s["b_rps"]) + f" ({fmt_rate(small)} tokens)",
+                     x(s["ratio"]), "≥ 0.90×", status(s["ratio"] is not None and s["ratio"] >= 0.9)))
+        rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(s['a_p50'])} / {fmt_ms(s['a_p99'])}",
+                     f"{fmt_ms(s['b_p50'])} / {fmt_ms(s['b_p99'])}", "", "", ""))
+
+# functional problems
+problems, warnings = [], []
+for rr in runs:
+    name = f"{rr['scenario']}/{rr['target']}/pair {rr['pair']}"
+    if not rr["completed"]:
+        problems.append(f"{name}: no successful request")
+    if rr["errors"]:
+        detail = rr.get("first_errors") or ""
+        problems.append(f"{name}: {rr['errors']} errors / non-2xx of {rr['requests']} {detail}")
+    if rr.get("timeouts"):
+        warnings.append(f"{name}: {rr['timeouts']} wrk socket timeouts (10 s)")
+    if rr["scenario"] == "exchange" and rr.get("elapsed_s") is not None and rr["elapsed_s"] < 0.5 * meta["duration_s"]:
+        warnings.append(f"{name}: the minted codes lasted only {rr['elapsed_s']} s")
+
+lines = []
+title = "mcpauth vs Better Auth MCP peer" + (" — QUICK smoke run: numbers are not meaningful" if quick else "")
+lines.append(f"## {title}")
+lines.append("")
+vv = meta["versions"]
+lines.append(
+    f"{meta['stamp']} · `{meta['command']}` · {meta['profile']} build · {meta['pairs']} pair(s) × {meta['duration_s']} s "
+    f"(+{meta['warmup_s']} s warm-up) · load: {meta['load_generator']} · {meta['machine']['nproc']} cores "
+    f"({meta['machine']['cpu']}) · load average {meta['machine']['loadavg_start']} → {meta['machine'].get('loadavg_end', '?')}"
+)
+lines.append(
+    f"{vv['mcpauth']} ({vv['git']}), {vv['rustc']} · peer: better-auth {vv['better_auth']}, "
+    f"better-sqlite3 {vv['better_sqlite3']} (SQLITE_WAL=1), node {vv['node']} · wrk {vv['wrk']}"
+)
+if meta.get("server_env"):
+    lines.append(f"mcpauth server environment: `{meta['server_env']}`")
+lines.append("")
+lines.append("| scenario | mcpauth | peer (or reference) | ratio (median of pairs) | target | |")
+lines.append("|---|---:|---:|---:|---|---|")
+for row in rows:
+    lines.append("| " + " | ".join(row) + " |")
+lines.append("")
+lines.append("Server CPU per request (user+sys of the server process ÷ successful requests; median of pairs), µs:")
+lines.append("")
+lines.append("| scenario | mcpauth | reference | per-pair req/s (mcpauth / reference) |")
+lines.append("|---|---:|---:|---|")
+for scen, s in summary["scenarios"].items():
+    if not s["pairs"]:
+        continue
+    cpu_a = "—" if s["a_cpu_us"] is None else f"{s['a_cpu_us']:.0f}"
+    cpu_b = "—" if s["b_cpu_us"] is None else f"{s['b_cpu_us']:.0f}"
+    per = ", ".join(f"{fmt_rate(p)} / {fmt_rate(q)}" for p, q in zip(s["a_rps_all"], s["b_rps_all"]))
+    lines.append(f"| {scen} ({s['a']} vs {s['b']}) | {cpu_a} | {cpu_b} | {per} |")
+if mm.get("wal_bytes") is not None and pm.get("wal_bytes") is not None:
+    lines.append("")
+    lines.append(
+        f"Database files after the load above: mcpauth {mm['db_bytes'] / 2**20:.1f} MiB + WAL {mm['wal_bytes'] / 2**20:.1f} MiB; "
+        f"peer {pm['db_bytes'] / 2**20:.1f} MiB + WAL {pm['wal_bytes'] / 2**20:.1f} MiB."
+    )
+if sc:
+    lines.append("")
+    lines.append(
+        f"Scale databases: {fmt_rate(sc['tokens_big'])} tokens → {sc['db_big_bytes'] / 2**20:.0f} MiB; "
+        f"{fmt_rate(sc['tokens_small'])} tokens → {sc['db_small_bytes'] / 2**20:.1f} MiB. "
+        f"RSS after the scale runs: {sc['rss_big_kb'] / 1024:.1f} MiB vs {sc['rss_small_kb'] / 1024:.1f} MiB."
+    )
+if warnings:
+    lines.append("")
+    lines.append("Warnings: " + "; ".join(warnings))
+if problems:
+    lines.append("")
+    lines.append("**FAILED runs:** " + "; ".join(problems))
+text = "\n".join(lines) + "\n"
+print(text)
+open(os.path.join(out, "summary.md"), "w").write(text)
+summary["problems"] = problems
+summary["warnings"] = warnings
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+sys.exit(1 if problems else 0)
