@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mcpauth vs the Better Auth MCP peer, side by side on loopback (SPEC §8). See bench/README.md.
 #
-#   bench/run.sh                 # full run (~8-10 min): release build, 3 A/B pairs of 8 s per scenario,
+#   bench/run.sh                 # full run (~7.5 min after the builds): release build, 3 A/B pairs of 8 s per scenario,
 #                                # scale scenario with 1 000 000 live tokens
 #   bench/run.sh --quick         # smoke test (~1 min after the builds): 1 pair of 2 s, 10 000 tokens
 #
@@ -266,7 +266,8 @@ record() {
 http_load() {
   local scenario="$1" tgt="$2" pair="$3" pid="$4" url="$5" kind="$6" c="$7" d="$8"
   need_loopback "$url"
-  local file="$out/raw/$scenario-$tgt-$pair.txt" t0
+  local file t0
+  file="$out/raw/$scenario-$tgt-$pair.$([[ $loadgen_only == 0 ]] && echo txt || echo json)"
   t0="$(cpu_ticks "$pid")"
   if [[ $loadgen_only == 0 ]]; then
     local script
@@ -324,7 +325,7 @@ command -v wrk >/dev/null && wrk_version="$({ wrk --version 2>&1 || true; } | he
 STAMP="$stamp" MODE="$([[ $quick == 1 ]] && echo quick || echo full)" PROFILE="$profile" COMMAND="$command_line" \
 PAIRS="$pairs" DURATION="$duration" WARMUP="$warmup" SCALE="$scale" CONC="$conc" TOKEN_CONC="$token_conc" \
 DCR_CONC="$dcr_conc" CHAINS="$chains" SERVER_ENV="$server_env" \
-LOADGEN="$([[ $loadgen_only == 0 ]] && echo "wrk -t1 (validation, MCP, DCR); bench/tools loadgen (authorize, exchange, refresh)" || echo "bench/tools loadgen only (wrk missing)")" \
+LOADGEN="$([[ $loadgen_only == 0 ]] && echo "wrk -t1 (validation, MCP, DCR); bench/tools loadgen (authorize, exchange, refresh)" || echo "bench/tools loadgen for every scenario (no wrk)")" \
 V_MCPAUTH="$("$mcpauth_bin" --version 2>/dev/null | head -n1 || true)" \
 V_GIT="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- crates 2>/dev/null || echo +dirty)" \
 V_RUSTC="$(rustc --version)" V_NODE="$(node --version)" \

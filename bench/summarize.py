@@ -201,8 +201,10 @@ if mm and pm:
 sc = memory.get("scale", {})
 big = sc.get("tokens_big", meta.get("scale_tokens"))
 small = sc.get("tokens_small", 1000)
-for scen, label in (("scale_one", "one bearer as above"),
-                    ("scale_spread", "a random one of ~1 000 seeded bearers per request")):
+spread_label = "a random one of ~1 000 seeded bearers per request"
+if "every scenario" in meta.get("load_generator", ""):
+    spread_label = "one seeded bearer (no wrk: loadgen cannot vary the bearer)"
+for scen, label in (("scale_one", "one bearer as above"), ("scale_spread", spread_label)):
     s = paired(scen, "tokens_big", "tokens_1k")
     if s["pairs"]:
         rows.append((f"Scale: validation with {fmt_rate(big)} live tokens vs {fmt_rate(small)}, {label} — req/s",
