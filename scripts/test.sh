@@ -156,6 +156,26 @@ else
 fi
 # ---- end of interop (Python) ----
 
+# ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----
+# mcpauth vs the Better Auth peer, every scenario for ~2 s on loopback, with the debug binary of the
+# build step above ($MCPAUTH_BIN) and the bench tools (bench/tools, built into target/bench-tools).
+# Copies the peer to target/bench/peer-better-auth and runs npm ci there (compiles better-sqlite3,
+# once per lockfile). Fails only if a scenario does not work; never on timing. Uses wrk when
+# installed, else its own load generator. Report: target/bench/quick/summary.md.
+bench_quick() {
+  rm -rf "$target_dir/bench/quick"
+  "$root/bench/run.sh" --quick --debug --out "$target_dir/bench/quick"
+}
+bench_server_built=no
+for i in "${!names[@]}"; do
+  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && bench_server_built=yes
+done
+if [[ $bench_server_built == yes ]]; then
+  run "benchmark smoke run (bench/run.sh --quick)" bench_quick
+else
+  skip "benchmark smoke run (bench/run.sh --quick)" "no binary"
+fi
+# ---- end of bench ----
 
 section "summary"
 for i in "${!names[@]}"; do
