@@ -28,8 +28,8 @@ import dns from "node:dns";
 import fs from "node:fs";
 import path from "node:path";
 import * as oidc from "openid-client";
-import { startServer, signUp } from "./lib/server.mjs";
-import { authorizeHeadlessly } from "./lib/headless-ua.mjs";
+import { startServer, signUp } from "../ts/lib/server.mjs";
+import { authorizeHeadlessly } from "../ts/lib/headless-ua.mjs";
 import { createRecorder } from "./lib/recorder.mjs";
 
 // The server listens on 127.0.0.1 while the issuer says `localhost`: resolve it to IPv4 first.

@@ -1,7 +1,7 @@
 // A fetch that records what a client sends and receives, so that a test can assert what the
 // library did (which endpoints, with what) and print the exchanges when a step fails.
 // Secrets (tokens, codes, verifiers, client secrets) are shortened in the record.
-// Adapted from interop/ts/lib/recorder.mjs (kept here so that this suite is self-contained).
+// Adapted from interop/ts/lib/recorder.mjs: also keeps non-JSON bodies and redacts `token`.
 
 const SECRET_KEYS = /^(access_token|refresh_token|id_token|token|code|code_verifier|client_secret|authorization)$/i;
 
