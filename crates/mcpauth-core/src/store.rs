@@ -135,6 +135,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every token of a family.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
 
+    /// A counter that grows, in the same transaction, with every change that can end an
+    /// access token before its expiry: a family revoked (here, by a code replay or by
+    /// [`Store::revoke_grants`]), a user or client disabled or deleted, a purge
+    /// ([`Store::purge_expired`]). Whoever keeps validated
+    /// tokens in memory keeps them only while this is unchanged, whichever process made the
+    /// change. Re-enabling a user or client does not move it.
+    async fn revocation_epoch(&self) -> Result<i64, StoreError>;
+
     /// Deletes what can no longer be used: expired sessions and verifications, token families
     /// past their absolute end (with their codes and tokens), expired access tokens, codes
     /// a day past their expiry (kept that long so a late replay still revokes its grant), and

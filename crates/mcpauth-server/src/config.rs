@@ -64,13 +64,37 @@ pub struct Settings {
     /// Claims added to every id_token and userinfo answer.
     pub additional_user_info_claims: serde_json::Map<String, serde_json::Value>,
     pub rate_limits: RateLimitSettings,
+    pub token_cache: TokenCacheSettings,
+}
+
+/// `[token_cache]`: validated access tokens kept in memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenCacheSettings {
+    /// The most tokens kept; 0 turns the cache off.
+    pub capacity: usize,
+    /// The longest, in milliseconds, that a revocation made by another instance or by an admin
+    /// command can go unnoticed (this instance's own revocations take effect at once).
+    pub revocation_check_ms: u64,
+}
+
+impl Default for TokenCacheSettings {
+    fn default() -> Self {
+        let d = mcpauth::TokenCacheOptions::default();
+        Self {
+            capacity: d.capacity,
+            revocation_check_ms: u64::try_from(d.revocation_check_interval.as_millis())
+                .unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// `[database]`: pool settings; unset values keep the store's defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// Most connections this instance opens (default: 8 for SQLite, 10 for PostgreSQL).
+    /// Most connections this instance opens (default: 4 for SQLite reads, plus one connection
+    /// for its writes; 10 for PostgreSQL).
     pub max_connections: Option<u32>,
     /// Seconds an operation waits for a free connection before failing (PostgreSQL; default
     /// 30). SQLite connections wait on the database's 5 s busy timeout instead.
@@ -157,6 +181,7 @@ impl Default for Settings {
             key_encryption_secret: None,
             additional_user_info_claims: serde_json::Map::new(),
             rate_limits: RateLimitSettings::default(),
+            token_cache: TokenCacheSettings::default(),
         }
     }
 }
@@ -286,6 +311,12 @@ impl Settings {
             }
         } else {
             RateLimitOptions::disabled()
+        };
+        o.token_cache = mcpauth::TokenCacheOptions {
+            capacity: self.token_cache.capacity,
+            revocation_check_interval: std::time::Duration::from_millis(
+                self.token_cache.revocation_check_ms,
+            ),
         };
         for (name, lifetime) in [
             ("code_expires_in", o.code_expires_in),

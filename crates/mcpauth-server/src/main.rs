@@ -276,6 +276,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "  Database:      {}",
                 mcpauth_server::redact_password(&settings.database_url)
             )?;
+            let cache = &options.token_cache;
+            if cache.capacity == 0 {
+                writeln!(out, "  Token cache:   off")?;
+            } else {
+                writeln!(
+                    out,
+                    "  Token cache:   up to {} tokens; revocations by other processes apply within {} ms",
+                    cache.capacity,
+                    cache.revocation_check_interval.as_millis()
+                )?;
+            }
             writeln!(out, "  Rate limits:   {}", app.rate_limits())?;
             writeln!(
                 out,

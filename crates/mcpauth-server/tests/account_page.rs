@@ -553,6 +553,8 @@ async fn s14_disabled_client_tokens_stop_working() {
             .await
             .unwrap()
     );
+    // Disabled by another handle on the database, as the admin CLI would.
+    after_revocation_check().await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,
         StatusCode::UNAUTHORIZED
@@ -575,6 +577,8 @@ async fn s14_deleted_user_tokens_stop_working() {
         .to_owned();
     let store = store_of(&app).await;
     assert!(store.delete_user(&user_id).await.unwrap());
+    // Deleted by another handle on the database, as the admin CLI would.
+    after_revocation_check().await;
     assert_tokens_dead(&app, &flow).await;
     let response = flow.browser.get(app.url("/account")).send().await.unwrap();
     assert_eq!(

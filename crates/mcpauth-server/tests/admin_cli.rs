@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{PASSWORD, REDIRECT_URI, TestApp, pkce, spawn_app_on};
+use common::{PASSWORD, REDIRECT_URI, TestApp, after_revocation_check, pkce, spawn_app_on};
 use mcpauth_core::secret::hash_token;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -366,6 +366,7 @@ async fn client_secret_is_shown_once_stored_hashed_and_authenticates() {
         .await
         .ok("client disable");
     assert_eq!(cli.clients().await[0]["disabled"], true);
+    after_revocation_check().await;
     assert_eq!(
         app.session_status(&access_token).await,
         StatusCode::UNAUTHORIZED
@@ -385,6 +386,7 @@ async fn client_secret_is_shown_once_stored_hashed_and_authenticates() {
         .await
         .ok("client delete --yes");
     assert!(cli.clients().await.is_empty());
+    after_revocation_check().await;
     assert_eq!(
         app.session_status(&access_token).await,
         StatusCode::UNAUTHORIZED
@@ -562,10 +564,11 @@ async fn grants_are_listed_and_revoked() {
         "says how many: {}",
         revoked.stdout
     );
+    after_revocation_check().await;
     assert_eq!(
         app.session_status(&access_token).await,
         StatusCode::UNAUTHORIZED,
-        "the access token is refused at once"
+        "the access token is refused (within the revocation check interval)"
     );
     let refresh = app
         .token(&[

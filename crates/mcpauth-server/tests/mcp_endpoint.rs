@@ -339,3 +339,71 @@ async fn s15_multi_audience_and_look_alike_resources_are_refused() {
         );
     }
 }
+
+/// A refused request whose body arrives after its headers (as many HTTP clients send it) must
+/// not cost the client its keep-alive connection: clients send the discovery request that
+/// follows a 401 on the same connection, and would see it drop.
+#[tokio::test]
+async fn a_refusal_keeps_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let port = app.base.rsplit(':').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let body = call("echo", json!({ "message": "hi" }));
+    let head = format!(
+        "POST /api/mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    // The server answers 401 from the headers alone; the body follows a moment later.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+
+    let next = format!(
+        "GET /.well-known/oauth-protected-resource/api/mcp HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n"
+    );
+    stream.write_all(next.as_bytes()).await.unwrap();
+    let second = read_response(&mut stream).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "second request: {second:?}"
+    );
+
+    /// One response (head and Content-Length body); empty if the connection closed first.
+    async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk))
+                    .await
+                    .expect("the server answers")
+                    .unwrap_or(0);
+            if read == 0 {
+                return text;
+            }
+            buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+}

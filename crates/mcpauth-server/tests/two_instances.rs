@@ -8,8 +8,8 @@
 //! secret) → consent approved on B (the pending consent A stored) → code exchanged on A →
 //! the id_token A signed verifies against B's JWKS → MCP `tools/call echo` with the access
 //! token on both → refresh on B → the same refresh token sent to A and B at once rotates once
-//! → a revocation on A holds on B at once → a code exchanged on B and replayed on A revokes
-//! B's tokens → the per-account sign-in lock set off on A holds on B.
+//! → a revocation on A holds on B within the revocation check interval of B's token cache →
+//! a code exchanged on B and replayed on A revokes B's tokens → the per-account sign-in lock set off on A holds on B.
 //!
 //! PostgreSQL is `MCPAUTH_TEST_POSTGRES_URL` (see `common`); the test fails when it is down.
 mod common;
@@ -18,7 +18,9 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{PgSchema, REDIRECT_URI, browser, client, pkce, query_of, unique_name};
+use common::{
+    PgSchema, REDIRECT_URI, after_revocation_check, browser, client, pkce, query_of, unique_name,
+};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::{Client, Response, StatusCode};
@@ -390,7 +392,7 @@ async fn two_processes_on_one_database_act_as_one_server() {
     let access4 = text_of(&next, "access_token").to_owned();
     let refresh4 = text_of(&next, "refresh_token").to_owned();
 
-    // ---- revocation on A is effective on B at once ----
+    // ---- revocation on A is effective on B within its revocation check interval ----
     assert_eq!(b.session_status(&access4).await, StatusCode::OK);
     let revoked = client()
         .post(a.url("/api/auth/mcp/revoke"))
@@ -403,6 +405,7 @@ async fn two_processes_on_one_database_act_as_one_server() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK, "revoke on A");
+    after_revocation_check().await;
     assert_eq!(b.session_status(&access4).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         b.echo(&access4, "revoked").await.0,
@@ -439,6 +442,7 @@ async fn two_processes_on_one_database_act_as_one_server() {
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "replay on A");
     let replay: Value = replay.json().await.unwrap();
     assert_eq!(replay["error"], "invalid_grant");
+    after_revocation_check().await;
     assert_eq!(
         b.session_status(access5).await,
         StatusCode::UNAUTHORIZED,

@@ -580,6 +580,60 @@ pub mod contract {
         store.revoke_family("no-such-family", NOW).await.unwrap();
     }
 
+    /// The revocation epoch moves with every change that can end a token early, and only then.
+    pub async fn revocation_epoch_moves_with_revocations(store: &dyn Store) {
+        let start = store.revocation_epoch().await.unwrap();
+        let (family, _, refresh) = seed_tokens(store).await;
+        assert_eq!(
+            store.revocation_epoch().await.unwrap(),
+            start,
+            "issuing tokens revokes nothing"
+        );
+        let successor = self::refresh("r2", &family);
+        store
+            .rotate_refresh_token(
+                &refresh.token_hash,
+                NOW + 1,
+                "{}",
+                &self::access("a2", &family),
+                &successor,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.revocation_epoch().await.unwrap(), start, "rotation");
+
+        let mut last = start;
+        let mut moved = |what: &str, epoch: i64| {
+            assert!(epoch > last, "{what} moves the epoch ({last} -> {epoch})");
+            last = epoch;
+        };
+        store.revoke_family(&family.id, NOW + 2).await.unwrap();
+        moved("revoke_family", store.revocation_epoch().await.unwrap());
+        store.set_client_disabled("c1", true, NOW).await.unwrap();
+        moved(
+            "disabling a client",
+            store.revocation_epoch().await.unwrap(),
+        );
+        store.set_user_disabled("u1", true, NOW).await.unwrap();
+        moved("disabling a user", store.revocation_epoch().await.unwrap());
+        store.revoke_grants("u1", None, NOW + 3).await.unwrap();
+        moved("revoke_grants", store.revocation_epoch().await.unwrap());
+        store.purge_expired(NOW).await.unwrap();
+        moved("purge_expired", store.revocation_epoch().await.unwrap());
+        store.delete_client("c1").await.unwrap();
+        moved("deleting a client", store.revocation_epoch().await.unwrap());
+        store.delete_user("u1").await.unwrap();
+        moved("deleting a user", store.revocation_epoch().await.unwrap());
+
+        // Re-enabling cannot end a token: no move.
+        store
+            .create_user(&user("u2", "u2@example.com"), "h")
+            .await
+            .unwrap();
+        store.set_user_disabled("u2", false, NOW).await.unwrap();
+        assert_eq!(store.revocation_epoch().await.unwrap(), last, "enabling");
+    }
+
     pub async fn purge_expired_keeps_what_still_works(store: &dyn Store) {
         let (family, access_token, refresh_token) = seed_tokens(store).await;
         // Nothing has expired yet.
@@ -1216,6 +1270,7 @@ macro_rules! contract_tests {
             code_lifecycle,
             tokens_and_lookup,
             revoke_family_kills_tokens,
+            revocation_epoch_moves_with_revocations,
             purge_expired_keeps_what_still_works,
             user_administration,
             client_administration,

@@ -92,7 +92,25 @@ async fn connection_settings() {
         .await
         .unwrap();
     assert_eq!(busy_timeout, 5000);
-    assert_eq!(pool.options().get_max_connections(), 8);
+    assert_eq!(pool.options().get_max_connections(), 4);
+    // Writes have a connection of their own, with the same settings.
+    let writer = store.writer_pool();
+    assert_eq!(writer.options().get_max_connections(), 1);
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(writer)
+        .await
+        .unwrap();
+    assert_eq!(journal_mode, "wal");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(writer)
+        .await
+        .unwrap();
+    assert_eq!(foreign_keys, 1);
+    let size_limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+        .fetch_one(writer)
+        .await
+        .unwrap();
+    assert_eq!(size_limit, 64 << 20);
 
     let small = SqliteStore::connect_with(&file_url(&dir.path().join("q.db")), 3)
         .await

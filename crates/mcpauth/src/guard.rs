@@ -119,15 +119,19 @@ impl McpAuthLayer {
         if let Some(origin) = request.headers().get(header::ORIGIN)
             && !auth.origin_allowed(origin)
         {
-            return Err(jsonrpc_error(
-                StatusCode::FORBIDDEN,
-                "requests from this origin are not allowed",
-            ));
+            return Err(refuse_unread(
+                jsonrpc_error(
+                    StatusCode::FORBIDDEN,
+                    "requests from this origin are not allowed",
+                ),
+                request,
+            )
+            .await);
         }
-        let session = auth
-            .verify_bearer(request.headers())
-            .await
-            .map_err(|error| auth.unauthorized(&error))?;
+        let session = match auth.verify_bearer(request.headers()).await {
+            Ok(session) => session,
+            Err(error) => return Err(refuse_unread(auth.unauthorized(&error), request).await),
+        };
 
         let mut needed: Vec<String> = auth.inner.options.mcp_scopes.clone();
         let request = if self.tool_scopes.is_empty() || request.method() != Method::POST {
@@ -152,7 +156,7 @@ impl McpAuthLayer {
             Request::from_parts(parts, Body::from(bytes))
         };
         if needed.iter().any(|scope| !session.has_scope(scope)) {
-            return Err(auth.insufficient_scope(&needed));
+            return Err(refuse_unread(auth.insufficient_scope(&needed), request).await);
         }
         let mut request = request;
         request.extensions_mut().insert(session);
@@ -161,6 +165,23 @@ impl McpAuthLayer {
 }
 
 /// Names of the tools a JSON-RPC message (or batch) calls.
+/// `response`, for a request refused before its body was read. The body is read (and dropped)
+/// first, up to the size the endpoint accepts: otherwise the HTTP/1 connection ends after the
+/// response whenever the body had not fully arrived yet, and a client that already sent its next
+/// request on it (the discovery that follows a 401) sees the connection drop. A larger body
+/// ends the connection, and the response says so.
+async fn refuse_unread(mut response: Response, request: Request<Body>) -> Response {
+    if axum::body::to_bytes(request.into_body(), MAX_MCP_BODY)
+        .await
+        .is_err()
+    {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 fn called_tools(body: &[u8]) -> Vec<String> {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();

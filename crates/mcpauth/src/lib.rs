@@ -38,6 +38,7 @@ mod revocation;
 mod router;
 mod session;
 mod token;
+mod token_cache;
 mod web;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub use rate_limit::{
 };
 pub use router::cors;
 pub use session::{BearerError, McpSession};
+pub use token_cache::TokenCacheOptions;
 
 /// Why [`McpAuth`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +171,8 @@ pub(crate) struct Inner {
     pub resource_metadata_url: String,
     pub limiter: rate_limit::RateLimiter,
     pub passwords: passwords::PasswordHasher,
+    /// Access tokens that passed every check recently.
+    pub token_cache: token_cache::TokenCache,
 }
 
 impl McpAuth {
@@ -245,6 +249,7 @@ impl McpAuth {
                 },
             ),
             passwords: passwords::PasswordHasher::new(),
+            token_cache: token_cache::TokenCache::new(options.token_cache.clone()),
             store,
             secret_text: secret.clone(),
             secret: secret.into_bytes(),
@@ -280,6 +285,15 @@ impl McpAuth {
 
     pub(crate) fn now(&self) -> i64 {
         self.inner.options.clock.now()
+    }
+
+    /// Forgets every access token validated so far, so the next request with each one asks
+    /// the database again. mcpauth calls this itself after every revocation it makes; call it
+    /// after revoking through the [`Store`] directly to make the change take effect at once
+    /// (otherwise it takes effect within
+    /// [`TokenCacheOptions::revocation_check_interval`]).
+    pub fn forget_validated_tokens(&self) {
+        self.inner.token_cache.revoked_here();
     }
 
     /// Appends to the security log; a failure to log is itself logged, never fatal.

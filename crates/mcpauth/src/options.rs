@@ -162,6 +162,9 @@ pub struct McpAuthOptions {
     /// Whether changing the password on the account page also revokes every grant (the apps'
     /// tokens stop working and they must ask again). Other sessions always end. Default false.
     pub revoke_grants_on_password_change: bool,
+    /// How validated access tokens are kept in memory, and how soon revocations made by other
+    /// processes are noticed (see [`TokenCacheOptions`](crate::TokenCacheOptions)).
+    pub token_cache: crate::TokenCacheOptions,
 }
 
 impl McpAuthOptions {
@@ -199,6 +202,7 @@ impl McpAuthOptions {
             key_encryption_secret: None,
             additional_user_info_claims: serde_json::Map::new(),
             revoke_grants_on_password_change: false,
+            token_cache: crate::TokenCacheOptions::default(),
         }
     }
 }

@@ -84,7 +84,9 @@ pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
                 )
                 .into());
             }
-            store.revoke_family(&family_id, auth.now()).await?;
+            let revoked = store.revoke_family(&family_id, auth.now()).await;
+            auth.forget_validated_tokens();
+            revoked?;
             auth.audit(
                 "token.revoke",
                 Some(&user_id),

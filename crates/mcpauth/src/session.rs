@@ -112,15 +112,30 @@ impl McpAuth {
         headers: &HeaderMap,
     ) -> Result<McpSession, BearerError> {
         let token = bearer_token(headers)?.ok_or(BearerError::Missing)?;
+        let token_hash = secret::hash_token(token);
+        let now = self.now();
+        let cache = &self.inner.token_cache;
+        let stamp = if cache.enabled() {
+            let stamp = cache
+                .stamp(self.inner.store.as_ref())
+                .await
+                .map_err(BearerError::Unavailable)?;
+            if let Some(session) = cache.get(&token_hash, stamp, now) {
+                return Ok(session);
+            }
+            Some(stamp)
+        } else {
+            None
+        };
         let grant = self
             .inner
             .store
-            .access_token(&secret::hash_token(token))
+            .access_token(&token_hash)
             .await
             .map_err(BearerError::Unavailable)?
             .ok_or(BearerError::Invalid("the access token is not recognised"))?;
         let t = &grant.token;
-        if t.expires_at <= self.now() {
+        if t.expires_at <= now {
             return Err(BearerError::Invalid("the access token has expired"));
         }
         if grant.family_revoked {
@@ -131,14 +146,18 @@ impl McpAuth {
                 "the access token's grant is no longer valid",
             ));
         }
-        Ok(McpSession {
+        let session = McpSession {
             token_id: t.id.clone(),
             user_id: t.user_id.clone(),
             client_id: t.client_id.clone(),
             scopes: t.scopes.split_whitespace().map(str::to_owned).collect(),
             audience: t.audience.clone(),
             expires_at: t.expires_at,
-        })
+        };
+        if let Some(stamp) = stamp {
+            cache.insert(token_hash, session.clone(), stamp, now);
+        }
+        Ok(session)
     }
 
     /// The `WWW-Authenticate` challenge of SPEC §5.1.

@@ -183,6 +183,7 @@ async fn exchange_code(
     {
         CodeRedemption::Redeemed(record) => record,
         CodeRedemption::Replayed => {
+            auth.forget_validated_tokens();
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             auth.audit(
                 "code.replay_detected",
@@ -439,7 +440,9 @@ async fn replay_or_revoke(
     {
         return Ok(previous);
     }
-    auth.inner.store.revoke_family(family_id, now).await?;
+    let revoked = auth.inner.store.revoke_family(family_id, now).await;
+    auth.forget_validated_tokens();
+    revoked?;
     auth.audit(
         "refresh.reuse_detected",
         None,

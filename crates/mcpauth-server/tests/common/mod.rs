@@ -36,6 +36,15 @@ impl Drop for TestApp {
     }
 }
 
+/// Waits out the validated-token cache's revocation check interval (default settings): a
+/// revocation made by another process — the admin CLI, another instance, or a store handle of
+/// the test's own — has taken effect on a running server by the time this returns. (Revocations
+/// made through the server itself take effect at once and need no wait.)
+pub async fn after_revocation_check() {
+    let interval = mcpauth::TokenCacheOptions::default().revocation_check_interval;
+    tokio::time::sleep(interval + std::time::Duration::from_millis(5)).await;
+}
+
 /// Settings for a test server: port 0, a fresh database, no rate limits.
 pub fn test_settings() -> Settings {
     let mut settings = Settings {

@@ -233,18 +233,25 @@ impl<DB: Backend> Tx<DB> {
 }
 
 /// mcpauth's storage in an SQL database: [`SqliteStore`](crate::SqliteStore) or
-/// [`PgStore`](crate::PgStore). Cloning is cheap and shares the connection pool.
+/// [`PgStore`](crate::PgStore). Cloning is cheap and shares the connection pools.
 ///
 /// Every [`Store`](mcpauth_core::Store) method is implemented once for both databases, with the
 /// same SQL; see the crate documentation for how the concurrency promises are kept.
+///
+/// Reads and writes may use different pools: SQLite allows one writer at a time, so its store
+/// gives writes a pool of their own with a single connection (writers then queue in process,
+/// first come first served, instead of sleeping in SQLite's busy handler), and reads the rest.
+/// PostgreSQL uses one pool for both.
 pub struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
+    pub(crate) writer: Pool<DB>,
 }
 
 impl<DB: Database> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
         SqlStore {
             pool: self.pool.clone(),
+            writer: self.writer.clone(),
         }
     }
 }
@@ -254,25 +261,44 @@ impl<DB: Database> fmt::Debug for SqlStore<DB> {
         f.debug_struct("SqlStore")
             .field("database", &DB::NAME)
             .field("pool", &self.pool)
+            .field("writer", &self.writer)
             .finish()
     }
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// Wraps an existing pool. The caller is responsible for its connection settings (for
-    /// SQLite, foreign keys must be on for the schema's cascades to work).
+    /// Wraps an existing pool, used for reads and writes alike. The caller is responsible for
+    /// its connection settings (for SQLite, foreign keys must be on for the schema's cascades
+    /// to work).
     pub fn from_pool(pool: Pool<DB>) -> Self {
-        SqlStore { pool }
+        SqlStore {
+            writer: pool.clone(),
+            pool,
+        }
     }
 
-    /// The underlying pool, for health checks and maintenance.
+    /// Wraps a pool for reads and another for writes (see the type's documentation).
+    pub fn from_pools(readers: Pool<DB>, writer: Pool<DB>) -> Self {
+        SqlStore {
+            pool: readers,
+            writer,
+        }
+    }
+
+    /// The pool reads use, for health checks and maintenance.
     pub fn pool(&self) -> &Pool<DB> {
         &self.pool
+    }
+
+    /// The pool writes use (the same as [`Self::pool`] unless the store was opened with two).
+    pub fn writer_pool(&self) -> &Pool<DB> {
+        &self.writer
     }
 
     /// Closes every connection; pending operations finish first.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -281,36 +307,42 @@ impl<DB: Backend> SqlStore<DB> {
     /// start and from several instances at once (same as
     /// [`Store::migrate`](mcpauth_core::Store::migrate)).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        DB::migrate(&self.pool).await
+        DB::migrate(&self.writer).await
     }
 
     /// A transaction for a multi-statement write (see [`sealed::Exec::begin_write`]).
     pub(crate) async fn begin_write(&self) -> Result<Tx<DB>, StoreError> {
-        DB::begin_write(&self.pool).await.map(Tx).map_err(db_err)
+        DB::begin_write(&self.writer).await.map(Tx).map_err(db_err)
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
-        self.pool.acquire().await
-    }
-
-    /// Runs one statement in autocommit mode; returns how many rows it changed.
+    /// Runs one writing statement in autocommit mode; returns how many rows it changed.
     pub(crate) async fn execute(&self, query: Query<'_>) -> Result<u64, sqlx::Error> {
-        let mut conn = self.acquire().await?;
+        let mut conn: PoolConnection<DB> = self.writer.acquire().await?;
         DB::execute(&mut conn, query).await
     }
 
-    /// Runs one query in autocommit mode; at most one row.
+    /// Runs one writing statement that returns at most one row (`… RETURNING`), in
+    /// autocommit mode.
+    pub(crate) async fn write_returning(
+        &self,
+        query: Query<'_>,
+    ) -> Result<Option<DB::Row>, sqlx::Error> {
+        let mut conn: PoolConnection<DB> = self.writer.acquire().await?;
+        DB::fetch_optional(&mut conn, query).await
+    }
+
+    /// Runs one read query in autocommit mode; at most one row.
     pub(crate) async fn fetch_optional(
         &self,
         query: Query<'_>,
     ) -> Result<Option<DB::Row>, sqlx::Error> {
-        let mut conn = self.acquire().await?;
+        let mut conn: PoolConnection<DB> = self.pool.acquire().await?;
         DB::fetch_optional(&mut conn, query).await
     }
 
-    /// Runs one query in autocommit mode; every row.
+    /// Runs one read query in autocommit mode; every row.
     pub(crate) async fn fetch_all(&self, query: Query<'_>) -> Result<Vec<DB::Row>, sqlx::Error> {
-        let mut conn = self.acquire().await?;
+        let mut conn: PoolConnection<DB> = self.pool.acquire().await?;
         DB::fetch_all(&mut conn, query).await
     }
 }

@@ -101,6 +101,13 @@ fn revoke_family(family_id: &str, now: i64) -> Query<'_> {
     .bind(now)
 }
 
+/// Announces that access tokens may have ended before their expiry (see
+/// [`Store::revocation_epoch`]). Every revoking transaction runs it first, so that on PostgreSQL
+/// they all take the counter's row lock before any other, in the same order.
+fn bump_revocation_epoch<'a>() -> Query<'a> {
+    query(r#"UPDATE "mcpauthRevocationEpoch" SET epoch = epoch + 1 WHERE id = 1"#)
+}
+
 fn decode_optional<R: DbRow, T>(
     row: Option<R>,
     decode: impl FnOnce(&R) -> Result<T, StoreError>,
@@ -463,7 +470,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         // Deleting unconditionally also clears an expired value; only the caller whose DELETE
         // removed the row sees it.
         let row = self
-            .fetch_optional(
+            .write_returning(
                 query(
                     r#"DELETE FROM "verification" WHERE identifier = $1
                        RETURNING value, expires_at"#,
@@ -535,7 +542,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption, StoreError> {
         // One conditional statement: of concurrent callers exactly one sees used_at IS NULL.
         let redeemed = self
-            .fetch_optional(
+            .write_returning(
                 query(concat!(
                     r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
                        WHERE code_hash = $1 AND used_at IS NULL
@@ -563,9 +570,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             return Ok(CodeRedemption::Unknown);
         };
         // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
-        self.execute(revoke_family(&family_id, now))
-            .await
-            .map_err(db_err)?;
+        Store::revoke_family(self, &family_id, now).await?;
         tracing::warn!(family_id = %family_id, "authorization code replayed; token family revoked");
         Ok(CodeRedemption::Replayed)
     }
@@ -705,10 +710,23 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        self.execute(revoke_family(family_id, now))
+        let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(revoke_family(family_id, now))
             .await
             .map_err(db_err)?;
-        Ok(())
+        tx.commit().await
+    }
+
+    async fn revocation_epoch(&self) -> Result<i64, StoreError> {
+        let row = self
+            .fetch_optional(query(
+                r#"SELECT epoch FROM "mcpauthRevocationEpoch" WHERE id = 1"#,
+            ))
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::Database("the revocation epoch row is missing".into()))?;
+        get(&row, "epoch")
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -721,6 +739,9 @@ impl<DB: Backend> Store for SqlStore<DB> {
             r#"DELETE FROM "rateLimit" WHERE expires_at <= $1"#,
         ];
         let mut tx = self.begin_write().await?;
+        // Families deleted at their absolute end take their tokens with them, possibly before
+        // the tokens' own expiry: announce it like a revocation.
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
         let mut removed = 0;
         for &statement in STATEMENTS {
             removed += tx
@@ -741,7 +762,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         // One statement: the row is created or incremented under the row's (PostgreSQL) or the
         // database's (SQLite) write lock, so concurrent callers each see a distinct count.
         let row = self
-            .fetch_optional(
+            .write_returning(
                 query(
                     r#"INSERT INTO "rateLimit" (key, window_start, count, expires_at)
                        VALUES ($1, $2, 1, $3)
@@ -793,7 +814,11 @@ impl<DB: Backend> Store for SqlStore<DB> {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let changed = self
+        let mut tx = self.begin_write().await?;
+        if disabled {
+            tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        }
+        let changed = tx
             .execute(
                 query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
                     .bind(user_id)
@@ -802,14 +827,18 @@ impl<DB: Backend> Store for SqlStore<DB> {
             )
             .await
             .map_err(db_err)?;
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
-        let deleted = self
+        let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        let deleted = tx
             .execute(query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id))
             .await
             .map_err(db_err)?;
+        tx.commit().await?;
         Ok(deleted == 1)
     }
 
@@ -887,7 +916,11 @@ impl<DB: Backend> Store for SqlStore<DB> {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let changed = self
+        let mut tx = self.begin_write().await?;
+        if disabled {
+            tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        }
+        let changed = tx
             .execute(
                 query(
                     r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3
@@ -899,16 +932,20 @@ impl<DB: Backend> Store for SqlStore<DB> {
             )
             .await
             .map_err(db_err)?;
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let deleted = self
+        let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        let deleted = tx
             .execute(
                 query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
             )
             .await
             .map_err(db_err)?;
+        tx.commit().await?;
         Ok(deleted == 1)
     }
 
@@ -947,6 +984,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         now: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
         let revoked = tx
             .execute(
                 query(

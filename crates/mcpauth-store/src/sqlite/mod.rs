@@ -17,8 +17,13 @@ use crate::shared::{SqlStore, impl_exec_queries, schema_sql, sealed};
 /// The schema migrations, embedded from `migrations/sqlite/`.
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The pool size [`SqliteStore::connect`] uses.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+/// How many connections [`SqliteStore::connect`] opens for reads (writes have one more of
+/// their own).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// The WAL is truncated back to this size after a checkpoint that emptied it (SQLite otherwise
+/// leaves it at its high-water mark).
+const JOURNAL_SIZE_LIMIT: &str = "67108864";
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,7 +43,9 @@ impl SqlStore<Sqlite> {
         Self::connect_with(url, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    /// Opens the database at `url` with at most `max_connections` pooled connections.
+    /// Opens the database at `url` with at most `max_connections` pooled connections for reads
+    /// and one more for writes: SQLite lets one connection write at a time, so writers queue
+    /// for that connection in process instead of sleeping in SQLite's busy handler.
     ///
     /// Accepts `sqlite://path`, `sqlite:path` and either with sqlx's query parameters
     /// (`?mode=rwc|rw|ro|memory`, `cache`, `immutable`, `vfs`). The file is created if missing
@@ -59,13 +66,27 @@ impl SqlStore<Sqlite> {
                 .connect_with(target.options)
                 .await
         } else {
-            SqlitePoolOptions::new()
+            // The writer connects first: it creates the file and switches it to WAL, which the
+            // readers then find. A local file does not go stale the way a network connection
+            // does, so connections are not pinged before each use (a round trip to the
+            // connection's worker thread per query).
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .connect_with(target.options.clone())
+                .await
+                .map_err(open_failed)?;
+            let readers = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
+                .test_before_acquire(false)
                 .connect_with(target.options)
                 .await
+                .map_err(open_failed)?;
+            tracing::debug!(readers = max_connections.max(1), "opened SQLite store");
+            return Ok(SqlStore::from_pools(readers, writer));
         }
-        .map_err(|err| StoreError::Database(format!("cannot open the SQLite database: {err}")))?;
-        tracing::debug!(in_memory = target.in_memory, "opened SQLite store");
+        .map_err(open_failed)?;
+        tracing::debug!(in_memory = true, "opened SQLite store");
         Ok(SqlStore::from_pool(pool))
     }
 }
@@ -88,6 +109,10 @@ impl sealed::Exec for Sqlite {
             .await
             .map_err(|err| StoreError::Database(format!("migration failed: {err}")))
     }
+}
+
+fn open_failed(err: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("cannot open the SQLite database: {err}"))
 }
 
 /// Parsed connection settings.
@@ -129,7 +154,9 @@ fn parse_url(url: &str) -> Result<Target, StoreError> {
         .synchronous(SqliteSynchronous::Normal);
     if !in_memory {
         if mode != Some("ro") {
-            options = options.journal_mode(SqliteJournalMode::Wal);
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT);
         }
         if !matches!(mode, Some("ro" | "rw")) {
             options = options.create_if_missing(true);

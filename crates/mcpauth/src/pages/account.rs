@@ -248,10 +248,11 @@ pub async fn revoke_app(State(auth): State<McpAuth>, request: Request) -> Respon
         return PageError::bad_request("Choose the app to disconnect.").into_response();
     };
     let store = &auth.inner.store;
-    match store
+    let revoked = store
         .revoke_grants(&post.user.id, Some(client_id), auth.now())
-        .await
-    {
+        .await;
+    auth.forget_validated_tokens();
+    match revoked {
         Ok(0) => see_other("/account", []),
         Ok(_) => {
             post.audit(&auth, "account.grant.revoke", Some(client_id))
@@ -291,7 +292,9 @@ pub async fn revoke_all_sessions(State(auth): State<McpAuth>, request: Request) 
     let store = &auth.inner.store;
     let user = &post.user.id;
     // Grants first: should ending the sessions fail, the page still works to try again.
-    if let Err(error) = store.revoke_grants(user, None, auth.now()).await {
+    let revoked = store.revoke_grants(user, None, auth.now()).await;
+    auth.forget_validated_tokens();
+    if let Err(error) = revoked {
         return PageError::from(error).into_response();
     }
     if let Err(error) = store.delete_user_sessions(user, None).await {
@@ -410,7 +413,9 @@ async fn set_new_password(auth: &McpAuth, post: &AccountPost) -> Result<bool, Re
         .await?;
     let revoke_apps = auth.inner.options.revoke_grants_on_password_change;
     if revoke_apps {
-        store.revoke_grants(user, None, now).await?;
+        let revoked = store.revoke_grants(user, None, now).await;
+        auth.forget_validated_tokens();
+        revoked?;
     }
     Ok(revoke_apps)
 }
