@@ -192,6 +192,29 @@ async fn m02_insufficient_scope_names_every_scope_needed() {
     assert_eq!(body["result"]["content"][0]["text"], "Tool admin_echo: x");
 }
 
+/// Bodies the guard cannot read the tool from ask for every tool's scopes: a parser
+/// differential (here a duplicated key, or an escaped method name) never lets a tool past its
+/// scope.
+#[tokio::test]
+async fn m02_tool_scopes_cannot_be_dodged_by_odd_json() {
+    let app = spawn_app().await;
+    let token = access_token(&app.full_flow("mcp:tools").await);
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"admin_echo","arguments":{"message":"x"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"admin\u005fecho","arguments":{"message":"x"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"admin_echo","arguments":{"message":"x"}}}"#,
+    ] {
+        let response = app.mcp(Some(&token), body, None).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{body}");
+        assert!(challenge(&response).contains("mcp:admin"), "{body}");
+    }
+    // The plain call of a tool that needs no extra scope still works.
+    let ok = app
+        .mcp(Some(&token), &call("echo", json!({"message": "x"})), None)
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn m02_a_token_without_the_base_scope_is_refused_with_403() {
     let app = spawn_app().await;

@@ -9,6 +9,7 @@
 //! extensions, where handlers (and rmcp tools, through `Extension<http::request::Parts>`) find
 //! it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -146,11 +147,17 @@ impl McpAuthLayer {
                         "the request body is too large",
                     )
                 })?;
-            for tool in called_tools(&bytes) {
-                for scope in self.tool_scopes.get(&tool).into_iter().flatten() {
-                    if !needed.contains(scope) {
-                        needed.push(scope.clone());
-                    }
+            let scopes_of_tools: Vec<&String> = match called_tools(&bytes) {
+                Some(tools) => tools
+                    .iter()
+                    .filter_map(|tool| self.tool_scopes.get(tool))
+                    .flatten()
+                    .collect(),
+                None => self.tool_scopes.values().flatten().collect(),
+            };
+            for scope in scopes_of_tools {
+                if !needed.contains(scope) {
+                    needed.push(scope.clone());
                 }
             }
             Request::from_parts(parts, Body::from(bytes))
@@ -164,7 +171,6 @@ impl McpAuthLayer {
     }
 }
 
-/// Names of the tools a JSON-RPC message (or batch) calls.
 /// `response`, for a request refused before its body was read. The body is read (and dropped)
 /// first, up to the size the endpoint accepts: otherwise the HTTP/1 connection ends after the
 /// response whenever the body had not fully arrived yet, and a client that already sent its next
@@ -182,20 +188,37 @@ async fn refuse_unread(mut response: Response, request: Request<Body>) -> Respon
     response
 }
 
-fn called_tools(body: &[u8]) -> Vec<String> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let messages = match value {
-        Value::Array(batch) => batch,
-        single => vec![single],
-    };
-    messages
-        .iter()
-        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str))
-        .map(str::to_owned)
-        .collect()
+/// The tools a JSON-RPC message (or batch) calls: `Some(names)`, or `None` when the body is
+/// not a message this parser can read — the caller then asks for every tool's scopes (fails
+/// closed), so that no body another parser would read differently (a duplicated key, say) can
+/// slip a tool past its scope.
+fn called_tools(body: &[u8]) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        method: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+    }
+    fn tool(message: Message<'_>) -> Option<String> {
+        if message.method.as_deref() != Some("tools/call") {
+            return None;
+        }
+        message.params.and_then(|p| p.name).map(Cow::into_owned)
+    }
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if batch {
+        let messages: Vec<Message<'_>> = serde_json::from_slice(body).ok()?;
+        Some(messages.into_iter().filter_map(tool).collect())
+    } else {
+        let message: Message<'_> = serde_json::from_slice(body).ok()?;
+        Some(tool(message).into_iter().collect())
+    }
 }
 
 fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
@@ -278,11 +301,41 @@ mod tests {
     fn finds_called_tools_in_single_and_batch_messages() {
         let single =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_echo"}}"#;
-        assert_eq!(called_tools(single), ["admin_echo"]);
+        assert_eq!(called_tools(single).unwrap(), ["admin_echo"]);
         let batch =
-            br#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"echo"}}]"#;
-        assert_eq!(called_tools(batch), ["echo"]);
-        assert!(called_tools(b"not json").is_empty());
+            br#" [{"method":"tools/list"},{"method":"tools/call","params":{"name":"echo"}}]"#;
+        assert_eq!(called_tools(batch).unwrap(), ["echo"]);
+        let escaped = br#"{"method":"tools\/call","params":{"name":"admin\u005fecho","arguments":{"a":[1,{"b":null}]}}}"#;
+        assert_eq!(called_tools(escaped).unwrap(), ["admin_echo"]);
+        assert!(
+            called_tools(br#"{"method":"tools/list","params":{}}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            called_tools(br#"{"method":"initialize","id":1}"#)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// What this parser cannot read is `None`, for which the guard asks every tool's scopes.
+    #[test]
+    fn unreadable_bodies_fail_closed() {
+        for body in [
+            &b"not json"[..],
+            br#"{"method":"tools/call","params":{"name":"echo","name":"admin_echo"}}"#,
+            br#"{"method":"tools/call","method":"tools/list"}"#,
+            br#"{"method":5,"params":{"name":"admin_echo"}}"#,
+            br#"[{"method":"tools/call","params":{"name":"echo"}}, 5]"#,
+            br#"{"method":"tools/call","params":{"name":"echo"}} trailing"#,
+        ] {
+            assert!(
+                called_tools(body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
