@@ -105,6 +105,22 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a code used. On a second use, revokes the code's token family (RFC 6749 §4.1.2).
     async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption, StoreError>;
 
+    /// The code with this hash if it exists and has not been used (nothing changes).
+    async fn unused_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError>;
+
+    /// Redeems a code and stores what it was exchanged for, in one transaction: marks the code
+    /// used if it was not, then stores the tokens and `audit`. Returns false, writing nothing,
+    /// when the code was already used or is gone; [`Store::consume_code`] then tells which and
+    /// deals with a replay. Of concurrent calls for one code, at most one returns true.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+
     /// Stores the tokens of a code exchange in one transaction.
     async fn issue_tokens(
         &self,
@@ -121,8 +137,9 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> Result<Option<(RefreshToken, TokenFamily)>, StoreError>;
 
-    /// Rotates `old_hash` to the given successors, storing `retry_response` on the old token;
-    /// see the module documentation for the atomicity this promises.
+    /// Rotates `old_hash` to the given successors, storing `retry_response` on the old token
+    /// and, when it rotates, `audit`; see the module documentation for the atomicity this
+    /// promises.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -130,6 +147,7 @@ pub trait Store: Send + Sync + 'static {
         retry_response: &str,
         access: &AccessToken,
         refresh: &RefreshToken,
+        audit: &AuditEvent,
     ) -> Result<Rotation, StoreError>;
 
     /// Revokes every token of a family.

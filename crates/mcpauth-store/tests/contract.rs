@@ -163,6 +163,17 @@ pub mod contract {
     }
 
     /// [`seed_grant`] plus the code's exchange: access token `a1` and refresh token `r1`.
+    pub fn audit(kind: &str) -> AuditEvent {
+        AuditEvent {
+            at: NOW,
+            kind: kind.to_owned(),
+            user_id: Some("u1".to_owned()),
+            client_id: Some("c1".to_owned()),
+            ip: None,
+            detail: "{}".to_owned(),
+        }
+    }
+
     pub async fn seed_tokens(store: &dyn Store) -> (TokenFamily, AccessToken, RefreshToken) {
         let (code, family) = seed_grant(store).await;
         assert!(matches!(
@@ -508,6 +519,100 @@ pub mod contract {
         assert_eq!((redeemed, replayed), (1, 49));
     }
 
+    /// Read first, redeem last: the code exchange's single write transaction.
+    pub async fn redeem_code_lifecycle(store: &dyn Store) {
+        let (code, family) = seed_grant(store).await;
+        assert_eq!(
+            store.unused_code(&code.code_hash).await.unwrap().as_ref(),
+            Some(&code)
+        );
+        assert_eq!(store.unused_code("no-such-code").await.unwrap(), None);
+
+        let access = access("a1", &family);
+        let refresh = refresh("r1", &family);
+        let event = audit("token.issue");
+        assert!(
+            store
+                .redeem_code(&code.code_hash, NOW + 1, &access, Some(&refresh), &event)
+                .await
+                .unwrap()
+        );
+        let grant = store.access_token(&access.token_hash).await.unwrap();
+        assert_eq!(grant.expect("the access token is stored").token, access);
+        assert!(
+            store
+                .refresh_token(&refresh.token_hash)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let logged = store.audit_events(10).await.unwrap();
+        assert_eq!(logged.iter().filter(|e| e.kind == "token.issue").count(), 1);
+        assert_eq!(store.unused_code(&code.code_hash).await.unwrap(), None);
+
+        // A second redemption writes nothing at all...
+        let again = self::access("a2", &family);
+        assert!(
+            !store
+                .redeem_code(&code.code_hash, NOW + 2, &again, None, &event)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.access_token(&again.token_hash).await.unwrap(), None);
+        let logged = store.audit_events(10).await.unwrap();
+        assert_eq!(logged.iter().filter(|e| e.kind == "token.issue").count(), 1);
+        assert!(
+            !store
+                .redeem_code("no-such-code", NOW, &again, None, &event)
+                .await
+                .unwrap()
+        );
+        // ...and consume_code then says it was a replay, and revokes the grant.
+        assert!(matches!(
+            store.consume_code(&code.code_hash, NOW + 3).await.unwrap(),
+            CodeRedemption::Replayed
+        ));
+        let grant = store.access_token(&access.token_hash).await.unwrap();
+        assert!(grant.expect("still stored").family_revoked);
+    }
+
+    pub async fn concurrent_redeem_code_once(store: Arc<dyn Store>) {
+        let (code, family) = seed_grant(store.as_ref()).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let store = Arc::clone(&store);
+            let hash = code.code_hash.clone();
+            let access = access(&format!("a{i}"), &family);
+            tasks.spawn(async move {
+                let event = audit("token.issue");
+                let won = store
+                    .redeem_code(&hash, NOW + 1, &access, None, &event)
+                    .await
+                    .unwrap();
+                (won, access.token_hash)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            let (won, hash) = result.unwrap();
+            if won {
+                winners.push(hash)
+            } else {
+                losers.push(hash)
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one redemption wins");
+        assert!(store.access_token(&winners[0]).await.unwrap().is_some());
+        for hash in losers {
+            assert_eq!(
+                store.access_token(&hash).await.unwrap(),
+                None,
+                "a loser wrote"
+            );
+        }
+    }
+
     pub async fn tokens_and_lookup(store: &dyn Store) {
         let (family, access, refresh) = seed_tokens(store).await;
 
@@ -597,6 +702,7 @@ pub mod contract {
                 "{}",
                 &self::access("a2", &family),
                 &successor,
+                &audit("token.refresh"),
             )
             .await
             .unwrap();
@@ -916,6 +1022,7 @@ pub mod contract {
                 "sealed-response-1",
                 &next_access,
                 &next_refresh,
+                &audit("token.refresh"),
             )
             .await
             .unwrap();
@@ -954,6 +1061,7 @@ pub mod contract {
                 "sealed-response-2",
                 &late_access,
                 &late_refresh,
+                &audit("token.refresh"),
             )
             .await
             .unwrap();
@@ -988,6 +1096,7 @@ pub mod contract {
                 "sealed-response-3",
                 &late_access,
                 &late_refresh,
+                &audit("token.refresh"),
             )
             .await
             .unwrap();
@@ -1137,6 +1246,7 @@ pub mod contract {
                         &format!("sealed-{i}"),
                         &access,
                         &refresh,
+                        &audit("token.refresh"),
                     )
                     .await;
                 (i, rotation)
@@ -1268,6 +1378,7 @@ macro_rules! contract_tests {
             consent_upsert,
             verifications,
             code_lifecycle,
+            redeem_code_lifecycle,
             tokens_and_lookup,
             revoke_family_kills_tokens,
             revocation_epoch_moves_with_revocations,
@@ -1283,6 +1394,7 @@ macro_rules! contract_tests {
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
             concurrent_consume_code_once,
+            concurrent_redeem_code_once,
             concurrent_rotation_once,
             concurrent_rate_limit_hits_all_count,
         );

@@ -305,16 +305,29 @@ impl McpAuth {
         ip: Option<&str>,
         detail: serde_json::Value,
     ) {
-        let event = mcpauth_core::model::AuditEvent {
+        let event = self.audit_event(kind, user_id, client_id, ip, detail);
+        if let Err(error) = self.inner.store.append_audit(&event).await {
+            tracing::warn!(%error, kind, "could not write the audit log");
+        }
+    }
+
+    /// A security-log entry, for a store method that writes it together with the change it
+    /// records.
+    pub(crate) fn audit_event(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) -> mcpauth_core::model::AuditEvent {
+        mcpauth_core::model::AuditEvent {
             at: self.now(),
             kind: kind.to_owned(),
             user_id: user_id.map(str::to_owned),
             client_id: client_id.map(str::to_owned),
             ip: ip.map(str::to_owned),
             detail: detail.to_string(),
-        };
-        if let Err(error) = self.inner.store.append_audit(&event).await {
-            tracing::warn!(%error, kind, "could not write the audit log");
         }
     }
 

@@ -175,43 +175,37 @@ async fn exchange_code(
     let verifier = params.get("code_verifier");
     let resource = params.all("resource");
     let now = auth.now();
-    let record = match auth
-        .inner
-        .store
-        .consume_code(&secret::hash_token(code), now)
-        .await?
-    {
-        CodeRedemption::Redeemed(record) => record,
-        CodeRedemption::Replayed => {
-            auth.forget_validated_tokens();
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
-            auth.audit(
-                "code.replay_detected",
-                None,
-                Some(&client.client_id),
-                Some(ip),
-                json!({}),
-            )
-            .await;
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used; tokens issued from it are revoked",
-            )
-            .into());
-        }
-        CodeRedemption::Unknown => {
-            return Err(OAuthError::invalid_grant("the authorization code is not valid").into());
-        }
+    let code_hash = secret::hash_token(code);
+    let store = &auth.inner.store;
+    // Read first, redeem last: everything the answer needs is checked and built before the one
+    // write transaction that redeems the code and stores the tokens.
+    let Some(record) = store.unused_code(&code_hash).await? else {
+        return Err(spent_code(auth, client, &code_hash, now, ip).await);
     };
-    check_code(&record, client, params.get("redirect_uri"), verifier, now)?;
-    if !resource.is_empty() && resource.iter().any(|r| *r != record.resource) {
-        return Err(OAuthError::invalid_target(
-            "resource differs from the one the code was issued for",
-        )
-        .into());
-    }
-    let user = match auth.inner.store.user_by_id(&record.user_id).await? {
-        Some(user) if !user.disabled => user,
-        _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
+    let checked =
+        check_code(&record, client, params.get("redirect_uri"), verifier, now).and_then(|()| {
+            if !resource.is_empty() && resource.iter().any(|r| *r != record.resource) {
+                Err(OAuthError::invalid_target(
+                    "resource differs from the one the code was issued for",
+                ))
+            } else {
+                Ok(())
+            }
+        });
+    let user = match checked {
+        Ok(()) => match store.user_by_id(&record.user_id).await? {
+            Some(user) if !user.disabled => Ok(user),
+            _ => Err(OAuthError::invalid_grant("the user no longer exists")),
+        },
+        Err(error) => Err(error),
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(error) => {
+            // A failed attempt spends the code all the same: it is never tried twice.
+            store.consume_code(&code_hash, now).await?;
+            return Err(error.into());
+        }
     };
     let scopes = Scopes::parse(&record.scopes)?;
     let options = &auth.inner.options;
@@ -250,19 +244,61 @@ async fn exchange_code(
             })?;
         response["id_token"] = Value::String(id_token);
     }
-    auth.inner
-        .store
-        .issue_tokens(&issued.access, issued.refresh.as_ref())
-        .await?;
-    auth.audit(
+    let audit = auth.audit_event(
         "token.issue",
         Some(&record.user_id),
         Some(&client.client_id),
         Some(ip),
         json!({ "grant_type": "authorization_code", "scope": record.scopes, "family_id": record.family_id }),
-    )
-    .await;
-    Ok(response)
+    );
+    if store
+        .redeem_code(
+            &code_hash,
+            now,
+            &issued.access,
+            issued.refresh.as_ref(),
+            &audit,
+        )
+        .await?
+    {
+        return Ok(response);
+    }
+    // Redeemed by a concurrent request since it was read: this one is the replay.
+    Err(spent_code(auth, client, &code_hash, now, ip).await)
+}
+
+/// The answer to a code that is unknown or already used. A used code revokes what it was
+/// exchanged for (RFC 6749 §4.1.2, SECURITY S8).
+async fn spent_code(
+    auth: &McpAuth,
+    client: &Client,
+    code_hash: &str,
+    now: i64,
+    ip: &str,
+) -> OAuthJson {
+    match auth.inner.store.consume_code(code_hash, now).await {
+        Ok(CodeRedemption::Replayed) => {
+            auth.forget_validated_tokens();
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+            auth.audit(
+                "code.replay_detected",
+                None,
+                Some(&client.client_id),
+                Some(ip),
+                json!({}),
+            )
+            .await;
+            OAuthError::invalid_grant(
+                "the authorization code was already used; tokens issued from it are revoked",
+            )
+            .into()
+        }
+        // Redeemed here means it appeared only now: spent, and refused all the same.
+        Ok(CodeRedemption::Unknown | CodeRedemption::Redeemed(_)) => {
+            OAuthError::invalid_grant("the authorization code is not valid").into()
+        }
+        Err(error) => error.into(),
+    }
 }
 
 /// The bindings of SECURITY S9 (and S5, S6).
@@ -388,23 +424,20 @@ async fn refresh(
         return Err(OAuthError::server_error().into());
     };
     let sealed = secret::seal(presented, issued.response.to_string().as_bytes());
+    let audit = auth.audit_event(
+        "token.refresh",
+        Some(&old.user_id),
+        Some(&client.client_id),
+        Some(ip),
+        json!({ "family_id": family.id, "scope": scopes.to_string() }),
+    );
     match auth
         .inner
         .store
-        .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh)
+        .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh, &audit)
         .await?
     {
-        Rotation::Rotated => {
-            auth.audit(
-                "token.refresh",
-                Some(&old.user_id),
-                Some(&client.client_id),
-                Some(ip),
-                json!({ "family_id": family.id, "scope": scopes.to_string() }),
-            )
-            .await;
-            Ok(issued.response)
-        }
+        Rotation::Rotated => Ok(issued.response),
         Rotation::AlreadyRotated {
             rotated_at,
             retry_response,

@@ -83,6 +83,20 @@ fn insert_refresh_token(refresh: &RefreshToken) -> Query<'_> {
     .bind(&refresh.retry_response)
 }
 
+fn insert_audit(event: &AuditEvent) -> Query<'_> {
+    query(concat!(
+        r#"INSERT INTO "auditLog" ("#,
+        audit_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
+    .bind(event.at)
+    .bind(&event.kind)
+    .bind(&event.user_id)
+    .bind(&event.client_id)
+    .bind(&event.ip)
+    .bind(&event.detail)
+}
+
 /// Records that tokens were just issued from a family (for "last used" on grants).
 fn mark_family_used(family_id: &str, at: i64) -> Query<'_> {
     query(r#"UPDATE "oauthTokenFamily" SET last_used_at = $2 WHERE id = $1"#)
@@ -575,6 +589,63 @@ impl<DB: Backend> Store for SqlStore<DB> {
         Ok(CodeRedemption::Replayed)
     }
 
+    async fn unused_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    code_columns!(),
+                    r#" FROM "oauthAuthorizationCode" WHERE code_hash = $1 AND used_at IS NULL"#
+                ))
+                .bind(code_hash),
+            )
+            .await
+            .map_err(db_err)?;
+        decode_optional(row, rows::code)
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The conditional UPDATE decides the single winner (on PostgreSQL, concurrent callers
+        // wait on its row lock and then find the code used).
+        let redeemed = tx
+            .execute(
+                query(
+                    r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
+                       WHERE code_hash = $1 AND used_at IS NULL"#,
+                )
+                .bind(code_hash)
+                .bind(now),
+            )
+            .await
+            .map_err(db_err)?;
+        if redeemed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.execute(insert_access_token(access))
+            .await
+            .map_err(db_err)?;
+        if let Some(refresh) = refresh {
+            tx.execute(insert_refresh_token(refresh))
+                .await
+                .map_err(db_err)?;
+        }
+        tx.execute(mark_family_used(&access.family_id, access.created_at))
+            .await
+            .map_err(db_err)?;
+        tx.execute(insert_audit(audit)).await.map_err(db_err)?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn issue_tokens(
         &self,
         access: &AccessToken,
@@ -642,6 +713,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         retry_response: &str,
         access: &AccessToken,
         refresh: &RefreshToken,
+        audit: &AuditEvent,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.begin_write().await?;
         // The conditional UPDATE decides the single winner (and, on PostgreSQL, takes the row
@@ -705,6 +777,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         tx.execute(mark_family_used(&access.family_id, access.created_at))
             .await
             .map_err(db_err)?;
+        tx.execute(insert_audit(audit)).await.map_err(db_err)?;
         tx.commit().await?;
         Ok(Rotation::Rotated)
     }
@@ -1075,21 +1148,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.execute(
-            query(concat!(
-                r#"INSERT INTO "auditLog" ("#,
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6)"
-            ))
-            .bind(event.at)
-            .bind(&event.kind)
-            .bind(&event.user_id)
-            .bind(&event.client_id)
-            .bind(&event.ip)
-            .bind(&event.detail),
-        )
-        .await
-        .map_err(db_err)?;
+        self.execute(insert_audit(event)).await.map_err(db_err)?;
         Ok(())
     }
 
