@@ -2,7 +2,11 @@
 //! that make the protocol safe under concurrency live here as documented obligations:
 //!
 //! - [`Store::consume_code`] marks a code used atomically: of any number of concurrent calls
-//!   with the same code, exactly one gets [`CodeRedemption::Redeemed`].
+//!   with the same code, exactly one gets [`CodeRedemption::Redeemed`];
+//!   [`Store::redeem_code`] likewise, together with the tokens and the audit entry of the
+//!   exchange, and exactly one concurrent caller gets `true`.
+//! - Every change that can end an access token before its expiry moves
+//!   [`Store::revocation_epoch`] in the same transaction.
 //! - [`Store::rotate_refresh_token`] rotates atomically: exactly one caller gets
 //!   [`Rotation::Rotated`], and the successor tokens and the sealed retry response are written
 //!   in the same transaction, so a loser sees either nothing rotated or everything.
@@ -156,9 +160,11 @@ pub trait Store: Send + Sync + 'static {
     /// A counter that grows, in the same transaction, with every change that can end an
     /// access token before its expiry: a family revoked (here, by a code replay or by
     /// [`Store::revoke_grants`]), a user or client disabled or deleted, a purge
-    /// ([`Store::purge_expired`]). Whoever keeps validated
-    /// tokens in memory keeps them only while this is unchanged, whichever process made the
-    /// change. Re-enabling a user or client does not move it.
+    /// ([`Store::purge_expired`]); and with every change to what a copy of a client or of the
+    /// current signing key would say ([`Store::save_client`], [`Store::rotate_signing_key`]).
+    /// Whoever keeps validated tokens (or such copies) in memory keeps them only while this is
+    /// unchanged, whichever process made the change. Re-enabling a user or client does not
+    /// move it.
     async fn revocation_epoch(&self) -> Result<i64, StoreError>;
 
     /// Deletes what can no longer be used: expired sessions and verifications, token families

@@ -8,12 +8,15 @@
 //! modules hold only what differs: connecting, the embedded migrations, and how a write
 //! transaction begins.
 //!
-//! [`sqlite`] is the SQLite backend's front door. [`SqliteStore`] owns a connection pool set
-//! up for a small, busy authorization server: WAL journal, `synchronous=NORMAL`, enforced
-//! foreign keys, a 5 s busy timeout, [`DEFAULT_MAX_CONNECTIONS`] connections (exactly one for
-//! an in-memory database, which would otherwise be one database per connection), and write
-//! transactions opened with `BEGIN IMMEDIATE` so concurrent writers queue on the busy timeout
-//! instead of deadlocking on a lock upgrade. The schema is embedded from `migrations/sqlite/`
+//! [`sqlite`] is the SQLite backend's front door. [`SqliteStore`] owns two connection pools set
+//! up for a small, busy authorization server: WAL journal (truncated back to 64 MiB after
+//! checkpoints), `synchronous=NORMAL`, enforced foreign keys, a 5 s busy timeout, no ping before
+//! each use; [`DEFAULT_MAX_CONNECTIONS`] connections for reads and one for writes, so that
+//! writers queue in process, first come first served, rather than in SQLite's busy handler
+//! (exactly one connection in all for an in-memory database, which would otherwise be one
+//! database per connection). Write transactions open with `BEGIN IMMEDIATE`, so a writer in
+//! another process (the admin CLI) waits on the busy timeout instead of deadlocking on a lock
+//! upgrade. The schema is embedded from `migrations/sqlite/`
 //! as [`SQLITE_MIGRATOR`]; [`sqlite_schema_sql`] returns the same SQL as text for
 //! `mcpauth generate`.
 //!
@@ -25,13 +28,15 @@
 //! `migrations/postgres/` as [`PG_MIGRATOR`]; [`pg_schema_sql`] prints it.
 //!
 //! `shared::store` implements every [`Store`](mcpauth_core::Store) method with the atomicity
-//! the trait documents: a code is redeemed by one conditional `UPDATE … RETURNING` (a replay
-//! revokes the code's token family), a refresh token is rotated, together with its successors
+//! the trait documents: a code is consumed by one conditional `UPDATE … RETURNING` (a replay
+//! revokes the code's token family) or redeemed with its tokens in one transaction whose
+//! conditional `UPDATE` decides the single winner, a refresh token is rotated, together with its successors
 //! and retry response, in one transaction whose conditional `UPDATE` decides the single winner,
 //! a verification is taken by `DELETE … RETURNING`, and a rate-limit window is counted by one
 //! `INSERT … ON CONFLICT … DO UPDATE … RETURNING`. It also holds the access-token lookup,
 //! the hot path: one probe of the unique `token_hash` index joined by key to family, user and
-//! client.
+//! client; and the revocation epoch, a counter every revoking transaction bumps first, which
+//! lets servers keep validated tokens in memory without missing a revocation.
 //!
 //! `shared::rows` decodes rows of either database into [`mcpauth_core::model`] types. Each
 //! decoder sits next to a macro holding its column list, so queries can be assembled with

@@ -730,6 +730,8 @@ pub mod contract {
         moved("deleting a client", store.revocation_epoch().await.unwrap());
         store.delete_user("u1").await.unwrap();
         moved("deleting a user", store.revocation_epoch().await.unwrap());
+        store.save_client(&client("c9")).await.unwrap();
+        moved("saving a client", store.revocation_epoch().await.unwrap());
 
         // Re-enabling cannot end a token: no move.
         store
@@ -963,10 +965,15 @@ pub mod contract {
             retired_at: None,
         };
         assert!(store.signing_keys().await.unwrap().is_empty());
+        let epoch = store.revocation_epoch().await.unwrap();
         store
             .rotate_signing_key(&key("k1", NOW), NOW)
             .await
             .unwrap();
+        assert!(
+            store.revocation_epoch().await.unwrap() > epoch,
+            "a rotation moves the revocation epoch (copies of the current key go stale)"
+        );
         store
             .rotate_signing_key(&key("k2", NOW + 10), NOW + 10)
             .await

@@ -73,9 +73,7 @@ impl McpAuth {
             )
         })?;
         let client = self
-            .inner
-            .store
-            .client_by_id(client_id)
+            .client(client_id)
             .await?
             .filter(|c| !c.disabled)
             .ok_or_else(|| {

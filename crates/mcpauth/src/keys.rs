@@ -20,6 +20,7 @@ use mcpauth_core::{StoreError, secret};
 use serde_json::Value;
 
 use crate::McpAuth;
+use crate::token_cache::Stamp;
 
 /// Which algorithm new signing keys use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,9 +76,16 @@ pub(crate) struct LoadedKey {
     pub encoding: EncodingKey,
 }
 
-/// Decoded keys by `kid`.
+/// Decoded signing keys.
 #[derive(Default)]
-pub(crate) struct KeyCache(RwLock<HashMap<String, Arc<LoadedKey>>>);
+pub(crate) struct KeyCache {
+    /// Decrypted keys by kid.
+    loaded: RwLock<HashMap<String, Arc<LoadedKey>>>,
+    /// The current key, with the stamp of the token cache it was looked up under: reused
+    /// while that stamp is current (a rotation moves the revocation epoch), instead of reading
+    /// the key list for every id_token.
+    current: RwLock<Option<(Stamp, Arc<LoadedKey>)>>,
+}
 
 fn crypto(error: impl std::fmt::Display) -> KeyError {
     KeyError::Crypto(error.to_string())
@@ -145,7 +153,10 @@ impl McpAuth {
             created_at: now,
             retired_at: None,
         };
-        self.inner.store.rotate_signing_key(&key, now).await?;
+        let rotated = self.inner.store.rotate_signing_key(&key, now).await;
+        // The epoch moved; this process's copies (the current key among them) go at once.
+        self.forget_validated_tokens();
+        rotated?;
         // Old keys go once nothing they signed can still be valid.
         let keep_for = self.inner.options.access_token_expires_in + 300;
         self.inner.store.prune_signing_keys(now - keep_for).await?;
@@ -159,6 +170,25 @@ impl McpAuth {
 
     /// The key that signs now, making one if there is none.
     pub(crate) async fn signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
+        let cache = &self.inner.token_cache;
+        if !cache.enabled() {
+            return self.load_signing_key().await;
+        }
+        let stamp = cache.stamp(self.inner.store.as_ref()).await?;
+        if let Ok(current) = self.inner.keys.current.read()
+            && let Some((stamped, key)) = current.as_ref()
+            && *stamped == stamp
+        {
+            return Ok(key.clone());
+        }
+        let key = self.load_signing_key().await?;
+        if let Ok(mut current) = self.inner.keys.current.write() {
+            *current = Some((stamp, key.clone()));
+        }
+        Ok(key)
+    }
+
+    async fn load_signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
         let keys = self.inner.store.signing_keys().await?;
         let current = match keys.into_iter().find(|k| k.retired_at.is_none()) {
             Some(key) => key,
@@ -173,7 +203,7 @@ impl McpAuth {
                     .ok_or_else(|| crypto("no current signing key after rotation"))?
             }
         };
-        if let Ok(cache) = self.inner.keys.0.read()
+        if let Ok(cache) = self.inner.keys.loaded.read()
             && let Some(loaded) = cache.get(&current.kid)
         {
             return Ok(loaded.clone());
@@ -189,7 +219,7 @@ impl McpAuth {
             algorithm: algorithm.jws(),
             encoding: encoding_key(algorithm, &pkcs8)?,
         });
-        if let Ok(mut cache) = self.inner.keys.0.write() {
+        if let Ok(mut cache) = self.inner.keys.loaded.write() {
             cache.insert(current.kid, loaded.clone());
         }
         Ok(loaded)

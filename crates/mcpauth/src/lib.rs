@@ -173,6 +173,8 @@ pub(crate) struct Inner {
     pub passwords: passwords::PasswordHasher,
     /// Access tokens that passed every check recently.
     pub token_cache: token_cache::TokenCache,
+    /// Enabled clients by id, read under the token cache's stamp.
+    pub clients: token_cache::StampedMap<mcpauth_core::model::Client>,
 }
 
 impl McpAuth {
@@ -250,6 +252,7 @@ impl McpAuth {
             ),
             passwords: passwords::PasswordHasher::new(),
             token_cache: token_cache::TokenCache::new(options.token_cache.clone()),
+            clients: token_cache::StampedMap::new(options.token_cache.capacity),
             store,
             secret_text: secret.clone(),
             secret: secret.into_bytes(),
@@ -285,6 +288,29 @@ impl McpAuth {
 
     pub(crate) fn now(&self) -> i64 {
         self.inner.options.clock.now()
+    }
+
+    /// The client with this id, from memory when it was read since the revocation epoch last
+    /// moved (disabled clients are never kept: enabling one does not move the epoch).
+    pub(crate) async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<mcpauth_core::model::Client>, StoreError> {
+        let cache = &self.inner.token_cache;
+        if !cache.enabled() {
+            return self.inner.store.client_by_id(client_id).await;
+        }
+        let stamp = cache.stamp(self.inner.store.as_ref()).await?;
+        if let Some(client) = self.inner.clients.get(client_id, stamp) {
+            return Ok(Some(client));
+        }
+        let found = self.inner.store.client_by_id(client_id).await?;
+        if let Some(client) = found.as_ref().filter(|c| !c.disabled) {
+            self.inner
+                .clients
+                .insert(client_id.to_owned(), client.clone(), stamp);
+        }
+        Ok(found)
     }
 
     /// Forgets every access token validated so far, so the next request with each one asks

@@ -144,9 +144,7 @@ pub(crate) async fn authenticate_client(
     };
     let unknown = || OAuthError::invalid_client("client authentication failed");
     let client = auth
-        .inner
-        .store
-        .client_by_id(&client_id)
+        .client(&client_id)
         .await?
         .filter(|c| !c.disabled)
         .ok_or_else(unknown)?;

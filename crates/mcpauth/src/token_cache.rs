@@ -175,6 +175,49 @@ impl TokenCache {
     }
 }
 
+/// Copies of other records the hot paths read (clients by id, the current signing key), each
+/// used only while the stamp it was read under is current — the same rule as validated tokens,
+/// so a change announced through the revocation epoch reaches them just as fast.
+pub(crate) struct StampedMap<V> {
+    capacity: usize,
+    entries: RwLock<HashMap<String, (V, Stamp)>>,
+}
+
+impl<V: Clone> StampedMap<V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str, stamp: Stamp) -> Option<V> {
+        let entries = self.entries.read().ok()?;
+        let (value, stamped) = entries.get(key)?;
+        (*stamped == stamp).then(|| value.clone())
+    }
+
+    pub(crate) fn insert(&self, key: String, value: V, stamp: Stamp) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            entries.retain(|_, (_, stamped)| *stamped == stamp);
+            if entries.len() >= self.capacity {
+                let excess = entries.len() + 1 - self.capacity * 3 / 4;
+                let victims: Vec<String> = entries.keys().take(excess).cloned().collect();
+                for victim in victims {
+                    entries.remove(&victim);
+                }
+            }
+        }
+        entries.insert(key, (value, stamp));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -230,6 +273,20 @@ mod tests {
             cache.get("h99", stamp, 0).is_some(),
             "the newest entry stays"
         );
+    }
+
+    #[test]
+    fn stamped_copies_need_the_current_stamp_and_are_bounded() {
+        let map = StampedMap::new(4);
+        let stamp = Stamp { epoch: 1, local: 0 };
+        map.insert("a".into(), 1, stamp);
+        assert_eq!(map.get("a", stamp), Some(1));
+        assert_eq!(map.get("a", Stamp { epoch: 2, local: 0 }), None);
+        for i in 0..20 {
+            map.insert(format!("k{i}"), i, stamp);
+        }
+        assert!(map.entries.read().unwrap().len() <= 4);
+        assert_eq!(map.get("k19", stamp), Some(19));
     }
 
     #[test]

@@ -335,7 +335,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn save_client(&self, client: &Client) -> Result<(), StoreError> {
-        self.execute(
+        // An existing client may change (its secret, its redirect URIs): announce it.
+        let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(
             query(
                 r#"INSERT INTO "oauthApplication"
                        (id, client_id, client_secret_hash, name, redirect_uris,
@@ -369,7 +372,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         )
         .await
         .map_err(db_err)?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -1111,6 +1114,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
+        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
         tx.execute(
             query(r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#)
                 .bind(now),
