@@ -31,7 +31,7 @@ use super::rows::{
     consent_columns, family_columns_as_f, get, grant_columns, refresh_token_columns,
     session_columns, signing_key_columns, user_columns_as_u,
 };
-use super::{Backend, Query, SqlStore, query};
+use super::{Backend, Query, SqlStore, Tx, query};
 use crate::error::{conflict_or_db, db_err};
 
 /// The key in `"mcpauthSetting"` that holds the server secret.
@@ -120,6 +120,26 @@ fn revoke_family(family_id: &str, now: i64) -> Query<'_> {
 /// they all take the counter's row lock before any other, in the same order.
 fn bump_revocation_epoch<'a>() -> Query<'a> {
     query(r#"UPDATE "mcpauthRevocationEpoch" SET epoch = epoch + 1 WHERE id = 1"#)
+}
+
+/// Stores newly issued tokens, in the caller's transaction, and marks their family used.
+async fn store_tokens<DB: Backend>(
+    tx: &mut Tx<DB>,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) -> Result<(), StoreError> {
+    tx.execute(insert_access_token(access))
+        .await
+        .map_err(db_err)?;
+    if let Some(refresh) = refresh {
+        tx.execute(insert_refresh_token(refresh))
+            .await
+            .map_err(db_err)?;
+    }
+    tx.execute(mark_family_used(&access.family_id, access.created_at))
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 fn decode_optional<R: DbRow, T>(
@@ -633,17 +653,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             tx.rollback().await?;
             return Ok(false);
         }
-        tx.execute(insert_access_token(access))
-            .await
-            .map_err(db_err)?;
-        if let Some(refresh) = refresh {
-            tx.execute(insert_refresh_token(refresh))
-                .await
-                .map_err(db_err)?;
-        }
-        tx.execute(mark_family_used(&access.family_id, access.created_at))
-            .await
-            .map_err(db_err)?;
+        store_tokens(&mut tx, access, refresh).await?;
         tx.execute(insert_audit(audit)).await.map_err(db_err)?;
         tx.commit().await?;
         Ok(true)
@@ -655,17 +665,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         refresh: Option<&RefreshToken>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(insert_access_token(access))
-            .await
-            .map_err(db_err)?;
-        if let Some(refresh) = refresh {
-            tx.execute(insert_refresh_token(refresh))
-                .await
-                .map_err(db_err)?;
-        }
-        tx.execute(mark_family_used(&access.family_id, access.created_at))
-            .await
-            .map_err(db_err)?;
+        store_tokens(&mut tx, access, refresh).await?;
         tx.commit().await
     }
 
@@ -771,15 +771,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             };
         }
 
-        tx.execute(insert_access_token(access))
-            .await
-            .map_err(db_err)?;
-        tx.execute(insert_refresh_token(refresh))
-            .await
-            .map_err(db_err)?;
-        tx.execute(mark_family_used(&access.family_id, access.created_at))
-            .await
-            .map_err(db_err)?;
+        store_tokens(&mut tx, access, Some(refresh)).await?;
         tx.execute(insert_audit(audit)).await.map_err(db_err)?;
         tx.commit().await?;
         Ok(Rotation::Rotated)
