@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mcpauth vs the Better Auth MCP peer, side by side on loopback (SPEC §8). See bench/README.md.
 #
-#   bench/run.sh                 # full run (~7.5 min after the builds): release build, 3 A/B pairs of 8 s per scenario,
+#   bench/run.sh                 # full run (~8 min after the builds): release build, 3 A/B pairs of 8 s per scenario,
 #                                # scale scenario with 1 000 000 live tokens
 #   bench/run.sh --quick         # smoke test (~1 min after the builds): 1 pair of 2 s, 10 000 tokens
 #
