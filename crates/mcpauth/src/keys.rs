@@ -171,10 +171,9 @@ impl McpAuth {
     /// The key that signs now, making one if there is none.
     pub(crate) async fn signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
         let cache = &self.inner.token_cache;
-        if !cache.enabled() {
+        let Some(stamp) = cache.stamp_if_enabled(self.inner.store.as_ref()).await? else {
             return self.load_signing_key().await;
-        }
-        let stamp = cache.stamp(self.inner.store.as_ref()).await?;
+        };
         if let Ok(current) = self.inner.keys.current.read()
             && let Some((stamped, key)) = current.as_ref()
             && *stamped == stamp

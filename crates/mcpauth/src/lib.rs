@@ -296,15 +296,14 @@ impl McpAuth {
         &self,
         client_id: &str,
     ) -> Result<Option<mcpauth_core::model::Client>, StoreError> {
-        let cache = &self.inner.token_cache;
-        if !cache.enabled() {
-            return self.inner.store.client_by_id(client_id).await;
-        }
-        let stamp = cache.stamp(self.inner.store.as_ref()).await?;
+        let store = self.inner.store.as_ref();
+        let Some(stamp) = self.inner.token_cache.stamp_if_enabled(store).await? else {
+            return store.client_by_id(client_id).await;
+        };
         if let Some(client) = self.inner.clients.get(client_id, stamp) {
             return Ok(Some(client));
         }
-        let found = self.inner.store.client_by_id(client_id).await?;
+        let found = store.client_by_id(client_id).await?;
         if let Some(client) = found.as_ref().filter(|c| !c.disabled) {
             self.inner
                 .clients

@@ -115,18 +115,13 @@ impl McpAuth {
         let token_hash = secret::hash_token(token);
         let now = self.now();
         let cache = &self.inner.token_cache;
-        let stamp = if cache.enabled() {
-            let stamp = cache
-                .stamp(self.inner.store.as_ref())
-                .await
-                .map_err(BearerError::Unavailable)?;
-            if let Some(session) = cache.get(&token_hash, stamp, now) {
-                return Ok(session);
-            }
-            Some(stamp)
-        } else {
-            None
-        };
+        let stamp = cache
+            .stamp_if_enabled(self.inner.store.as_ref())
+            .await
+            .map_err(BearerError::Unavailable)?;
+        if let Some(session) = stamp.and_then(|stamp| cache.get(&token_hash, stamp, now)) {
+            return Ok(session);
+        }
         let grant = self
             .inner
             .store
@@ -155,7 +150,7 @@ impl McpAuth {
             expires_at: t.expires_at,
         };
         if let Some(stamp) = stamp {
-            cache.insert(token_hash, session.clone(), stamp, now);
+            cache.insert(token_hash, session.clone(), stamp);
         }
         Ok(session)
     }

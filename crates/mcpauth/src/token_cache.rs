@@ -57,17 +57,12 @@ pub(crate) struct Stamp {
     local: u64,
 }
 
-struct Entry {
-    session: McpSession,
-    stamp: Stamp,
-}
-
 /// `checked_at` value meaning "the epoch has never been read".
 const NEVER: u64 = u64::MAX;
 
 pub(crate) struct TokenCache {
     options: TokenCacheOptions,
-    entries: RwLock<HashMap<String, Entry>>,
+    sessions: StampedMap<McpSession>,
     /// The revocation epoch last read from the store.
     epoch: AtomicI64,
     /// When the read that produced `epoch` began, in nanoseconds since `started`.
@@ -82,8 +77,8 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     pub(crate) fn new(options: TokenCacheOptions) -> Self {
         Self {
+            sessions: StampedMap::new(options.capacity),
             options,
-            entries: RwLock::new(HashMap::new()),
             epoch: AtomicI64::new(0),
             checked_at: AtomicU64::new(NEVER),
             local: AtomicU64::new(0),
@@ -92,8 +87,16 @@ impl TokenCache {
         }
     }
 
-    pub(crate) fn enabled(&self) -> bool {
-        self.options.capacity > 0
+    /// The current stamp ([`Self::stamp`]), or `None` when the cache is off (capacity 0):
+    /// callers then ask the store every time.
+    pub(crate) async fn stamp_if_enabled(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Option<Stamp>, StoreError> {
+        if self.options.capacity == 0 {
+            return Ok(None);
+        }
+        self.stamp(store).await.map(Some)
     }
 
     fn elapsed_nanos(&self) -> u64 {
@@ -112,7 +115,7 @@ impl TokenCache {
 
     /// The stamp current now: the revocation epoch as of at most the check interval ago
     /// (re-read from the store when older) and the local generation.
-    pub(crate) async fn stamp(&self, store: &dyn Store) -> Result<Stamp, StoreError> {
+    async fn stamp(&self, store: &dyn Store) -> Result<Stamp, StoreError> {
         let local = self.local.load(Ordering::Acquire);
         if let Some(epoch) = self.fresh_epoch() {
             return Ok(Stamp { epoch, local });
@@ -137,47 +140,25 @@ impl TokenCache {
     /// The cached session of `token_hash`, if it is current under `stamp` and unexpired at
     /// `now`.
     pub(crate) fn get(&self, token_hash: &str, stamp: Stamp, now: i64) -> Option<McpSession> {
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(token_hash)?;
-        (entry.stamp == stamp && entry.session.expires_at > now).then(|| entry.session.clone())
+        self.sessions
+            .get(token_hash, stamp)
+            .filter(|session| session.expires_at > now)
     }
 
     /// Keeps `session`, validated by a lookup that began under `stamp`.
-    pub(crate) fn insert(&self, token_hash: String, session: McpSession, stamp: Stamp, now: i64) {
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        if entries.len() >= self.options.capacity && !entries.contains_key(&token_hash) {
-            let current = Stamp {
-                epoch: self.epoch.load(Ordering::Acquire),
-                local: self.local.load(Ordering::Acquire),
-            };
-            entries.retain(|_, e| e.stamp == current && e.session.expires_at > now);
-            if entries.len() >= self.options.capacity {
-                let excess = entries.len() + 1 - self.options.capacity * 3 / 4;
-                let victims: Vec<String> = entries.keys().take(excess).cloned().collect();
-                for key in victims {
-                    entries.remove(&key);
-                }
-            }
-        }
-        entries.insert(token_hash, Entry { session, stamp });
+    pub(crate) fn insert(&self, token_hash: String, session: McpSession, stamp: Stamp) {
+        self.sessions.insert(token_hash, session, stamp);
     }
 
     /// This process revoked something: every entry made before now is stale.
     pub(crate) fn revoked_here(&self) {
         self.local.fetch_add(1, Ordering::AcqRel);
     }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
-    }
 }
 
-/// Copies of other records the hot paths read (clients by id, the current signing key), each
-/// used only while the stamp it was read under is current — the same rule as validated tokens,
-/// so a change announced through the revocation epoch reaches them just as fast.
+/// Copies keyed by id (validated tokens' sessions, clients), each used only while the stamp it
+/// was read under is current, so a change announced through the revocation epoch reaches them
+/// all alike. Bounded: when full, entries under other stamps go first, then arbitrary ones.
 pub(crate) struct StampedMap<V> {
     capacity: usize,
     entries: RwLock<HashMap<String, (V, Stamp)>>,
@@ -245,7 +226,7 @@ mod tests {
     fn entries_need_the_current_stamp_and_an_unexpired_token() {
         let cache = cache(10);
         let stamp = Stamp { epoch: 3, local: 0 };
-        cache.insert("h".into(), session("t", 100), stamp, 50);
+        cache.insert("h".into(), session("t", 100), stamp);
         assert_eq!(cache.get("h", stamp, 99).unwrap().token_id, "t");
         assert!(cache.get("h", stamp, 100).is_none(), "expired");
         assert!(cache.get("h", Stamp { epoch: 4, local: 0 }, 50).is_none());
@@ -266,8 +247,9 @@ mod tests {
         let cache = cache(8);
         let stamp = Stamp { epoch: 0, local: 0 };
         for i in 0..100 {
-            cache.insert(format!("h{i}"), session("t", 1_000), stamp, 0);
-            assert!(cache.len() <= 8, "{} entries", cache.len());
+            cache.insert(format!("h{i}"), session("t", 1_000), stamp);
+            let len = cache.sessions.entries.read().unwrap().len();
+            assert!(len <= 8, "{len} entries");
         }
         assert!(
             cache.get("h99", stamp, 0).is_some(),
