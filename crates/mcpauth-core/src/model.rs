@@ -79,6 +79,35 @@ impl TokenEndpointAuthMethod {
     }
 }
 
+/// A grant type a client may use at the token endpoint (RFC 7591 §2, RFC 6749 §4.1 and §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// `authorization_code` (RFC 6749 §4.1.3).
+    AuthorizationCode,
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken,
+}
+
+impl GrantType {
+    /// The grant type with this RFC 7591 name, or nothing for one mcpauth does not support.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "authorization_code" => Some(Self::AuthorizationCode),
+            "refresh_token" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+
+    /// The grant type's RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
 /// A registered OAuth client (`oauthApplication`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client {

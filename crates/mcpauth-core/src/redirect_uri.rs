@@ -79,6 +79,25 @@ impl RedirectUri {
     }
 }
 
+impl std::fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for RedirectUri {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RedirectUri {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        RedirectUri::parse(&raw).map_err(|e| serde::de::Error::custom(e.description))
+    }
+}
+
 /// True when `requested` may be used as the redirect URI of a client that registered
 /// `registered`.
 pub fn matches(registered: &str, requested: &str) -> bool {
