@@ -9,9 +9,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use mcpauth::McpAuth;
+use mcpauth::{Accounts, SigningAlgorithm, SigningKeys};
 use mcpauth_core::model::{AuditEvent, Client, GrantSummary, TokenEndpointAuthMethod, User};
-use mcpauth_core::{RedirectUri, Store, secret};
+use mcpauth_core::{RedirectUri, Store, SystemClock, secret};
 use mcpauth_server::{Settings, open_store_with};
 use serde_json::{Value, json};
 
@@ -72,12 +72,8 @@ impl Admin {
         name: Option<&str>,
         output: Output,
     ) -> anyhow::Result<()> {
-        let auth = McpAuth::new(
-            Arc::clone(&self.store),
-            self.settings.options("http://localhost")?,
-        )
-        .await?;
-        let user = auth
+        let accounts = Accounts::new(Arc::clone(&self.store), Arc::new(SystemClock));
+        let user = accounts
             .create_user(email, password, name)
             .await
             .map_err(|e| anyhow!("could not create the user: {e}"))?;
@@ -507,12 +503,27 @@ impl Admin {
     /// `keys rotate`: a new id_token signing key, published at once on every instance; the old
     /// keys stay published until the tokens they signed have expired.
     pub async fn rotate_keys(&self, output: Output) -> anyhow::Result<()> {
-        let auth = McpAuth::new(
-            Arc::clone(&self.store),
-            self.settings.options("http://localhost")?,
+        let settings = &self.settings;
+        let algorithm = SigningAlgorithm::parse(&settings.signing_algorithm).ok_or_else(|| {
+            anyhow!(
+                "signing_algorithm must be ES256 or RS256, not {:?}",
+                settings.signing_algorithm
+            )
+        })?;
+        let key_encryption_secret = mcpauth::key_encryption_secret(
+            self.store.as_ref(),
+            settings.key_encryption_secret.as_deref(),
+            settings.secret.as_deref(),
         )
         .await?;
-        let kid = auth.rotate_signing_key().await?;
+        let keys = SigningKeys::new(
+            Arc::clone(&self.store),
+            Arc::new(SystemClock),
+            algorithm,
+            key_encryption_secret,
+            settings.access_token_expires_in,
+        );
+        let kid = keys.rotate().await?;
         self.audit("admin.keys.rotate", None, None, json!({ "kid": kid }))
             .await?;
         match output {

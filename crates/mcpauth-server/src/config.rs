@@ -318,16 +318,6 @@ impl Settings {
                 self.token_cache.revocation_check_ms,
             ),
         };
-        for (name, lifetime) in [
-            ("code_expires_in", o.code_expires_in),
-            ("access_token_expires_in", o.access_token_expires_in),
-            ("refresh_token_expires_in", o.refresh_token_expires_in),
-            ("session_expires_in", o.session_expires_in),
-        ] {
-            if lifetime <= 0 {
-                anyhow::bail!("{name} must be a positive number of seconds");
-            }
-        }
         Ok(o)
     }
 }

@@ -15,7 +15,8 @@ use mcpauth_core::{ErrorCode, OAuthError, Scopes, pkce, redirect_uri, secret};
 use serde_json::json;
 
 use crate::McpAuth;
-use crate::errors::{ApiError, PageError};
+use crate::account::{browser_session, pending_authorization_cookie};
+use crate::errors::{ApiError, NoStore, PageError};
 use crate::params::{Params, read_body};
 
 /// Where an authorization request leads.
@@ -42,412 +43,396 @@ struct Validated {
     state: Option<String>,
 }
 
-impl McpAuth {
-    /// Runs the authorization endpoint's logic for a query string and the browser's session.
-    pub(crate) async fn authorize(
-        &self,
-        query: &str,
-        session: Option<&(Session, User)>,
-    ) -> Result<Outcome, PageError> {
-        let params = Params::from_query(Some(query), &["resource"]).map_err(|e| {
-            PageError::bad_request(format!(
-                "The authorization request is malformed: {}.",
-                e.description
-            ))
-        })?;
-        let validated = self.validate_client(&params).await?;
-        match self.authorize_validated(&params, &validated, session).await {
-            Ok(outcome) => Ok(outcome),
-            Err(error) => Ok(Outcome::Redirect(self.error_redirect(
-                &validated.redirect_uri,
-                &error,
-                validated.state.as_deref(),
-            ))),
-        }
+/// Runs the authorization endpoint's logic for a query string and the browser's session.
+pub(crate) async fn authorize(
+    auth: &McpAuth,
+    query: &str,
+    session: Option<&(Session, User)>,
+) -> Result<Outcome, PageError> {
+    let params = Params::from_query(Some(query), &["resource"]).map_err(|e| {
+        PageError::bad_request(format!(
+            "The authorization request is malformed: {}.",
+            e.description
+        ))
+    })?;
+    let validated = validate_client(auth, &params).await?;
+    match authorize_validated(auth, &params, &validated, session).await {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => Ok(Outcome::Redirect(error_redirect(
+            auth,
+            &validated.redirect_uri,
+            &error,
+            validated.state.as_deref(),
+        ))),
     }
+}
 
-    async fn validate_client(&self, params: &Params) -> Result<Validated, PageError> {
-        let client_id = params.get("client_id").ok_or_else(|| {
+async fn validate_client(auth: &McpAuth, params: &Params) -> Result<Validated, PageError> {
+    let client_id = params.get("client_id").ok_or_else(|| {
+        PageError::bad_request("The authorization request names no client (client_id is missing).")
+    })?;
+    let client = auth
+        .client(client_id)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(|| {
             PageError::bad_request(
-                "The authorization request names no client (client_id is missing).",
+                "The application that sent you here is not registered with this server.",
             )
         })?;
-        let client = self
-            .client(client_id)
-            .await?
-            .filter(|c| !c.disabled)
-            .ok_or_else(|| {
-                PageError::bad_request(
-                    "The application that sent you here is not registered with this server.",
-                )
-            })?;
-        let redirect_uri = match params.get("redirect_uri") {
-            Some(requested) => {
-                if !client
-                    .redirect_uris
-                    .iter()
-                    .any(|registered| redirect_uri::matches(registered, requested))
-                {
-                    return Err(PageError::bad_request(
-                        "The redirect URI in this request is not registered for the application. \
-                         You were not sent back to it.",
-                    ));
-                }
-                requested.to_owned()
-            }
-            None => match client.redirect_uris.as_slice() {
-                [only] => only.clone(),
-                _ => {
-                    return Err(PageError::bad_request(
-                        "The authorization request has no redirect_uri, and the application registered several.",
-                    ));
-                }
-            },
-        };
-        Ok(Validated {
-            state: params.get("state").map(str::to_owned),
-            client,
-            redirect_uri,
-        })
-    }
-
-    async fn authorize_validated(
-        &self,
-        params: &Params,
-        validated: &Validated,
-        session: Option<&(Session, User)>,
-    ) -> Result<Outcome, OAuthError> {
-        let options = &self.inner.options;
-        match params.get("response_type") {
-            Some("code") => {}
-            Some(other) => {
-                return Err(OAuthError::new(
-                    ErrorCode::UnsupportedResponseType,
-                    format!("response_type {other:?} is not supported; use code"),
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(requested) => {
+            if !client
+                .redirect_uris
+                .iter()
+                .any(|registered| redirect_uri::matches(registered, requested))
+            {
+                return Err(PageError::bad_request(
+                    "The redirect URI in this request is not registered for the application. \
+                     You were not sent back to it.",
                 ));
             }
-            None => return Err(OAuthError::invalid_request("response_type is required")),
+            requested.to_owned()
         }
-        if let Some(mode) = params.get("response_mode")
-            && mode != "query"
-        {
-            return Err(OAuthError::invalid_request("response_mode must be query"));
-        }
-        if params.get("request").is_some() || params.get("request_uri").is_some() {
+        None => match client.redirect_uris.as_slice() {
+            [only] => only.clone(),
+            _ => {
+                return Err(PageError::bad_request(
+                    "The authorization request has no redirect_uri, and the application registered several.",
+                ));
+            }
+        },
+    };
+    Ok(Validated {
+        state: params.get("state").map(str::to_owned),
+        client,
+        redirect_uri,
+    })
+}
+
+async fn authorize_validated(
+    auth: &McpAuth,
+    params: &Params,
+    validated: &Validated,
+    session: Option<&(Session, User)>,
+) -> Result<Outcome, OAuthError> {
+    let options = &auth.options();
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
             return Err(OAuthError::new(
-                ErrorCode::InvalidRequest,
-                "request objects are not supported",
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type {other:?} is not supported; use code"),
             ));
         }
-        let client = &validated.client;
-        let code_challenge = match params.get("code_challenge") {
-            Some(challenge) => {
-                pkce::validate_challenge(challenge, params.get("code_challenge_method"))?;
-                Some(challenge.to_owned())
-            }
-            None if client.is_public() || options.require_pkce_for_confidential => {
-                return Err(OAuthError::invalid_request(
-                    "code_challenge is required (PKCE with S256)",
-                ));
-            }
-            None => None,
-        };
-        let scopes = match params.get("scope") {
-            Some(raw) => Scopes::parse(raw)?,
-            None => Scopes::default(),
-        };
-        let scopes = if scopes.is_empty() {
-            self.inner.default_scope.clone()
-        } else {
-            scopes
-        };
-        let unknown: Vec<&str> = scopes.not_in(&self.inner.scopes_supported).collect();
-        if !unknown.is_empty() {
-            return Err(OAuthError::invalid_scope(format!(
-                "unknown scope: {}",
-                unknown.join(" ")
-            )));
+        None => return Err(OAuthError::invalid_request("response_type is required")),
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(OAuthError::invalid_request("response_mode must be query"));
+    }
+    if params.get("request").is_some() || params.get("request_uri").is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "request objects are not supported",
+        ));
+    }
+    let client = &validated.client;
+    let code_challenge = match params.get("code_challenge") {
+        Some(challenge) => {
+            pkce::validate_challenge(challenge, params.get("code_challenge_method"))?;
+            Some(challenge.to_owned())
         }
-        let resource = self.requested_resource(&params.all("resource"))?;
-        let prompt = parse_prompt(params.get("prompt"))?;
-        let max_age = match params.get("max_age") {
+        None if client.is_public() || options.require_pkce_for_confidential => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge is required (PKCE with S256)",
+            ));
+        }
+        None => None,
+    };
+    let scopes = match params.get("scope") {
+        Some(raw) => Scopes::parse(raw)?,
+        None => Scopes::default(),
+    };
+    let scopes = if scopes.is_empty() {
+        auth.default_scope().clone()
+    } else {
+        scopes
+    };
+    let unknown: Vec<&str> = scopes.not_in(auth.scopes_supported()).collect();
+    if !unknown.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "unknown scope: {}",
+            unknown.join(" ")
+        )));
+    }
+    let resource = requested_resource(auth, &params.all("resource"))?;
+    let prompt = parse_prompt(params.get("prompt"))?;
+    let max_age =
+        match params.get("max_age") {
             Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
                 OAuthError::invalid_request("max_age must be a non-negative integer")
             })?),
             None => None,
         };
-        let nonce = params.get("nonce").map(str::to_owned);
-        if nonce.as_ref().is_some_and(|n| n.len() > 512) {
-            return Err(OAuthError::invalid_request("nonce is too long"));
-        }
+    let nonce = params.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(OAuthError::invalid_request("nonce is too long"));
+    }
 
-        let now = self.now();
-        let fresh_session = session.filter(|(s, _)| {
-            !prompt.login && max_age.is_none_or(|max| now - s.auth_time <= i64::from(max))
-        });
-        let Some((session, user)) = fresh_session else {
-            if prompt.none {
-                return Err(OAuthError::new(
-                    ErrorCode::LoginRequired,
-                    "the user is not signed in",
-                ));
-            }
-            return Ok(Outcome::Login {
-                resume_query: resume_query(params),
-            });
-        };
-
-        let request = PendingAuthorization {
-            user_id: user.id.clone(),
-            session_id: session.id.clone(),
-            client_id: client.client_id.clone(),
-            redirect_uri: validated.redirect_uri.clone(),
-            scopes: scopes.to_string(),
-            state: validated.state.clone(),
-            code_challenge,
-            resource,
-            nonce,
-            auth_time: session.auth_time,
-        };
-
-        let consented = if client.skip_consent {
-            true
-        } else if prompt.consent {
-            false
-        } else {
-            let existing = self
-                .inner
-                .store
-                .consent(&user.id, &client.client_id)
-                .await?;
-            existing.is_some_and(|c| {
-                Scopes::parse(&c.scopes).is_ok_and(|granted| scopes.is_subset_of(&granted))
-            })
-        };
-        if consented {
-            return Ok(Outcome::Redirect(self.issue_code(&request).await?));
-        }
+    let now = auth.now();
+    let fresh_session = session.filter(|(s, _)| {
+        !prompt.login && max_age.is_none_or(|max| now - s.auth_time <= i64::from(max))
+    });
+    let Some((session, user)) = fresh_session else {
         if prompt.none {
             return Err(OAuthError::new(
-                ErrorCode::ConsentRequired,
-                "the user has not approved this application",
+                ErrorCode::LoginRequired,
+                "the user is not signed in",
             ));
         }
-        let consent_code = secret::random_token();
-        let value = serde_json::to_string(&request).map_err(|_| OAuthError::server_error())?;
-        self.inner
-            .store
-            .put_verification(
-                &consent_identifier(&consent_code),
-                &value,
-                now + self.inner.options.code_expires_in,
-                now,
-            )
-            .await?;
-        let mut url = self.inner.options.consent_page.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(
-            &form_urlencoded::Serializer::new(String::new())
-                .append_pair("consent_code", &consent_code)
-                .append_pair("client_id", &client.client_id)
-                .append_pair("scope", &request.scopes)
-                .finish(),
-        );
-        Ok(Outcome::Redirect(url))
-    }
+        return Ok(Outcome::Login {
+            resume_query: resume_query(params),
+        });
+    };
 
-    /// RFC 8707: the resource the token will be for. Absent means the configured resource
-    /// (clients do not always send it); anything else is `invalid_target`.
-    pub(crate) fn requested_resource(&self, requested: &[&str]) -> Result<String, OAuthError> {
-        let ours = &self.inner.options.resource;
-        if requested.iter().all(|r| r == ours) {
-            Ok(ours.clone())
-        } else {
-            Err(OAuthError::invalid_target(format!(
-                "this server issues tokens only for the resource {ours}"
-            )))
-        }
-    }
+    let request = PendingAuthorization {
+        user_id: user.id.clone(),
+        session_id: session.id.clone(),
+        client_id: client.client_id.clone(),
+        redirect_uri: validated.redirect_uri.clone(),
+        scopes: scopes.to_string(),
+        state: validated.state.clone(),
+        code_challenge,
+        resource,
+        nonce,
+        auth_time: session.auth_time,
+    };
 
-    /// Stores a code for an approved request; returns the redirect that carries it.
-    async fn issue_code(&self, request: &PendingAuthorization) -> Result<String, OAuthError> {
-        let now = self.now();
-        let code = secret::random_token();
-        let family = TokenFamily {
-            id: secret::random_id(),
-            client_id: request.client_id.clone(),
-            user_id: request.user_id.clone(),
-            scopes: request.scopes.clone(),
-            resource: request.resource.clone(),
-            created_at: now,
-            expires_at: now + self.inner.options.refresh_family_lifetime,
-            revoked_at: None,
-        };
-        let record = AuthorizationCode {
-            code_hash: secret::hash_token(&code),
-            client_id: request.client_id.clone(),
-            user_id: request.user_id.clone(),
-            session_id: request.session_id.clone(),
-            redirect_uri: request.redirect_uri.clone(),
-            scopes: request.scopes.clone(),
-            code_challenge: request.code_challenge.clone(),
-            resource: request.resource.clone(),
-            nonce: request.nonce.clone(),
-            auth_time: request.auth_time,
-            family_id: family.id.clone(),
-            expires_at: now + self.inner.options.code_expires_in,
-            created_at: now,
-        };
-        self.inner.store.create_code(&record, &family).await?;
-        let mut pairs = vec![("code", code.as_str())];
-        if let Some(state) = &request.state {
-            pairs.push(("state", state));
-        }
-        pairs.push(("iss", &self.inner.options.issuer));
-        Ok(append_query(&request.redirect_uri, &pairs))
+    let consented = if client.skip_consent {
+        true
+    } else if prompt.consent {
+        false
+    } else {
+        let existing = auth.store().consent(&user.id, &client.client_id).await?;
+        existing.is_some_and(|c| {
+            Scopes::parse(&c.scopes).is_ok_and(|granted| scopes.is_subset_of(&granted))
+        })
+    };
+    if consented {
+        return Ok(Outcome::Redirect(issue_code(auth, &request).await?));
     }
-
-    /// The client's redirect URI carrying an error (RFC 6749 §4.1.2.1, RFC 9207).
-    fn error_redirect(
-        &self,
-        redirect_uri: &str,
-        error: &OAuthError,
-        state: Option<&str>,
-    ) -> String {
-        let mut pairs = vec![
-            ("error", error.code.as_str()),
-            ("error_description", error.description.as_str()),
-        ];
-        if let Some(state) = state {
-            pairs.push(("state", state));
-        }
-        pairs.push(("iss", &self.inner.options.issuer));
-        append_query(redirect_uri, &pairs)
+    if prompt.none {
+        return Err(OAuthError::new(
+            ErrorCode::ConsentRequired,
+            "the user has not approved this application",
+        ));
     }
-
-    /// Continues a remembered authorization request after the user signed in.
-    pub(crate) async fn resume_authorization(
-        &self,
-        query: &str,
-        session: &Session,
-        user: &User,
-    ) -> Result<String, PageError> {
-        let pair = (session.clone(), user.clone());
-        match self.authorize(query, Some(&pair)).await? {
-            Outcome::Redirect(url) => Ok(url),
-            Outcome::Login { .. } => Err(PageError::bad_request(
-                "The authorization request could not be continued after signing in.",
-            )),
-        }
-    }
-
-    /// The request waiting on the consent page, for the signed-in user it belongs to.
-    pub(crate) async fn pending_consent(
-        &self,
-        consent_code: &str,
-        user: &User,
-    ) -> Result<(PendingAuthorization, Client), PageError> {
-        let expired = || {
-            PageError::bad_request(
-                "This approval request has expired or was already answered. Go back to the application and try again.",
-            )
-        };
-        let value = self
-            .inner
-            .store
-            .peek_verification(&consent_identifier(consent_code), self.now())
-            .await?
-            .ok_or_else(expired)?;
-        let pending: PendingAuthorization = serde_json::from_str(&value).map_err(|_| expired())?;
-        if pending.user_id != user.id {
-            return Err(expired());
-        }
-        let client = self
-            .inner
-            .store
-            .client_by_id(&pending.client_id)
-            .await?
-            .filter(|c| !c.disabled)
-            .ok_or_else(expired)?;
-        Ok((pending, client))
-    }
-
-    /// Applies the user's decision on a consent request; returns where the browser goes next.
-    pub(crate) async fn decide_consent(
-        &self,
-        consent_code: &str,
-        accept: bool,
-        user: &User,
-    ) -> Result<String, OAuthError> {
-        let now = self.now();
-        let identifier = consent_identifier(consent_code);
-        let gone = || {
-            OAuthError::invalid_request("the consent request has expired or was already answered")
-        };
-        // Check the owner before spending the code, so nobody else can cancel it.
-        let owner = self
-            .inner
-            .store
-            .peek_verification(&identifier, now)
-            .await?
-            .and_then(|value| serde_json::from_str::<PendingAuthorization>(&value).ok())
-            .ok_or_else(gone)?;
-        if owner.user_id != user.id {
-            return Err(OAuthError::invalid_request(
-                "the consent request belongs to another user",
-            ));
-        }
-        let value = self
-            .inner
-            .store
-            .take_verification(&identifier, now)
-            .await?
-            .ok_or_else(gone)?;
-        let pending: PendingAuthorization = serde_json::from_str(&value)
-            .map_err(|_| OAuthError::invalid_request("the consent request is not valid"))?;
-        self.audit(
-            if accept {
-                "consent.granted"
-            } else {
-                "consent.denied"
-            },
-            Some(&user.id),
-            Some(&pending.client_id),
-            None,
-            json!({ "scope": pending.scopes }),
+    let consent_code = secret::random_token();
+    let value = serde_json::to_string(&request).map_err(|_| OAuthError::server_error())?;
+    auth.store()
+        .put_verification(
+            &consent_identifier(&consent_code),
+            &value,
+            now + auth.options().code_expires_in,
+            now,
         )
-        .await;
-        if !accept {
-            return Ok(self.error_redirect(
-                &pending.redirect_uri,
-                &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
-                pending.state.as_deref(),
-            ));
-        }
-        let requested = Scopes::parse(&pending.scopes)?;
-        let previous = self
-            .inner
-            .store
-            .consent(&user.id, &pending.client_id)
-            .await?;
-        let granted = match &previous {
-            Some(c) => Scopes::parse(&c.scopes)
-                .unwrap_or_default()
-                .union(&requested),
-            None => requested,
-        };
-        self.inner
-            .store
-            .save_consent(&Consent {
-                user_id: user.id.clone(),
-                client_id: pending.client_id.clone(),
-                scopes: granted.to_string(),
-                created_at: previous.map_or(now, |c| c.created_at),
-                updated_at: now,
-            })
-            .await?;
-        self.issue_code(&pending).await
+        .await?;
+    let mut url = auth.options().consent_page.clone();
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(
+        &form_urlencoded::Serializer::new(String::new())
+            .append_pair("consent_code", &consent_code)
+            .append_pair("client_id", &client.client_id)
+            .append_pair("scope", &request.scopes)
+            .finish(),
+    );
+    Ok(Outcome::Redirect(url))
+}
+
+/// RFC 8707: the resource the token will be for. Absent means the configured resource
+/// (clients do not always send it); anything else is `invalid_target`.
+pub(crate) fn requested_resource(auth: &McpAuth, requested: &[&str]) -> Result<String, OAuthError> {
+    let ours = &auth.options().resource;
+    if requested.iter().all(|r| r == ours) {
+        Ok(ours.clone())
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "this server issues tokens only for the resource {ours}"
+        )))
     }
+}
+
+/// Stores a code for an approved request; returns the redirect that carries it.
+async fn issue_code(auth: &McpAuth, request: &PendingAuthorization) -> Result<String, OAuthError> {
+    let now = auth.now();
+    let code = secret::random_token();
+    let family = TokenFamily {
+        id: secret::random_id(),
+        client_id: request.client_id.clone(),
+        user_id: request.user_id.clone(),
+        scopes: request.scopes.clone(),
+        resource: request.resource.clone(),
+        created_at: now,
+        expires_at: now + auth.options().refresh_family_lifetime,
+        revoked_at: None,
+    };
+    let record = AuthorizationCode {
+        code_hash: secret::hash_token(&code),
+        client_id: request.client_id.clone(),
+        user_id: request.user_id.clone(),
+        session_id: request.session_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes: request.scopes.clone(),
+        code_challenge: request.code_challenge.clone(),
+        resource: request.resource.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: request.auth_time,
+        family_id: family.id.clone(),
+        expires_at: now + auth.options().code_expires_in,
+        created_at: now,
+    };
+    auth.store().create_code(&record, &family).await?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(state) = &request.state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", &auth.options().issuer));
+    Ok(append_query(&request.redirect_uri, &pairs))
+}
+
+/// The client's redirect URI carrying an error (RFC 6749 §4.1.2.1, RFC 9207).
+fn error_redirect(
+    auth: &McpAuth,
+    redirect_uri: &str,
+    error: &OAuthError,
+    state: Option<&str>,
+) -> String {
+    let mut pairs = vec![
+        ("error", error.code.as_str()),
+        ("error_description", error.description.as_str()),
+    ];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", &auth.options().issuer));
+    append_query(redirect_uri, &pairs)
+}
+
+/// Continues a remembered authorization request after the user signed in.
+pub(crate) async fn resume_authorization(
+    auth: &McpAuth,
+    query: &str,
+    session: &Session,
+    user: &User,
+) -> Result<String, PageError> {
+    let pair = (session.clone(), user.clone());
+    match authorize(auth, query, Some(&pair)).await? {
+        Outcome::Redirect(url) => Ok(url),
+        Outcome::Login { .. } => Err(PageError::bad_request(
+            "The authorization request could not be continued after signing in.",
+        )),
+    }
+}
+
+/// The request waiting on the consent page, for the signed-in user it belongs to.
+pub(crate) async fn pending_consent(
+    auth: &McpAuth,
+    consent_code: &str,
+    user: &User,
+) -> Result<(PendingAuthorization, Client), PageError> {
+    let expired = || {
+        PageError::bad_request(
+            "This approval request has expired or was already answered. Go back to the application and try again.",
+        )
+    };
+    let value = auth
+        .store()
+        .peek_verification(&consent_identifier(consent_code), auth.now())
+        .await?
+        .ok_or_else(expired)?;
+    let pending: PendingAuthorization = serde_json::from_str(&value).map_err(|_| expired())?;
+    if pending.user_id != user.id {
+        return Err(expired());
+    }
+    let client = auth
+        .store()
+        .client_by_id(&pending.client_id)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(expired)?;
+    Ok((pending, client))
+}
+
+/// Applies the user's decision on a consent request; returns where the browser goes next.
+pub(crate) async fn decide_consent(
+    auth: &McpAuth,
+    consent_code: &str,
+    accept: bool,
+    user: &User,
+) -> Result<String, OAuthError> {
+    let now = auth.now();
+    let identifier = consent_identifier(consent_code);
+    let gone =
+        || OAuthError::invalid_request("the consent request has expired or was already answered");
+    // Check the owner before spending the code, so nobody else can cancel it.
+    let owner = auth
+        .store()
+        .peek_verification(&identifier, now)
+        .await?
+        .and_then(|value| serde_json::from_str::<PendingAuthorization>(&value).ok())
+        .ok_or_else(gone)?;
+    if owner.user_id != user.id {
+        return Err(OAuthError::invalid_request(
+            "the consent request belongs to another user",
+        ));
+    }
+    let value = auth
+        .store()
+        .take_verification(&identifier, now)
+        .await?
+        .ok_or_else(gone)?;
+    let pending: PendingAuthorization = serde_json::from_str(&value)
+        .map_err(|_| OAuthError::invalid_request("the consent request is not valid"))?;
+    auth.audit(
+        if accept {
+            "consent.granted"
+        } else {
+            "consent.denied"
+        },
+        Some(&user.id),
+        Some(&pending.client_id),
+        None,
+        json!({ "scope": pending.scopes }),
+    )
+    .await;
+    if !accept {
+        return Ok(error_redirect(
+            auth,
+            &pending.redirect_uri,
+            &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+            pending.state.as_deref(),
+        ));
+    }
+    let requested = Scopes::parse(&pending.scopes)?;
+    let previous = auth.store().consent(&user.id, &pending.client_id).await?;
+    let granted = match &previous {
+        Some(c) => Scopes::parse(&c.scopes)
+            .unwrap_or_default()
+            .union(&requested),
+        None => requested,
+    };
+    auth.store()
+        .save_consent(&Consent {
+            user_id: user.id.clone(),
+            client_id: pending.client_id.clone(),
+            scopes: granted.to_string(),
+            created_at: previous.map_or(now, |c| c.created_at),
+            updated_at: now,
+        })
+        .await?;
+    issue_code(auth, &pending).await
 }
 
 fn consent_identifier(consent_code: &str) -> String {
@@ -512,17 +497,20 @@ pub async fn authorize_endpoint(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match auth.browser_session(&headers).await {
+    let session = match browser_session(&auth, &headers).await {
         Ok(session) => session,
         Err(error) => return PageError::from(error).into_response(),
     };
-    match auth
-        .authorize(query.as_deref().unwrap_or_default(), session.as_ref())
-        .await
+    match authorize(
+        &auth,
+        query.as_deref().unwrap_or_default(),
+        session.as_ref(),
+    )
+    .await
     {
         Ok(Outcome::Redirect(url)) => redirect(StatusCode::FOUND, &url),
         Ok(Outcome::Login { resume_query }) => {
-            let login = &auth.inner.options.login_page;
+            let login = &auth.options().login_page;
             let separator = if login.contains('?') { '&' } else { '?' };
             let mut response = redirect(
                 StatusCode::FOUND,
@@ -530,7 +518,7 @@ pub async fn authorize_endpoint(
             );
             response.headers_mut().append(
                 header::SET_COOKIE,
-                auth.pending_authorization_cookie(&resume_query),
+                pending_authorization_cookie(&auth, &resume_query),
             );
             response
         }
@@ -554,7 +542,7 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Response {
 /// `{redirectURI}` for the consent page to navigate to.
 pub async fn consent_api(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if !auth.same_origin(&parts.headers) {
+    if !auth.site().same_origin(&parts.headers) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "INVALID_ORIGIN",
@@ -562,7 +550,7 @@ pub async fn consent_api(State(auth): State<McpAuth>, request: Request) -> Respo
         )
         .into_response();
     }
-    let user = match auth.browser_session(&parts.headers).await {
+    let user = match browser_session(&auth, &parts.headers).await {
         Ok(Some((_, user))) => user,
         Ok(None) => {
             return ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "sign in first")
@@ -588,14 +576,9 @@ pub async fn consent_api(State(auth): State<McpAuth>, request: Request) -> Respo
         )
         .into_response();
     };
-    match auth.decide_consent(code, accept, &user).await {
+    match decide_consent(&auth, code, accept, &user).await {
         Ok(url) => {
-            let mut response =
-                axum::Json(json!({ "redirectURI": url, "redirect": true })).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            NoStore(axum::Json(json!({ "redirectURI": url, "redirect": true }))).into_response()
         }
         Err(error) => ApiError::from(error).into_response(),
     }

@@ -32,12 +32,12 @@ impl McpAuth {
     /// The authorization server metadata document (RFC 8414 §2), with the `metadata` option
     /// merged last.
     pub fn authorization_server_metadata(&self) -> Value {
-        let o = &self.inner.options;
+        let o = &self.options();
         let mut doc = json!({
             "issuer": o.issuer,
             "authorization_endpoint": self.endpoint("/mcp/authorize"),
             "token_endpoint": self.endpoint("/mcp/token"),
-            "scopes_supported": self.inner.scopes_supported.iter().collect::<Vec<_>>(),
+            "scopes_supported": self.scopes_supported().iter().collect::<Vec<_>>(),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -72,10 +72,9 @@ impl McpAuth {
 
     /// The protected resource metadata document (RFC 9728 §2) of the MCP endpoint.
     pub fn protected_resource_metadata(&self) -> Value {
-        let o = &self.inner.options;
+        let o = &self.options();
         let scopes: Vec<&str> = self
-            .inner
-            .scopes_supported
+            .scopes_supported()
             .iter()
             .filter(|s| *s != "offline_access")
             .collect();
@@ -86,12 +85,6 @@ impl McpAuth {
             "bearer_methods_supported": ["header"],
             "resource_name": o.resource_name,
         })
-    }
-
-    /// URL of the protected resource metadata, path-inserted after the resource's path
-    /// (RFC 9728 §3.1): what the `resource_metadata` challenge parameter points at.
-    pub fn protected_resource_metadata_url(&self) -> &str {
-        &self.inner.resource_metadata_url
     }
 }
 

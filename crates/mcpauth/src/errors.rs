@@ -1,14 +1,43 @@
-//! Every error mcpauth answers with, turned into an HTTP response in one place:
-//! OAuth JSON errors (RFC 6749 §5.2, RFC 7591 §3.2.2), the account API's Better Auth–shaped
-//! errors, and HTML error pages for the browser.
+//! Every error mcpauth answers with, turned into an HTTP response in this one place:
+//!
+//! - [`OAuthJson`]: OAuth errors as JSON (RFC 6749 §5.2, RFC 7591 §3.2.2), never cached, with
+//!   a `Basic` challenge after failed Basic client authentication (RFC 6749 §5.2);
+//! - [`ApiError`] and [`AccountError`]: the account API's Better Auth–shaped errors
+//!   (`{"code", "message"}`), with `Retry-After` when rate limited;
+//! - [`JsonRpc`] and the `WWW-Authenticate: Bearer` challenges of the MCP endpoint (RFC 6750
+//!   §3, RFC 9728 §5.1): missing or unusable tokens (401, or 503 when the store is down) and
+//!   missing scopes (403 `insufficient_scope`);
+//! - [`PageError`] and [`FormRefusal`]: HTML pages for the browser;
+//! - [`NoStore`]: the `Cache-Control: no-store` wrapper every answer carrying a secret or
+//!   personal data goes through.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use mcpauth_core::{ErrorCode, OAuthError};
+use mcpauth_core::{ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
+use crate::accounts::AccountError;
 use crate::pages::views::ErrorPage;
+use crate::session::BearerError;
+
+/// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:
+/// no-store` and, for HTTP/1.0 caches, `Pragma: no-cache`.
+pub struct NoStore<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+fn storage_failure(error: &StoreError) {
+    tracing::error!(%error, "storage failure");
+}
 
 /// An OAuth error answered directly as JSON, never cached.
 #[derive(Debug)]
@@ -30,9 +59,9 @@ impl From<OAuthError> for OAuthJson {
     }
 }
 
-impl From<mcpauth_core::StoreError> for OAuthJson {
-    fn from(error: mcpauth_core::StoreError) -> Self {
-        tracing::error!(%error, "storage failure");
+impl From<StoreError> for OAuthJson {
+    fn from(error: StoreError) -> Self {
+        storage_failure(&error);
         OAuthError::from(error).into()
     }
 }
@@ -46,12 +75,9 @@ impl IntoResponse for OAuthJson {
             "error": self.error.code.as_str(),
             "error_description": self.error.description,
         });
-        let mut response = (status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        let mut response = NoStore((status, axum::Json(body))).into_response();
         if self.basic_challenge && status == StatusCode::UNAUTHORIZED {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"mcpauth\", charset=\"UTF-8\""),
             );
@@ -95,25 +121,163 @@ impl From<OAuthError> for ApiError {
     }
 }
 
-impl From<mcpauth_core::StoreError> for ApiError {
-    fn from(error: mcpauth_core::StoreError) -> Self {
-        tracing::error!(%error, "storage failure");
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        storage_failure(&error);
         OAuthError::from(error).into()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
+        NoStore((
             self.status,
             axum::Json(json!({ "code": self.code, "message": self.message })),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        ))
+        .into_response()
+    }
+}
+
+impl AccountError {
+    /// The status a page shows this error with.
+    pub(crate) fn page_status(&self) -> StatusCode {
+        match self {
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The account API's answer: Better Auth's code for each refusal.
+impl IntoResponse for AccountError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::InvalidEmail => (StatusCode::BAD_REQUEST, "INVALID_EMAIL"),
+            Self::PasswordTooShort => (StatusCode::BAD_REQUEST, "PASSWORD_TOO_SHORT"),
+            Self::PasswordTooLong => (StatusCode::BAD_REQUEST, "PASSWORD_TOO_LONG"),
+            Self::NameTooLong => (StatusCode::BAD_REQUEST, "INVALID_NAME"),
+            Self::EmailTaken => (StatusCode::UNPROCESSABLE_ENTITY, "USER_ALREADY_EXISTS"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "INVALID_EMAIL_OR_PASSWORD"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        };
+        let limited = match &self {
+            Self::RateLimited(limited) => Some(*limited),
+            _ => None,
+        };
+        let response = ApiError::new(status, code, self.to_string()).into_response();
+        match limited {
+            Some(limited) => limited.annotate(response),
+            None => response,
+        }
+    }
+}
+
+/// A JSON-RPC error object with no id (JSON-RPC 2.0 §5), as the MCP endpoint answers a request
+/// it refuses before any handler runs.
+pub struct JsonRpc {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The error's `message`.
+    pub message: String,
+}
+
+impl JsonRpc {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// This error with a `WWW-Authenticate` challenge.
+    fn with_challenge(self, challenge: &str) -> Response {
+        let mut response = self.into_response();
+        if let Ok(value) = HeaderValue::from_str(challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
         response
     }
+}
+
+impl IntoResponse for JsonRpc {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "error": { "code": -32000, "message": self.message },
+            "id": null,
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The `WWW-Authenticate` challenge of SPEC §5.1 (RFC 6750 §3, RFC 9728 §5.1): where the
+/// resource's metadata is, the scopes to ask for, and the error, if any.
+pub fn bearer_challenge(
+    resource_metadata_url: &str,
+    error: Option<(&str, &str)>,
+    scopes: &[String],
+) -> String {
+    let mut challenge = format!("Bearer resource_metadata=\"{resource_metadata_url}\"");
+    if !scopes.is_empty() {
+        challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+    }
+    if let Some((code, description)) = error {
+        challenge.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{}\"",
+            description.replace(['"', '\\'], "'")
+        ));
+    }
+    challenge
+}
+
+/// The answer to a request without a usable bearer token: 401 (503 when the database is down)
+/// with the challenge naming `scopes`, and a JSON-RPC error body.
+pub fn unauthorized(
+    error: &BearerError,
+    resource_metadata_url: &str,
+    scopes: &[String],
+) -> Response {
+    let (status, invalid, message) = match error {
+        BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "authorization required"),
+        BearerError::Invalid(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
+        BearerError::Unavailable(e) => {
+            tracing::error!(error = %e, "storage failure while checking a bearer token");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the server could not check the token; try again",
+            )
+        }
+    };
+    let challenge = bearer_challenge(
+        resource_metadata_url,
+        invalid.map(|why| ("invalid_token", why)),
+        scopes,
+    );
+    JsonRpc::new(status, message).with_challenge(&challenge)
+}
+
+/// 403 `insufficient_scope` naming every scope the operation needs (SECURITY M2).
+pub fn insufficient_scope(resource_metadata_url: &str, needed: &[String]) -> Response {
+    let challenge = bearer_challenge(
+        resource_metadata_url,
+        Some((
+            "insufficient_scope",
+            "the access token lacks a scope this operation needs",
+        )),
+        needed,
+    );
+    JsonRpc::new(
+        StatusCode::FORBIDDEN,
+        format!("this operation needs the scopes: {}", needed.join(" ")),
+    )
+    .with_challenge(&challenge)
 }
 
 /// An HTML error page for the browser; used where redirecting would be unsafe (an unknown
@@ -141,11 +305,35 @@ impl PageError {
             message,
         )
     }
+
+    /// A form post that failed the same-origin or CSRF check (SECURITY S25).
+    pub fn forbidden_post() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form was sent from another site or has expired. Go back, reload the page and try again.",
+        )
+    }
 }
 
-impl From<mcpauth_core::StoreError> for PageError {
-    fn from(error: mcpauth_core::StoreError) -> Self {
-        tracing::error!(%error, "storage failure");
+/// Why a form on a page was not acted on: shown on the same page with this status and
+/// message, or — when the store failed — an error page.
+pub enum FormRefusal {
+    /// Shown on the form's page with this status.
+    Page(StatusCode, String),
+    /// The store failed.
+    Failed(PageError),
+}
+
+impl From<StoreError> for FormRefusal {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        storage_failure(&error);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Temporarily unavailable",

@@ -5,7 +5,7 @@
 //! rebinding, SECURITY M6); a missing or unusable bearer token gets 401 with the challenge MCP
 //! clients discover from (M1); a token without the scopes the call needs gets 403
 //! `insufficient_scope` naming every scope needed (M2) — for `tools/call`, the scopes of the
-//! tool called. Otherwise the request goes on with its [`McpSession`] in the request
+//! tool called. Otherwise the request goes on with its [`McpSession`](crate::McpSession) in the request
 //! extensions, where handlers (and rmcp tools, through `Extension<http::request::Parts>`) find
 //! it.
 
@@ -18,15 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tower::{Layer, Service};
 
 use crate::McpAuth;
-use crate::session::McpSession;
+use crate::errors::JsonRpc;
 
 /// The largest MCP request body the guard reads to find the tool being called.
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
@@ -118,13 +115,14 @@ impl McpAuthLayer {
             return Ok(request);
         }
         if let Some(origin) = request.headers().get(header::ORIGIN)
-            && !auth.origin_allowed(origin)
+            && !origin_allowed(auth, origin)
         {
             return Err(refuse_unread(
-                jsonrpc_error(
+                JsonRpc::new(
                     StatusCode::FORBIDDEN,
                     "requests from this origin are not allowed",
-                ),
+                )
+                .into_response(),
                 request,
             )
             .await);
@@ -134,7 +132,7 @@ impl McpAuthLayer {
             Err(error) => return Err(refuse_unread(auth.unauthorized(&error), request).await),
         };
 
-        let mut needed: Vec<String> = auth.inner.options.mcp_scopes.clone();
+        let mut needed: Vec<String> = auth.options().mcp_scopes.clone();
         let request = if self.tool_scopes.is_empty() || request.method() != Method::POST {
             request
         } else {
@@ -142,10 +140,11 @@ impl McpAuthLayer {
             let bytes = axum::body::to_bytes(body, MAX_MCP_BODY)
                 .await
                 .map_err(|_| {
-                    jsonrpc_error(
+                    JsonRpc::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "the request body is too large",
                     )
+                    .into_response()
                 })?;
             let scopes_of_tools: Vec<&String> = match called_tools(&bytes) {
                 Some(tools) => tools
@@ -221,49 +220,23 @@ fn called_tools(body: &[u8]) -> Option<Vec<String>> {
     }
 }
 
-fn jsonrpc_error(status: StatusCode, message: &str) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "error": { "code": -32000, "message": message },
-        "id": null,
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-impl McpAuth {
-    /// 403 `insufficient_scope` naming every scope the operation needs (SECURITY M2).
-    pub fn insufficient_scope(&self, needed: &[String]) -> Response {
-        let mut response = jsonrpc_error(
-            StatusCode::FORBIDDEN,
-            &format!("this operation needs the scopes: {}", needed.join(" ")),
-        );
-        let challenge = self.bearer_challenge(
-            Some((
-                "insufficient_scope",
-                "the access token lacks a scope this operation needs",
-            )),
-            needed,
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
+/// True when a browser on `origin` may call the MCP endpoint: the configured origins, the
+/// issuer's own, and — when the issuer itself is on loopback — any loopback origin.
+fn origin_allowed(auth: &McpAuth, origin: &HeaderValue) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let ours = auth.site().origin();
+    if origin == ours
+        || auth
+            .options()
+            .mcp_allowed_origins
+            .iter()
+            .any(|o| o == origin)
+    {
+        return true;
     }
-
-    /// True when a browser on `origin` may call the MCP endpoint: the configured origins, the
-    /// issuer's own, and — when the issuer itself is on loopback — any loopback origin.
-    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
-        let Ok(origin) = origin.to_str() else {
-            return false;
-        };
-        let options = &self.inner.options;
-        if origin == self.inner.origin || options.mcp_allowed_origins.iter().any(|o| o == origin) {
-            return true;
-        }
-        is_loopback_origin(&self.inner.origin) && is_loopback_origin(origin)
-    }
+    is_loopback_origin(ours) && is_loopback_origin(origin)
 }
 
 fn is_loopback_origin(origin: &str) -> bool {
@@ -271,26 +244,6 @@ fn is_loopback_origin(origin: &str) -> bool {
         matches!(url.scheme(), "http" | "https")
             && matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
     })
-}
-
-impl McpSession {
-    /// The session [`McpAuth::with_mcp_auth`] attached to a request.
-    pub fn from_extensions(extensions: &axum::http::Extensions) -> Option<&McpSession> {
-        extensions.get::<McpSession>()
-    }
-}
-
-/// Extracts the [`McpSession`] in a handler behind [`McpAuth::with_mcp_auth`].
-impl<S: Send + Sync> FromRequestParts<S> for McpSession {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<McpSession>()
-            .cloned()
-            .ok_or_else(|| jsonrpc_error(StatusCode::UNAUTHORIZED, "authorization required"))
-    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use mcpauth_core::model::SigningKey;
 use mcpauth_core::{StoreError, secret};
 use serde_json::Value;
 
-use crate::McpAuth;
-use crate::token_cache::Stamp;
+use mcpauth_core::{Clock, Store};
+
+use crate::token_cache::{Stamp, TokenCache};
 
 /// Which algorithm new signing keys use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,7 +79,7 @@ pub(crate) struct LoadedKey {
 
 /// Decoded signing keys.
 #[derive(Default)]
-pub(crate) struct KeyCache {
+struct KeyCache {
     /// Decrypted keys by kid.
     loaded: RwLock<HashMap<String, Arc<LoadedKey>>>,
     /// The current key, with the stamp of the token cache it was looked up under: reused
@@ -122,19 +123,68 @@ fn generate(algorithm: SigningAlgorithm) -> Result<(Vec<u8>, EncodingKey), KeyEr
     Ok((pkcs8, encoding))
 }
 
-impl McpAuth {
-    fn key_encryption_secret(&self) -> &str {
-        self.inner
-            .options
-            .key_encryption_secret
-            .as_deref()
-            .unwrap_or(&self.inner.secret_text)
+/// The id_token signing keys of one server: what `jwks_uri` publishes, what signs, and
+/// rotation. Usable on a bare store (the admin CLI's `mcpauth keys rotate`) as well as inside
+/// [`crate::McpAuth`].
+pub struct SigningKeys {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    algorithm: SigningAlgorithm,
+    key_encryption_secret: String,
+    /// How long a retired key stays published: tokens it signed live as long as access tokens.
+    keep_retired_for: i64,
+    /// The revocation stamps that say when a cached current key must be read again.
+    token_cache: Arc<TokenCache>,
+    cache: KeyCache,
+}
+
+impl SigningKeys {
+    /// Keys kept in `store`, new ones made with `algorithm`, private halves sealed under
+    /// `key_encryption_secret`; retired keys stay published for `access_token_expires_in` plus
+    /// five minutes.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        algorithm: SigningAlgorithm,
+        key_encryption_secret: String,
+        access_token_expires_in: i64,
+    ) -> Self {
+        Self::with_token_cache(
+            store,
+            clock,
+            algorithm,
+            key_encryption_secret,
+            access_token_expires_in,
+            Arc::new(TokenCache::new(crate::TokenCacheOptions {
+                capacity: 0,
+                ..Default::default()
+            })),
+        )
+    }
+
+    pub(crate) fn with_token_cache(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        algorithm: SigningAlgorithm,
+        key_encryption_secret: String,
+        access_token_expires_in: i64,
+        token_cache: Arc<TokenCache>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            algorithm,
+            key_encryption_secret,
+            keep_retired_for: access_token_expires_in + 300,
+            token_cache,
+            cache: KeyCache::default(),
+        }
     }
 
     /// Makes a new signing key with the configured algorithm, publishes it and retires the
     /// others (which stay in the JWKS until tokens they signed have expired). Returns its `kid`.
-    pub async fn rotate_signing_key(&self) -> Result<String, KeyError> {
-        let algorithm = self.inner.options.signing_algorithm;
+    pub async fn rotate(&self) -> Result<String, KeyError> {
+        let algorithm = self.algorithm;
         let (pkcs8, encoding) = generate(algorithm)?;
         let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jws()).map_err(crypto)?;
         let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(crypto)?;
@@ -144,22 +194,23 @@ impl McpAuth {
             SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
             SigningAlgorithm::Rs256 => KeyAlgorithm::RS256,
         });
-        let now = self.now();
+        let now = self.clock.now();
         let key = SigningKey {
             kid: kid.clone(),
             algorithm: algorithm.as_str().to_owned(),
-            private_key_sealed: secret::seal(self.key_encryption_secret(), &pkcs8),
+            private_key_sealed: secret::seal(&self.key_encryption_secret, &pkcs8),
             public_jwk: serde_json::to_string(&jwk).map_err(crypto)?,
             created_at: now,
             retired_at: None,
         };
-        let rotated = self.inner.store.rotate_signing_key(&key, now).await;
+        let rotated = self.store.rotate_signing_key(&key, now).await;
         // The epoch moved; this process's copies (the current key among them) go at once.
-        self.forget_validated_tokens();
+        self.token_cache.revoked_here();
         rotated?;
         // Old keys go once nothing they signed can still be valid.
-        let keep_for = self.inner.options.access_token_expires_in + 300;
-        self.inner.store.prune_signing_keys(now - keep_for).await?;
+        self.store
+            .prune_signing_keys(now - self.keep_retired_for)
+            .await?;
         tracing::info!(
             kid,
             algorithm = algorithm.as_str(),
@@ -169,32 +220,31 @@ impl McpAuth {
     }
 
     /// The key that signs now, making one if there is none.
-    pub(crate) async fn signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
-        let cache = &self.inner.token_cache;
-        let Some(stamp) = cache.stamp_if_enabled(self.inner.store.as_ref()).await? else {
+    pub(crate) async fn current(&self) -> Result<Arc<LoadedKey>, KeyError> {
+        let cache = &self.token_cache;
+        let Some(stamp) = cache.stamp_if_enabled(self.store.as_ref()).await? else {
             return self.load_signing_key().await;
         };
-        if let Ok(current) = self.inner.keys.current.read()
+        if let Ok(current) = self.cache.current.read()
             && let Some((stamped, key)) = current.as_ref()
             && *stamped == stamp
         {
             return Ok(key.clone());
         }
         let key = self.load_signing_key().await?;
-        if let Ok(mut current) = self.inner.keys.current.write() {
+        if let Ok(mut current) = self.cache.current.write() {
             *current = Some((stamp, key.clone()));
         }
         Ok(key)
     }
 
     async fn load_signing_key(&self) -> Result<Arc<LoadedKey>, KeyError> {
-        let keys = self.inner.store.signing_keys().await?;
+        let keys = self.store.signing_keys().await?;
         let current = match keys.into_iter().find(|k| k.retired_at.is_none()) {
             Some(key) => key,
             None => {
-                self.rotate_signing_key().await?;
-                self.inner
-                    .store
+                self.rotate().await?;
+                self.store
                     .signing_keys()
                     .await?
                     .into_iter()
@@ -202,14 +252,14 @@ impl McpAuth {
                     .ok_or_else(|| crypto("no current signing key after rotation"))?
             }
         };
-        if let Ok(cache) = self.inner.keys.loaded.read()
+        if let Ok(cache) = self.cache.loaded.read()
             && let Some(loaded) = cache.get(&current.kid)
         {
             return Ok(loaded.clone());
         }
         let algorithm = SigningAlgorithm::parse(&current.algorithm)
             .ok_or_else(|| crypto(format!("unknown algorithm {}", current.algorithm)))?;
-        let pkcs8 = secret::open(self.key_encryption_secret(), &current.private_key_sealed)
+        let pkcs8 = secret::open(&self.key_encryption_secret, &current.private_key_sealed)
             .ok_or_else(|| {
                 crypto("the signing key cannot be decrypted: is key_encryption_secret the one it was made with?")
             })?;
@@ -218,7 +268,7 @@ impl McpAuth {
             algorithm: algorithm.jws(),
             encoding: encoding_key(algorithm, &pkcs8)?,
         });
-        if let Ok(mut cache) = self.inner.keys.loaded.write() {
+        if let Ok(mut cache) = self.cache.loaded.write() {
             cache.insert(current.kid, loaded.clone());
         }
         Ok(loaded)
@@ -226,10 +276,10 @@ impl McpAuth {
 
     /// The JSON Web Key Set: every key that is current or retired but still needed.
     pub async fn jwks(&self) -> Result<Value, KeyError> {
-        let mut keys = self.inner.store.signing_keys().await?;
+        let mut keys = self.store.signing_keys().await?;
         if !keys.iter().any(|k| k.retired_at.is_none()) {
-            self.rotate_signing_key().await?;
-            keys = self.inner.store.signing_keys().await?;
+            self.rotate().await?;
+            keys = self.store.signing_keys().await?;
         }
         let published: Vec<Value> = keys
             .iter()

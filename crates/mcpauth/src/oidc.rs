@@ -10,6 +10,7 @@ use mcpauth_core::model::User;
 use serde_json::{Map, Value, json};
 
 use crate::McpAuth;
+use crate::errors::NoStore;
 use crate::keys::KeyError;
 use crate::session::BearerError;
 
@@ -33,7 +34,7 @@ pub(crate) fn user_claims(auth: &McpAuth, user: &User, scopes: &Scopes) -> Map<S
         claims.insert("email".into(), Value::from(user.email.clone()));
         claims.insert("email_verified".into(), Value::from(user.email_verified));
     }
-    for (name, value) in &auth.inner.options.additional_user_info_claims {
+    for (name, value) in &auth.options().additional_user_info_claims {
         claims.entry(name.clone()).or_insert_with(|| value.clone());
     }
     claims
@@ -48,30 +49,31 @@ pub(crate) struct IdTokenRequest<'a> {
     pub nonce: Option<&'a str>,
 }
 
-impl McpAuth {
-    /// A signed id_token, valid as long as the access token issued with it.
-    pub(crate) async fn id_token(&self, request: IdTokenRequest<'_>) -> Result<String, KeyError> {
-        let key = self.signing_key().await?;
-        let now = self.now();
-        let mut claims = user_claims(self, request.user, request.scopes);
-        claims.insert("iss".into(), Value::from(self.inner.options.issuer.clone()));
-        claims.insert("aud".into(), Value::from(request.client_id));
-        claims.insert("azp".into(), Value::from(request.client_id));
-        claims.insert("iat".into(), Value::from(now));
-        claims.insert(
-            "exp".into(),
-            Value::from(now + self.inner.options.access_token_expires_in),
-        );
-        claims.insert("auth_time".into(), Value::from(request.auth_time));
-        if let Some(nonce) = request.nonce {
-            claims.insert("nonce".into(), Value::from(nonce));
-        }
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| KeyError::Crypto(e.to_string()))
+/// A signed id_token, valid as long as the access token issued with it.
+pub(crate) async fn id_token(
+    auth: &McpAuth,
+    request: IdTokenRequest<'_>,
+) -> Result<String, KeyError> {
+    let key = auth.keys().current().await?;
+    let now = auth.now();
+    let mut claims = user_claims(auth, request.user, request.scopes);
+    claims.insert("iss".into(), Value::from(auth.options().issuer.clone()));
+    claims.insert("aud".into(), Value::from(request.client_id));
+    claims.insert("azp".into(), Value::from(request.client_id));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert(
+        "exp".into(),
+        Value::from(now + auth.options().access_token_expires_in),
+    );
+    claims.insert("auth_time".into(), Value::from(request.auth_time));
+    if let Some(nonce) = request.nonce {
+        claims.insert("nonce".into(), Value::from(nonce));
     }
+    let mut header = Header::new(key.algorithm);
+    header.kid = Some(key.kid.clone());
+    header.typ = Some("JWT".into());
+    jsonwebtoken::encode(&header, &claims, &key.encoding)
+        .map_err(|e| KeyError::Crypto(e.to_string()))
 }
 
 /// `GET|POST {base}/mcp/userinfo`: the claims of the bearer token's user, by its scopes.
@@ -83,7 +85,7 @@ pub async fn userinfo(State(auth): State<McpAuth>, headers: HeaderMap) -> Respon
     if !session.has_scope("openid") {
         return auth.insufficient_scope(&["openid".to_owned()]);
     }
-    let user = match auth.inner.store.user_by_id(&session.user_id).await {
+    let user = match auth.store().user_by_id(&session.user_id).await {
         Ok(Some(user)) if !user.disabled => user,
         Ok(_) => {
             return auth.unauthorized(&BearerError::Invalid("the user no longer exists"));
@@ -91,12 +93,10 @@ pub async fn userinfo(State(auth): State<McpAuth>, headers: HeaderMap) -> Respon
         Err(error) => return auth.unauthorized(&BearerError::Unavailable(error)),
     };
     let scopes = Scopes::from_tokens(session.scopes.iter().cloned());
-    let mut response =
-        axum::Json(Value::Object(user_claims(&auth, &user, &scopes))).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    NoStore(axum::Json(Value::Object(user_claims(
+        &auth, &user, &scopes,
+    ))))
+    .into_response()
 }
 
 /// `GET {base}/mcp/jwks`: the public signing keys.

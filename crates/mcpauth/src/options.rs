@@ -5,6 +5,8 @@ use std::sync::Arc;
 use mcpauth_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
+pub use crate::rate_limit::RateLimitOptions;
+
 /// Which clients get a refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RefreshTokenPolicy {
@@ -42,50 +44,6 @@ pub struct TrustedClient {
 
 fn default_true() -> bool {
     true
-}
-
-/// Request limits per time window. A limit of 0 turns that limit off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimitOptions {
-    /// Length of the counting window, in seconds.
-    pub window: i64,
-    /// Sign-in attempts per client address.
-    pub sign_in_per_ip: u32,
-    /// Failed sign-in attempts per account.
-    pub sign_in_per_account: u32,
-    /// Sign-ups per client address.
-    pub sign_up_per_ip: u32,
-    /// Client registrations per client address.
-    pub register_per_ip: u32,
-    /// Token requests per client address.
-    pub token_per_ip: u32,
-}
-
-impl Default for RateLimitOptions {
-    fn default() -> Self {
-        Self {
-            window: 60,
-            sign_in_per_ip: 30,
-            sign_in_per_account: 10,
-            sign_up_per_ip: 10,
-            register_per_ip: 30,
-            token_per_ip: 600,
-        }
-    }
-}
-
-impl RateLimitOptions {
-    /// No limits at all (benchmarks, trusted networks).
-    pub fn disabled() -> Self {
-        Self {
-            window: 60,
-            sign_in_per_ip: 0,
-            sign_in_per_account: 0,
-            sign_up_per_ip: 0,
-            register_per_ip: 0,
-            token_per_ip: 0,
-        }
-    }
 }
 
 /// Everything mcpauth can be configured with. `McpAuthOptions::new(issuer)` gives the defaults

@@ -24,13 +24,55 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use mcpauth_core::{ErrorCode, OAuthError, Store, StoreError, secret};
 
-use crate::options::RateLimitOptions;
-
 /// How long a request waits for the rate-limit backend before going through uncounted.
 pub const BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long requests go through uncounted, without asking the backend, after it failed.
 pub const BACKEND_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Request limits per time window. A limit of 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitOptions {
+    /// Length of the counting window, in seconds.
+    pub window: i64,
+    /// Sign-in attempts per client address.
+    pub sign_in_per_ip: u32,
+    /// Failed sign-in attempts per account.
+    pub sign_in_per_account: u32,
+    /// Sign-ups per client address.
+    pub sign_up_per_ip: u32,
+    /// Client registrations per client address.
+    pub register_per_ip: u32,
+    /// Token requests per client address.
+    pub token_per_ip: u32,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        Self {
+            window: 60,
+            sign_in_per_ip: 30,
+            sign_in_per_account: 10,
+            sign_up_per_ip: 10,
+            register_per_ip: 30,
+            token_per_ip: 600,
+        }
+    }
+}
+
+impl RateLimitOptions {
+    /// No limits at all (benchmarks, trusted networks).
+    pub fn disabled() -> Self {
+        Self {
+            window: 60,
+            sign_in_per_ip: 0,
+            sign_in_per_account: 0,
+            sign_up_per_ip: 0,
+            register_per_ip: 0,
+            token_per_ip: 0,
+        }
+    }
+}
 
 /// Why a [`RateLimitStore`] could not count.
 #[derive(Debug, thiserror::Error)]

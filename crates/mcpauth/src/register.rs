@@ -3,14 +3,14 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::{Client, TokenEndpointAuthMethod};
 use mcpauth_core::{ErrorCode, OAuthError, RedirectUri, Scopes, StoreError, secret};
 use serde_json::{Map, Value};
 
 use crate::McpAuth;
-use crate::errors::OAuthJson;
+use crate::errors::{NoStore, OAuthJson};
 use crate::params::{is_json, read_body};
 use crate::rate_limit::Limit;
 
@@ -23,23 +23,16 @@ fn metadata_error(description: impl Into<String>) -> OAuthError {
 /// `POST {base}/mcp/register`.
 pub async fn register_client(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = auth.client_ip(&parts.headers, &parts.extensions);
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
     if let Err(limited) = auth
-        .inner
-        .limiter
+        .limiter()
         .hit(Limit::RegisterPerIp, &ip, auth.now())
         .await
     {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
     match register(&auth, &parts.headers, body).await {
-        Ok(body) => {
-            let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(body) => NoStore((StatusCode::CREATED, axum::Json(body))).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -49,7 +42,7 @@ async fn register(
     headers: &axum::http::HeaderMap,
     body: Body,
 ) -> Result<Value, OAuthJson> {
-    if !auth.inner.options.allow_dynamic_client_registration {
+    if !auth.options().allow_dynamic_client_registration {
         return Err(OAuthJson {
             error: OAuthError::new(
                 ErrorCode::AccessDenied,
@@ -66,7 +59,7 @@ async fn register(
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&bytes) else {
         return Err(metadata_error("the body must be a JSON object").into());
     };
-    let registration = Registration::parse(&request, &auth.inner.scopes_supported)?;
+    let registration = Registration::parse(&request, auth.scopes_supported())?;
 
     let now = auth.now();
     let client_id = secret::random_id();
@@ -86,7 +79,7 @@ async fn register(
         skip_consent: false,
         created_at: now,
     };
-    match auth.inner.store.create_client(&client).await {
+    match auth.store().create_client(&client).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             return Err(OAuthError::server_error().into());

@@ -8,23 +8,16 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::Client;
 use mcpauth_core::{ErrorCode, OAuthError, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
-use crate::errors::OAuthJson;
+use crate::errors::{NoStore, OAuthJson};
 use crate::params::{Params, read_body};
 use crate::token::{authenticate_client, basic_credentials};
-
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
 
 /// Reads the body and authenticates the client, as the token endpoint does.
 async fn client_request(
@@ -48,7 +41,7 @@ async fn client_request(
 /// `POST {base}/mcp/revoke`.
 pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = auth.client_ip(&parts.headers, &parts.extensions);
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
     let result = async {
         let (client, params) = client_request(&auth, &parts.headers, body).await?;
         let token = params.require("token")?;
@@ -63,7 +56,7 @@ pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
             .into());
         }
         let hash = secret::hash_token(token);
-        let store = &auth.inner.store;
+        let store = &auth.store();
         let found = match store.access_token(&hash).await? {
             Some(grant) => Some((
                 grant.token.family_id,
@@ -100,7 +93,7 @@ pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
     }
     .await;
     match result {
-        Ok(()) => no_store(axum::Json(json!({})).into_response()),
+        Ok(()) => NoStore(axum::Json(json!({}))).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -121,8 +114,7 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
         let token = params.require("token")?;
         let inactive = json!({ "active": false });
         let Some(grant) = auth
-            .inner
-            .store
+            .store()
             .access_token(&secret::hash_token(token))
             .await?
         else {
@@ -143,7 +135,7 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
             "username": grant.user.email,
             "sub": t.user_id,
             "aud": t.audience,
-            "iss": auth.inner.options.issuer,
+            "iss": auth.options().issuer,
             "exp": t.expires_at,
             "iat": t.created_at,
             "token_type": "Bearer",
@@ -151,7 +143,7 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
     }
     .await;
     match result {
-        Ok(body) => no_store(axum::Json(body).into_response()),
+        Ok(body) => NoStore(axum::Json(body)).into_response(),
         Err(error) => error.into_response(),
     }
 }

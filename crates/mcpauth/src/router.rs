@@ -21,12 +21,20 @@ use crate::token::token_endpoint;
 use crate::web::page_headers;
 use crate::{oidc, pages, revocation};
 
-pub fn build(auth: McpAuth) -> Router {
-    let base = auth.inner.options.base_path.clone();
-    let issuer_path = url::Url::parse(&auth.inner.options.issuer)
+impl McpAuth {
+    /// The router with every endpoint and page mcpauth serves. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits see client addresses.
+    pub fn router(&self) -> Router {
+        build(self.clone())
+    }
+}
+
+fn build(auth: McpAuth) -> Router {
+    let base = auth.options().base_path.clone();
+    let issuer_path = url::Url::parse(&auth.options().issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let resource_path = auth.inner.resource_path.clone();
+    let resource_path = auth.resource_path().to_owned();
 
     let mut discovery = Router::new();
     let mut as_paths = vec![

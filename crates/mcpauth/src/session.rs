@@ -2,14 +2,15 @@
 //! (RFC 6750 §2.1) becomes an [`McpSession`] after every check that decides whether it still
 //! works, or a 401 carrying the challenge MCP clients discover from (RFC 9728 §5.1).
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::{StoreError, secret};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::McpAuth;
+use crate::errors::{self, JsonRpc, NoStore};
 
 /// Who is calling, as established from a valid access token. Never carries a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +34,28 @@ impl McpSession {
     /// True when the token was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+impl McpSession {
+    /// The session [`McpAuth::with_mcp_auth`] attached to a request.
+    pub fn from_extensions(extensions: &axum::http::Extensions) -> Option<&McpSession> {
+        extensions.get::<McpSession>()
+    }
+}
+
+/// Extracts the [`McpSession`] in a handler behind [`McpAuth::with_mcp_auth`].
+impl<S: Send + Sync> FromRequestParts<S> for McpSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<McpSession>()
+            .cloned()
+            .ok_or_else(|| {
+                JsonRpc::new(StatusCode::UNAUTHORIZED, "authorization required").into_response()
+            })
     }
 }
 
@@ -97,7 +120,7 @@ impl McpAuth {
     /// Like [`Self::get_mcp_session`], saying why there is no session.
     pub async fn verify_bearer(&self, headers: &HeaderMap) -> Result<McpSession, BearerError> {
         let session = self.verify_bearer_any_audience(headers).await?;
-        if session.audience != self.inner.options.resource {
+        if session.audience != self.options().resource {
             return Err(BearerError::Invalid(
                 "the access token was issued for another resource",
             ));
@@ -114,17 +137,16 @@ impl McpAuth {
         let token = bearer_token(headers)?.ok_or(BearerError::Missing)?;
         let token_hash = secret::hash_token(token);
         let now = self.now();
-        let cache = &self.inner.token_cache;
+        let cache = self.token_cache();
         let stamp = cache
-            .stamp_if_enabled(self.inner.store.as_ref())
+            .stamp_if_enabled(self.store().as_ref())
             .await
             .map_err(BearerError::Unavailable)?;
         if let Some(session) = stamp.and_then(|stamp| cache.get(&token_hash, stamp, now)) {
             return Ok(session);
         }
         let grant = self
-            .inner
-            .store
+            .store()
             .access_token(&token_hash)
             .await
             .map_err(BearerError::Unavailable)?
@@ -157,66 +179,29 @@ impl McpAuth {
 
     /// The `WWW-Authenticate` challenge of SPEC §5.1.
     pub fn bearer_challenge(&self, error: Option<(&str, &str)>, scopes: &[String]) -> String {
-        let mut challenge = format!(
-            "Bearer resource_metadata=\"{}\"",
-            self.inner.resource_metadata_url
-        );
-        if !scopes.is_empty() {
-            challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
-        }
-        if let Some((code, description)) = error {
-            challenge.push_str(&format!(
-                ", error=\"{code}\", error_description=\"{}\"",
-                description.replace(['"', '\\'], "'")
-            ));
-        }
-        challenge
+        errors::bearer_challenge(self.protected_resource_metadata_url(), error, scopes)
     }
 
     /// The answer to a request without a usable bearer token: 401 (503 when the database is
     /// down) with the challenge and a JSON-RPC error body.
     pub fn unauthorized(&self, error: &BearerError) -> Response {
-        let (status, invalid, message) = match error {
-            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "authorization required"),
-            BearerError::Invalid(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
-            BearerError::Unavailable(e) => {
-                tracing::error!(error = %e, "storage failure while checking a bearer token");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    None,
-                    "the server could not check the token; try again",
-                )
-            }
-        };
-        let body = json!({
-            "jsonrpc": "2.0",
-            "error": { "code": -32000, "message": message },
-            "id": null,
-        });
-        let mut response = (status, axum::Json(body)).into_response();
-        let challenge = self.bearer_challenge(
-            invalid.map(|why| ("invalid_token", why)),
-            &self.inner.options.mcp_scopes,
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
+        errors::unauthorized(
+            error,
+            self.protected_resource_metadata_url(),
+            &self.options().mcp_scopes,
+        )
+    }
+
+    /// 403 `insufficient_scope` naming every scope the operation needs (SECURITY M2).
+    pub fn insufficient_scope(&self, needed: &[String]) -> Response {
+        errors::insufficient_scope(self.protected_resource_metadata_url(), needed)
     }
 }
 
 /// `GET {base}/mcp/get-session`: the session of a bearer token, never a refresh token.
 pub async fn get_mcp_session(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
     match auth.verify_bearer(&headers).await {
-        Ok(session) => {
-            let mut response = axum::Json(session).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(session) => NoStore(axum::Json(session)).into_response(),
         Err(error) => auth.unauthorized(&error),
     }
 }

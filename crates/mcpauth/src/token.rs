@@ -7,7 +7,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,8 +19,8 @@ use mcpauth_core::{ErrorCode, OAuthError, Scopes, pkce, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
-use crate::errors::OAuthJson;
-use crate::oidc::IdTokenRequest;
+use crate::errors::{NoStore, OAuthJson};
+use crate::oidc::{IdTokenRequest, id_token};
 use crate::options::RefreshTokenPolicy;
 use crate::params::{Params, read_body};
 use crate::rate_limit::Limit;
@@ -28,23 +28,12 @@ use crate::rate_limit::Limit;
 /// `POST {base}/mcp/token`.
 pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = auth.client_ip(&parts.headers, &parts.extensions);
-    if let Err(limited) = auth
-        .inner
-        .limiter
-        .hit(Limit::TokenPerIp, &ip, auth.now())
-        .await
-    {
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
+    if let Err(limited) = auth.limiter().hit(Limit::TokenPerIp, &ip, auth.now()).await {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
     match token(&auth, &parts.headers, body, &ip).await {
-        Ok(body) => {
-            let mut response = axum::Json(body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(body) => NoStore(axum::Json(body)).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -174,7 +163,7 @@ async fn exchange_code(
     let resource = params.all("resource");
     let now = auth.now();
     let code_hash = secret::hash_token(code);
-    let store = &auth.inner.store;
+    let store = &auth.store();
     // Read first, redeem last: everything the answer needs is checked and built before the one
     // write transaction that redeems the code and stores the tokens.
     let Some(record) = store.unused_code(&code_hash).await? else {
@@ -206,7 +195,7 @@ async fn exchange_code(
         }
     };
     let scopes = Scopes::parse(&record.scopes)?;
-    let options = &auth.inner.options;
+    let options = &auth.options();
     let with_refresh = scopes.contains("offline_access")
         || (options.refresh_token_policy == RefreshTokenPolicy::RegisteredGrant
             && client.has_grant_type("refresh_token"));
@@ -224,22 +213,24 @@ async fn exchange_code(
     );
     let mut response = issued.response;
     if scopes.contains("openid") {
-        let id_token = auth
-            .id_token(IdTokenRequest {
+        let id_token = id_token(
+            auth,
+            IdTokenRequest {
                 user: &user,
                 client_id: &client.client_id,
                 scopes: &scopes,
                 auth_time: record.auth_time,
                 nonce: record.nonce.as_deref(),
-            })
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "could not sign an id_token");
-                OAuthJson::from(OAuthError::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "the id_token could not be signed; try again",
-                ))
-            })?;
+            },
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not sign an id_token");
+            OAuthJson::from(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the id_token could not be signed; try again",
+            ))
+        })?;
         response["id_token"] = Value::String(id_token);
     }
     let audit = auth.audit_event(
@@ -274,7 +265,7 @@ async fn spent_code(
     now: i64,
     ip: &str,
 ) -> OAuthJson {
-    match auth.inner.store.consume_code(code_hash, now).await {
+    match auth.store().consume_code(code_hash, now).await {
         Ok(CodeRedemption::Replayed) => {
             auth.forget_validated_tokens();
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
@@ -354,8 +345,7 @@ async fn refresh(
     let now = auth.now();
     let invalid = || OAuthError::invalid_grant("the refresh token is not valid");
     let (old, family) = auth
-        .inner
-        .store
+        .store()
         .refresh_token(&old_hash)
         .await?
         .ok_or_else(invalid)?;
@@ -402,7 +392,7 @@ async fn refresh(
         )
         .into());
     }
-    match auth.inner.store.user_by_id(&old.user_id).await? {
+    match auth.store().user_by_id(&old.user_id).await? {
         Some(user) if !user.disabled => {}
         _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
     }
@@ -430,8 +420,7 @@ async fn refresh(
         json!({ "family_id": family.id, "scope": scopes.to_string() }),
     );
     match auth
-        .inner
-        .store
+        .store()
         .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh, &audit)
         .await?
     {
@@ -464,14 +453,14 @@ async fn replay_or_revoke(
     ip: &str,
 ) -> Result<Value, OAuthJson> {
     let now = auth.now();
-    if now - rotated_at <= auth.inner.options.refresh_reuse_grace
+    if now - rotated_at <= auth.options().refresh_reuse_grace
         && let Some(previous) = retry_response
             .and_then(|sealed| secret::open(presented, sealed))
             .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
     {
         return Ok(previous);
     }
-    let revoked = auth.inner.store.revoke_family(family_id, now).await;
+    let revoked = auth.store().revoke_family(family_id, now).await;
     auth.forget_validated_tokens();
     revoked?;
     auth.audit(
@@ -515,7 +504,7 @@ impl Issued {
     /// Mints an access token, and a refresh token when `refresh_until` (the grant's absolute
     /// end) is given.
     fn new(auth: &McpAuth, grant: Grant<'_>, refresh_until: Option<i64>) -> Self {
-        let options = &auth.inner.options;
+        let options = &auth.options();
         let now = auth.now();
         let access_token = secret::random_token();
         let access = AccessToken {

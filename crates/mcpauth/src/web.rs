@@ -12,8 +12,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth_core::secret;
 
-use crate::McpAuth;
-
 pub const SESSION_COOKIE: &str = "mcpauth.session_token";
 pub const CSRF_COOKIE: &str = "mcpauth.csrf";
 pub const AUTHORIZE_COOKIE: &str = "mcpauth.authorize";
@@ -31,10 +29,37 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-impl McpAuth {
+/// What the browser-facing checks need to know about this server: the key that signs cookies
+/// and CSRF tokens, whether the issuer is https, its origin, and whether a proxy's
+/// `X-Forwarded-For` is to be trusted.
+pub(crate) struct Site {
+    /// Key for cookie signatures and CSRF tokens.
+    secret: Vec<u8>,
+    /// True when the issuer is https: cookies get `Secure` and the `__Host-` prefix.
+    secure_cookies: bool,
+    /// `https://host[:port]` of the issuer, for Origin checks.
+    origin: String,
+    trust_proxy: bool,
+}
+
+impl Site {
+    pub(crate) fn new(secret: &str, issuer: &url::Url, trust_proxy: bool) -> Self {
+        Self {
+            secret: secret.as_bytes().to_vec(),
+            secure_cookies: issuer.scheme() == "https",
+            origin: issuer.origin().ascii_serialization(),
+            trust_proxy,
+        }
+    }
+
+    /// `scheme://host[:port]` of the issuer.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// The cookie's name as sent: `__Host-` prefixed when the issuer is https.
     pub(crate) fn cookie_name(&self, base: &str) -> String {
-        if self.inner.secure_cookies {
+        if self.secure_cookies {
             format!("__Host-{base}")
         } else {
             base.to_owned()
@@ -47,11 +72,7 @@ impl McpAuth {
 
     /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` on https.
     pub(crate) fn set_cookie(&self, base: &str, value: &str, max_age: i64) -> HeaderValue {
-        let secure = if self.inner.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
         let line = format!(
             "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
             self.cookie_name(base)
@@ -66,10 +87,7 @@ impl McpAuth {
     /// A value only this server can have made: `payload.signature`, bound to the cookie name.
     pub(crate) fn sign_value(&self, purpose: &str, payload: &str) -> String {
         let encoded = URL_SAFE_NO_PAD.encode(payload);
-        let signature = secret::sign(
-            &self.inner.secret,
-            format!("{purpose}:{encoded}").as_bytes(),
-        );
+        let signature = secret::sign(&self.secret, format!("{purpose}:{encoded}").as_bytes());
         format!("{encoded}.{signature}")
     }
 
@@ -77,7 +95,7 @@ impl McpAuth {
     pub(crate) fn verify_value(&self, purpose: &str, value: &str) -> Option<String> {
         let (encoded, signature) = value.split_once('.')?;
         if !secret::verify(
-            &self.inner.secret,
+            &self.secret,
             format!("{purpose}:{encoded}").as_bytes(),
             signature,
         ) {
@@ -99,10 +117,7 @@ impl McpAuth {
     }
 
     fn csrf_for(&self, cookie_value: &str) -> String {
-        secret::sign(
-            &self.inner.secret,
-            format!("csrf:{cookie_value}").as_bytes(),
-        )
+        secret::sign(&self.secret, format!("csrf:{cookie_value}").as_bytes())
     }
 
     /// Checks a form post: same-origin by Fetch Metadata / Origin, and a CSRF token that
@@ -133,9 +148,29 @@ impl McpAuth {
         }
         match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             Some("null") => null_origin_ok,
-            Some(origin) => origin == self.inner.origin,
+            Some(origin) => origin == self.origin,
             None => true,
         }
+    }
+
+    /// The address the request came from: the TCP peer, or — only with `trust_proxy` — the
+    /// address the proxy in front of us saw, which it appended last to `X-Forwarded-For` (or
+    /// `Forwarded: for=`). Values a client put earlier in those headers are never used
+    /// (SECURITY S21).
+    pub(crate) fn client_ip(
+        &self,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> String {
+        if self.trust_proxy
+            && let Some(ip) = forwarded_for(headers)
+        {
+            return ip.to_string();
+        }
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned())
     }
 }
 
@@ -163,28 +198,6 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-impl McpAuth {
-    /// The address the request came from: the TCP peer, or — only with `trust_proxy` — the
-    /// address the proxy in front of us saw, which it appended last to `X-Forwarded-For` (or
-    /// `Forwarded: for=`). Values a client put earlier in those headers are never used
-    /// (SECURITY S21).
-    pub(crate) fn client_ip(
-        &self,
-        headers: &HeaderMap,
-        extensions: &axum::http::Extensions,
-    ) -> String {
-        if self.inner.options.trust_proxy
-            && let Some(ip) = forwarded_for(headers)
-        {
-            return ip.to_string();
-        }
-        extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned())
-    }
 }
 
 /// The last address in `X-Forwarded-For`, else the last `for=` of `Forwarded` (RFC 7239).

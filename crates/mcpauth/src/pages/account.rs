@@ -10,8 +10,9 @@ use mcpauth_core::model::{GrantSummary, Session, User};
 use super::views::{AccountPage, AppView, ScopeView, describe_scope};
 use super::{form_post, render, see_other};
 use crate::McpAuth;
-use crate::account::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
-use crate::errors::PageError;
+use crate::account::{browser_session, check_credentials};
+use crate::accounts::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
+use crate::errors::{FormRefusal, PageError};
 use crate::params::Params;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
@@ -38,7 +39,7 @@ pub async fn account_page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (session, user) = match auth.browser_session(&headers).await {
+    let (session, user) = match browser_session(&auth, &headers).await {
         Ok(Some(found)) => found,
         Ok(None) => return see_other(SIGN_IN, []),
         Err(error) => return PageError::from(error).into_response(),
@@ -77,7 +78,7 @@ async fn show(
     status: StatusCode,
     message: Message<'_>,
 ) -> Response {
-    let store = &auth.inner.store;
+    let store = &auth.store();
     let now = auth.now();
     let (grants, sessions) = match tokio::try_join!(
         store.grants(Some(&user.id), None, now),
@@ -86,7 +87,7 @@ async fn show(
         Ok(found) => found,
         Err(error) => return PageError::from(error).into_response(),
     };
-    let (csrf, csrf_cookie) = auth.csrf_token(headers);
+    let (csrf, csrf_cookie) = auth.site().csrf_token(headers);
     let page = AccountPage {
         csrf_token: &csrf,
         user_name: &user.name,
@@ -105,7 +106,7 @@ async fn show(
         },
         apps: apps(grants),
         other_sessions: sessions.iter().filter(|s| s.id != session.id).count(),
-        password_change_revokes_apps: auth.inner.options.revoke_grants_on_password_change,
+        password_change_revokes_apps: auth.options().revoke_grants_on_password_change,
         min_password: MIN_PASSWORD,
     };
     render(status, &page, csrf_cookie)
@@ -215,9 +216,9 @@ async fn account_post(auth: &McpAuth, request: Request) -> Result<AccountPost, R
     let (parts, params) = form_post(auth, request)
         .await
         .map_err(IntoResponse::into_response)?;
-    match auth.browser_session(&parts.headers).await {
+    match browser_session(auth, &parts.headers).await {
         Ok(Some((session, user))) => Ok(AccountPost {
-            ip: auth.client_ip(&parts.headers, &parts.extensions),
+            ip: auth.site().client_ip(&parts.headers, &parts.extensions),
             headers: parts.headers,
             params,
             session,
@@ -247,7 +248,7 @@ pub async fn revoke_app(State(auth): State<McpAuth>, request: Request) -> Respon
     let Some(client_id) = post.params.get("client_id").filter(|id| !id.is_empty()) else {
         return PageError::bad_request("Choose the app to disconnect.").into_response();
     };
-    let store = &auth.inner.store;
+    let store = &auth.store();
     let revoked = store
         .revoke_grants(&post.user.id, Some(client_id), auth.now())
         .await;
@@ -269,7 +270,7 @@ pub async fn revoke_other_sessions(State(auth): State<McpAuth>, request: Request
         Ok(post) => post,
         Err(response) => return response,
     };
-    let store = &auth.inner.store;
+    let store = &auth.store();
     if let Err(error) = store
         .delete_user_sessions(&post.user.id, Some(&post.session.id))
         .await
@@ -289,7 +290,7 @@ pub async fn revoke_all_sessions(State(auth): State<McpAuth>, request: Request) 
         Ok(post) => post,
         Err(response) => return response,
     };
-    let store = &auth.inner.store;
+    let store = &auth.store();
     let user = &post.user.id;
     // Grants first: should ending the sessions fail, the page still works to try again.
     let revoked = store.revoke_grants(user, None, auth.now()).await;
@@ -304,8 +305,8 @@ pub async fn revoke_all_sessions(State(auth): State<McpAuth>, request: Request) 
     see_other(
         "/sign-in",
         [
-            auth.clear_cookie(SESSION_COOKIE),
-            auth.clear_cookie(AUTHORIZE_COOKIE),
+            auth.site().clear_cookie(SESSION_COOKIE),
+            auth.site().clear_cookie(AUTHORIZE_COOKIE),
         ],
     )
 }
@@ -330,7 +331,7 @@ pub async fn change_password(State(auth): State<McpAuth>, request: Request) -> R
             };
             see_other(done, [])
         }
-        Err(Refusal::Page(status, message)) => {
+        Err(FormRefusal::Page(status, message)) => {
             show(
                 &auth,
                 &post.headers,
@@ -341,77 +342,54 @@ pub async fn change_password(State(auth): State<McpAuth>, request: Request) -> R
             )
             .await
         }
-        Err(Refusal::Failed(error)) => error.into_response(),
-    }
-}
-
-/// Why the password was not changed.
-enum Refusal {
-    /// Shown on the account page with this status.
-    Page(StatusCode, String),
-    /// The store failed.
-    Failed(PageError),
-}
-
-impl From<mcpauth_core::StoreError> for Refusal {
-    fn from(error: mcpauth_core::StoreError) -> Self {
-        Self::Failed(error.into())
+        Err(FormRefusal::Failed(error)) => error.into_response(),
     }
 }
 
 /// Changes the password; true when every app was disconnected too.
-async fn set_new_password(auth: &McpAuth, post: &AccountPost) -> Result<bool, Refusal> {
+async fn set_new_password(auth: &McpAuth, post: &AccountPost) -> Result<bool, FormRefusal> {
     let current = post.params.get("current_password").unwrap_or_default();
     let new = post.params.get("new_password").unwrap_or_default();
     let length = new.chars().count();
     if length < MIN_PASSWORD {
-        return Err(Refusal::Page(
+        return Err(FormRefusal::Page(
             StatusCode::BAD_REQUEST,
             format!("The new password must be at least {MIN_PASSWORD} characters."),
         ));
     }
     if length > MAX_PASSWORD {
-        return Err(Refusal::Page(
+        return Err(FormRefusal::Page(
             StatusCode::BAD_REQUEST,
             format!("The new password must be at most {MAX_PASSWORD} characters."),
         ));
     }
-    match auth
-        .check_credentials(&post.user.email, current, &post.ip)
-        .await
-    {
+    match check_credentials(auth, &post.user.email, current, &post.ip).await {
         Ok(checked) if checked.id == post.user.id => {}
         Ok(_) | Err(AccountError::InvalidCredentials) => {
-            return Err(Refusal::Page(
+            return Err(FormRefusal::Page(
                 StatusCode::UNAUTHORIZED,
                 "Your current password is not correct.".to_owned(),
             ));
         }
         Err(error) => {
-            return Err(Refusal::Page(
+            return Err(FormRefusal::Page(
                 error.page_status(),
                 sentence(&error.to_string()),
             ));
         }
     }
-    let hash = auth
-        .inner
-        .passwords
-        .hash(new.to_owned())
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "password hashing failed");
-            let error = AccountError::Unavailable;
-            Refusal::Page(error.page_status(), sentence(&error.to_string()))
+    let hash =
+        auth.accounts().hash_password(new).await.map_err(|error| {
+            FormRefusal::Page(error.page_status(), sentence(&error.to_string()))
         })?;
-    let store = &auth.inner.store;
+    let store = &auth.store();
     let now = auth.now();
     let user = &post.user.id;
     store.set_password(user, &hash, now).await?;
     store
         .delete_user_sessions(user, Some(&post.session.id))
         .await?;
-    let revoke_apps = auth.inner.options.revoke_grants_on_password_change;
+    let revoke_apps = auth.options().revoke_grants_on_password_change;
     if revoke_apps {
         let revoked = store.revoke_grants(user, None, now).await;
         auth.forget_validated_tokens();

@@ -17,7 +17,9 @@ use mcpauth_core::model::User;
 use mcpauth_core::redirect_uri;
 
 use crate::McpAuth;
-use crate::account::AccountError;
+use crate::account::{browser_session, check_credentials, end_session, start_session};
+use crate::accounts::AccountError;
+use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
 use crate::errors::PageError;
 use crate::params::{Params, read_body};
@@ -50,14 +52,6 @@ fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> 
     response
 }
 
-fn forbidden_post() -> PageError {
-    PageError::new(
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "The form was sent from another site or has expired. Go back, reload the page and try again.",
-    )
-}
-
 /// A form post's parameters, after the CSRF and same-origin checks.
 async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), PageError> {
     let (parts, body) = request.into_parts();
@@ -67,8 +61,11 @@ async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), 
     let params = Params::from_body(&parts.headers, &bytes, &[]).map_err(|e| {
         PageError::bad_request(format!("The form could not be read: {}.", e.description))
     })?;
-    if !auth.form_post_allowed(&parts.headers, params.get("csrf_token")) {
-        return Err(forbidden_post());
+    if !auth
+        .site()
+        .form_post_allowed(&parts.headers, params.get("csrf_token"))
+    {
+        return Err(PageError::forbidden_post());
     }
     Ok((parts, params))
 }
@@ -77,12 +74,14 @@ async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), 
 /// only base64url characters (nothing for HTML escaping to change), and cannot be swapped for
 /// another request.
 fn sealed_query(auth: &McpAuth, query: Option<&str>) -> Option<String> {
-    query.map(|q| auth.sign_value(FORM_QUERY, q))
+    query.map(|q| auth.site().sign_value(FORM_QUERY, q))
 }
 
 /// The authorization request from a form's hidden field, if intact.
 fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
-    let query = auth.verify_value(FORM_QUERY, params.get("authorize_query")?)?;
+    let query = auth
+        .site()
+        .verify_value(FORM_QUERY, params.get("authorize_query")?)?;
     authorize_query(Some(&query)).map(str::to_owned)
 }
 
@@ -98,8 +97,7 @@ fn authorize_query(raw: Option<&str>) -> Option<&str> {
 async fn client_name(auth: &McpAuth, query: Option<&str>) -> Option<String> {
     let params = Params::from_query(query, &["resource"]).ok()?;
     let client = auth
-        .inner
-        .store
+        .store()
         .client_by_id(params.get("client_id")?)
         .await
         .ok()??;
@@ -189,14 +187,18 @@ pub async fn sign_in_page(
     let mut cookies = Vec::new();
     if pending.is_none() {
         // An ordinary sign-in: whatever authorization request was pending is abandoned.
-        if auth.read_cookie(&headers, AUTHORIZE_COOKIE).is_some() {
-            cookies.push(auth.clear_cookie(AUTHORIZE_COOKIE));
+        if auth
+            .site()
+            .read_cookie(&headers, AUTHORIZE_COOKIE)
+            .is_some()
+        {
+            cookies.push(auth.site().clear_cookie(AUTHORIZE_COOKIE));
         }
-        if matches!(auth.browser_session(&headers).await, Ok(Some(_))) {
+        if matches!(browser_session(&auth, &headers).await, Ok(Some(_))) {
             return see_other(return_to.as_deref().unwrap_or("/"), cookies);
         }
     }
-    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     cookies.extend(csrf_cookie);
     let name = client_name(&auth, pending).await;
     let sign_up_href = with_query("/sign-up", pending);
@@ -219,7 +221,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let ip = auth.client_ip(&parts.headers, &parts.extensions);
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
     let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let return_to = match pending {
@@ -228,10 +230,10 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
     };
     let email = params.get("email").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
-    match auth.check_credentials(email, password, &ip).await {
+    match check_credentials(&auth, email, password, &ip).await {
         Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, return_to).await,
         Err(error) => {
-            let (csrf, _) = auth.csrf_token(&parts.headers);
+            let (csrf, _) = auth.site().csrf_token(&parts.headers);
             let name = client_name(&auth, pending).await;
             let sign_up_href = with_query("/sign-up", pending);
             let message = error.to_string();
@@ -261,13 +263,13 @@ async fn signed_in(
     pending: Option<&str>,
     return_to: Option<&str>,
 ) -> Response {
-    let (session, cookie) = match auth.start_session(user, headers, ip).await {
+    let (session, cookie) = match start_session(auth, user, headers, ip).await {
         Ok(started) => started,
         Err(error) => return PageError::from(error).into_response(),
     };
-    let cookies = [cookie, auth.clear_cookie(AUTHORIZE_COOKIE)];
+    let cookies = [cookie, auth.site().clear_cookie(AUTHORIZE_COOKIE)];
     match pending {
-        Some(query) => match auth.resume_authorization(query, &session, user).await {
+        Some(query) => match resume_authorization(auth, query, &session, user).await {
             Ok(url) => see_other(&url, cookies),
             Err(error) => {
                 let mut response = error.into_response();
@@ -288,7 +290,7 @@ pub async fn sign_up_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pending = authorize_query(query.as_deref());
-    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let name = client_name(&auth, pending).await;
     let sign_in_href = with_query("/sign-in", pending);
     let sealed = sealed_query(&auth, pending);
@@ -310,14 +312,13 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let ip = auth.client_ip(&parts.headers, &parts.extensions);
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
     let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let email = params.get("email").unwrap_or_default();
     let name = params.get("name").unwrap_or_default();
     let result = match auth
-        .inner
-        .limiter
+        .limiter()
         .hit(crate::rate_limit::Limit::SignUpPerIp, &ip, auth.now())
         .await
     {
@@ -334,7 +335,7 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
     match result {
         Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, None).await,
         Err(error) => {
-            let (csrf, _) = auth.csrf_token(&parts.headers);
+            let (csrf, _) = auth.site().csrf_token(&parts.headers);
             let client = client_name(&auth, pending).await;
             let sign_in_href = with_query("/sign-in", pending);
             let message = error.to_string();
@@ -359,7 +360,7 @@ pub async fn consent_page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let user = match auth.browser_session(&headers).await {
+    let user = match browser_session(&auth, &headers).await {
         Ok(Some((_, user))) => user,
         Ok(None) => return see_other("/sign-in", []),
         Err(error) => return PageError::from(error).into_response(),
@@ -368,11 +369,11 @@ pub async fn consent_page(
     let Some(consent_code) = params.get("consent_code") else {
         return PageError::bad_request("This page needs a consent_code.").into_response();
     };
-    let (pending, client) = match auth.pending_consent(consent_code, &user).await {
+    let (pending, client) = match pending_consent(&auth, consent_code, &user).await {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let redirect_host = redirect_host(&pending.redirect_uri);
     let scopes = pending
         .scopes
@@ -422,7 +423,7 @@ pub async fn consent_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let user = match auth.browser_session(&parts.headers).await {
+    let user = match browser_session(&auth, &parts.headers).await {
         Ok(Some((_, user))) => user,
         Ok(None) => return see_other("/sign-in", []),
         Err(error) => return PageError::from(error).into_response(),
@@ -433,7 +434,7 @@ pub async fn consent_submit(State(auth): State<McpAuth>, request: Request) -> Re
     ) else {
         return PageError::bad_request("Choose Allow or Deny.").into_response();
     };
-    match auth.decide_consent(code, accept, &user).await {
+    match decide_consent(&auth, code, accept, &user).await {
         Ok(url) => see_other(&url, []),
         Err(error) => PageError::bad_request(format!(
             "The approval could not be recorded: {}.",
@@ -445,17 +446,17 @@ pub async fn consent_submit(State(auth): State<McpAuth>, request: Request) -> Re
 
 /// `GET /`: who is signed in and where to point an MCP client.
 pub async fn home_page(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
-    let user = match auth.browser_session(&headers).await {
+    let user = match browser_session(&auth, &headers).await {
         Ok(Some((_, user))) => user,
         Ok(None) => return see_other("/sign-in", []),
         Err(error) => return PageError::from(error).into_response(),
     };
-    let (csrf, csrf_cookie) = auth.csrf_token(&headers);
+    let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let page = HomePage {
         csrf_token: &csrf,
         user_name: &user.name,
         user_email: &user.email,
-        mcp_url: &auth.inner.options.resource,
+        mcp_url: &auth.options().resource,
     };
     render(StatusCode::OK, &page, csrf_cookie)
 }
@@ -466,7 +467,7 @@ pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> R
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    if let Err(error) = auth.end_session(&parts.headers).await {
+    if let Err(error) = end_session(&auth, &parts.headers).await {
         return PageError::from(error).into_response();
     }
     see_other(
@@ -475,8 +476,8 @@ pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> R
             .and_then(same_origin_path)
             .unwrap_or("/sign-in"),
         [
-            auth.clear_cookie(SESSION_COOKIE),
-            auth.clear_cookie(AUTHORIZE_COOKIE),
+            auth.site().clear_cookie(SESSION_COOKIE),
+            auth.site().clear_cookie(AUTHORIZE_COOKIE),
         ],
     )
 }

@@ -1,0 +1,148 @@
+//! User accounts with an email and a password: the rules a new account must meet, argon2id
+//! password hashes (see `passwords`), and the error vocabulary of sign-up and sign-in. Usable on
+//! a bare store (the admin CLI's `mcpauth user create`) as well as inside [`crate::McpAuth`].
+
+use std::sync::Arc;
+
+use mcpauth_core::model::User;
+use mcpauth_core::{Clock, Store, StoreError, secret};
+
+use crate::passwords::PasswordHasher;
+use crate::rate_limit::RateLimited;
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+/// The longest password accepted.
+pub const MAX_PASSWORD: usize = 128;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The email address is not one.
+    #[error("enter a valid email address")]
+    InvalidEmail,
+    /// The password is shorter than [`MIN_PASSWORD`] characters.
+    #[error("the password must be at least {MIN_PASSWORD} characters")]
+    PasswordTooShort,
+    /// The password is longer than [`MAX_PASSWORD`] characters.
+    #[error("the password must be at most {MAX_PASSWORD} characters")]
+    PasswordTooLong,
+    /// The display name is longer than 200 characters.
+    #[error("the name must be at most 200 characters")]
+    NameTooLong,
+    /// Another account has this email address.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// The email and password do not match an enabled account (which of the two is wrong is
+    /// deliberately not said).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Too many attempts from this address or on this account.
+    #[error("too many attempts; try again in {} seconds", .0.retry_after)]
+    RateLimited(RateLimited),
+    /// The database or the password hasher failed.
+    #[error("the server could not complete the request")]
+    Unavailable,
+}
+
+impl From<StoreError> for AccountError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(_) => Self::EmailTaken,
+            StoreError::Database(e) => {
+                tracing::error!(error = %e, "storage failure");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
+/// Trims and lower-cases an email address and checks it looks like one.
+pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(AccountError::InvalidEmail)
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    match password.chars().count() {
+        n if n < MIN_PASSWORD => Err(AccountError::PasswordTooShort),
+        n if n > MAX_PASSWORD => Err(AccountError::PasswordTooLong),
+        _ => Ok(()),
+    }
+}
+
+/// Creates users and checks their passwords.
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    passwords: PasswordHasher,
+}
+
+impl Accounts {
+    /// Accounts kept in `store`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            passwords: PasswordHasher::new(),
+        }
+    }
+
+    /// Prepares the stand-in hash that unknown accounts are checked against (SECURITY S26),
+    /// so that not even the first sign-in with an unknown email is faster than with a known one.
+    pub(crate) async fn warm_up(&self) {
+        self.passwords.warm_up().await;
+    }
+
+    /// The argon2id hash of a new password.
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String, AccountError> {
+        self.passwords.hash(password.to_owned()).await.map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            AccountError::Unavailable
+        })
+    }
+
+    /// True when `password` matches `hash`; with no hash, takes as long and says no.
+    pub(crate) async fn verify_password(&self, password: &str, hash: Option<String>) -> bool {
+        self.passwords.verify(password.to_owned(), hash).await
+    }
+
+    /// Creates a user with an email and password (what sign-up and `mcpauth user create` do).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<User, AccountError> {
+        let email = normalize_email(email)?;
+        check_password(password)?;
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) if name.chars().count() > 200 => return Err(AccountError::NameTooLong),
+            Some(name) => name.to_owned(),
+            None => email.split('@').next().unwrap_or_default().to_owned(),
+        };
+        let hash = self.hash_password(password).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: secret::random_id(),
+            name,
+            email,
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            disabled: false,
+        };
+        self.store.create_user(&user, &hash).await?;
+        Ok(user)
+    }
+}

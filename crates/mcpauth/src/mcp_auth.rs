@@ -1,0 +1,359 @@
+//! [`McpAuth`], the handle every request shares: the options as checked at start-up, the store,
+//! and the services built from them (accounts, signing keys, cookies, rate limits, the
+//! validated-token cache). Its fields are private; the endpoints reach them through the small
+//! accessors below, and the admin CLI uses the services ([`Accounts`], [`SigningKeys`]) on a
+//! store directly, without building a server.
+
+use std::sync::Arc;
+
+use mcpauth_core::model::{AuditEvent, Client};
+use mcpauth_core::{Scopes, Store, StoreError, secret};
+
+use crate::accounts::{AccountError, Accounts};
+use crate::keys::{KeyError, SigningKeys};
+use crate::options::McpAuthOptions;
+use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
+use crate::token_cache::{StampedMap, TokenCache};
+use crate::web::Site;
+
+/// Why [`McpAuth`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An option has a value mcpauth cannot work with.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store could not be read or written while starting.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(option: &'static str, reason: impl Into<String>) -> BuildError {
+    BuildError::InvalidOption {
+        option,
+        reason: reason.into(),
+    }
+}
+
+/// The handle to an mcpauth authorization server: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct McpAuth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    options: McpAuthOptions,
+    /// Every scope this server grants.
+    scopes_supported: Scopes,
+    /// The scopes of a request that names none.
+    default_scope: Scopes,
+    /// Path of the protected resource, e.g. `/api/mcp`.
+    resource_path: String,
+    /// Where the resource's metadata lives (RFC 9728 §3.1, path-inserted).
+    resource_metadata_url: String,
+    site: Site,
+    accounts: Accounts,
+    keys: SigningKeys,
+    limiter: RateLimiter,
+    /// Access tokens that passed every check recently.
+    token_cache: Arc<TokenCache>,
+    /// Enabled clients by id, read under the token cache's stamp.
+    clients: StampedMap<Client>,
+}
+
+/// What the options say once checked: the issuer and resource as URLs, and the scopes.
+struct Checked {
+    issuer: url::Url,
+    resource: url::Url,
+    scopes_supported: Scopes,
+    default_scope: Scopes,
+}
+
+/// Every rule an option must meet, so that a library user gets the same checks as the server.
+fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
+    let issuer = url::Url::parse(&options.issuer).map_err(|e| invalid("issuer", e.to_string()))?;
+    if !matches!(issuer.scheme(), "http" | "https")
+        || issuer.query().is_some()
+        || issuer.fragment().is_some()
+    {
+        return Err(invalid(
+            "issuer",
+            "must be an http(s) URL without query or fragment",
+        ));
+    }
+    let resource =
+        url::Url::parse(&options.resource).map_err(|e| invalid("resource", e.to_string()))?;
+    if !options.base_path.starts_with('/') || options.base_path.ends_with('/') {
+        return Err(invalid("base_path", "must start with / and not end with /"));
+    }
+    for (option, seconds) in [
+        ("code_expires_in", options.code_expires_in),
+        ("access_token_expires_in", options.access_token_expires_in),
+        ("refresh_token_expires_in", options.refresh_token_expires_in),
+        ("refresh_family_lifetime", options.refresh_family_lifetime),
+        ("session_expires_in", options.session_expires_in),
+    ] {
+        if seconds <= 0 {
+            return Err(invalid(option, "must be a positive number of seconds"));
+        }
+    }
+    if options.refresh_reuse_grace < 0 {
+        return Err(invalid(
+            "refresh_reuse_grace",
+            "must be zero or a positive number of seconds",
+        ));
+    }
+    let default_scope = Scopes::parse(&options.default_scope)
+        .map_err(|e| invalid("default_scope", e.description))?;
+    let mut all = vec!["openid", "profile", "email", "offline_access"];
+    all.extend(options.resource_scopes.iter().map(String::as_str));
+    let scopes_supported = Scopes::from_tokens(all);
+    if !default_scope.is_subset_of(&scopes_supported) {
+        return Err(invalid(
+            "default_scope",
+            "names a scope that is not supported",
+        ));
+    }
+    if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(invalid("secret", "must be at least 32 characters"));
+    }
+    Ok(Checked {
+        issuer,
+        resource,
+        scopes_supported,
+        default_scope,
+    })
+}
+
+/// The secret that signs cookies: the configured one, else the one generated once and kept in
+/// the store (so that every instance on one database agrees).
+pub async fn server_secret(
+    store: &dyn Store,
+    configured: Option<&str>,
+) -> Result<String, StoreError> {
+    match configured {
+        Some(secret) => Ok(secret.to_owned()),
+        None => store.server_secret(&secret::random_token()).await,
+    }
+}
+
+/// The secret that seals signing keys at rest: `key_encryption_secret` when configured, else
+/// the server secret ([`server_secret`]).
+pub async fn key_encryption_secret(
+    store: &dyn Store,
+    key_encryption_secret: Option<&str>,
+    secret: Option<&str>,
+) -> Result<String, StoreError> {
+    match key_encryption_secret {
+        Some(configured) => Ok(configured.to_owned()),
+        None => server_secret(store, secret).await,
+    }
+}
+
+impl McpAuth {
+    /// Builds the server. The store must already be migrated.
+    pub async fn new(store: Arc<dyn Store>, options: McpAuthOptions) -> Result<Self, BuildError> {
+        let checked = check_options(&options)?;
+        let secret = server_secret(store.as_ref(), options.secret.as_deref()).await?;
+        let now = options.clock.now();
+        for trusted in &options.trusted_clients {
+            store
+                .save_client(&crate::clients::trusted_client(trusted, now)?)
+                .await?;
+        }
+        let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));
+        let keys = SigningKeys::with_token_cache(
+            store.clone(),
+            options.clock.clone(),
+            options.signing_algorithm,
+            options
+                .key_encryption_secret
+                .clone()
+                .unwrap_or_else(|| secret.clone()),
+            options.access_token_expires_in,
+            token_cache.clone(),
+        );
+        let resource_path = checked.resource.path().trim_end_matches('/').to_owned();
+        let inner = Inner {
+            resource_metadata_url: format!(
+                "{}/.well-known/oauth-protected-resource{resource_path}",
+                checked.resource.origin().ascii_serialization(),
+            ),
+            resource_path,
+            site: Site::new(&secret, &checked.issuer, options.trust_proxy),
+            accounts: Accounts::new(store.clone(), options.clock.clone()),
+            keys,
+            limiter: RateLimiter::new(
+                options.rate_limits.clone(),
+                match &options.rate_limit_backend {
+                    RateLimitBackend::Memory => Arc::new(MemoryRateLimits::new()),
+                    RateLimitBackend::Store => Arc::new(StoreRateLimits::new(store.clone())),
+                    RateLimitBackend::Custom(backend) => backend.clone(),
+                },
+            ),
+            clients: StampedMap::new(options.token_cache.capacity),
+            token_cache,
+            store,
+            scopes_supported: checked.scopes_supported,
+            default_scope: checked.default_scope,
+            options,
+        };
+        let auth = Self {
+            inner: Arc::new(inner),
+        };
+        let warming = auth.clone();
+        tokio::spawn(async move { warming.inner.accounts.warm_up().await });
+        Ok(auth)
+    }
+
+    /// The options this server was built with.
+    pub fn options(&self) -> &McpAuthOptions {
+        &self.inner.options
+    }
+
+    /// The store this server keeps its data in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Creates a user with an email and password (what sign-up and `mcpauth user create` do).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<mcpauth_core::model::User, AccountError> {
+        self.inner.accounts.create_user(email, password, name).await
+    }
+
+    /// Makes a new id_token signing key with the configured algorithm, publishes it and retires
+    /// the others (which stay in the JWKS until tokens they signed have expired). Returns its
+    /// `kid`.
+    pub async fn rotate_signing_key(&self) -> Result<String, KeyError> {
+        self.inner.keys.rotate().await
+    }
+
+    /// The JSON Web Key Set: every key that is current or retired but still needed.
+    pub async fn jwks(&self) -> Result<serde_json::Value, KeyError> {
+        self.inner.keys.jwks().await
+    }
+
+    /// Forgets every access token validated so far, so the next request with each one asks
+    /// the database again. mcpauth calls this itself after every revocation it makes; call it
+    /// after revoking through the [`Store`] directly to make the change take effect at once
+    /// (otherwise it takes effect within
+    /// [`TokenCacheOptions::revocation_check_interval`](crate::TokenCacheOptions::revocation_check_interval)).
+    pub fn forget_validated_tokens(&self) {
+        self.inner.token_cache.revoked_here();
+    }
+
+    /// Where the protected resource's metadata lives (RFC 9728 §3.1), as named in every
+    /// `WWW-Authenticate` challenge.
+    pub fn protected_resource_metadata_url(&self) -> &str {
+        &self.inner.resource_metadata_url
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.inner.options.clock.now()
+    }
+
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    pub(crate) fn keys(&self) -> &SigningKeys {
+        &self.inner.keys
+    }
+
+    pub(crate) fn site(&self) -> &Site {
+        &self.inner.site
+    }
+
+    pub(crate) fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn token_cache(&self) -> &TokenCache {
+        &self.inner.token_cache
+    }
+
+    pub(crate) fn scopes_supported(&self) -> &Scopes {
+        &self.inner.scopes_supported
+    }
+
+    pub(crate) fn default_scope(&self) -> &Scopes {
+        &self.inner.default_scope
+    }
+
+    /// Path of the protected resource, e.g. `/api/mcp`.
+    pub(crate) fn resource_path(&self) -> &str {
+        &self.inner.resource_path
+    }
+
+    /// The client with this id, from memory when it was read since the revocation epoch last
+    /// moved (disabled clients are never kept: enabling one does not move the epoch).
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let store = self.inner.store.as_ref();
+        let Some(stamp) = self.inner.token_cache.stamp_if_enabled(store).await? else {
+            return store.client_by_id(client_id).await;
+        };
+        if let Some(client) = self.inner.clients.get(client_id, stamp) {
+            return Ok(Some(client));
+        }
+        let found = store.client_by_id(client_id).await?;
+        if let Some(client) = found.as_ref().filter(|c| !c.disabled) {
+            self.inner
+                .clients
+                .insert(client_id.to_owned(), client.clone(), stamp);
+        }
+        Ok(found)
+    }
+
+    /// Appends to the security log; a failure to log is itself logged, never fatal.
+    pub(crate) async fn audit(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let event = self.audit_event(kind, user_id, client_id, ip, detail);
+        if let Err(error) = self.inner.store.append_audit(&event).await {
+            tracing::warn!(%error, kind, "could not write the audit log");
+        }
+    }
+
+    /// A security-log entry, for a store method that writes it together with the change it
+    /// records.
+    pub(crate) fn audit_event(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: self.now(),
+            kind: kind.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            client_id: client_id.map(str::to_owned),
+            ip: ip.map(str::to_owned),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// `{issuer}{base_path}{path}`: the absolute URL of an endpoint.
+    pub(crate) fn endpoint(&self, path: &str) -> String {
+        format!(
+            "{}{}{}",
+            self.inner.options.issuer, self.inner.options.base_path, path
+        )
+    }
+}
