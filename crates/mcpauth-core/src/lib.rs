@@ -1,6 +1,17 @@
 //! The protocol and domain rules of mcpauth, free of HTTP and SQL.
 //!
 //! - [`error`]: the OAuth 2.1 / RFC 6749 §5.2 and RFC 7591 §3.2.2 error vocabulary.
+//! - [`params`]: RFC 6749 §3 request parameters from a query string, a form body or a JSON
+//!   object (no empty values, no repeats).
+//! - [`client_registration`]: RFC 7591 client metadata — one set of limits for dynamically
+//!   registered, configured and operator-created clients.
+//! - [`authorization_request`]: the authorization endpoint's rules (OAuth 2.1 §4.1.1, RFC 7636,
+//!   RFC 8707, RFC 9207, OIDC `prompt`/`max_age`/`nonce`): which redirect URI, which scopes and
+//!   resource, and the redirects that carry the answer.
+//! - [`grant`]: the token endpoint's rules: what binds a code (RFC 6749 §4.1.3, RFC 7636 §4.6)
+//!   and a refresh token (RFC 6749 §6), the retry window, who gets a refresh token.
+//! - [`account`]: email, password and display-name rules for user accounts.
+//! - [`return_to`]: where a page may send the browser back to (same-origin paths only).
 //! - [`secret`]: random tokens, their at-rest hashes, constant-time comparison, HMAC signing and
 //!   the authenticated encryption used for the refresh-retry response.
 //! - [`pkce`]: RFC 7636 code challenges (S256 only).
@@ -13,17 +24,28 @@
 
 #![warn(missing_docs)]
 
+pub mod account;
+pub mod authorization_request;
+pub mod client_registration;
 pub mod clock;
 pub mod error;
+pub mod grant;
 pub mod model;
+pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod return_to;
 pub mod scope;
 pub mod secret;
 pub mod store;
 
+pub use account::{AccountFieldError, DisplayName, Email, Password};
+pub use authorization_request::{AuthorizationPolicy, AuthorizationRequest, Prompt};
+pub use client_registration::ClientRegistration;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorCode, OAuthError, StoreError};
+pub use grant::RefreshTokenPolicy;
+pub use params::Params;
 pub use redirect_uri::RedirectUri;
 pub use scope::Scopes;
 pub use store::Store;
