@@ -1,7 +1,12 @@
 //! The records mcpauth keeps. Times are whole seconds since the Unix epoch; secrets appear only
-//! as their hashes (see [`crate::secret`]).
+//! as their hashes (see [`crate::secret`]). Scopes, redirect URIs and grant types are their
+//! parsed types ([`Scopes`], [`RedirectUri`], [`GrantType`]): a store decodes them once, when it
+//! reads a row, so the rest of the code never re-checks them.
 
 use serde::{Deserialize, Serialize};
+
+use crate::redirect_uri::RedirectUri;
+use crate::scope::Scopes;
 
 /// A person who can sign in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,14 +122,13 @@ pub struct Client {
     pub client_secret_hash: Option<String>,
     /// `client_name` (RFC 7591 §2), shown to the user on the consent page.
     pub name: Option<String>,
-    /// The registered redirect URIs; an authorization request must name one of them exactly
-    /// (RFC 8252 §7.3 allows any port on loopback).
-    pub redirect_uris: Vec<String>,
+    /// The registered redirect URIs, each valid for registration; an authorization request must
+    /// name one of them exactly (RFC 8252 §7.3 allows any port on loopback).
+    pub redirect_uris: Vec<RedirectUri>,
     /// How the client authenticates at the token endpoint.
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
-    /// The grant types the client may use (RFC 7591 §2), such as `authorization_code` and
-    /// `refresh_token`.
-    pub grant_types: Vec<String>,
+    /// The grant types the client may use (RFC 7591 §2).
+    pub grant_types: Vec<GrantType>,
     /// `logo_uri` (RFC 7591 §2), if given.
     pub logo_uri: Option<String>,
     /// Every registration field as accepted, echoed back by the registration endpoint.
@@ -144,8 +148,8 @@ impl Client {
     }
 
     /// True when the client registered `grant_type`.
-    pub fn has_grant_type(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn has_grant_type(&self, grant_type: GrantType) -> bool {
+        self.grant_types.contains(&grant_type)
     }
 }
 
@@ -160,11 +164,11 @@ pub struct AuthorizationCode {
     pub user_id: String,
     /// The browser session the user authorized from.
     pub session_id: String,
-    /// The redirect URI of the authorization request, which the token request must repeat
-    /// (RFC 6749 §4.1.3).
-    pub redirect_uri: String,
-    /// The granted scopes, space-delimited (RFC 6749 §3.3).
-    pub scopes: String,
+    /// The redirect URI of the authorization request as requested (on loopback its port may
+    /// differ from the registered one), which the token request must repeat (RFC 6749 §4.1.3).
+    pub redirect_uri: RedirectUri,
+    /// The granted scopes (RFC 6749 §3.3).
+    pub scopes: Scopes,
     /// The PKCE S256 code challenge (RFC 7636 §4.2); absent only for a confidential client that
     /// sent none.
     pub code_challenge: Option<String>,
@@ -192,8 +196,8 @@ pub struct TokenFamily {
     pub client_id: String,
     /// The user who made the grant.
     pub user_id: String,
-    /// The granted scopes, space-delimited (RFC 6749 §3.3); a refresh cannot widen them.
-    pub scopes: String,
+    /// The granted scopes (RFC 6749 §3.3); a refresh cannot widen them.
+    pub scopes: Scopes,
     /// The protected resource (RFC 8707 §2) every token of the family is for.
     pub resource: String,
     /// When the grant was made, in seconds since the Unix epoch.
@@ -218,8 +222,8 @@ pub struct AccessToken {
     pub client_id: String,
     /// The user the token acts for.
     pub user_id: String,
-    /// The token's scopes, space-delimited (RFC 6749 §3.3); possibly narrower than the grant's.
-    pub scopes: String,
+    /// The token's scopes (RFC 6749 §3.3); possibly narrower than the grant's.
+    pub scopes: Scopes,
     /// The protected resource (RFC 8707 §2) the token is for; any other resource refuses it.
     pub audience: String,
     /// When the token expires, in seconds since the Unix epoch.
@@ -242,9 +246,9 @@ pub struct RefreshToken {
     pub client_id: String,
     /// The user the token acts for.
     pub user_id: String,
-    /// The grant's scopes, space-delimited (RFC 6749 §3.3); a refresh may ask for fewer, never
-    /// more (RFC 6749 §6).
-    pub scopes: String,
+    /// The grant's scopes (RFC 6749 §3.3); a refresh may ask for fewer, never more
+    /// (RFC 6749 §6).
+    pub scopes: Scopes,
     /// The protected resource (RFC 8707 §2) the tokens it refreshes to are for.
     pub resource: String,
     /// When the token expires, in seconds since the Unix epoch; never after its family's end.
@@ -277,8 +281,8 @@ pub struct Consent {
     pub user_id: String,
     /// The client approved.
     pub client_id: String,
-    /// The approved scopes, space-delimited (RFC 6749 §3.3).
-    pub scopes: String,
+    /// The approved scopes (RFC 6749 §3.3).
+    pub scopes: Scopes,
     /// When consent was first given, in seconds since the Unix epoch.
     pub created_at: i64,
     /// When the consent last changed, in seconds since the Unix epoch.
@@ -294,10 +298,11 @@ pub struct PendingAuthorization {
     pub session_id: String,
     /// The requesting client.
     pub client_id: String,
-    /// The redirect URI, already matched against the client's registration.
-    pub redirect_uri: String,
-    /// The requested scopes, space-delimited (RFC 6749 §3.3).
-    pub scopes: String,
+    /// The redirect URI as requested, already matched against the client's registration (on
+    /// loopback its port may differ from the registered one).
+    pub redirect_uri: RedirectUri,
+    /// The requested scopes (RFC 6749 §3.3).
+    pub scopes: Scopes,
     /// The client's `state` (RFC 6749 §4.1.1), returned unchanged with the answer.
     pub state: Option<String>,
     /// The PKCE S256 code challenge (RFC 7636 §4.2); absent only for a confidential client that
@@ -371,8 +376,8 @@ pub struct GrantSummary {
     pub client_name: Option<String>,
     /// The client's https logo, if any.
     pub logo_uri: Option<String>,
-    /// Scopes granted (space-delimited).
-    pub scopes: String,
+    /// Scopes granted (RFC 6749 §3.3).
+    pub scopes: Scopes,
     /// When the user authorized it, in seconds since the Unix epoch.
     pub created_at: i64,
     /// When tokens were last issued from it (code exchange or refresh).

@@ -38,7 +38,8 @@
 //! client; and the revocation epoch, a counter every revoking transaction bumps first, which
 //! lets servers keep validated tokens in memory without missing a revocation.
 //!
-//! `shared::rows` decodes rows of either database into [`mcpauth_core::model`] types. Each
+//! `shared::rows` decodes rows of either database into [`mcpauth_core::model`] types, parsing
+//! scopes, redirect URIs and grant types from the text they are stored as. Each
 //! decoder sits next to a macro holding its column list, so queries can be assembled with
 //! `concat!` as `&'static str`, and a change to a list is made beside the code that reads it.
 //!

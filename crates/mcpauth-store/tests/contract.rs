@@ -15,11 +15,13 @@ pub mod contract {
     use std::sync::Arc;
 
     use mcpauth_core::model::{
-        AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, RefreshToken, Rotation,
-        Session, TokenEndpointAuthMethod, TokenFamily, User,
+        AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, GrantType, RefreshToken,
+        Rotation, Session, TokenEndpointAuthMethod, TokenFamily, User,
     };
     use mcpauth_core::model::{AuditEvent, SigningKey};
     use mcpauth_core::{Store, StoreError};
+
+    use crate::support::{scopes, uri};
 
     pub const NOW: i64 = 1_700_000_000;
 
@@ -49,11 +51,11 @@ pub mod contract {
             client_secret_hash: None,
             name: Some("Test client".to_owned()),
             redirect_uris: vec![
-                "http://127.0.0.1/callback".to_owned(),
-                "https://app.example/cb".to_owned(),
+                uri("http://127.0.0.1/callback"),
+                uri("https://app.example/cb"),
             ],
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             logo_uri: None,
             metadata: serde_json::json!({
                 "client_name": "Test client",
@@ -84,7 +86,7 @@ pub mod contract {
             id: id.to_owned(),
             client_id: client_id.to_owned(),
             user_id: user_id.to_owned(),
-            scopes: "openid profile".to_owned(),
+            scopes: scopes("openid profile"),
             resource: "https://mcp.example/".to_owned(),
             created_at: NOW,
             expires_at: NOW + 30 * 86_400,
@@ -102,7 +104,7 @@ pub mod contract {
             client_id: family.client_id.clone(),
             user_id: family.user_id.clone(),
             session_id: session_id.to_owned(),
-            redirect_uri: "http://127.0.0.1/callback".to_owned(),
+            redirect_uri: uri("http://127.0.0.1/callback"),
             scopes: family.scopes.clone(),
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
             resource: family.resource.clone(),
@@ -302,7 +304,7 @@ pub mod contract {
         confidential.token_endpoint_auth_method = TokenEndpointAuthMethod::ClientSecretBasic;
         confidential.name = None;
         confidential.logo_uri = Some("https://app.example/logo.png".to_owned());
-        confidential.grant_types = vec!["authorization_code".to_owned()];
+        confidential.grant_types = vec![GrantType::AuthorizationCode];
         confidential.disabled = true;
         confidential.skip_consent = true;
         store.create_client(&confidential).await.unwrap();
@@ -323,13 +325,13 @@ pub mod contract {
         );
         let first_created = trusted.created_at;
         trusted.name = Some("Renamed".to_owned());
-        trusted.redirect_uris = vec!["https://new.example/cb".to_owned()];
+        trusted.redirect_uris = vec![uri("https://new.example/cb")];
         trusted.skip_consent = true;
         trusted.created_at = first_created + 100;
         store.save_client(&trusted).await.unwrap();
         let stored = store.client_by_id("c3").await.unwrap().expect("client");
         assert_eq!(stored.name.as_deref(), Some("Renamed"));
-        assert_eq!(stored.redirect_uris, ["https://new.example/cb"]);
+        assert_eq!(stored.redirect_uris, [uri("https://new.example/cb")]);
         assert!(stored.skip_consent);
         assert_eq!(stored.created_at, first_created);
     }
@@ -346,7 +348,7 @@ pub mod contract {
         let first = Consent {
             user_id: "u1".to_owned(),
             client_id: "c1".to_owned(),
-            scopes: "openid".to_owned(),
+            scopes: scopes("openid"),
             created_at: NOW,
             updated_at: NOW,
         };
@@ -357,14 +359,14 @@ pub mod contract {
         );
 
         let wider = Consent {
-            scopes: "openid profile email".to_owned(),
+            scopes: scopes("openid profile email"),
             created_at: NOW + 50,
             updated_at: NOW + 50,
             ..first.clone()
         };
         store.save_consent(&wider).await.unwrap();
         let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
-        assert_eq!(stored.scopes, "openid profile email");
+        assert_eq!(stored.scopes.to_string(), "openid profile email");
         assert_eq!(stored.updated_at, NOW + 50);
         // Still one consent per (user, client), dated from the first approval.
         assert_eq!(stored.created_at, NOW);
@@ -898,7 +900,7 @@ pub mod contract {
             .save_consent(&Consent {
                 user_id: "u1".to_owned(),
                 client_id: "c1".to_owned(),
-                scopes: "openid".to_owned(),
+                scopes: scopes("openid"),
                 created_at: NOW,
                 updated_at: NOW,
             })
@@ -1126,7 +1128,7 @@ pub mod contract {
                     .save_consent(&Consent {
                         user_id: "u1".to_owned(),
                         client_id: "c1".to_owned(),
-                        scopes: format!("openid s{i}"),
+                        scopes: scopes(&format!("openid s{i}")),
                         created_at: NOW + i,
                         updated_at: NOW + i,
                     })
@@ -1140,7 +1142,7 @@ pub mod contract {
         let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
         let writer = stored.updated_at - NOW;
         assert!((0..20).contains(&writer), "{stored:?}");
-        assert_eq!(stored.scopes, format!("openid s{writer}"));
+        assert_eq!(stored.scopes.to_string(), format!("openid s{writer}"));
         assert!((NOW..NOW + 20).contains(&stored.created_at), "{stored:?}");
     }
 

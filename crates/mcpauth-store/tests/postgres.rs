@@ -541,7 +541,7 @@ async fn foreign_keys_are_enforced() {
     let orphan = Consent {
         user_id: "u1".to_owned(),
         client_id: "no-such-client".to_owned(),
-        scopes: "openid".to_owned(),
+        scopes: support::scopes("openid"),
         created_at: NOW,
         updated_at: NOW,
     };

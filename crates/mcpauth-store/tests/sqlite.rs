@@ -191,7 +191,7 @@ async fn foreign_keys_are_enforced() {
     let orphan = Consent {
         user_id: "u1".to_owned(),
         client_id: "no-such-client".to_owned(),
-        scopes: "openid".to_owned(),
+        scopes: support::scopes("openid"),
         created_at: NOW,
         updated_at: NOW,
     };
@@ -228,4 +228,75 @@ async fn stores_sharing_a_file_agree() {
 async fn schema_sql_matches_the_migrations() {
     let sql = mcpauth_store::sqlite_schema_sql();
     assert!(sql.contains(include_str!("../migrations/sqlite/0001_init.sql")));
+}
+
+/// Scopes, redirect URIs and grant types are stored as the same text as ever, and a stored
+/// value that does not parse is a database error naming its column, never a panic.
+#[tokio::test]
+async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&file_url(&dir.path().join("typed.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    seed(&store, "u1", "c1").await;
+    let text = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        text(r#"SELECT redirect_uris FROM "oauthApplication""#).await,
+        r#"["http://127.0.0.1/cb"]"#
+    );
+    assert_eq!(
+        text(r#"SELECT grant_types FROM "oauthApplication""#).await,
+        r#"["authorization_code","refresh_token"]"#
+    );
+    assert_eq!(
+        text(r#"SELECT redirect_uri FROM "oauthAuthorizationCode""#).await,
+        "http://127.0.0.1/cb"
+    );
+    assert_eq!(text(r#"SELECT scopes FROM "oauthConsent""#).await, "openid");
+
+    let corrupt = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    };
+    let database_error = |result: Result<(), StoreError>, column: &str| match result {
+        Err(StoreError::Database(msg)) => assert!(msg.contains(column), "{msg}"),
+        other => panic!("expected a database error naming {column}, got {other:?}"),
+    };
+    corrupt(r#"UPDATE "oauthConsent" SET scopes = 'open"id'"#).await;
+    database_error(
+        store.consent("u1", "c1").await.map(drop),
+        "oauthConsent.scopes",
+    );
+    corrupt(r#"UPDATE "oauthAccessToken" SET scopes = 'a\b'"#).await;
+    database_error(
+        store.access_token("ah-u1").await.map(drop),
+        "oauthAccessToken.scopes",
+    );
+    corrupt(r#"UPDATE "oauthApplication" SET redirect_uris = '["javascript:alert(1)"]'"#).await;
+    database_error(
+        store.client_by_id("c1").await.map(drop),
+        "oauthApplication.redirect_uris",
+    );
+    corrupt(r#"UPDATE "oauthApplication" SET redirect_uris = '["http://127.0.0.1/cb"]', grant_types = '["implicit"]'"#).await;
+    database_error(
+        store.client_by_id("c1").await.map(drop),
+        "oauthApplication.grant_types",
+    );
+    corrupt(r#"UPDATE "oauthAuthorizationCode" SET redirect_uri = 'not a uri', used_at = NULL"#)
+        .await;
+    database_error(
+        store.unused_code("ch-u1").await.map(drop),
+        "oauthAuthorizationCode.redirect_uri",
+    );
 }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
-use mcpauth_core::StoreError;
+use mcpauth_core::{RedirectUri, Scopes, StoreError};
 use sqlx::migrate::{MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Encode, Pool, Transaction, Type};
@@ -144,6 +144,19 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
 impl<'a> From<&'a Option<String>> for Arg<'a> {
     fn from(value: &'a Option<String>) -> Self {
         Arg::Text(value.as_deref().map(Cow::Borrowed))
+    }
+}
+
+/// Stored space-delimited, as [`Scopes`] displays them.
+impl From<&Scopes> for Arg<'_> {
+    fn from(value: &Scopes) -> Self {
+        Arg::Text(Some(Cow::Owned(value.to_string())))
+    }
+}
+
+impl<'a> From<&'a RedirectUri> for Arg<'a> {
+    fn from(value: &'a RedirectUri) -> Self {
+        Arg::Text(Some(Cow::Borrowed(value.as_str())))
     }
 }
 

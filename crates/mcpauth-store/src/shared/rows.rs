@@ -8,12 +8,18 @@
 //! The decoders are generic over [`DbRow`], so the same code reads SQLite and PostgreSQL rows:
 //! text is `TEXT` on both, times are `INTEGER`/`BIGINT` (`i64`), and booleans are `INTEGER`
 //! 0/1 on SQLite and `BOOLEAN` on PostgreSQL, both of which sqlx decodes as `bool`.
+//!
+//! Typed fields are parsed here, once, with core's parsers: scopes (`TEXT`, space-delimited)
+//! with [`Scopes::parse`], redirect URIs (`TEXT`, or a JSON array of strings for a client's)
+//! with [`RedirectUri::parse`], grant types (a JSON array of strings) with
+//! [`GrantType::parse`]. A stored value that does not parse is a [`StoreError::Database`]
+//! naming its table and column.
 
-use mcpauth_core::StoreError;
 use mcpauth_core::model::{
-    AccessToken, AuditEvent, AuthorizationCode, Client, Consent, GrantSummary, RefreshToken,
-    Session, SigningKey, TokenEndpointAuthMethod, TokenFamily, User,
+    AccessToken, AuditEvent, AuthorizationCode, Client, Consent, GrantSummary, GrantType,
+    RefreshToken, Session, SigningKey, TokenEndpointAuthMethod, TokenFamily, User,
 };
+use mcpauth_core::{RedirectUri, Scopes, StoreError};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::db_err;
@@ -53,6 +59,43 @@ pub(crate) fn get<T, R: Column<T>>(row: &R, name: &str) -> Result<T, StoreError>
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("corrupt stored {what}: {detail}"))
+}
+
+/// The text column `name` of `row` parsed by `parse`; a value that does not parse is corrupt
+/// data, reported as `what` (the table and column).
+fn parsed<R: DbRow, T>(
+    row: &R,
+    name: &str,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    let raw: String = get(row, name)?;
+    parse(&raw).ok_or_else(|| corrupt(what, format_args!("{raw:?}")))
+}
+
+/// The JSON array of strings in text column `name` of `row`, each item parsed by `parse`.
+fn parsed_list<R: DbRow, T>(
+    row: &R,
+    name: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let raw: String = get(row, name)?;
+    let items: Vec<String> = serde_json::from_str(&raw).map_err(|err| corrupt(what, err))?;
+    items
+        .iter()
+        .map(|item| parse(item).ok_or_else(|| corrupt(what, format_args!("{item:?}"))))
+        .collect()
+}
+
+/// The scopes in column `name` (stored space-delimited, as [`Scopes`] displays them).
+fn scopes<R: DbRow>(row: &R, name: &str, what: &str) -> Result<Scopes, StoreError> {
+    parsed(row, name, what, |raw| Scopes::parse(raw).ok())
+}
+
+/// The redirect URI in column `name`.
+fn redirect_uri<R: DbRow>(row: &R, name: &str, what: &str) -> Result<RedirectUri, StoreError> {
+    parsed(row, name, what, |raw| RedirectUri::parse(raw).ok())
 }
 
 /// User columns aliased with a `u_` prefix, for joins (`u` is the user table's alias).
@@ -110,22 +153,32 @@ macro_rules! client_columns {
 pub(crate) use client_columns;
 
 pub(crate) fn client<R: DbRow>(row: &R) -> Result<Client, StoreError> {
-    let redirect_uris: String = get(row, "redirect_uris")?;
-    let grant_types: String = get(row, "grant_types")?;
     let metadata: String = get(row, "metadata")?;
-    let method: String = get(row, "token_endpoint_auth_method")?;
     Ok(Client {
         client_id: get(row, "client_id")?,
         client_secret_hash: get(row, "client_secret_hash")?,
         name: get(row, "name")?,
-        redirect_uris: serde_json::from_str(&redirect_uris)
-            .map_err(|err| corrupt("client redirect_uris", err))?,
-        token_endpoint_auth_method: TokenEndpointAuthMethod::parse(&method)
-            .ok_or_else(|| corrupt("client token_endpoint_auth_method", &method))?,
-        grant_types: serde_json::from_str(&grant_types)
-            .map_err(|err| corrupt("client grant_types", err))?,
+        redirect_uris: parsed_list(
+            row,
+            "redirect_uris",
+            "oauthApplication.redirect_uris",
+            |uri| RedirectUri::parse(uri).ok(),
+        )?,
+        token_endpoint_auth_method: parsed(
+            row,
+            "token_endpoint_auth_method",
+            "oauthApplication.token_endpoint_auth_method",
+            TokenEndpointAuthMethod::parse,
+        )?,
+        grant_types: parsed_list(
+            row,
+            "grant_types",
+            "oauthApplication.grant_types",
+            GrantType::parse,
+        )?,
         logo_uri: get(row, "logo_uri")?,
-        metadata: serde_json::from_str(&metadata).map_err(|err| corrupt("client metadata", err))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|err| corrupt("oauthApplication.metadata", err))?,
         disabled: get(row, "disabled")?,
         skip_consent: get(row, "skip_consent")?,
         created_at: get(row, "created_at")?,
@@ -143,7 +196,7 @@ pub(crate) fn consent<R: DbRow>(row: &R) -> Result<Consent, StoreError> {
     Ok(Consent {
         user_id: get(row, "user_id")?,
         client_id: get(row, "client_id")?,
-        scopes: get(row, "scopes")?,
+        scopes: scopes(row, "scopes", "oauthConsent.scopes")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })
@@ -163,8 +216,8 @@ pub(crate) fn code<R: DbRow>(row: &R) -> Result<AuthorizationCode, StoreError> {
         client_id: get(row, "client_id")?,
         user_id: get(row, "user_id")?,
         session_id: get(row, "session_id")?,
-        redirect_uri: get(row, "redirect_uri")?,
-        scopes: get(row, "scopes")?,
+        redirect_uri: redirect_uri(row, "redirect_uri", "oauthAuthorizationCode.redirect_uri")?,
+        scopes: scopes(row, "scopes", "oauthAuthorizationCode.scopes")?,
         code_challenge: get(row, "code_challenge")?,
         resource: get(row, "resource")?,
         nonce: get(row, "nonce")?,
@@ -190,7 +243,7 @@ pub(crate) fn access_token<R: DbRow>(row: &R) -> Result<AccessToken, StoreError>
         family_id: get(row, "family_id")?,
         client_id: get(row, "client_id")?,
         user_id: get(row, "user_id")?,
-        scopes: get(row, "scopes")?,
+        scopes: scopes(row, "scopes", "oauthAccessToken.scopes")?,
         audience: get(row, "audience")?,
         expires_at: get(row, "expires_at")?,
         created_at: get(row, "created_at")?,
@@ -212,7 +265,7 @@ pub(crate) fn refresh_token<R: DbRow>(row: &R) -> Result<RefreshToken, StoreErro
         family_id: get(row, "family_id")?,
         client_id: get(row, "client_id")?,
         user_id: get(row, "user_id")?,
-        scopes: get(row, "scopes")?,
+        scopes: scopes(row, "scopes", "oauthRefreshToken.scopes")?,
         resource: get(row, "resource")?,
         expires_at: get(row, "expires_at")?,
         created_at: get(row, "created_at")?,
@@ -236,7 +289,7 @@ pub(crate) fn family_f<R: DbRow>(row: &R) -> Result<TokenFamily, StoreError> {
         id: get(row, "f_id")?,
         client_id: get(row, "f_client_id")?,
         user_id: get(row, "f_user_id")?,
-        scopes: get(row, "f_scopes")?,
+        scopes: scopes(row, "f_scopes", "oauthTokenFamily.scopes")?,
         resource: get(row, "f_resource")?,
         created_at: get(row, "f_created_at")?,
         expires_at: get(row, "f_expires_at")?,
@@ -260,7 +313,7 @@ pub(crate) fn grant<R: DbRow>(row: &R) -> Result<GrantSummary, StoreError> {
         client_id: get(row, "client_id")?,
         client_name: get(row, "client_name")?,
         logo_uri: get(row, "logo_uri")?,
-        scopes: get(row, "scopes")?,
+        scopes: scopes(row, "scopes", "oauthTokenFamily.scopes")?,
         created_at: get(row, "created_at")?,
         last_used_at: get(row, "last_used_at")?,
         expires_at: get(row, "expires_at")?,

@@ -24,7 +24,7 @@ use mcpauth_core::model::{
     GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
 };
 use mcpauth_core::secret::random_id;
-use mcpauth_core::{Store, StoreError};
+use mcpauth_core::{RedirectUri, Store, StoreError};
 
 use super::rows::{
     self, DbRow, access_token_columns, audit_columns, client_columns, code_columns,
@@ -41,8 +41,8 @@ const SERVER_SECRET_KEY: &str = "server_secret";
 const CREDENTIAL_PROVIDER: &str = "credential";
 
 /// A list of strings as a JSON array.
-fn json_array(items: &[String]) -> String {
-    serde_json::Value::from(items).to_string()
+fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::from_iter(items).to_string()
 }
 
 fn insert_access_token(access: &AccessToken) -> Query<'_> {
@@ -340,9 +340,11 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(&client.client_id)
             .bind(&client.client_secret_hash)
             .bind(&client.name)
-            .bind(json_array(&client.redirect_uris))
+            .bind(json_array(
+                client.redirect_uris.iter().map(RedirectUri::as_str),
+            ))
             .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(&client.grant_types))
+            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
             .bind(&client.logo_uri)
             .bind(client.metadata.to_string())
             .bind(client.disabled)
@@ -381,9 +383,11 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(&client.client_id)
             .bind(&client.client_secret_hash)
             .bind(&client.name)
-            .bind(json_array(&client.redirect_uris))
+            .bind(json_array(
+                client.redirect_uris.iter().map(RedirectUri::as_str),
+            ))
             .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(&client.grant_types))
+            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
             .bind(&client.logo_uri)
             .bind(client.metadata.to_string())
             .bind(client.disabled)

@@ -10,11 +10,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mcpauth_core::Store;
 use mcpauth_core::model::{
-    AccessToken, AuthorizationCode, Client, Consent, RefreshToken, Session,
+    AccessToken, AuthorizationCode, Client, Consent, GrantType, RefreshToken, Session,
     TokenEndpointAuthMethod, TokenFamily, User,
 };
+use mcpauth_core::{RedirectUri, Scopes, Store};
 use mcpauth_store::{PgStore, PgStoreOptions};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 
@@ -117,6 +117,16 @@ impl Drop for PgSchema {
 
 pub const NOW: i64 = 1_700_000_000;
 
+/// `raw` as scopes (test data is always valid).
+pub fn scopes(raw: &str) -> Scopes {
+    Scopes::parse(raw).unwrap()
+}
+
+/// `raw` as a redirect URI (test data is always valid).
+pub fn uri(raw: &str) -> RedirectUri {
+    RedirectUri::parse(raw).unwrap()
+}
+
 pub fn user(id: &str) -> User {
     User {
         id: id.to_owned(),
@@ -135,9 +145,9 @@ pub fn client(client_id: &str) -> Client {
         client_id: client_id.to_owned(),
         client_secret_hash: None,
         name: None,
-        redirect_uris: vec!["http://127.0.0.1/cb".to_owned()],
+        redirect_uris: vec![uri("http://127.0.0.1/cb")],
         token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         logo_uri: None,
         metadata: serde_json::json!({}),
         disabled: false,
@@ -179,7 +189,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         .save_consent(&Consent {
             user_id: user_id.to_owned(),
             client_id: client_id.to_owned(),
-            scopes: "openid".to_owned(),
+            scopes: scopes("openid"),
             created_at: NOW,
             updated_at: NOW,
         })
@@ -189,7 +199,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         id: format!("f-{user_id}"),
         client_id: client_id.to_owned(),
         user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
+        scopes: scopes("openid"),
         resource: "https://mcp.example/".to_owned(),
         created_at: NOW,
         expires_at: NOW + 1000,
@@ -200,8 +210,8 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         client_id: client_id.to_owned(),
         user_id: user_id.to_owned(),
         session_id: format!("s-{user_id}"),
-        redirect_uri: "http://127.0.0.1/cb".to_owned(),
-        scopes: "openid".to_owned(),
+        redirect_uri: uri("http://127.0.0.1/cb"),
+        scopes: scopes("openid"),
         code_challenge: None,
         resource: "https://mcp.example/".to_owned(),
         nonce: None,
@@ -217,7 +227,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         family_id: family.id.clone(),
         client_id: client_id.to_owned(),
         user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
+        scopes: scopes("openid"),
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,
         created_at: NOW,
@@ -228,7 +238,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         family_id: family.id.clone(),
         client_id: client_id.to_owned(),
         user_id: user_id.to_owned(),
-        scopes: "openid".to_owned(),
+        scopes: scopes("openid"),
         resource: "https://mcp.example/".to_owned(),
         expires_at: NOW + 600,
         created_at: NOW,
