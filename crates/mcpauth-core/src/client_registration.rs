@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::model::{GrantType, TokenEndpointAuthMethod};
+use crate::model::{Client, GrantType, TokenEndpointAuthMethod};
 use crate::redirect_uri::RedirectUri;
 use crate::scope::Scopes;
 
@@ -206,6 +206,31 @@ impl ClientRegistration {
             logo_uri,
             echo,
         })
+    }
+
+    /// The client to store under `client_id`: a confidential client keeps only the hash of
+    /// its secret; the accepted fields are kept as its metadata, echoed by the registration
+    /// endpoint.
+    pub fn into_client(
+        self,
+        client_id: String,
+        client_secret_hash: Option<String>,
+        skip_consent: bool,
+        now: i64,
+    ) -> Client {
+        Client {
+            client_id,
+            client_secret_hash,
+            name: self.client_name,
+            redirect_uris: self.redirect_uris,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            grant_types: self.grant_types,
+            logo_uri: self.logo_uri,
+            metadata: Value::Object(self.echo),
+            disabled: false,
+            skip_consent,
+            created_at: now,
+        }
     }
 
     /// Checks the fields of a client an operator creates (`mcpauth client create`) or

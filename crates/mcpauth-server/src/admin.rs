@@ -10,15 +10,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use mcpauth::{Accounts, SigningAlgorithm, SigningKeys};
-use mcpauth_core::model::{AuditEvent, Client, GrantSummary, TokenEndpointAuthMethod, User};
-use mcpauth_core::{RedirectUri, Store, SystemClock, secret};
+use mcpauth_core::client_registration::ClientFields;
+use mcpauth_core::model::{
+    AuditEvent, Client, GrantSummary, GrantType, TokenEndpointAuthMethod, User,
+};
+use mcpauth_core::{ClientRegistration, Store, SystemClock, secret};
 use mcpauth_server::{Settings, open_store_with};
 use serde_json::{Value, json};
-
-/// As many redirect URIs as dynamic registration accepts.
-const MAX_REDIRECT_URIS: usize = 20;
-/// Client names are cut to this many characters, as at registration.
-const MAX_CLIENT_NAME: usize = 200;
 
 /// How a command shows its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +210,12 @@ impl Admin {
                         }
                         .to_owned(),
                         utc(client.created_at),
-                        client.redirect_uris.join(" "),
+                        client
+                            .redirect_uris
+                            .iter()
+                            .map(|uri| uri.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
                     ]);
                 }
                 emit(&table.render())
@@ -223,26 +226,10 @@ impl Admin {
     /// `client create`: validates like dynamic registration, stores only the secret's hash and
     /// shows the secret this once.
     pub async fn create_client(&self, new: NewClient, output: Output) -> anyhow::Result<()> {
-        let name: String = new.name.trim().chars().take(MAX_CLIENT_NAME).collect();
-        if name.is_empty() {
-            bail!("--name must not be empty");
-        }
-        if name.chars().any(char::is_control) {
+        if new.name.chars().any(char::is_control) {
             bail!("--name must not contain control characters");
         }
-        if new.redirect_uris.len() > MAX_REDIRECT_URIS {
-            bail!("at most {MAX_REDIRECT_URIS} redirect URIs may be registered");
-        }
-        let mut redirect_uris: Vec<String> = Vec::with_capacity(new.redirect_uris.len());
-        for raw in &new.redirect_uris {
-            let uri = RedirectUri::parse(raw)
-                .map_err(|e| anyhow!("{}", e.description))?
-                .into_string();
-            if !redirect_uris.contains(&uri) {
-                redirect_uris.push(uri);
-            }
-        }
-        if redirect_uris.is_empty() {
+        if new.redirect_uris.is_empty() {
             bail!("at least one --redirect-uri is required");
         }
         let method = if new.public {
@@ -250,27 +237,24 @@ impl Admin {
         } else {
             TokenEndpointAuthMethod::ClientSecretBasic
         };
-        let grant_types = vec!["authorization_code".to_owned(), "refresh_token".to_owned()];
-        let client_secret = (!new.public).then(secret::random_token);
-        let client = Client {
-            client_id: secret::random_id(),
-            client_secret_hash: client_secret.as_deref().map(secret::hash_token),
-            name: Some(name.clone()),
-            redirect_uris: redirect_uris.clone(),
+        let registration = ClientRegistration::from_fields(ClientFields {
+            redirect_uris: &new.redirect_uris,
+            client_name: Some(&new.name),
             token_endpoint_auth_method: method,
-            grant_types: grant_types.clone(),
+            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
             logo_uri: None,
-            metadata: json!({
-                "client_name": name,
-                "redirect_uris": redirect_uris,
-                "grant_types": grant_types,
-                "response_types": ["code"],
-                "token_endpoint_auth_method": method.as_str(),
-            }),
-            disabled: false,
-            skip_consent: new.skip_consent,
-            created_at: now(),
+        })
+        .map_err(|e| anyhow!("{}", e.description))?;
+        let Some(name) = registration.client_name.clone() else {
+            bail!("--name must not be empty");
         };
+        let client_secret = (!new.public).then(secret::random_token);
+        let client = registration.into_client(
+            secret::random_id(),
+            client_secret.as_deref().map(secret::hash_token),
+            new.skip_consent,
+            now(),
+        );
         self.store
             .create_client(&client)
             .await
@@ -429,7 +413,7 @@ impl Admin {
                         grant.user_email.clone(),
                         grant.client_id.clone(),
                         grant.client_name.clone().unwrap_or_else(|| "-".into()),
-                        grant.scopes.clone(),
+                        grant.scopes.to_string(),
                         utc(grant.created_at),
                         utc(grant.last_used_at),
                         utc(grant.expires_at),

@@ -7,16 +7,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::{Session, User};
-use mcpauth_core::{StoreError, secret};
+use mcpauth_core::{Email, StoreError, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
-use crate::accounts::{AccountError, normalize_email};
+use crate::accounts::AccountError;
 use crate::authorize::resume_authorization;
 use crate::errors::{ApiError, NoStore};
-use crate::params::{Params, read_body};
+use crate::params::{params_from_body, read_body};
 use crate::rate_limit::Limit;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
+use mcpauth_core::Params;
 
 /// Checks an email and password, with the per-address and per-account limits.
 pub(crate) async fn check_credentials(
@@ -31,7 +32,9 @@ pub(crate) async fn check_credentials(
         .hit(Limit::SignInPerIp, ip, now)
         .await
         .map_err(AccountError::RateLimited)?;
-    let email = normalize_email(email).map_err(|_| AccountError::InvalidCredentials)?;
+    let email = Email::parse(email)
+        .map_err(|_| AccountError::InvalidCredentials)?
+        .into_string();
     // An account under attack stays locked for the window, even for the right password:
     // otherwise the limit would only slow the guesser down, not stop the lucky guess.
     limiter
@@ -177,7 +180,7 @@ async fn json_params(
         .into_response());
     }
     let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
-    let params = Params::from_body(&parts.headers, &bytes, &[])
+    let params = params_from_body(&parts.headers, &bytes, &[])
         .map_err(|e| ApiError::from(e).into_response())?;
     Ok((parts.headers, parts.extensions, params))
 }

@@ -5,31 +5,22 @@
 use std::sync::Arc;
 
 use mcpauth_core::model::User;
-use mcpauth_core::{Clock, Store, StoreError, secret};
+use mcpauth_core::{
+    AccountFieldError, Clock, DisplayName, Email, Password, Store, StoreError, secret,
+};
 
 use crate::passwords::PasswordHasher;
 use crate::rate_limit::RateLimited;
 
-/// The shortest password accepted.
-pub const MIN_PASSWORD: usize = 8;
-/// The longest password accepted.
-pub const MAX_PASSWORD: usize = 128;
+pub use mcpauth_core::account::{MAX_PASSWORD, MIN_PASSWORD};
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    /// The email address is not one.
-    #[error("enter a valid email address")]
-    InvalidEmail,
-    /// The password is shorter than [`MIN_PASSWORD`] characters.
-    #[error("the password must be at least {MIN_PASSWORD} characters")]
-    PasswordTooShort,
-    /// The password is longer than [`MAX_PASSWORD`] characters.
-    #[error("the password must be at most {MAX_PASSWORD} characters")]
-    PasswordTooLong,
-    /// The display name is longer than 200 characters.
-    #[error("the name must be at most 200 characters")]
-    NameTooLong,
+    /// An email address, password or name that breaks the rules of
+    /// [`mcpauth_core::account`].
+    #[error(transparent)]
+    Field(#[from] AccountFieldError),
     /// Another account has this email address.
     #[error("an account with this email already exists")]
     EmailTaken,
@@ -54,29 +45,6 @@ impl From<StoreError> for AccountError {
                 Self::Unavailable
             }
         }
-    }
-}
-
-/// Trims and lower-cases an email address and checks it looks like one.
-pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(AccountError::InvalidEmail)
-    }
-}
-
-fn check_password(password: &str) -> Result<(), AccountError> {
-    match password.chars().count() {
-        n if n < MIN_PASSWORD => Err(AccountError::PasswordTooShort),
-        n if n > MAX_PASSWORD => Err(AccountError::PasswordTooLong),
-        _ => Ok(()),
     }
 }
 
@@ -123,19 +91,15 @@ impl Accounts {
         password: &str,
         name: Option<&str>,
     ) -> Result<User, AccountError> {
-        let email = normalize_email(email)?;
-        check_password(password)?;
-        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(name) if name.chars().count() > 200 => return Err(AccountError::NameTooLong),
-            Some(name) => name.to_owned(),
-            None => email.split('@').next().unwrap_or_default().to_owned(),
-        };
-        let hash = self.hash_password(password).await?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let name = DisplayName::parse(name, &email)?;
+        let hash = self.hash_password(password.as_str()).await?;
         let now = self.clock.now();
         let user = User {
             id: secret::random_id(),
-            name,
-            email,
+            name: name.into_string(),
+            email: email.into_string(),
             email_verified: false,
             image: None,
             created_at: now,

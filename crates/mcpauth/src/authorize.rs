@@ -8,16 +8,18 @@
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mcpauth_core::authorization_request::{self, resolve_redirect_uri};
 use mcpauth_core::model::{
     AuthorizationCode, Client, Consent, PendingAuthorization, Session, TokenFamily, User,
 };
-use mcpauth_core::{ErrorCode, OAuthError, Scopes, pkce, redirect_uri, secret};
+use mcpauth_core::{AuthorizationRequest, OAuthError, RedirectUri, secret};
 use serde_json::json;
 
 use crate::McpAuth;
 use crate::account::{browser_session, pending_authorization_cookie};
 use crate::errors::{ApiError, NoStore, PageError};
-use crate::params::{Params, read_body};
+use crate::params::{params_from_body, read_body};
+use mcpauth_core::Params;
 
 /// Where an authorization request leads.
 pub enum Outcome {
@@ -28,18 +30,10 @@ pub enum Outcome {
     Login { resume_query: String },
 }
 
-/// `prompt` (OIDC Core §3.1.2.1).
-#[derive(Debug, Default, Clone, Copy)]
-struct Prompt {
-    none: bool,
-    login: bool,
-    consent: bool,
-}
-
 /// An authorization request whose client and redirect URI have been checked.
 struct Validated {
     client: Client,
-    redirect_uri: String,
+    redirect_uri: RedirectUri,
     state: Option<String>,
 }
 
@@ -58,11 +52,11 @@ pub(crate) async fn authorize(
     let validated = validate_client(auth, &params).await?;
     match authorize_validated(auth, &params, &validated, session).await {
         Ok(outcome) => Ok(outcome),
-        Err(error) => Ok(Outcome::Redirect(error_redirect(
-            auth,
-            &validated.redirect_uri,
+        Err(error) => Ok(Outcome::Redirect(authorization_request::error_redirect(
+            validated.redirect_uri.as_str(),
             &error,
             validated.state.as_deref(),
+            &auth.options().issuer,
         ))),
     }
 }
@@ -80,29 +74,8 @@ async fn validate_client(auth: &McpAuth, params: &Params) -> Result<Validated, P
                 "The application that sent you here is not registered with this server.",
             )
         })?;
-    let redirect_uri = match params.get("redirect_uri") {
-        Some(requested) => {
-            if !client
-                .redirect_uris
-                .iter()
-                .any(|registered| redirect_uri::matches(registered, requested))
-            {
-                return Err(PageError::bad_request(
-                    "The redirect URI in this request is not registered for the application. \
-                     You were not sent back to it.",
-                ));
-            }
-            requested.to_owned()
-        }
-        None => match client.redirect_uris.as_slice() {
-            [only] => only.clone(),
-            _ => {
-                return Err(PageError::bad_request(
-                    "The authorization request has no redirect_uri, and the application registered several.",
-                ));
-            }
-        },
-    };
+    let redirect_uri = resolve_redirect_uri(&client.redirect_uris, params.get("redirect_uri"))
+        .map_err(|refusal| PageError::bad_request(refusal.to_string()))?;
     Ok(Validated {
         state: params.get("state").map(str::to_owned),
         client,
@@ -116,84 +89,17 @@ async fn authorize_validated(
     validated: &Validated,
     session: Option<&(Session, User)>,
 ) -> Result<Outcome, OAuthError> {
-    let options = &auth.options();
-    match params.get("response_type") {
-        Some("code") => {}
-        Some(other) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedResponseType,
-                format!("response_type {other:?} is not supported; use code"),
-            ));
-        }
-        None => return Err(OAuthError::invalid_request("response_type is required")),
-    }
-    if let Some(mode) = params.get("response_mode")
-        && mode != "query"
-    {
-        return Err(OAuthError::invalid_request("response_mode must be query"));
-    }
-    if params.get("request").is_some() || params.get("request_uri").is_some() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRequest,
-            "request objects are not supported",
-        ));
-    }
     let client = &validated.client;
-    let code_challenge = match params.get("code_challenge") {
-        Some(challenge) => {
-            pkce::validate_challenge(challenge, params.get("code_challenge_method"))?;
-            Some(challenge.to_owned())
-        }
-        None if client.is_public() || options.require_pkce_for_confidential => {
-            return Err(OAuthError::invalid_request(
-                "code_challenge is required (PKCE with S256)",
-            ));
-        }
-        None => None,
-    };
-    let scopes = match params.get("scope") {
-        Some(raw) => Scopes::parse(raw)?,
-        None => Scopes::default(),
-    };
-    let scopes = if scopes.is_empty() {
-        auth.default_scope().clone()
-    } else {
-        scopes
-    };
-    let unknown: Vec<&str> = scopes.not_in(auth.scopes_supported()).collect();
-    if !unknown.is_empty() {
-        return Err(OAuthError::invalid_scope(format!(
-            "unknown scope: {}",
-            unknown.join(" ")
-        )));
-    }
-    let resource = requested_resource(auth, &params.all("resource"))?;
-    let prompt = parse_prompt(params.get("prompt"))?;
-    let max_age =
-        match params.get("max_age") {
-            Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
-                OAuthError::invalid_request("max_age must be a non-negative integer")
-            })?),
-            None => None,
-        };
-    let nonce = params.get("nonce").map(str::to_owned);
-    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
-        return Err(OAuthError::invalid_request("nonce is too long"));
-    }
-
+    let checked =
+        AuthorizationRequest::parse(params, auth.authorization_policy(), client.is_public())?;
     let now = auth.now();
-    let fresh_session = session.filter(|(s, _)| {
-        !prompt.login && max_age.is_none_or(|max| now - s.auth_time <= i64::from(max))
-    });
+    let fresh_session = session.filter(|(s, _)| checked.session_is_fresh(s.auth_time, now));
     let Some((session, user)) = fresh_session else {
-        if prompt.none {
-            return Err(OAuthError::new(
-                ErrorCode::LoginRequired,
-                "the user is not signed in",
-            ));
+        if checked.prompt.none() {
+            return Err(authorization_request::login_required());
         }
         return Ok(Outcome::Login {
-            resume_query: resume_query(params),
+            resume_query: authorization_request::resume_query(params),
         });
     };
 
@@ -202,32 +108,27 @@ async fn authorize_validated(
         session_id: session.id.clone(),
         client_id: client.client_id.clone(),
         redirect_uri: validated.redirect_uri.clone(),
-        scopes: scopes.to_string(),
+        scopes: checked.scopes,
         state: validated.state.clone(),
-        code_challenge,
-        resource,
-        nonce,
+        code_challenge: checked.code_challenge,
+        resource: checked.resource,
+        nonce: checked.nonce,
         auth_time: session.auth_time,
     };
 
     let consented = if client.skip_consent {
         true
-    } else if prompt.consent {
+    } else if checked.prompt.consent() {
         false
     } else {
         let existing = auth.store().consent(&user.id, &client.client_id).await?;
-        existing.is_some_and(|c| {
-            Scopes::parse(&c.scopes).is_ok_and(|granted| scopes.is_subset_of(&granted))
-        })
+        existing.is_some_and(|c| request.scopes.is_subset_of(&c.scopes))
     };
     if consented {
         return Ok(Outcome::Redirect(issue_code(auth, &request).await?));
     }
-    if prompt.none {
-        return Err(OAuthError::new(
-            ErrorCode::ConsentRequired,
-            "the user has not approved this application",
-        ));
+    if checked.prompt.none() {
+        return Err(authorization_request::consent_required());
     }
     let consent_code = secret::random_token();
     let value = serde_json::to_string(&request).map_err(|_| OAuthError::server_error())?;
@@ -239,29 +140,14 @@ async fn authorize_validated(
             now,
         )
         .await?;
-    let mut url = auth.options().consent_page.clone();
-    url.push(if url.contains('?') { '&' } else { '?' });
-    url.push_str(
-        &form_urlencoded::Serializer::new(String::new())
-            .append_pair("consent_code", &consent_code)
-            .append_pair("client_id", &client.client_id)
-            .append_pair("scope", &request.scopes)
-            .finish(),
-    );
-    Ok(Outcome::Redirect(url))
-}
-
-/// RFC 8707: the resource the token will be for. Absent means the configured resource
-/// (clients do not always send it); anything else is `invalid_target`.
-pub(crate) fn requested_resource(auth: &McpAuth, requested: &[&str]) -> Result<String, OAuthError> {
-    let ours = &auth.options().resource;
-    if requested.iter().all(|r| r == ours) {
-        Ok(ours.clone())
-    } else {
-        Err(OAuthError::invalid_target(format!(
-            "this server issues tokens only for the resource {ours}"
-        )))
-    }
+    Ok(Outcome::Redirect(authorization_request::append_query(
+        &auth.options().consent_page,
+        &[
+            ("consent_code", &consent_code),
+            ("client_id", &client.client_id),
+            ("scope", &request.scopes.to_string()),
+        ],
+    )))
 }
 
 /// Stores a code for an approved request; returns the redirect that carries it.
@@ -294,30 +180,12 @@ async fn issue_code(auth: &McpAuth, request: &PendingAuthorization) -> Result<St
         created_at: now,
     };
     auth.store().create_code(&record, &family).await?;
-    let mut pairs = vec![("code", code.as_str())];
-    if let Some(state) = &request.state {
-        pairs.push(("state", state));
-    }
-    pairs.push(("iss", &auth.options().issuer));
-    Ok(append_query(&request.redirect_uri, &pairs))
-}
-
-/// The client's redirect URI carrying an error (RFC 6749 §4.1.2.1, RFC 9207).
-fn error_redirect(
-    auth: &McpAuth,
-    redirect_uri: &str,
-    error: &OAuthError,
-    state: Option<&str>,
-) -> String {
-    let mut pairs = vec![
-        ("error", error.code.as_str()),
-        ("error_description", error.description.as_str()),
-    ];
-    if let Some(state) = state {
-        pairs.push(("state", state));
-    }
-    pairs.push(("iss", &auth.options().issuer));
-    append_query(redirect_uri, &pairs)
+    Ok(authorization_request::code_redirect(
+        request.redirect_uri.as_str(),
+        &code,
+        request.state.as_deref(),
+        &auth.options().issuer,
+    ))
 }
 
 /// Continues a remembered authorization request after the user signed in.
@@ -404,30 +272,27 @@ pub(crate) async fn decide_consent(
         Some(&user.id),
         Some(&pending.client_id),
         None,
-        json!({ "scope": pending.scopes }),
+        json!({ "scope": pending.scopes.to_string() }),
     )
     .await;
     if !accept {
-        return Ok(error_redirect(
-            auth,
-            &pending.redirect_uri,
-            &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+        return Ok(authorization_request::error_redirect(
+            pending.redirect_uri.as_str(),
+            &authorization_request::access_denied(),
             pending.state.as_deref(),
+            &auth.options().issuer,
         ));
     }
-    let requested = Scopes::parse(&pending.scopes)?;
     let previous = auth.store().consent(&user.id, &pending.client_id).await?;
     let granted = match &previous {
-        Some(c) => Scopes::parse(&c.scopes)
-            .unwrap_or_default()
-            .union(&requested),
-        None => requested,
+        Some(c) => c.scopes.union(&pending.scopes),
+        None => pending.scopes.clone(),
     };
     auth.store()
         .save_consent(&Consent {
             user_id: user.id.clone(),
             client_id: pending.client_id.clone(),
-            scopes: granted.to_string(),
+            scopes: granted,
             created_at: previous.map_or(now, |c| c.created_at),
             updated_at: now,
         })
@@ -437,58 +302,6 @@ pub(crate) async fn decide_consent(
 
 fn consent_identifier(consent_code: &str) -> String {
     format!("consent:{}", secret::hash_token(consent_code))
-}
-
-fn parse_prompt(raw: Option<&str>) -> Result<Prompt, OAuthError> {
-    let mut prompt = Prompt::default();
-    for value in raw.unwrap_or_default().split_ascii_whitespace() {
-        match value {
-            "none" => prompt.none = true,
-            "login" => prompt.login = true,
-            "consent" => prompt.consent = true,
-            "select_account" => {}
-            other => {
-                return Err(OAuthError::invalid_request(format!(
-                    "prompt value {other:?} is not supported"
-                )));
-            }
-        }
-    }
-    if prompt.none && (prompt.login || prompt.consent) {
-        return Err(OAuthError::invalid_request(
-            "prompt=none cannot be combined with other values",
-        ));
-    }
-    Ok(prompt)
-}
-
-/// The request to resume after sign-in: the same parameters, without `prompt=login` (the user
-/// has just signed in; asking again would loop).
-fn resume_query(params: &Params) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (key, value) in params.pairs() {
-        if key == "prompt" {
-            let rest: Vec<&str> = value
-                .split_ascii_whitespace()
-                .filter(|p| *p != "login")
-                .collect();
-            if !rest.is_empty() {
-                out.append_pair(key, &rest.join(" "));
-            }
-        } else {
-            out.append_pair(key, value);
-        }
-    }
-    out.finish()
-}
-
-/// Appends query parameters to a URI that may already have a query.
-pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let encoded = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let separator = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{separator}{encoded}")
 }
 
 /// `GET {base}/mcp/authorize`.
@@ -562,7 +375,7 @@ pub async fn consent_api(State(auth): State<McpAuth>, request: Request) -> Respo
         Ok(bytes) => bytes,
         Err(error) => return error.into_response(),
     };
-    let params = match Params::from_body(&parts.headers, &bytes, &[]) {
+    let params = match params_from_body(&parts.headers, &bytes, &[]) {
         Ok(params) => params,
         Err(error) => return ApiError::from(error).into_response(),
     };

@@ -14,7 +14,7 @@
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use mcpauth_core::{ErrorCode, OAuthError, StoreError};
+use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::accounts::AccountError;
@@ -155,10 +155,18 @@ impl AccountError {
 impl IntoResponse for AccountError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
-            Self::InvalidEmail => (StatusCode::BAD_REQUEST, "INVALID_EMAIL"),
-            Self::PasswordTooShort => (StatusCode::BAD_REQUEST, "PASSWORD_TOO_SHORT"),
-            Self::PasswordTooLong => (StatusCode::BAD_REQUEST, "PASSWORD_TOO_LONG"),
-            Self::NameTooLong => (StatusCode::BAD_REQUEST, "INVALID_NAME"),
+            Self::Field(AccountFieldError::InvalidEmail) => {
+                (StatusCode::BAD_REQUEST, "INVALID_EMAIL")
+            }
+            Self::Field(AccountFieldError::PasswordTooShort) => {
+                (StatusCode::BAD_REQUEST, "PASSWORD_TOO_SHORT")
+            }
+            Self::Field(AccountFieldError::PasswordTooLong) => {
+                (StatusCode::BAD_REQUEST, "PASSWORD_TOO_LONG")
+            }
+            Self::Field(AccountFieldError::NameTooLong) => {
+                (StatusCode::BAD_REQUEST, "INVALID_NAME")
+            }
             Self::EmailTaken => (StatusCode::UNPROCESSABLE_ENTITY, "USER_ALREADY_EXISTS"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "INVALID_EMAIL_OR_PASSWORD"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use mcpauth_core::model::{AuditEvent, Client};
-use mcpauth_core::{Scopes, Store, StoreError, secret};
+use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, secret};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::keys::{KeyError, SigningKeys};
@@ -48,10 +48,8 @@ pub struct McpAuth {
 struct Inner {
     store: Arc<dyn Store>,
     options: McpAuthOptions,
-    /// Every scope this server grants.
-    scopes_supported: Scopes,
-    /// The scopes of a request that names none.
-    default_scope: Scopes,
+    /// The scopes, resource and PKCE rule authorization requests are decided by.
+    authorization_policy: AuthorizationPolicy,
     /// Path of the protected resource, e.g. `/api/mcp`.
     resource_path: String,
     /// Where the resource's metadata lives (RFC 9728 §3.1, path-inserted).
@@ -199,8 +197,12 @@ impl McpAuth {
             clients: StampedMap::new(options.token_cache.capacity),
             token_cache,
             store,
-            scopes_supported: checked.scopes_supported,
-            default_scope: checked.default_scope,
+            authorization_policy: AuthorizationPolicy {
+                default_scope: checked.default_scope,
+                scopes_supported: checked.scopes_supported,
+                resource: options.resource.clone(),
+                require_pkce_for_confidential: options.require_pkce_for_confidential,
+            },
             options,
         };
         let auth = Self {
@@ -282,12 +284,13 @@ impl McpAuth {
         &self.inner.token_cache
     }
 
+    /// Every scope this server grants.
     pub(crate) fn scopes_supported(&self) -> &Scopes {
-        &self.inner.scopes_supported
+        &self.inner.authorization_policy.scopes_supported
     }
 
-    pub(crate) fn default_scope(&self) -> &Scopes {
-        &self.inner.default_scope
+    pub(crate) fn authorization_policy(&self) -> &AuthorizationPolicy {
+        &self.inner.authorization_policy
     }
 
     /// Path of the protected resource, e.g. `/api/mcp`.

@@ -6,16 +6,7 @@ use mcpauth_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
 pub use crate::rate_limit::RateLimitOptions;
-
-/// Which clients get a refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RefreshTokenPolicy {
-    /// Clients that registered the `refresh_token` grant or asked for `offline_access`.
-    #[default]
-    RegisteredGrant,
-    /// Only clients that asked for `offline_access`.
-    OfflineAccess,
-}
+pub use mcpauth_core::RefreshTokenPolicy;
 
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
 /// `trusted_clients`): written to the store at start-up, replacing any earlier version.

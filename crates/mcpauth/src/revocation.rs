@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 
 use crate::McpAuth;
 use crate::errors::{NoStore, OAuthJson};
-use crate::params::{Params, read_body};
+use crate::params::{params_from_body, read_body};
 use crate::token::{authenticate_client, basic_credentials};
+use mcpauth_core::Params;
 
 /// Reads the body and authenticates the client, as the token endpoint does.
 async fn client_request(
@@ -26,7 +27,7 @@ async fn client_request(
     body: Body,
 ) -> Result<(Client, Params), OAuthJson> {
     let bytes = read_body(body).await?;
-    let params = Params::from_body(headers, &bytes, &[])?;
+    let params = params_from_body(headers, &bytes, &[])?;
     let basic = basic_credentials(headers);
     let used_basic = basic.is_some();
     let client = authenticate_client(auth, basic, &params)

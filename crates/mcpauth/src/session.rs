@@ -167,7 +167,7 @@ impl McpAuth {
             token_id: t.id.clone(),
             user_id: t.user_id.clone(),
             client_id: t.client_id.clone(),
-            scopes: t.scopes.split_whitespace().map(str::to_owned).collect(),
+            scopes: t.scopes.iter().map(str::to_owned).collect(),
             audience: t.audience.clone(),
             expires_at: t.expires_at,
         };

@@ -11,19 +11,19 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use mcpauth_core::grant::{self, CodeBinding, RefreshBinding, RefreshTokenState};
 use mcpauth_core::model::{
-    AccessToken, AuthorizationCode, Client, CodeRedemption, RefreshToken, Rotation,
-    TokenEndpointAuthMethod,
+    AccessToken, Client, CodeRedemption, GrantType, RefreshToken, Rotation, TokenEndpointAuthMethod,
 };
-use mcpauth_core::{ErrorCode, OAuthError, Scopes, pkce, secret};
+use mcpauth_core::{ErrorCode, OAuthError, Scopes, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
 use crate::errors::{NoStore, OAuthJson};
 use crate::oidc::{IdTokenRequest, id_token};
-use crate::options::RefreshTokenPolicy;
-use crate::params::{Params, read_body};
+use crate::params::{params_from_body, read_body};
 use crate::rate_limit::Limit;
+use mcpauth_core::Params;
 
 /// `POST {base}/mcp/token`.
 pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Response {
@@ -45,15 +45,8 @@ async fn token(
     ip: &str,
 ) -> Result<Value, OAuthJson> {
     let bytes = read_body(body).await?;
-    let params = Params::from_body(headers, &bytes, &["resource"])?;
-    let grant_type = params.require("grant_type")?;
-    if grant_type != "authorization_code" && grant_type != "refresh_token" {
-        return Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("grant_type {grant_type:?} is not supported; use authorization_code or refresh_token"),
-        )
-        .into());
-    }
+    let params = params_from_body(headers, &bytes, &["resource"])?;
+    let grant_type = grant::requested_grant_type(params.require("grant_type")?)?;
     let basic = basic_credentials(headers);
     let used_basic = basic.is_some();
     let client = authenticate_client(auth, basic, &params)
@@ -63,8 +56,8 @@ async fn token(
             ..OAuthJson::from(error)
         })?;
     match grant_type {
-        "authorization_code" => exchange_code(auth, &client, &params, ip).await,
-        _ => refresh(auth, &client, &params, ip).await,
+        GrantType::AuthorizationCode => exchange_code(auth, &client, &params, ip).await,
+        GrantType::RefreshToken => refresh(auth, &client, &params, ip).await,
     }
 }
 
@@ -169,16 +162,20 @@ async fn exchange_code(
     let Some(record) = store.unused_code(&code_hash).await? else {
         return Err(spent_code(auth, client, &code_hash, now, ip).await);
     };
-    let checked =
-        check_code(&record, client, params.get("redirect_uri"), verifier, now).and_then(|()| {
-            if !resource.is_empty() && resource.iter().any(|r| *r != record.resource) {
-                Err(OAuthError::invalid_target(
-                    "resource differs from the one the code was issued for",
-                ))
-            } else {
-                Ok(())
-            }
-        });
+    let binding = CodeBinding {
+        client_id: &record.client_id,
+        redirect_uri: record.redirect_uri.as_str(),
+        code_challenge: record.code_challenge.as_deref(),
+        resource: &record.resource,
+        expires_at: record.expires_at,
+    };
+    let checked = binding.check(
+        &client.client_id,
+        params.get("redirect_uri"),
+        verifier,
+        &resource,
+        now,
+    );
     let user = match checked {
         Ok(()) => match store.user_by_id(&record.user_id).await? {
             Some(user) if !user.disabled => Ok(user),
@@ -194,19 +191,19 @@ async fn exchange_code(
             return Err(error.into());
         }
     };
-    let scopes = Scopes::parse(&record.scopes)?;
-    let options = &auth.options();
-    let with_refresh = scopes.contains("offline_access")
-        || (options.refresh_token_policy == RefreshTokenPolicy::RegisteredGrant
-            && client.has_grant_type("refresh_token"));
+    let scopes = &record.scopes;
+    let options = auth.options();
+    let with_refresh = options
+        .refresh_token_policy
+        .issues_refresh_token(scopes, client.has_grant_type(GrantType::RefreshToken));
     let issued = Issued::new(
         auth,
         Grant {
             client,
             family_id: &record.family_id,
             user_id: &record.user_id,
-            scopes: &scopes,
-            grant_scopes: &scopes,
+            scopes,
+            grant_scopes: scopes,
             resource: &record.resource,
         },
         with_refresh.then_some(now + options.refresh_family_lifetime),
@@ -218,7 +215,7 @@ async fn exchange_code(
             IdTokenRequest {
                 user: &user,
                 client_id: &client.client_id,
-                scopes: &scopes,
+                scopes,
                 auth_time: record.auth_time,
                 nonce: record.nonce.as_deref(),
             },
@@ -290,50 +287,6 @@ async fn spent_code(
     }
 }
 
-/// The bindings of SECURITY S9 (and S5, S6).
-fn check_code(
-    record: &AuthorizationCode,
-    client: &Client,
-    redirect_uri: Option<&str>,
-    verifier: Option<&str>,
-    now: i64,
-) -> Result<(), OAuthError> {
-    if record.expires_at <= now {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
-    }
-    if record.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ));
-    }
-    if redirect_uri.is_some_and(|uri| uri != record.redirect_uri) {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri differs from the authorization request's",
-        ));
-    }
-    match (&record.code_challenge, verifier) {
-        (Some(challenge), Some(verifier)) => {
-            if !pkce::verify_s256(verifier, challenge) {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier does not match the code_challenge",
-                ));
-            }
-        }
-        (Some(_), None) => {
-            return Err(OAuthError::invalid_grant("code_verifier is required"));
-        }
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier was sent but the authorization request had no code_challenge",
-            ));
-        }
-        (None, None) => {}
-    }
-    Ok(())
-}
-
 async fn refresh(
     auth: &McpAuth,
     client: &Client,
@@ -349,15 +302,14 @@ async fn refresh(
         .refresh_token(&old_hash)
         .await?
         .ok_or_else(invalid)?;
-    if old.client_id != client.client_id {
-        return Err(
-            OAuthError::invalid_grant("the refresh token was issued to another client").into(),
-        );
-    }
-    if family.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant("the grant has been revoked").into());
-    }
-    if let Some(rotated_at) = old.rotated_at {
+    let binding = RefreshBinding {
+        client_id: &old.client_id,
+        family_revoked: family.revoked_at.is_some(),
+        rotated_at: old.rotated_at,
+        expires_at: old.expires_at,
+        family_expires_at: family.expires_at,
+    };
+    if let RefreshTokenState::Rotated { rotated_at } = binding.check(&client.client_id, now)? {
         return replay_or_revoke(
             auth,
             presented,
@@ -368,30 +320,9 @@ async fn refresh(
         )
         .await;
     }
-    if old.expires_at <= now || family.expires_at <= now {
-        return Err(OAuthError::invalid_grant("the refresh token has expired").into());
-    }
-    let granted = Scopes::parse(&old.scopes)?;
-    let scopes = match params.get("scope") {
-        Some(raw) => {
-            let requested = Scopes::parse(raw)?;
-            if !requested.is_subset_of(&granted) {
-                return Err(OAuthError::invalid_scope(
-                    "a refresh may narrow the scope, never widen it",
-                )
-                .into());
-            }
-            requested
-        }
-        None => granted.clone(),
-    };
-    let resource = params.all("resource");
-    if resource.iter().any(|r| *r != old.resource) {
-        return Err(OAuthError::invalid_target(
-            "resource differs from the one the grant was issued for",
-        )
-        .into());
-    }
+    let granted = &old.scopes;
+    let scopes = grant::narrow_scope(granted, params.get("scope"))?;
+    grant::check_refresh_resource(&old.resource, &params.all("resource"))?;
     match auth.store().user_by_id(&old.user_id).await? {
         Some(user) if !user.disabled => {}
         _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
@@ -403,7 +334,7 @@ async fn refresh(
             family_id: &family.id,
             user_id: &old.user_id,
             scopes: &scopes,
-            grant_scopes: &granted,
+            grant_scopes: granted,
             resource: &old.resource,
         },
         Some(family.expires_at),
@@ -453,7 +384,7 @@ async fn replay_or_revoke(
     ip: &str,
 ) -> Result<Value, OAuthJson> {
     let now = auth.now();
-    if now - rotated_at <= auth.options().refresh_reuse_grace
+    if grant::within_retry_window(rotated_at, now, auth.options().refresh_reuse_grace)
         && let Some(previous) = retry_response
             .and_then(|sealed| secret::open(presented, sealed))
             .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
@@ -513,7 +444,7 @@ impl Issued {
             family_id: grant.family_id.to_owned(),
             client_id: grant.client.client_id.clone(),
             user_id: grant.user_id.to_owned(),
-            scopes: grant.scopes.to_string(),
+            scopes: grant.scopes.clone(),
             audience: grant.resource.to_owned(),
             expires_at: now + options.access_token_expires_in,
             created_at: now,
@@ -525,7 +456,7 @@ impl Issued {
             family_id: grant.family_id.to_owned(),
             client_id: grant.client.client_id.clone(),
             user_id: grant.user_id.to_owned(),
-            scopes: grant.grant_scopes.to_string(),
+            scopes: grant.grant_scopes.clone(),
             resource: grant.resource.to_owned(),
             expires_at: (now + options.refresh_token_expires_in).min(*end),
             created_at: now,

@@ -11,10 +11,11 @@ use super::views::{AccountPage, AppView, ScopeView, describe_scope};
 use super::{form_post, render, see_other};
 use crate::McpAuth;
 use crate::account::{browser_session, check_credentials};
-use crate::accounts::{AccountError, MAX_PASSWORD, MIN_PASSWORD};
+use crate::accounts::{AccountError, MIN_PASSWORD};
 use crate::errors::{FormRefusal, PageError};
-use crate::params::Params;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
+use mcpauth_core::Params;
+use mcpauth_core::Password;
 
 /// Where a browser without a session is sent.
 const SIGN_IN: &str = "/sign-in?return_to=/account";
@@ -117,7 +118,7 @@ async fn show(
 fn apps(grants: Vec<GrantSummary>) -> Vec<AppView> {
     let mut merged: Vec<(GrantSummary, Vec<String>)> = Vec::new();
     for grant in grants {
-        let scopes: Vec<String> = grant.scopes.split_whitespace().map(str::to_owned).collect();
+        let scopes: Vec<String> = grant.scopes.iter().map(str::to_owned).collect();
         match merged
             .iter_mut()
             .find(|(g, _)| g.client_id == grant.client_id)
@@ -350,17 +351,10 @@ pub async fn change_password(State(auth): State<McpAuth>, request: Request) -> R
 async fn set_new_password(auth: &McpAuth, post: &AccountPost) -> Result<bool, FormRefusal> {
     let current = post.params.get("current_password").unwrap_or_default();
     let new = post.params.get("new_password").unwrap_or_default();
-    let length = new.chars().count();
-    if length < MIN_PASSWORD {
+    if let Err(error) = Password::parse(new) {
         return Err(FormRefusal::Page(
             StatusCode::BAD_REQUEST,
-            format!("The new password must be at least {MIN_PASSWORD} characters."),
-        ));
-    }
-    if length > MAX_PASSWORD {
-        return Err(FormRefusal::Page(
-            StatusCode::BAD_REQUEST,
-            format!("The new password must be at most {MAX_PASSWORD} characters."),
+            format!("The new {}.", error.to_string().trim_start_matches("the ")),
         ));
     }
     match check_credentials(auth, &post.user.email, current, &post.ip).await {

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use mcpauth_core::model::User;
 use mcpauth_core::redirect_uri;
+use mcpauth_core::return_to::same_origin_path;
 
 use crate::McpAuth;
 use crate::account::{browser_session, check_credentials, end_session, start_session};
@@ -22,8 +23,9 @@ use crate::accounts::AccountError;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
 use crate::errors::PageError;
-use crate::params::{Params, read_body};
+use crate::params::{params_from_body, read_body};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
+use mcpauth_core::Params;
 use views::{ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope};
 
 fn render(
@@ -58,7 +60,7 @@ async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), 
     let bytes = read_body(body)
         .await
         .map_err(|_| PageError::bad_request("The form is too large."))?;
-    let params = Params::from_body(&parts.headers, &bytes, &[]).map_err(|e| {
+    let params = params_from_body(&parts.headers, &bytes, &[]).map_err(|e| {
         PageError::bad_request(format!("The form could not be read: {}.", e.description))
     })?;
     if !auth
@@ -111,57 +113,8 @@ fn with_query(path: &str, query: Option<&str>) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// `return_to` (SECURITY S20): where sign-in and sign-out may send the browser afterwards.
-
-/// `raw` when it is a path on this origin, safe to send as a `Location`: one leading `/` (not
-/// `//` or `/\`, which browsers read as another host), printable ASCII only (no backslash, no
-/// control characters or spaces, which browsers strip or turn into `/`), at most 2048 bytes,
-/// and the same after percent-decoding (`/%5Cevil.test`, `/%2F/evil.test`). Anything else —
-/// absolute URLs, `javascript:`, protocol-relative URLs — is `None`.
-fn same_origin_path(raw: &str) -> Option<&str> {
-    if raw.len() > 2048 || !raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
-        return None;
-    }
-    let mut current = raw.as_bytes().to_vec();
-    // Checked as sent and after each round of decoding; a value still changing after four
-    // rounds is refused.
-    for _ in 0..4 {
-        if !is_local_path(&current) {
-            return None;
-        }
-        let decoded = percent_decode(&current);
-        if decoded == current {
-            return url::Url::parse(raw).is_err().then_some(raw);
-        }
-        current = decoded;
-    }
-    None
-}
-
-fn is_local_path(path: &[u8]) -> bool {
-    matches!(path, [b'/', rest @ ..] if !matches!(rest.first(), Some(b'/' | b'\\')))
-        && !path.iter().any(|&b| b == b'\\' || b.is_ascii_control())
-}
-
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if let [b'%', h, l, ..] = input[i..]
-            && let (Some(h), Some(l)) = (hex(h), hex(l))
-        {
-            // Two hex digits: at most 0xff.
-            out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
-            i += 3;
-            continue;
-        }
-        out.push(input[i]);
-        i += 1;
-    }
-    out
-}
+// `return_to` (SECURITY S20): where sign-in and sign-out may send the browser afterwards, by
+// the rule of [`same_origin_path`].
 
 /// The `return_to` of a query string, if it is a same-origin path.
 fn return_to_param(query: Option<&str>) -> Option<String> {
@@ -374,10 +327,10 @@ pub async fn consent_page(
         Err(error) => return error.into_response(),
     };
     let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
-    let redirect_host = redirect_host(&pending.redirect_uri);
+    let redirect_host = redirect_host(pending.redirect_uri.as_str());
     let scopes = pending
         .scopes
-        .split_whitespace()
+        .iter()
         .map(|scope| ScopeView {
             name: scope.to_owned(),
             description: describe_scope(scope),
@@ -391,7 +344,7 @@ pub async fn consent_page(
         client_id: &client.client_id,
         logo_uri: client.logo_uri.as_deref(),
         redirect_host: &redirect_host,
-        redirect_is_local: redirect_uri::is_loopback(&pending.redirect_uri),
+        redirect_is_local: redirect_uri::is_loopback(pending.redirect_uri.as_str()),
         scopes,
         user_email: &user.email,
     };
@@ -492,51 +445,4 @@ pub async fn stylesheet() -> Response {
         views::STYLESHEET,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod return_to_tests {
-    use super::same_origin_path;
-
-    #[test]
-    fn same_origin_paths_are_accepted() {
-        for path in [
-            "/",
-            "/account",
-            "/account?done=revoked",
-            "/a/b?c=d#e",
-            "/caf%C3%A9",
-        ] {
-            assert_eq!(same_origin_path(path), Some(path), "{path}");
-        }
-    }
-
-    #[test]
-    fn anything_that_could_leave_the_origin_is_refused() {
-        for hostile in [
-            "",
-            "account",
-            "//evil.test",
-            "///evil.test",
-            "https://evil.test",
-            "http:/evil.test",
-            "/\\evil.test",
-            "\\\\evil.test",
-            "/%5Cevil.test",
-            "/%5cevil.test",
-            "/%255Cevil.test",
-            "/%2F/evil.test",
-            "/%2f%2fevil.test",
-            "/\t/evil.test",
-            "/%09/evil.test",
-            "/ /evil.test",
-            "/a\nb",
-            "/é",
-            "javascript:alert(1)",
-            " /account",
-        ] {
-            assert_eq!(same_origin_path(hostile), None, "{hostile:?}");
-        }
-        assert_eq!(same_origin_path(&format!("/{}", "a".repeat(2048))), None);
-    }
 }
