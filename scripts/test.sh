@@ -78,7 +78,7 @@ browser_test() {
 }
 
 # ---- examples (crates/mcpauth/examples) ----
-# crates/mcpauth-server/tests/example.rs runs the built example binary
+# crates/mcpauth-server/tests/it/example.rs runs the built example binary
 # (target/debug/examples/protected_server): Cargo builds examples only for their own package,
 # so build them before the test step. If this fails, that test fails with a message saying so.
 run "build the library examples (cargo build -p mcpauth --examples)" \

@@ -1,11 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+//! The authorization endpoint over HTTP (SPEC §5.3): redirect URI matching, validation before
+//! redirection, consent, PKCE, `iss`/`state` on every response, prompts, and resuming a pending
+//! request after sign-in without letting a stale one hijack a later login.
 
-// The authorization endpoint over HTTP (SPEC §5.3): redirect URI matching, validation before
-// redirection, consent, PKCE, `iss`/`state` on every response, prompts, and resuming a pending
-// request after sign-in without letting a stale one hijack a later login.
-
-use common::*;
+use crate::common::*;
 use reqwest::header::{CONTENT_TYPE, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};

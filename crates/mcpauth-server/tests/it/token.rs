@@ -1,12 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The token endpoint (SPEC §5.4, §5.6; SECURITY S6, S8, S9, S12, S13, S16, S23, S27) and the
 //! bearer checks of `/mcp/get-session`, black-box over HTTP.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use mcpauth_core::Clock;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use reqwest::{Client, Response, StatusCode};
