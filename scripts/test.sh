@@ -4,14 +4,18 @@
 #
 #   scripts/test.sh
 #
-# Steps (each runs even if an earlier one failed, except those that need the binary):
-#   1. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
-#   2. build the server binary      cargo build -p mcpauth-server   (reuses step 1's artifacts)
-#   3. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
-#   4. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
-#   5. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
-#   6. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
-#   7. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
+# Steps, in this order (each runs even if an earlier one failed, except steps 4-10, which need
+# the binary of step 3 and are skipped without it):
+#   1. build the library examples   cargo build -p mcpauth --examples   (step 2's example test runs one)
+#   2. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
+#   3. build the server binary      cargo build -p mcpauth-server   (reuses step 2's artifacts)
+#   4. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
+#   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
+#   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
+#   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
+#   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
+#   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
+#  10. benchmark smoke run          bench/run.sh --quick --debug   (every scenario briefly; never fails on timing)
 #
 # Screenshots of the pages go to $SCREENSHOT_DIR (default target/e2e/screenshots) and the peer
 # flow's JSON report to $FLOW_REPORT (default target/e2e/flow-report.json), the conformance suite's
@@ -73,12 +77,24 @@ skip() {
   skipped=$((skipped + 1))
 }
 
+# Set by the build step: every step after it runs the server binary ($MCPAUTH_BIN).
+server_built=no
+
+# with_binary NAME COMMAND... : runs a step that needs the server binary, or skips it without one
+with_binary() {
+  if [[ $server_built == yes ]]; then
+    run "$@"
+  else
+    skip "$1" "no binary"
+  fi
+}
+
 browser_test() {
   cd "$root/e2e/browser" && npm ci --no-audit --no-fund && node --test --test-reporter=spec browser.test.mjs
 }
 
 # ---- examples (crates/mcpauth/examples) ----
-# crates/mcpauth-server/tests/example.rs runs the built example binary
+# crates/mcpauth-server/tests/it/example.rs runs the built example binary
 # (target/debug/examples/protected_server): Cargo builds examples only for their own package,
 # so build them before the test step. If this fails, that test fails with a message saying so.
 run "build the library examples (cargo build -p mcpauth --examples)" \
@@ -88,13 +104,11 @@ run "build the library examples (cargo build -p mcpauth --examples)" \
 run "unit and integration tests (cargo nextest)" \
   cargo nextest run --workspace --profile ci --no-fail-fast
 
-if run "build the server binary (cargo build -p mcpauth-server)" cargo build -p mcpauth-server; then
-  run "browser end-to-end test (e2e/browser)" browser_test
-  run "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "$root/e2e/peer-flow/run.sh"
-else
-  skip "browser end-to-end test (e2e/browser)" "no binary"
-  skip "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "no binary"
-fi
+run "build the server binary (cargo build -p mcpauth-server)" cargo build -p mcpauth-server \
+  && server_built=yes
+
+with_binary "browser end-to-end test (e2e/browser)" browser_test
+with_binary "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "$root/e2e/peer-flow/run.sh"
 
 # ---- interop: TypeScript SDK clients and the conformance suite (interop/ts, interop/conformance) ----
 # Both start their own `mcpauth serve` ($MCPAUTH_BIN) and need the binary of the build step above.
@@ -106,17 +120,8 @@ ts_sdk_interop() (
 conformance_authorization() (
   cd "$root/interop/conformance" && npm ci --no-audit --no-fund && CONFORMANCE_NPM_CI=0 ./run.sh
 )
-server_built=no
-for i in "${!names[@]}"; do
-  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && server_built=yes
-done
-if [[ $server_built == yes ]]; then
-  run "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" ts_sdk_interop
-  run "conformance (authorization) (interop/conformance, Node 22)" conformance_authorization
-else
-  skip "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" "no binary"
-  skip "conformance (authorization) (interop/conformance, Node 22)" "no binary"
-fi
+with_binary "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" ts_sdk_interop
+with_binary "conformance (authorization) (interop/conformance, Node 22)" conformance_authorization
 # ---- end of interop (TypeScript) ----
 
 # ---- interop: strict OpenID relying party (interop/openid-client) ----
@@ -129,15 +134,7 @@ openid_client_interop() (
   cd "$root/interop/openid-client" && npm ci --no-audit --no-fund \
     && node --test --test-reporter=spec openid-client.test.mjs
 )
-oidc_server_built=no
-for i in "${!names[@]}"; do
-  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && oidc_server_built=yes
-done
-if [[ $oidc_server_built == yes ]]; then
-  run "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" openid_client_interop
-else
-  skip "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" "no binary"
-fi
+with_binary "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" openid_client_interop
 # ---- end of interop (openid-client) ----
 
 # ---- interop: Python SDK client (interop/python) ----
@@ -145,15 +142,7 @@ fi
 # venv (target/interop-python-venv) from interop/python/requirements.lock; one report per test goes
 # to $PY_INTEROP_REPORT.
 export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"
-py_server_built=no
-for i in "${!names[@]}"; do
-  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && py_server_built=yes
-done
-if [[ $py_server_built == yes ]]; then
-  run "Python SDK interop (interop/python: MCP Python SDK client)" "$root/interop/python/run.sh"
-else
-  skip "Python SDK interop (interop/python: MCP Python SDK client)" "no binary"
-fi
+with_binary "Python SDK interop (interop/python: MCP Python SDK client)" "$root/interop/python/run.sh"
 # ---- end of interop (Python) ----
 
 # ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----
@@ -166,15 +155,7 @@ bench_quick() {
   rm -rf "$target_dir/bench/quick"
   "$root/bench/run.sh" --quick --debug --out "$target_dir/bench/quick"
 }
-bench_server_built=no
-for i in "${!names[@]}"; do
-  [[ "${names[$i]}" == "build the server binary"* && "${results[$i]}" == ok ]] && bench_server_built=yes
-done
-if [[ $bench_server_built == yes ]]; then
-  run "benchmark smoke run (bench/run.sh --quick)" bench_quick
-else
-  skip "benchmark smoke run (bench/run.sh --quick)" "no binary"
-fi
+with_binary "benchmark smoke run (bench/run.sh --quick)" bench_quick
 # ---- end of bench ----
 
 section "summary"

@@ -1,13 +1,11 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The validated-token cache (`[token_cache]`): that it is used, that it never outlives a
 //! token's expiry, that revocations made through the server take effect at once, and that
 //! revocations made by another process on the database take effect within the configured
 //! interval (at once with an interval of 0).
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mcpauth_core::{Clock, Store};
 use reqwest::StatusCode;
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Scaling out (SPEC §1, §7): two `mcpauth serve` processes — the real binary — on one fresh
 //! PostgreSQL schema, configured with the same public issuer as if behind one load balancer,
 //! act as one server. The test talks to each by its own address, with one cookie-keeping
@@ -12,24 +11,22 @@
 //! a code exchanged on B and replayed on A revokes B's tokens → the per-account sign-in lock set off on A holds on B.
 //!
 //! PostgreSQL is `MCPAUTH_TEST_POSTGRES_URL` (see `common`); the test fails when it is down.
-mod common;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    PgSchema, REDIRECT_URI, after_revocation_check, browser, client, pkce, query_of, unique_name,
+use crate::common::{
+    PASSWORD, PgSchema, REDIRECT_URI, after_revocation_check, browser, client, mcpauth, pkce,
+    query_of, unique_name,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout};
 use tokio::time::timeout;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// The public origin both instances are configured with: where a load balancer would be.
 /// Nothing listens there; the test reaches each instance at its own address.
@@ -52,14 +49,7 @@ impl Instance {
         // Its own working directory, so that no mcpauth.toml is read; no MCPAUTH_* variable of
         // the test's environment either.
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpauth"));
-        command.current_dir(dir.path()).kill_on_drop(true);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("MCPAUTH_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
+        let mut child = mcpauth(dir.path())
             .args(["serve", "--bind", "127.0.0.1:0", "--issuer", ISSUER])
             .args(["--database-url", database_url])
             .env("RUST_LOG", "warn")

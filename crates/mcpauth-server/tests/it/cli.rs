@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The `mcpauth` binary (SPEC §6): `migrate`, `generate`, `user create`, `serve`, flags,
 //! configuration file and `MCPAUTH_*` environment variables, and shutdown on SIGTERM.
 
@@ -12,19 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-/// `mcpauth` run in `dir`, without any `MCPAUTH_*` variable of the test's environment.
-fn mcpauth(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcpauth"));
-    command.current_dir(dir).kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MCPAUTH_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use crate::common::{PASSWORD, mcpauth, redis_url};
 
 /// Runs a command to completion (bounded, so a command that starts serving by mistake fails).
 async fn run(command: &mut Command) -> Output {
@@ -470,11 +457,6 @@ impl Server {
             }
         }
     }
-}
-
-/// `MCPAUTH_TEST_REDIS_URL`, or the local test Redis.
-fn redis_url() -> String {
-    std::env::var("MCPAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// The scale-out settings: `[database]` pool settings, `redis_url` (`--redis-url`,

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Interoperability with the official Rust MCP SDK's client (`rmcp` with `client`,
 //! `transport-streamable-http-client-reqwest` and `auth`): its OAuth machinery discovers this
 //! server from the MCP URL, registers itself, builds the PKCE authorization URL and exchanges
@@ -6,12 +5,10 @@
 //! Then rmcp's Streamable HTTP client calls the demo tools with the token, and steps up to
 //! `mcp:admin` when `admin_echo` answers 403 `insufficient_scope`.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::{Client, StatusCode};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;

@@ -1,11 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! OpenID Connect (id_token, userinfo, JWKS, key rotation), revocation (RFC 7009) and
 //! introspection (RFC 7662, SECURITY S27).
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use mcpauth::{McpAuth, McpAuthOptions};

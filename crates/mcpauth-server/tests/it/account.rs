@@ -1,10 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+//! The Better Auth–compatible account API (SPEC §2): sign-up, sign-in, sign-out and
+//! get-session, their JSON shapes and errors, session cookies (S25) and password handling (S26).
 
-// The Better Auth–compatible account API (SPEC §2): sign-up, sign-in, sign-out and
-// get-session, their JSON shapes and errors, session cookies (S25) and password handling (S26).
-
-use common::*;
+use crate::common::*;
 use reqwest::header::{RETRY_AFTER, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};

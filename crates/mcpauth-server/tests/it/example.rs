@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Runs the library's example, `crates/mcpauth/examples/protected_server.rs` (a user's own rmcp
 //! server protected by mcpauth), as its own process and drives it over HTTP like an MCP client:
 //! the 401 challenge, discovery, sign-up, dynamic registration, authorize + consent, the token
@@ -9,13 +8,11 @@
 //! step). The binary is looked up next to this test's own target directory
 //! (`target/debug/examples/protected_server`), or at `$PROTECTED_SERVER_BIN`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{PASSWORD, REDIRECT_URI, browser, client, location, pkce, query_of};
+use crate::common::{PASSWORD, REDIRECT_URI, browser, client, location, pkce, query_of};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
@@ -23,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// `target/<profile>/examples/protected_server`, found from this test binary's path
-/// (`target/<profile>/deps/example-<hash>`).
+/// (`target/<profile>/deps/it-<hash>`).
 fn example_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("PROTECTED_SERVER_BIN") {
         return PathBuf::from(path);

@@ -1,7 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+//! The smoke test: one full authorization flow reaches the session endpoint, and the server
+//! answers its health check.
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

@@ -1,10 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! What the database holds (SECURITY S24: only hashes of secrets) and that it is the only
 //! state (SPEC §7: a restart loses no token, consent or client; instances share one database).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::header::SET_COOKIE;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};

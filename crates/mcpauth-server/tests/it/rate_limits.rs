@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Rate limits on every backend (SECURITY M5, S26): in memory, in the database (SQLite and
 //! PostgreSQL) and in Redis. A burst of registrations gets 429 with `Retry-After`; with a
 //! shared backend the per-account sign-in lock set off on one instance holds on another; a
@@ -6,9 +5,8 @@
 //!
 //! PostgreSQL is `MCPAUTH_TEST_POSTGRES_URL`, Redis `MCPAUTH_TEST_REDIS_URL` (see `common`);
 //! these tests fail when either is down.
-mod common;
 
-use common::*;
+use crate::common::*;
 use mcpauth_core::ManualClock;
 use mcpauth_server::Settings;
 use reqwest::StatusCode;

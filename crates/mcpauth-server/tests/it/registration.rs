@@ -1,10 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Dynamic client registration (RFC 7591; SPEC §5.2; SECURITY S4, S22, S23, S24) and the
 //! redirect URIs real MCP clients register (INTEROP.md).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mcpauth_core::Clock;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use reqwest::{Response, StatusCode};

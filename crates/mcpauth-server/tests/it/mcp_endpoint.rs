@@ -1,9 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The protected MCP endpoint `/api/mcp`: the challenge clients discover from, scopes per tool,
 //! audience binding, Origin validation, CORS, and stateless serving.
-mod common;
 
-use common::*;
+use crate::common::*;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};

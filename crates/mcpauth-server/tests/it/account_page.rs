@@ -1,12 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+//! The account page (SPEC §2 `/account`): connected apps revocable at once and the other
+//! revocation events of SECURITY S14 (sign-out everywhere, password change, client disabled,
+//! user deleted), framing protection (S18), CSRF on every form (S25) and `return_to` on sign-in
+//! and sign-out accepting only same-origin paths (S20).
 
-// The account page (SPEC §2 `/account`): connected apps revocable at once and the other
-// revocation events of SECURITY S14 (sign-out everywhere, password change, client disabled,
-// user deleted), framing protection (S18), CSRF on every form (S25) and `return_to` on sign-in
-// and sign-out accepting only same-origin paths (S20).
-
-use common::*;
+use crate::common::*;
 use mcpauth_core::{Clock, Store};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};

@@ -1,11 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+//! The built-in HTML pages (SPEC §2, §5.3): sign-in, sign-up and consent forms with CSRF tokens,
+//! 303 after credential posts (S19), framing and referrer protection (S18, S23), cross-site form
+//! posts refused (S25), and CORS only where browsers call cross-origin (S17).
 
-// The built-in HTML pages (SPEC §2, §5.3): sign-in, sign-up and consent forms with CSRF tokens,
-// 303 after credential posts (S19), framing and referrer protection (S18, S23), cross-site form
-// posts refused (S25), and CORS only where browsers call cross-origin (S17).
-
-use common::*;
+use crate::common::*;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 

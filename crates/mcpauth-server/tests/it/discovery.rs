@@ -1,10 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Discovery documents (RFC 8414, RFC 9728; SPEC §4; SECURITY S7) as MCP clients fetch them
 //! (INTEROP.md steps 2 and 3).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};

@@ -1,8 +1,6 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Clients registered by configuration (SPEC §3 `trusted_clients`).
-mod common;
 
-use common::*;
+use crate::common::*;
 use mcpauth::TrustedClient;
 use reqwest::StatusCode;
 

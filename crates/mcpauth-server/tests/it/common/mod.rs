@@ -1,8 +1,7 @@
 //! Test kit: starts the real server (the same composition the binary runs) on port 0 with a
 //! fresh SQLite file and a clock the test can move, and drives it over real HTTP.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -645,4 +644,17 @@ impl Drop for PgSchema {
             eprintln!("could not drop test schema {}: {dropped:?}", self.name);
         }
     }
+}
+
+/// `mcpauth` (the binary under test) run in `dir`, without any `MCPAUTH_*` variable of the
+/// test's environment.
+pub fn mcpauth(dir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpauth"));
+    command.current_dir(dir).kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MCPAUTH_") {
+            command.env_remove(key);
+        }
+    }
+    command
 }

@@ -1,20 +1,18 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The administration commands of the `mcpauth` binary (SPEC §6): `user list|create|disable|
 //! enable|delete`, `client list|create|disable|enable|delete`, `grant list|revoke` and
 //! `audit list`, run as real processes against a SQLite file that a test server (the kit in
 //! `common`) shares, so every change is checked where it matters: at sign-in, at the token
 //! endpoint and on the bearer-protected session endpoint.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{PASSWORD, REDIRECT_URI, TestApp, after_revocation_check, pkce, spawn_app_on};
+use crate::common::{
+    PASSWORD, REDIRECT_URI, TestApp, after_revocation_check, mcpauth, pkce, spawn_app_on,
+};
 use mcpauth_core::secret::hash_token;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
 use tokio::time::timeout;
 
 /// What a finished command left behind.
@@ -133,17 +131,6 @@ impl Cli {
             .map(|e| e["kind"].as_str().unwrap().to_owned())
             .collect()
     }
-}
-
-fn mcpauth(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcpauth"));
-    command.current_dir(dir).kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MCPAUTH_") {
-            command.env_remove(key);
-        }
-    }
-    command
 }
 
 async fn sign_in(app: &TestApp, email: &str) -> StatusCode {
