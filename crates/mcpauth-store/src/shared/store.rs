@@ -44,6 +44,57 @@ fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::from_iter(items).to_string()
 }
 
+/// The INSERT of a client, bound by [`insert_client`].
+macro_rules! insert_client_sql {
+    () => {
+        r#"INSERT INTO "oauthApplication"
+               (id, client_id, client_secret_hash, name, redirect_uris,
+                token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
+                skip_consent, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#
+    };
+}
+
+/// Registers a new client.
+const INSERT_CLIENT: &str = insert_client_sql!();
+
+/// Registers a client, or replaces everything but its creation time when the client id exists.
+const UPSERT_CLIENT: &str = concat!(
+    insert_client_sql!(),
+    r#"
+           ON CONFLICT (client_id) DO UPDATE SET
+               client_secret_hash = excluded.client_secret_hash,
+               name = excluded.name,
+               redirect_uris = excluded.redirect_uris,
+               token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+               grant_types = excluded.grant_types,
+               logo_uri = excluded.logo_uri,
+               metadata = excluded.metadata,
+               disabled = excluded.disabled,
+               skip_consent = excluded.skip_consent,
+               updated_at = excluded.updated_at"#
+);
+
+/// `client`, bound to `sql` ([`INSERT_CLIENT`] or [`UPSERT_CLIENT`]). Redirect URIs and grant
+/// types are stored as JSON arrays of their strings.
+fn insert_client<'a>(sql: &'static str, client: &'a Client) -> Query<'a> {
+    query(sql)
+        .bind(random_id())
+        .bind(&client.client_id)
+        .bind(&client.client_secret_hash)
+        .bind(&client.name)
+        .bind(json_array(
+            client.redirect_uris.iter().map(RedirectUri::as_str),
+        ))
+        .bind(client.token_endpoint_auth_method.as_str())
+        .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
+        .bind(&client.logo_uri)
+        .bind(client.metadata.to_string())
+        .bind(client.disabled)
+        .bind(client.skip_consent)
+        .bind(client.created_at)
+}
+
 fn insert_access_token(access: &AccessToken) -> Query<'_> {
     query(
         r#"INSERT INTO "oauthAccessToken"
@@ -315,28 +366,8 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
         self.execute(
-            query(
-                r#"INSERT INTO "oauthApplication"
-                       (id, client_id, client_secret_hash, name, redirect_uris,
-                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
-                        skip_consent, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#,
-            )
-            .bind(random_id())
-            .bind(&client.client_id)
-            .bind(&client.client_secret_hash)
-            .bind(&client.name)
-            .bind(json_array(
-                client.redirect_uris.iter().map(RedirectUri::as_str),
-            ))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
-            .bind(&client.logo_uri)
-            .bind(client.metadata.to_string())
-            .bind(client.disabled)
-            .bind(client.skip_consent)
-            .bind(client.created_at)
-            .on_unique_violation("client_id already registered"),
+            insert_client(INSERT_CLIENT, client)
+                .on_unique_violation("client_id already registered"),
         )
         .await?;
         Ok(())
@@ -346,41 +377,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         // An existing client may change (its secret, its redirect URIs): announce it.
         let mut tx = self.begin_write().await?;
         tx.execute(bump_revocation_epoch()).await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "oauthApplication"
-                       (id, client_id, client_secret_hash, name, redirect_uris,
-                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
-                        skip_consent, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-                   ON CONFLICT (client_id) DO UPDATE SET
-                       client_secret_hash = excluded.client_secret_hash,
-                       name = excluded.name,
-                       redirect_uris = excluded.redirect_uris,
-                       token_endpoint_auth_method = excluded.token_endpoint_auth_method,
-                       grant_types = excluded.grant_types,
-                       logo_uri = excluded.logo_uri,
-                       metadata = excluded.metadata,
-                       disabled = excluded.disabled,
-                       skip_consent = excluded.skip_consent,
-                       updated_at = excluded.updated_at"#,
-            )
-            .bind(random_id())
-            .bind(&client.client_id)
-            .bind(&client.client_secret_hash)
-            .bind(&client.name)
-            .bind(json_array(
-                client.redirect_uris.iter().map(RedirectUri::as_str),
-            ))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
-            .bind(&client.logo_uri)
-            .bind(client.metadata.to_string())
-            .bind(client.disabled)
-            .bind(client.skip_consent)
-            .bind(client.created_at),
-        )
-        .await?;
+        tx.execute(insert_client(UPSERT_CLIENT, client)).await?;
         tx.commit().await
     }
 
