@@ -45,7 +45,9 @@
 //!
 //! `error` (private) maps sqlx errors into [`mcpauth_core::StoreError`]: unique violations
 //! (SQLite's constraint errors, PostgreSQL's SQLSTATE 23505) become `Conflict` where the trait
-//! promises it, everything else `Database`, whose message is for logs only.
+//! promises it (the statement says so with `Query::on_unique_violation`), everything else
+//! `Database`, whose message is for logs only; both keep the database's error code in their
+//! text. The query helpers return `StoreError` already, so the queries simply use `?`.
 //!
 //! The schema uses Better Auth's table names (`"user"`, `"session"`, `"account"`,
 //! `"verification"`, `"oauthApplication"`, `"oauthAccessToken"`, `"oauthConsent"`), always

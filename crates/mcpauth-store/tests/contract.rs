@@ -188,6 +188,20 @@ pub mod contract {
         (family, access, refresh)
     }
 
+    /// `what` is exactly `reason` followed by the database's code for a unique violation
+    /// (PostgreSQL's SQLSTATE 23505, SQLite's extended result code 2067).
+    pub fn assert_unique_conflict(what: &str, reason: &str) {
+        assert!(
+            [
+                format!("{reason} (code 23505)"),
+                format!("{reason} (code 2067)")
+            ]
+            .iter()
+            .any(|expected| expected == what),
+            "{what:?}"
+        );
+    }
+
     // ----- behaviours -----------------------------------------------------------------------
 
     pub async fn migrate_is_idempotent(store: &dyn Store) {
@@ -221,7 +235,9 @@ pub mod contract {
 
         let clash = user("u2", "alice@example.com");
         match store.create_user(&clash, "other").await {
-            Err(StoreError::Conflict(what)) => assert_eq!(what, "email already registered"),
+            Err(StoreError::Conflict(what)) => {
+                assert_unique_conflict(&what, "email already registered")
+            }
             other => panic!("expected a conflict, got {other:?}"),
         }
         // The failed registration left nothing behind.
@@ -1218,7 +1234,7 @@ pub mod contract {
             match result.unwrap() {
                 (i, Ok(())) => winners.push(i),
                 (_, Err(StoreError::Conflict(what))) => {
-                    assert_eq!(what, "email already registered");
+                    assert_unique_conflict(&what, "email already registered");
                     conflicts += 1;
                 }
                 (i, Err(err)) => panic!("writer {i}: {err:?}"),

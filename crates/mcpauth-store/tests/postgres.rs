@@ -545,11 +545,11 @@ async fn foreign_keys_are_enforced() {
         created_at: NOW,
         updated_at: NOW,
     };
-    // A foreign-key violation is not a conflict.
-    assert!(matches!(
-        store.save_consent(&orphan).await,
-        Err(StoreError::Database(_))
-    ));
+    // A foreign-key violation is not a conflict; its SQLSTATE is in the message, for logs.
+    match store.save_consent(&orphan).await {
+        Err(StoreError::Database(msg)) => assert!(msg.ends_with(" (code 23503)"), "{msg}"),
+        other => panic!("expected a database error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -195,10 +195,11 @@ async fn foreign_keys_are_enforced() {
         created_at: NOW,
         updated_at: NOW,
     };
-    assert!(matches!(
-        store.save_consent(&orphan).await,
-        Err(StoreError::Database(_))
-    ));
+    // SQLite's extended result code (SQLITE_CONSTRAINT_FOREIGNKEY) is in the message, for logs.
+    match store.save_consent(&orphan).await {
+        Err(StoreError::Database(msg)) => assert!(msg.contains("(code: 787)"), "{msg}"),
+        other => panic!("expected a database error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

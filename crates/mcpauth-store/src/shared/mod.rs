@@ -21,7 +21,7 @@ use sqlx::migrate::{MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Encode, Pool, Transaction, Type};
 
-use crate::error::db_err;
+use crate::error::{db_err, store_err};
 
 /// A database that [`SqlStore`] can keep mcpauth's records in: [`sqlx::Sqlite`]
 /// ([`SqliteStore`](crate::SqliteStore)) or [`sqlx::Postgres`] ([`PgStore`](crate::PgStore)).
@@ -184,6 +184,7 @@ impl From<bool> for Arg<'_> {
 pub struct Query<'a> {
     sql: &'static str,
     args: Vec<Arg<'a>>,
+    on_unique: Option<&'static str>,
 }
 
 /// A [`Query`] for `sql`, to which arguments are added with [`Query::bind`].
@@ -191,6 +192,7 @@ pub(crate) fn query<'a>(sql: &'static str) -> Query<'a> {
     Query {
         sql,
         args: Vec::new(),
+        on_unique: None,
     }
 }
 
@@ -199,6 +201,23 @@ impl<'a> Query<'a> {
     pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
         self.args.push(value.into());
         self
+    }
+
+    /// Reports a violated UNIQUE or PRIMARY KEY constraint as [`StoreError::Conflict`] with
+    /// `what`, where the [`Store`](mcpauth_core::Store) trait promises a conflict; without it,
+    /// such a violation is a [`StoreError::Database`] like any other failure.
+    pub(crate) fn on_unique_violation(mut self, what: &'static str) -> Self {
+        self.on_unique = Some(what);
+        self
+    }
+
+    /// Runs the query with `run`, reporting a failure as a [`StoreError`].
+    async fn run<T, F>(self, run: impl FnOnce(Self) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let on_unique = self.on_unique;
+        run(self).await.map_err(|err| store_err(err, on_unique))
     }
 
     /// The sqlx query for database `DB`, with every argument encoded.
@@ -225,15 +244,17 @@ impl<'a> Query<'a> {
 pub(crate) struct Tx<DB: Database>(Transaction<'static, DB>);
 
 impl<DB: Backend> Tx<DB> {
-    pub(crate) async fn execute(&mut self, query: Query<'_>) -> Result<u64, sqlx::Error> {
-        DB::execute(&mut self.0, query).await
+    pub(crate) async fn execute(&mut self, query: Query<'_>) -> Result<u64, StoreError> {
+        query.run(|query| DB::execute(&mut self.0, query)).await
     }
 
     pub(crate) async fn fetch_optional(
         &mut self,
         query: Query<'_>,
-    ) -> Result<Option<DB::Row>, sqlx::Error> {
-        DB::fetch_optional(&mut self.0, query).await
+    ) -> Result<Option<DB::Row>, StoreError> {
+        query
+            .run(|query| DB::fetch_optional(&mut self.0, query))
+            .await
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
@@ -329,9 +350,9 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     /// Runs one writing statement in autocommit mode; returns how many rows it changed.
-    pub(crate) async fn execute(&self, query: Query<'_>) -> Result<u64, sqlx::Error> {
-        let mut conn: PoolConnection<DB> = self.writer.acquire().await?;
-        DB::execute(&mut conn, query).await
+    pub(crate) async fn execute(&self, query: Query<'_>) -> Result<u64, StoreError> {
+        let mut conn = acquire(&self.writer).await?;
+        query.run(|query| DB::execute(&mut conn, query)).await
     }
 
     /// Runs one writing statement that returns at most one row (`… RETURNING`), in
@@ -339,25 +360,34 @@ impl<DB: Backend> SqlStore<DB> {
     pub(crate) async fn write_returning(
         &self,
         query: Query<'_>,
-    ) -> Result<Option<DB::Row>, sqlx::Error> {
-        let mut conn: PoolConnection<DB> = self.writer.acquire().await?;
-        DB::fetch_optional(&mut conn, query).await
+    ) -> Result<Option<DB::Row>, StoreError> {
+        let mut conn = acquire(&self.writer).await?;
+        query
+            .run(|query| DB::fetch_optional(&mut conn, query))
+            .await
     }
 
     /// Runs one read query in autocommit mode; at most one row.
     pub(crate) async fn fetch_optional(
         &self,
         query: Query<'_>,
-    ) -> Result<Option<DB::Row>, sqlx::Error> {
-        let mut conn: PoolConnection<DB> = self.pool.acquire().await?;
-        DB::fetch_optional(&mut conn, query).await
+    ) -> Result<Option<DB::Row>, StoreError> {
+        let mut conn = acquire(&self.pool).await?;
+        query
+            .run(|query| DB::fetch_optional(&mut conn, query))
+            .await
     }
 
     /// Runs one read query in autocommit mode; every row.
-    pub(crate) async fn fetch_all(&self, query: Query<'_>) -> Result<Vec<DB::Row>, sqlx::Error> {
-        let mut conn: PoolConnection<DB> = self.pool.acquire().await?;
-        DB::fetch_all(&mut conn, query).await
+    pub(crate) async fn fetch_all(&self, query: Query<'_>) -> Result<Vec<DB::Row>, StoreError> {
+        let mut conn = acquire(&self.pool).await?;
+        query.run(|query| DB::fetch_all(&mut conn, query)).await
     }
+}
+
+/// A connection from `pool`.
+async fn acquire<DB: Database>(pool: &Pool<DB>) -> Result<PoolConnection<DB>, StoreError> {
+    pool.acquire().await.map_err(db_err)
 }
 
 /// The whole schema of `migrator` as SQL text, every migration in order (for

@@ -32,7 +32,6 @@ use super::rows::{
     session_columns, signing_key_columns, user_columns_as_u,
 };
 use super::{Backend, Query, SqlStore, Tx, query};
-use crate::error::{conflict_or_db, db_err};
 
 /// The key in `"mcpauthSetting"` that holds the server secret.
 const SERVER_SECRET_KEY: &str = "server_secret";
@@ -43,6 +42,57 @@ const CREDENTIAL_PROVIDER: &str = "credential";
 /// A list of strings as a JSON array.
 fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::from_iter(items).to_string()
+}
+
+/// The INSERT of a client, bound by [`insert_client`].
+macro_rules! insert_client_sql {
+    () => {
+        r#"INSERT INTO "oauthApplication"
+               (id, client_id, client_secret_hash, name, redirect_uris,
+                token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
+                skip_consent, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#
+    };
+}
+
+/// Registers a new client.
+const INSERT_CLIENT: &str = insert_client_sql!();
+
+/// Registers a client, or replaces everything but its creation time when the client id exists.
+const UPSERT_CLIENT: &str = concat!(
+    insert_client_sql!(),
+    r#"
+           ON CONFLICT (client_id) DO UPDATE SET
+               client_secret_hash = excluded.client_secret_hash,
+               name = excluded.name,
+               redirect_uris = excluded.redirect_uris,
+               token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+               grant_types = excluded.grant_types,
+               logo_uri = excluded.logo_uri,
+               metadata = excluded.metadata,
+               disabled = excluded.disabled,
+               skip_consent = excluded.skip_consent,
+               updated_at = excluded.updated_at"#
+);
+
+/// `client`, bound to `sql` ([`INSERT_CLIENT`] or [`UPSERT_CLIENT`]). Redirect URIs and grant
+/// types are stored as JSON arrays of their strings.
+fn insert_client<'a>(sql: &'static str, client: &'a Client) -> Query<'a> {
+    query(sql)
+        .bind(random_id())
+        .bind(&client.client_id)
+        .bind(&client.client_secret_hash)
+        .bind(&client.name)
+        .bind(json_array(
+            client.redirect_uris.iter().map(RedirectUri::as_str),
+        ))
+        .bind(client.token_endpoint_auth_method.as_str())
+        .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
+        .bind(&client.logo_uri)
+        .bind(client.metadata.to_string())
+        .bind(client.disabled)
+        .bind(client.skip_consent)
+        .bind(client.created_at)
 }
 
 fn insert_access_token(access: &AccessToken) -> Query<'_> {
@@ -128,17 +178,12 @@ async fn store_tokens<DB: Backend>(
     access: &AccessToken,
     refresh: Option<&RefreshToken>,
 ) -> Result<(), StoreError> {
-    tx.execute(insert_access_token(access))
-        .await
-        .map_err(db_err)?;
+    tx.execute(insert_access_token(access)).await?;
     if let Some(refresh) = refresh {
-        tx.execute(insert_refresh_token(refresh))
-            .await
-            .map_err(db_err)?;
+        tx.execute(insert_refresh_token(refresh)).await?;
     }
     tx.execute(mark_family_used(&access.family_id, access.created_at))
-        .await
-        .map_err(db_err)?;
+        .await?;
     Ok(())
 }
 
@@ -186,15 +231,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(SERVER_SECRET_KEY)
             .bind(candidate),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         let row = self
             .fetch_optional(
                 query(r#"SELECT value FROM "mcpauthSetting" WHERE key = $1"#)
                     .bind(SERVER_SECRET_KEY),
             )
-            .await
-            .map_err(db_err)?
+            .await?
             .ok_or_else(|| StoreError::Database("the server secret vanished".to_owned()))?;
         get(&row, "value")
     }
@@ -214,10 +257,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(&user.image)
             .bind(user.created_at)
             .bind(user.updated_at)
-            .bind(user.disabled),
+            .bind(user.disabled)
+            .on_unique_violation("email already registered"),
         )
-        .await
-        .map_err(|err| conflict_or_db(err, "email already registered"))?;
+        .await?;
         tx.execute(
             query(
                 r#"INSERT INTO "account"
@@ -232,8 +275,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(user.created_at)
             .bind(user.updated_at),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.commit().await
     }
 
@@ -254,8 +296,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(email)
                 .bind(CREDENTIAL_PROVIDER),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, |row| Ok((rows::user_u(row)?, get(row, "password")?)))
     }
 
@@ -269,8 +310,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 ))
                 .bind(id),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, rows::user_u)
     }
 
@@ -291,8 +331,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(&session.ip_address)
             .bind(&session.user_agent),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -315,87 +354,30 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(token_hash)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, |row| Ok((rows::session(row)?, rows::user_u(row)?)))
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.execute(query(r#"DELETE FROM "session" WHERE token_hash = $1"#).bind(token_hash))
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(())
     }
 
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
         self.execute(
-            query(
-                r#"INSERT INTO "oauthApplication"
-                       (id, client_id, client_secret_hash, name, redirect_uris,
-                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
-                        skip_consent, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#,
-            )
-            .bind(random_id())
-            .bind(&client.client_id)
-            .bind(&client.client_secret_hash)
-            .bind(&client.name)
-            .bind(json_array(
-                client.redirect_uris.iter().map(RedirectUri::as_str),
-            ))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
-            .bind(&client.logo_uri)
-            .bind(client.metadata.to_string())
-            .bind(client.disabled)
-            .bind(client.skip_consent)
-            .bind(client.created_at),
+            insert_client(INSERT_CLIENT, client)
+                .on_unique_violation("client_id already registered"),
         )
-        .await
-        .map_err(|err| conflict_or_db(err, "client_id already registered"))?;
+        .await?;
         Ok(())
     }
 
     async fn save_client(&self, client: &Client) -> Result<(), StoreError> {
         // An existing client may change (its secret, its redirect URIs): announce it.
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "oauthApplication"
-                       (id, client_id, client_secret_hash, name, redirect_uris,
-                        token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
-                        skip_consent, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-                   ON CONFLICT (client_id) DO UPDATE SET
-                       client_secret_hash = excluded.client_secret_hash,
-                       name = excluded.name,
-                       redirect_uris = excluded.redirect_uris,
-                       token_endpoint_auth_method = excluded.token_endpoint_auth_method,
-                       grant_types = excluded.grant_types,
-                       logo_uri = excluded.logo_uri,
-                       metadata = excluded.metadata,
-                       disabled = excluded.disabled,
-                       skip_consent = excluded.skip_consent,
-                       updated_at = excluded.updated_at"#,
-            )
-            .bind(random_id())
-            .bind(&client.client_id)
-            .bind(&client.client_secret_hash)
-            .bind(&client.name)
-            .bind(json_array(
-                client.redirect_uris.iter().map(RedirectUri::as_str),
-            ))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(json_array(client.grant_types.iter().map(|g| g.as_str())))
-            .bind(&client.logo_uri)
-            .bind(client.metadata.to_string())
-            .bind(client.disabled)
-            .bind(client.skip_consent)
-            .bind(client.created_at),
-        )
-        .await
-        .map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
+        tx.execute(insert_client(UPSERT_CLIENT, client)).await?;
         tx.commit().await
     }
 
@@ -409,8 +391,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 ))
                 .bind(client_id),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, rows::client)
     }
 
@@ -425,8 +406,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(user_id)
                 .bind(client_id),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, rows::consent)
     }
 
@@ -451,8 +431,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(consent.created_at)
             .bind(consent.updated_at),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -479,8 +458,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(expires_at)
             .bind(now),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -498,8 +476,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(identifier)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, |row| get(row, "value"))
     }
 
@@ -518,8 +495,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 )
                 .bind(identifier),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         let taken = decode_optional(row, |row| {
             Ok((get::<String, _>(row, "value")?, get(row, "expires_at")?))
         })?;
@@ -551,8 +527,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(family.expires_at)
             .bind(family.revoked_at),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.execute(
             query(
                 r#"INSERT INTO "oauthAuthorizationCode"
@@ -575,8 +550,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(code.expires_at)
             .bind(code.created_at),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.commit().await
     }
 
@@ -593,8 +567,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(code_hash)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         if let Some(row) = redeemed {
             return Ok(CodeRedemption::Redeemed(Box::new(rows::code(&row)?)));
         }
@@ -604,8 +577,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 query(r#"SELECT family_id FROM "oauthAuthorizationCode" WHERE code_hash = $1"#)
                     .bind(code_hash),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         let Some(family_id) = decode_optional(row, |row| get::<String, _>(row, "family_id"))?
         else {
             return Ok(CodeRedemption::Unknown);
@@ -626,8 +598,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 ))
                 .bind(code_hash),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, rows::code)
     }
 
@@ -651,14 +622,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(code_hash)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         if redeemed == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
         store_tokens(&mut tx, access, refresh).await?;
-        tx.execute(insert_audit(audit)).await.map_err(db_err)?;
+        tx.execute(insert_audit(audit)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -676,8 +646,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError> {
         let row = self
             .fetch_optional(query(ACCESS_TOKEN_GRANT_SQL).bind(token_hash))
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, |row| {
             let family_revoked_at: Option<i64> = get(row, "family_revoked_at")?;
             Ok(AccessTokenGrant {
@@ -706,8 +675,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 ))
                 .bind(token_hash),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_optional(row, |row| {
             Ok((rows::refresh_token(row)?, rows::family_f(row)?))
         })
@@ -735,8 +703,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(now)
                 .bind(retry_response),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
 
         if rotated == 0 {
             // Lost the race (or the token was rotated long ago): report the winner's rotation
@@ -749,8 +716,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                     )
                     .bind(old_hash),
                 )
-                .await
-                .map_err(db_err)?;
+                .await?;
             let row = decode_optional(row, |row| {
                 Ok((
                     get::<Option<i64>, _>(row, "rotated_at")?,
@@ -776,17 +742,15 @@ impl<DB: Backend> Store for SqlStore<DB> {
         }
 
         store_tokens(&mut tx, access, Some(refresh)).await?;
-        tx.execute(insert_audit(audit)).await.map_err(db_err)?;
+        tx.execute(insert_audit(audit)).await?;
         tx.commit().await?;
         Ok(Rotation::Rotated)
     }
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
-        tx.execute(revoke_family(family_id, now))
-            .await
-            .map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
+        tx.execute(revoke_family(family_id, now)).await?;
         tx.commit().await
     }
 
@@ -795,8 +759,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .fetch_optional(query(
                 r#"SELECT epoch FROM "mcpauthRevocationEpoch" WHERE id = 1"#,
             ))
-            .await
-            .map_err(db_err)?
+            .await?
             .ok_or_else(|| StoreError::Database("the revocation epoch row is missing".into()))?;
         get(&row, "epoch")
     }
@@ -813,13 +776,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let mut tx = self.begin_write().await?;
         // Families deleted at their absolute end take their tokens with them, possibly before
         // the tokens' own expiry: announce it like a revocation.
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
         let mut removed = 0;
         for &statement in STATEMENTS {
-            removed += tx
-                .execute(query(statement).bind(now))
-                .await
-                .map_err(db_err)?;
+            removed += tx.execute(query(statement).bind(now)).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -845,8 +805,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(window_start)
                 .bind(expires_at),
             )
-            .await
-            .map_err(db_err)?
+            .await?
             .ok_or_else(|| StoreError::Database("the rate-limit upsert returned no row".into()))?;
         let count: i64 = get(&row, "count")?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
@@ -859,8 +818,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                     .bind(key)
                     .bind(window_start),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         let count: i64 = match row {
             Some(row) => get(&row, "count")?,
             None => 0,
@@ -875,8 +833,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 user_columns_as_u!(),
                 r#" FROM "user" u ORDER BY u.created_at, u.id"#
             )))
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::user_u)
     }
 
@@ -888,7 +845,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         if disabled {
-            tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+            tx.execute(bump_revocation_epoch()).await?;
         }
         let changed = tx
             .execute(
@@ -897,19 +854,17 @@ impl<DB: Backend> Store for SqlStore<DB> {
                     .bind(disabled)
                     .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         tx.commit().await?;
         Ok(changed == 1)
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
         let deleted = tx
             .execute(query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id))
-            .await
-            .map_err(db_err)?;
+            .await?;
         tx.commit().await?;
         Ok(deleted == 1)
     }
@@ -934,8 +889,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(password_hash)
             .bind(now),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -951,8 +905,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(user_id)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::session)
     }
 
@@ -967,7 +920,6 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(keep),
         )
         .await
-        .map_err(db_err)
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -977,8 +929,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 client_columns!(),
                 r#" FROM "oauthApplication" ORDER BY created_at, client_id"#
             )))
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::client)
     }
 
@@ -990,7 +941,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         if disabled {
-            tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+            tx.execute(bump_revocation_epoch()).await?;
         }
         let changed = tx
             .execute(
@@ -1002,21 +953,19 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(disabled)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         tx.commit().await?;
         Ok(changed == 1)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
         let deleted = tx
             .execute(
                 query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         tx.commit().await?;
         Ok(deleted == 1)
     }
@@ -1044,8 +993,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(client_id)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::grant)
     }
 
@@ -1056,7 +1004,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         now: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
         let revoked = tx
             .execute(
                 query(
@@ -1068,8 +1016,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 .bind(client_id)
                 .bind(now),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         // Families of codes not yet exchanged die too, silently: their codes must not work.
         tx.execute(
             query(
@@ -1080,8 +1027,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(client_id)
             .bind(now),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.execute(
             query(
                 r#"DELETE FROM "oauthConsent"
@@ -1090,8 +1036,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(user_id)
             .bind(client_id),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -1103,20 +1048,18 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 signing_key_columns!(),
                 r#" FROM "oauthSigningKey" ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, COALESCE(retired_at, created_at) DESC, created_at DESC, kid"#
             )))
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::signing_key)
     }
 
     async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await.map_err(db_err)?;
+        tx.execute(bump_revocation_epoch()).await?;
         tx.execute(
             query(r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#)
                 .bind(now),
         )
-        .await
-        .map_err(db_err)?;
+        .await?;
         tx.execute(
             query(concat!(
                 r#"INSERT INTO "oauthSigningKey" ("#,
@@ -1128,10 +1071,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(&key.private_key_sealed)
             .bind(&key.public_jwk)
             .bind(key.created_at)
-            .bind(key.retired_at),
+            .bind(key.retired_at)
+            .on_unique_violation("a signing key with this kid exists"),
         )
-        .await
-        .map_err(|err| conflict_or_db(err, "a signing key with this kid exists"))?;
+        .await?;
         tx.commit().await
     }
 
@@ -1144,11 +1087,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .bind(retired_before),
         )
         .await
-        .map_err(db_err)
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.execute(insert_audit(event)).await.map_err(db_err)?;
+        self.execute(insert_audit(event)).await?;
         Ok(())
     }
 
@@ -1162,8 +1104,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 ))
                 .bind(i64::from(limit)),
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         decode_all(rows, rows::audit_event)
     }
 }
