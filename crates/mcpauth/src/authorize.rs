@@ -16,7 +16,7 @@ use mcpauth_core::{AuthorizationRequest, OAuthError, RedirectUri, secret};
 use serde_json::json;
 
 use crate::McpAuth;
-use crate::account::{browser_session, pending_authorization_cookie};
+use crate::browser_session::{browser_session, pending_authorization_cookie};
 use crate::errors::{ApiError, NoStore, PageError};
 use crate::params::{params_from_body, read_body};
 use mcpauth_core::Params;

@@ -18,8 +18,7 @@ use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::accounts::AccountError;
-use crate::pages::views::ErrorPage;
-use crate::session::BearerError;
+use crate::views::ErrorPage;
 
 /// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:
 /// no-store` and, for HTTP/1.0 caches, `Pragma: no-cache`.
@@ -182,6 +181,17 @@ impl IntoResponse for AccountError {
             None => response,
         }
     }
+}
+
+/// Why a request carries no usable bearer token.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token was presented and is unknown, expired, revoked or not for this resource.
+    Invalid(&'static str),
+    /// The database could not be asked.
+    Unavailable(StoreError),
 }
 
 /// A JSON-RPC error object with no id (JSON-RPC 2.0 §5), as the MCP endpoint answers a request

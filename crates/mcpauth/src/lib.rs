@@ -24,7 +24,7 @@
 mod account;
 mod accounts;
 mod authorize;
-mod clients;
+mod browser_session;
 mod discovery;
 mod errors;
 mod guard;
@@ -42,6 +42,7 @@ mod router;
 mod session;
 mod token;
 mod token_cache;
+mod views;
 mod web;
 
 pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
@@ -57,5 +58,6 @@ pub use rate_limit::{
     RateLimited, StoreRateLimits,
 };
 pub use router::cors;
-pub use session::{BearerError, McpSession};
+pub use errors::BearerError;
+pub use session::McpSession;
 pub use token_cache::TokenCacheOptions;

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use mcpauth_core::model::{AuditEvent, Client};
+use mcpauth_core::client_registration::ConfiguredClient;
 use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, secret};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::keys::{KeyError, SigningKeys};
-use crate::options::McpAuthOptions;
+use crate::options::{McpAuthOptions, TrustedClient};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
 use crate::token_cache::{StampedMap, TokenCache};
 use crate::web::Site;
@@ -153,6 +154,30 @@ pub async fn key_encryption_secret(
     }
 }
 
+/// The stored form of a client from configuration.
+fn trusted_client(trusted: &TrustedClient, now: i64) -> Result<Client, BuildError> {
+    let configured = ConfiguredClient {
+        client_id: &trusted.client_id,
+        client_secret: trusted.client_secret.as_deref(),
+        token_endpoint_auth_method: trusted.token_endpoint_auth_method.as_deref(),
+        name: &trusted.name,
+        redirect_uris: &trusted.redirect_uris,
+        logo_uri: trusted.logo_uri.as_deref(),
+    };
+    let registration = configured
+        .validate()
+        .map_err(|error| BuildError::InvalidOption {
+            option: "trusted_clients",
+            reason: format!("client {:?}: {error}", trusted.client_id),
+        })?;
+    Ok(registration.into_client(
+        trusted.client_id.clone(),
+        trusted.client_secret.as_deref().map(secret::hash_token),
+        trusted.skip_consent,
+        now,
+    ))
+}
+
 impl McpAuth {
     /// Builds the server. The store must already be migrated.
     pub async fn new(store: Arc<dyn Store>, options: McpAuthOptions) -> Result<Self, BuildError> {
@@ -161,7 +186,7 @@ impl McpAuth {
         let now = options.clock.now();
         for trusted in &options.trusted_clients {
             store
-                .save_client(&crate::clients::trusted_client(trusted, now)?)
+                .save_client(&trusted_client(trusted, now)?)
                 .await?;
         }
         let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::McpAuth;
 use crate::errors::NoStore;
 use crate::keys::KeyError;
-use crate::session::BearerError;
+use crate::errors::BearerError;
 
 /// The claims of §5.1 that `scopes` allow, for `user`, plus the configured additional claims.
 pub(crate) fn user_claims(auth: &McpAuth, user: &User, scopes: &Scopes) -> Map<String, Value> {

@@ -10,7 +10,7 @@ use mcpauth_core::{StoreError, secret};
 use serde::Serialize;
 
 use crate::McpAuth;
-use crate::errors::{self, JsonRpc, NoStore};
+use crate::errors::{self, BearerError, JsonRpc, NoStore};
 
 /// Who is calling, as established from a valid access token. Never carries a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,17 +57,6 @@ impl<S: Send + Sync> FromRequestParts<S> for McpSession {
                 JsonRpc::new(StatusCode::UNAUTHORIZED, "authorization required").into_response()
             })
     }
-}
-
-/// Why a request carries no usable bearer token.
-#[derive(Debug)]
-pub enum BearerError {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// A token was presented and is unknown, expired, revoked or not for this resource.
-    Invalid(&'static str),
-    /// The database could not be asked.
-    Unavailable(StoreError),
 }
 
 /// The token in an `Authorization: Bearer …` header. The scheme is case-insensitive

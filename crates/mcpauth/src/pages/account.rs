@@ -7,10 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::{GrantSummary, Session, User};
 
-use super::views::{AccountPage, AppView, ScopeView, describe_scope};
+use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
 use super::{form_post, render, see_other};
 use crate::McpAuth;
-use crate::account::{browser_session, check_credentials};
+use crate::account::check_credentials;
+use crate::browser_session::browser_session;
 use crate::accounts::{AccountError, MIN_PASSWORD};
 use crate::errors::{FormRefusal, PageError};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};

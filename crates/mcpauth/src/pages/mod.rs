@@ -3,7 +3,6 @@
 //! from this origin (SECURITY S25); credential posts answer 303 (S19).
 
 mod account;
-pub mod views;
 
 pub use account::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
@@ -18,7 +17,8 @@ use mcpauth_core::redirect_uri;
 use mcpauth_core::return_to::same_origin_path;
 
 use crate::McpAuth;
-use crate::account::{browser_session, check_credentials, end_session, start_session};
+use crate::account::check_credentials;
+use crate::browser_session::{browser_session, end_session, start_session};
 use crate::accounts::AccountError;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
@@ -26,7 +26,9 @@ use crate::errors::PageError;
 use crate::params::{params_from_body, read_body};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;
-use views::{ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope};
+use crate::views::{
+    self, ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope,
+};
 
 fn render(
     status: StatusCode,

@@ -140,7 +140,7 @@ pub fn describe_scope(scope: &str) -> String {
 }
 
 /// The stylesheet served at /assets/mcpauth.css.
-pub const STYLESHEET: &str = include_str!("../../assets/mcpauth.css");
+pub const STYLESHEET: &str = include_str!("../assets/mcpauth.css");
 
 /// One connected app on the account page: the live grants of one client, merged.
 pub struct AppView {
