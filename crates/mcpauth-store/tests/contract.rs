@@ -164,7 +164,7 @@ pub mod contract {
         (code, family)
     }
 
-    /// [`seed_grant`] plus the code's exchange: access token `a1` and refresh token `r1`.
+    /// A security-log entry of `kind` about `u1` and `c1`.
     pub fn audit(kind: &str) -> AuditEvent {
         AuditEvent {
             at: NOW,
@@ -176,15 +176,24 @@ pub mod contract {
         }
     }
 
+    /// [`seed_grant`] plus the code's exchange ([`Store::redeem_code`], logged as
+    /// `token.issue`): access token `a1` and refresh token `r1`.
     pub async fn seed_tokens(store: &dyn Store) -> (TokenFamily, AccessToken, RefreshToken) {
         let (code, family) = seed_grant(store).await;
-        assert!(matches!(
-            store.consume_code(&code.code_hash, NOW).await.unwrap(),
-            CodeRedemption::Redeemed(_)
-        ));
         let access = access("a1", &family);
         let refresh = refresh("r1", &family);
-        store.issue_tokens(&access, Some(&refresh)).await.unwrap();
+        assert!(
+            store
+                .redeem_code(
+                    &code.code_hash,
+                    NOW,
+                    &access,
+                    Some(&refresh),
+                    &audit("token.issue")
+                )
+                .await
+                .unwrap()
+        );
         (family, access, refresh)
     }
 
@@ -467,14 +476,31 @@ pub mod contract {
 
     pub async fn code_lifecycle(store: &dyn Store) {
         let (code, family) = seed_grant(store).await;
+        // Tokens of the code's family, stored while the code stays unused: as what another
+        // code, of a family of its own, was exchanged for (the trait stores issued tokens only
+        // with a redemption or a rotation).
+        let carrier_family = self::family("fam-carrier", "u1", "c1");
+        let carrier = self::code("code-carrier", &carrier_family, "s1");
+        store.create_code(&carrier, &carrier_family).await.unwrap();
+        let access = access("a1", &family);
+        let refresh = refresh("r1", &family);
+        assert!(
+            store
+                .redeem_code(
+                    &carrier.code_hash,
+                    NOW,
+                    &access,
+                    Some(&refresh),
+                    &audit("token.issue")
+                )
+                .await
+                .unwrap()
+        );
 
         match store.consume_code(&code.code_hash, NOW + 1).await.unwrap() {
             CodeRedemption::Redeemed(redeemed) => assert_eq!(*redeemed, code),
             other => panic!("expected Redeemed, got {other:?}"),
         }
-        let access = access("a1", &family);
-        let refresh = refresh("r1", &family);
-        store.issue_tokens(&access, Some(&refresh)).await.unwrap();
         let grant = store
             .access_token(&access.token_hash)
             .await
@@ -665,7 +691,12 @@ pub mod contract {
             .await
             .unwrap();
         let lone = self::access("a2", &fam2);
-        store.issue_tokens(&lone, None).await.unwrap();
+        assert!(
+            store
+                .redeem_code("code-2", NOW, &lone, None, &audit("token.issue"))
+                .await
+                .unwrap()
+        );
         let grant = store
             .access_token(&lone.token_hash)
             .await
