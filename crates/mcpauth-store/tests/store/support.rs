@@ -5,8 +5,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`. An unreachable server fails the test: CI starts
 //! one, and a PostgreSQL test that passes without a database proves nothing.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,17 +1,13 @@
 //! SQLite-specific behaviour of [`SqliteStore`]: connection URLs and settings, the schema's
 //! foreign keys and cascades, and several stores sharing one file. The backend-neutral
-//! behaviour is in `contract.rs`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
+//! behaviour is in `contract`.
 
 use std::path::Path;
 
+use crate::support::{NOW, OWNED_TABLES, seed, user};
 use mcpauth_core::model::Consent;
 use mcpauth_core::{Store, StoreError};
 use mcpauth_store::SqliteStore;
-use support::{NOW, OWNED_TABLES, seed, user};
 
 fn file_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -191,7 +187,7 @@ async fn foreign_keys_are_enforced() {
     let orphan = Consent {
         user_id: "u1".to_owned(),
         client_id: "no-such-client".to_owned(),
-        scopes: support::scopes("openid"),
+        scopes: crate::support::scopes("openid"),
         created_at: NOW,
         updated_at: NOW,
     };
@@ -228,7 +224,7 @@ async fn stores_sharing_a_file_agree() {
 #[tokio::test]
 async fn schema_sql_matches_the_migrations() {
     let sql = mcpauth_store::sqlite_schema_sql();
-    assert!(sql.contains(include_str!("../migrations/sqlite/0001_init.sql")));
+    assert!(sql.contains(include_str!("../../migrations/sqlite/0001_init.sql")));
 }
 
 /// Scopes, redirect URIs and grant types are stored as the same text as ever, and a stored
