@@ -171,24 +171,25 @@ pub fn audit(kind: &str) -> AuditEvent {
     }
 }
 
-/// [`seed_grant`] plus the code's exchange ([`Store::redeem_code`], logged as
-/// `token.issue`): access token `a1` and refresh token `r1`.
+/// Redeems the code `code_hash` at [`NOW`] for `access` and `refresh`, as the code exchange
+/// does ([`Store::redeem_code`], logged as `token.issue`); the code must be unused.
+pub async fn exchange(
+    store: &dyn Store,
+    code_hash: &str,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) {
+    let event = audit("token.issue");
+    let redeemed = store.redeem_code(code_hash, NOW, access, refresh, &event);
+    assert!(redeemed.await.unwrap(), "{code_hash} was not redeemed");
+}
+
+/// [`seed_grant`] plus the code's exchange: access token `a1` and refresh token `r1`.
 pub async fn seed_tokens(store: &dyn Store) -> (TokenFamily, AccessToken, RefreshToken) {
     let (code, family) = seed_grant(store).await;
     let access = access("a1", &family);
     let refresh = refresh("r1", &family);
-    assert!(
-        store
-            .redeem_code(
-                &code.code_hash,
-                NOW,
-                &access,
-                Some(&refresh),
-                &audit("token.issue")
-            )
-            .await
-            .unwrap()
-    );
+    exchange(store, &code.code_hash, &access, Some(&refresh)).await;
     (family, access, refresh)
 }
 
@@ -479,18 +480,7 @@ pub async fn code_lifecycle(store: &dyn Store) {
     store.create_code(&carrier, &carrier_family).await.unwrap();
     let access = access("a1", &family);
     let refresh = refresh("r1", &family);
-    assert!(
-        store
-            .redeem_code(
-                &carrier.code_hash,
-                NOW,
-                &access,
-                Some(&refresh),
-                &audit("token.issue")
-            )
-            .await
-            .unwrap()
-    );
+    exchange(store, &carrier.code_hash, &access, Some(&refresh)).await;
 
     match store.consume_code(&code.code_hash, NOW + 1).await.unwrap() {
         CodeRedemption::Redeemed(redeemed) => assert_eq!(*redeemed, code),
@@ -686,12 +676,7 @@ pub async fn tokens_and_lookup(store: &dyn Store) {
         .await
         .unwrap();
     let lone = self::access("a2", &fam2);
-    assert!(
-        store
-            .redeem_code("code-2", NOW, &lone, None, &audit("token.issue"))
-            .await
-            .unwrap()
-    );
+    exchange(store, "code-2", &lone, None).await;
     let grant = store
         .access_token(&lone.token_hash)
         .await

@@ -13,6 +13,13 @@ fn file_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
+/// A migrated store on a new database file at `path`.
+async fn migrated(path: &Path) -> SqliteStore {
+    let store = SqliteStore::connect(&file_url(path)).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
 async fn count(store: &SqliteStore, table: &'static str) -> i64 {
     let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -128,10 +135,7 @@ async fn memory_database_is_one_connection() {
 #[tokio::test]
 async fn deleting_a_user_cascades() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("c.db")).await;
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
     for table in OWNED_TABLES {
@@ -151,10 +155,7 @@ async fn deleting_a_user_cascades() {
 #[tokio::test]
 async fn deleting_a_client_cascades() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("c.db")).await;
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
 
@@ -179,10 +180,7 @@ async fn deleting_a_client_cascades() {
 #[tokio::test]
 async fn foreign_keys_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("fk.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("fk.db")).await;
     store.create_user(&user("u1"), "h").await.unwrap();
     let orphan = Consent {
         user_id: "u1".to_owned(),
@@ -232,10 +230,7 @@ async fn schema_sql_matches_the_migrations() {
 #[tokio::test]
 async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("typed.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("typed.db")).await;
     seed(&store, "u1", "c1").await;
     let text = |sql: &'static str| {
         let pool = store.pool().clone();
