@@ -125,13 +125,6 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Stores the tokens of a code exchange in one transaction.
-    async fn issue_tokens(
-        &self,
-        access: &AccessToken,
-        refresh: Option<&RefreshToken>,
-    ) -> Result<(), StoreError>;
-
     /// An access token by hash, with what decides whether it still works.
     async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError>;
 

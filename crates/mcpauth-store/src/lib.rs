@@ -57,7 +57,8 @@
 //! snake_case and the same in both dialects: times are integer Unix seconds (`INTEGER` /
 //! `BIGINT`), booleans `INTEGER` 0/1 / `BOOLEAN`, JSON is text, and PostgreSQL's text columns
 //! use the `"C"` collation so comparisons and orderings are byte-wise, as in SQLite. The
-//! behavioural contract both backends pass lives in `tests/contract.rs`.
+//! behavioural contract both backends pass lives in `tests/store/contract.rs`, one module of
+//! the crate's single integration-test binary.
 
 #![warn(missing_docs)]
 

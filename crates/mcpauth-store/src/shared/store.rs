@@ -633,16 +633,6 @@ impl<DB: Backend> Store for SqlStore<DB> {
         Ok(true)
     }
 
-    async fn issue_tokens(
-        &self,
-        access: &AccessToken,
-        refresh: Option<&RefreshToken>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        store_tokens(&mut tx, access, refresh).await?;
-        tx.commit().await
-    }
-
     async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError> {
         let row = self
             .fetch_optional(query(ACCESS_TOKEN_GRANT_SQL).bind(token_hash))

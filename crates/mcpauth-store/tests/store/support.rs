@@ -5,13 +5,11 @@
 //! `postgres://postgres@127.0.0.1:5432/test`. An unreachable server fails the test: CI starts
 //! one, and a PostgreSQL test that passes without a database proves nothing.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mcpauth_core::model::{
-    AccessToken, AuthorizationCode, Client, Consent, GrantType, RefreshToken, Session,
+    AccessToken, AuditEvent, AuthorizationCode, Client, Consent, GrantType, RefreshToken, Session,
     TokenEndpointAuthMethod, TokenFamily, User,
 };
 use mcpauth_core::{RedirectUri, Scopes, Store};
@@ -168,7 +166,8 @@ pub const OWNED_TABLES: [&str; 7] = [
 ];
 
 /// A user, a client, and a session, consent, code, family, access and refresh token linking
-/// them; the access token's hash is `ah-<user_id>`.
+/// them; the tokens are stored by redeeming the code ([`Store::redeem_code`], which also logs
+/// a `token.issue` audit entry). The access token's hash is `ah-<user_id>`.
 pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
     store.create_user(&user(user_id), "hash").await.unwrap();
     store.create_client(&client(client_id)).await.unwrap();
@@ -245,5 +244,18 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         rotated_at: None,
         retry_response: None,
     };
-    store.issue_tokens(&access, Some(&refresh)).await.unwrap();
+    let audit = AuditEvent {
+        at: NOW,
+        kind: "token.issue".to_owned(),
+        user_id: Some(user_id.to_owned()),
+        client_id: Some(client_id.to_owned()),
+        ip: None,
+        detail: "{}".to_owned(),
+    };
+    assert!(
+        store
+            .redeem_code(&code.code_hash, NOW, &access, Some(&refresh), &audit)
+            .await
+            .unwrap()
+    );
 }

@@ -1,20 +1,23 @@
 //! SQLite-specific behaviour of [`SqliteStore`]: connection URLs and settings, the schema's
 //! foreign keys and cascades, and several stores sharing one file. The backend-neutral
-//! behaviour is in `contract.rs`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
+//! behaviour is in `contract`.
 
 use std::path::Path;
 
+use crate::support::{NOW, OWNED_TABLES, seed, user};
 use mcpauth_core::model::Consent;
 use mcpauth_core::{Store, StoreError};
 use mcpauth_store::SqliteStore;
-use support::{NOW, OWNED_TABLES, seed, user};
 
 fn file_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
+}
+
+/// A migrated store on a new database file at `path`.
+async fn migrated(path: &Path) -> SqliteStore {
+    let store = SqliteStore::connect(&file_url(path)).await.unwrap();
+    store.migrate().await.unwrap();
+    store
 }
 
 async fn count(store: &SqliteStore, table: &'static str) -> i64 {
@@ -132,10 +135,7 @@ async fn memory_database_is_one_connection() {
 #[tokio::test]
 async fn deleting_a_user_cascades() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("c.db")).await;
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
     for table in OWNED_TABLES {
@@ -155,10 +155,7 @@ async fn deleting_a_user_cascades() {
 #[tokio::test]
 async fn deleting_a_client_cascades() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("c.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("c.db")).await;
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
 
@@ -183,15 +180,12 @@ async fn deleting_a_client_cascades() {
 #[tokio::test]
 async fn foreign_keys_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("fk.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("fk.db")).await;
     store.create_user(&user("u1"), "h").await.unwrap();
     let orphan = Consent {
         user_id: "u1".to_owned(),
         client_id: "no-such-client".to_owned(),
-        scopes: support::scopes("openid"),
+        scopes: crate::support::scopes("openid"),
         created_at: NOW,
         updated_at: NOW,
     };
@@ -228,7 +222,7 @@ async fn stores_sharing_a_file_agree() {
 #[tokio::test]
 async fn schema_sql_matches_the_migrations() {
     let sql = mcpauth_store::sqlite_schema_sql();
-    assert!(sql.contains(include_str!("../migrations/sqlite/0001_init.sql")));
+    assert!(sql.contains(include_str!("../../migrations/sqlite/0001_init.sql")));
 }
 
 /// Scopes, redirect URIs and grant types are stored as the same text as ever, and a stored
@@ -236,10 +230,7 @@ async fn schema_sql_matches_the_migrations() {
 #[tokio::test]
 async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&file_url(&dir.path().join("typed.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(&dir.path().join("typed.db")).await;
     seed(&store, "u1", "c1").await;
     let text = |sql: &'static str| {
         let pool = store.pool().clone();

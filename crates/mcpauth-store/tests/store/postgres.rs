@@ -2,20 +2,16 @@
 //! (repeated and concurrent), the schema's likeness to SQLite's, foreign keys and cascades, the
 //! append-only audit log, and the hot path's index. Every test works in a schema of its own on
 //! `MCPAUTH_TEST_POSTGRES_URL` (see `support`) and fails when the server is unreachable. The
-//! backend-neutral behaviour is in `contract.rs`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
+//! backend-neutral behaviour is in `contract`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::{NOW, OWNED_TABLES, PgSchema, postgres_url, seed, user};
 use mcpauth_core::model::{AuditEvent, Consent};
 use mcpauth_core::{Store, StoreError};
 use mcpauth_store::{PgStore, PgStoreOptions, SqliteStore};
 use sqlx::{AssertSqlSafe, Row};
-use support::{NOW, OWNED_TABLES, PgSchema, postgres_url, seed, user};
 
 async fn count(store: &PgStore, table: &'static str) -> i64 {
     let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
@@ -193,9 +189,13 @@ async fn migrate_twice_and_concurrently() {
 #[tokio::test]
 async fn schema_sql_matches_the_migrations() {
     let sql = mcpauth_store::pg_schema_sql();
-    assert!(sql.contains(include_str!("../migrations/postgres/0001_init.sql")));
-    assert!(sql.contains(include_str!("../migrations/postgres/0002_operations.sql")));
-    assert!(sql.contains(include_str!("../migrations/postgres/0003_rate_limits.sql")));
+    assert!(sql.contains(include_str!("../../migrations/postgres/0001_init.sql")));
+    assert!(sql.contains(include_str!(
+        "../../migrations/postgres/0002_operations.sql"
+    )));
+    assert!(sql.contains(include_str!(
+        "../../migrations/postgres/0003_rate_limits.sql"
+    )));
     assert!(
         sql.find("-- migration 0001: init").unwrap()
             < sql.find("-- migration 0002: operations").unwrap()
@@ -541,7 +541,7 @@ async fn foreign_keys_are_enforced() {
     let orphan = Consent {
         user_id: "u1".to_owned(),
         client_id: "no-such-client".to_owned(),
-        scopes: support::scopes("openid"),
+        scopes: crate::support::scopes("openid"),
         created_at: NOW,
         updated_at: NOW,
     };

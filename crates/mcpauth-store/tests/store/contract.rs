@@ -1,0 +1,1548 @@
+//! The behaviour every [`Store`] backend must have, written against `dyn Store` so every
+//! backend runs the same functions: each public function here checks one behaviour on a
+//! freshly migrated, empty store. The modules at the bottom run them against a new SQLite file
+//! per test (`sqlite`), an in-memory SQLite database (`sqlite_memory`), and a new PostgreSQL
+//! schema per test (`postgres`, on `MCPAUTH_TEST_POSTGRES_URL`; these fail when the server is
+//! unreachable).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use mcpauth_core::model::{
+    AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, GrantType, RefreshToken,
+    Rotation, Session, TokenEndpointAuthMethod, TokenFamily, User,
+};
+use mcpauth_core::model::{AuditEvent, SigningKey};
+use mcpauth_core::{Store, StoreError};
+
+use crate::support::{scopes, uri};
+
+pub const NOW: i64 = 1_700_000_000;
+
+/// Counts the rows of a table, looking past the trait (for promises such as "exactly one
+/// row" that the trait cannot show).
+pub type Rows =
+    Box<dyn Fn(&'static str) -> Pin<Box<dyn Future<Output = i64> + Send>> + Send + Sync>;
+
+// ----- fixtures -------------------------------------------------------------------------
+
+pub fn user(id: &str, email: &str) -> User {
+    User {
+        id: id.to_owned(),
+        name: format!("User {id}"),
+        email: email.to_owned(),
+        email_verified: true,
+        image: Some(format!("https://img.example/{id}.png")),
+        created_at: NOW,
+        updated_at: NOW + 1,
+        disabled: false,
+    }
+}
+
+pub fn client(client_id: &str) -> Client {
+    Client {
+        client_id: client_id.to_owned(),
+        client_secret_hash: None,
+        name: Some("Test client".to_owned()),
+        redirect_uris: vec![
+            uri("http://127.0.0.1/callback"),
+            uri("https://app.example/cb"),
+        ],
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        logo_uri: None,
+        metadata: serde_json::json!({
+            "client_name": "Test client",
+            "redirect_uris": ["http://127.0.0.1/callback", "https://app.example/cb"],
+            "nested": {"n": 1, "ok": true},
+        }),
+        disabled: false,
+        skip_consent: false,
+        created_at: NOW,
+    }
+}
+
+pub fn session(id: &str, user_id: &str, expires_at: i64) -> Session {
+    Session {
+        id: id.to_owned(),
+        token_hash: format!("session-hash-{id}"),
+        user_id: user_id.to_owned(),
+        expires_at,
+        created_at: NOW,
+        auth_time: NOW - 5,
+        ip_address: Some("192.0.2.1".to_owned()),
+        user_agent: None,
+    }
+}
+
+pub fn family(id: &str, user_id: &str, client_id: &str) -> TokenFamily {
+    TokenFamily {
+        id: id.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: scopes("openid profile"),
+        resource: "https://mcp.example/".to_owned(),
+        created_at: NOW,
+        expires_at: NOW + 30 * 86_400,
+        revoked_at: None,
+    }
+}
+
+pub fn family_with(id: &str, user_id: &str, client_id: &str) -> TokenFamily {
+    family(id, user_id, client_id)
+}
+
+pub fn code(code_hash: &str, family: &TokenFamily, session_id: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        code_hash: code_hash.to_owned(),
+        client_id: family.client_id.clone(),
+        user_id: family.user_id.clone(),
+        session_id: session_id.to_owned(),
+        redirect_uri: uri("http://127.0.0.1/callback"),
+        scopes: family.scopes.clone(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        resource: family.resource.clone(),
+        nonce: Some("n-0S6_WzA2Mj".to_owned()),
+        auth_time: NOW - 5,
+        family_id: family.id.clone(),
+        expires_at: NOW + 60,
+        created_at: NOW,
+    }
+}
+
+pub fn access(id: &str, family: &TokenFamily) -> AccessToken {
+    AccessToken {
+        id: id.to_owned(),
+        token_hash: format!("access-hash-{id}"),
+        family_id: family.id.clone(),
+        client_id: family.client_id.clone(),
+        user_id: family.user_id.clone(),
+        scopes: family.scopes.clone(),
+        audience: family.resource.clone(),
+        expires_at: NOW + 3600,
+        created_at: NOW,
+    }
+}
+
+pub fn refresh(id: &str, family: &TokenFamily) -> RefreshToken {
+    RefreshToken {
+        id: id.to_owned(),
+        token_hash: format!("refresh-hash-{id}"),
+        family_id: family.id.clone(),
+        client_id: family.client_id.clone(),
+        user_id: family.user_id.clone(),
+        scopes: family.scopes.clone(),
+        resource: family.resource.clone(),
+        expires_at: NOW + 86_400,
+        created_at: NOW,
+        rotated_at: None,
+        retry_response: None,
+    }
+}
+
+/// A user `u1`, a client `c1`, a live session `s1`, and a code `code-1` starting family
+/// `fam-1`.
+pub async fn seed_grant(store: &dyn Store) -> (AuthorizationCode, TokenFamily) {
+    store
+        .create_user(&user("u1", "u1@example.com"), "$argon2id$v=19$hash")
+        .await
+        .unwrap();
+    store.create_client(&client("c1")).await.unwrap();
+    store
+        .create_session(&session("s1", "u1", NOW + 3600))
+        .await
+        .unwrap();
+    let family = family("fam-1", "u1", "c1");
+    let code = code("code-1", &family, "s1");
+    store.create_code(&code, &family).await.unwrap();
+    (code, family)
+}
+
+/// A security-log entry of `kind` about `u1` and `c1`.
+pub fn audit(kind: &str) -> AuditEvent {
+    AuditEvent {
+        at: NOW,
+        kind: kind.to_owned(),
+        user_id: Some("u1".to_owned()),
+        client_id: Some("c1".to_owned()),
+        ip: None,
+        detail: "{}".to_owned(),
+    }
+}
+
+/// Redeems the code `code_hash` at [`NOW`] for `access` and `refresh`, as the code exchange
+/// does ([`Store::redeem_code`], logged as `token.issue`); the code must be unused.
+pub async fn exchange(
+    store: &dyn Store,
+    code_hash: &str,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) {
+    let event = audit("token.issue");
+    let redeemed = store.redeem_code(code_hash, NOW, access, refresh, &event);
+    assert!(redeemed.await.unwrap(), "{code_hash} was not redeemed");
+}
+
+/// [`seed_grant`] plus the code's exchange: access token `a1` and refresh token `r1`.
+pub async fn seed_tokens(store: &dyn Store) -> (TokenFamily, AccessToken, RefreshToken) {
+    let (code, family) = seed_grant(store).await;
+    let access = access("a1", &family);
+    let refresh = refresh("r1", &family);
+    exchange(store, &code.code_hash, &access, Some(&refresh)).await;
+    (family, access, refresh)
+}
+
+/// `what` is exactly `reason` followed by the database's code for a unique violation
+/// (PostgreSQL's SQLSTATE 23505, SQLite's extended result code 2067).
+pub fn assert_unique_conflict(what: &str, reason: &str) {
+    assert!(
+        [
+            format!("{reason} (code 23505)"),
+            format!("{reason} (code 2067)")
+        ]
+        .iter()
+        .any(|expected| expected == what),
+        "{what:?}"
+    );
+}
+
+// ----- behaviours -----------------------------------------------------------------------
+
+pub async fn migrate_is_idempotent(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .create_user(&user("u1", "u1@example.com"), "h")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.user_by_id("u1").await.unwrap().is_some());
+}
+
+pub async fn server_secret_first_writer_wins(store: &dyn Store) {
+    assert_eq!(store.server_secret("first").await.unwrap(), "first");
+    assert_eq!(store.server_secret("second").await.unwrap(), "first");
+}
+
+pub async fn users(store: &dyn Store) {
+    let alice = user("u1", "alice@example.com");
+    store.create_user(&alice, "$argon2id$alice").await.unwrap();
+
+    let (found, password) = store
+        .user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .expect("user by email");
+    assert_eq!(found, alice);
+    assert_eq!(password.as_deref(), Some("$argon2id$alice"));
+    assert_eq!(store.user_by_id("u1").await.unwrap(), Some(alice.clone()));
+
+    let clash = user("u2", "alice@example.com");
+    match store.create_user(&clash, "other").await {
+        Err(StoreError::Conflict(what)) => {
+            assert_unique_conflict(&what, "email already registered")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The failed registration left nothing behind.
+    assert_eq!(store.user_by_id("u2").await.unwrap(), None);
+
+    assert_eq!(store.user_by_email("bob@example.com").await.unwrap(), None);
+    assert_eq!(store.user_by_id("nobody").await.unwrap(), None);
+
+    let mut bob = user("u3", "bob@example.com");
+    bob.image = None;
+    bob.email_verified = false;
+    bob.disabled = true;
+    store.create_user(&bob, "$argon2id$bob").await.unwrap();
+    assert_eq!(store.user_by_id("u3").await.unwrap(), Some(bob));
+}
+
+pub async fn sessions(store: &dyn Store) {
+    store
+        .create_user(&user("u1", "u1@example.com"), "h")
+        .await
+        .unwrap();
+    let live = session("s1", "u1", NOW + 100);
+    store.create_session(&live).await.unwrap();
+
+    let (found, owner) = store
+        .session_by_token(&live.token_hash, NOW)
+        .await
+        .unwrap()
+        .expect("live session");
+    assert_eq!(found, live);
+    assert_eq!(owner.id, "u1");
+
+    // Expired at and after expires_at.
+    assert_eq!(
+        store
+            .session_by_token(&live.token_hash, NOW + 100)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .session_by_token(&live.token_hash, NOW + 101)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.session_by_token("nope", NOW).await.unwrap(), None);
+
+    // A disabled user's sessions do not work.
+    let mut blocked = user("u2", "u2@example.com");
+    blocked.disabled = true;
+    store.create_user(&blocked, "h").await.unwrap();
+    let theirs = session("s2", "u2", NOW + 100);
+    store.create_session(&theirs).await.unwrap();
+    assert_eq!(
+        store
+            .session_by_token(&theirs.token_hash, NOW)
+            .await
+            .unwrap(),
+        None
+    );
+
+    store.delete_session(&live.token_hash).await.unwrap();
+    assert_eq!(
+        store.session_by_token(&live.token_hash, NOW).await.unwrap(),
+        None
+    );
+    // Deleting what is not there is fine.
+    store.delete_session(&live.token_hash).await.unwrap();
+}
+
+pub async fn clients(store: &dyn Store) {
+    let public = client("c1");
+    store.create_client(&public).await.unwrap();
+    assert_eq!(store.client_by_id("c1").await.unwrap(), Some(public));
+
+    let mut confidential = client("c2");
+    confidential.client_secret_hash = Some("secret-hash".to_owned());
+    confidential.token_endpoint_auth_method = TokenEndpointAuthMethod::ClientSecretBasic;
+    confidential.name = None;
+    confidential.logo_uri = Some("https://app.example/logo.png".to_owned());
+    confidential.grant_types = vec![GrantType::AuthorizationCode];
+    confidential.disabled = true;
+    confidential.skip_consent = true;
+    store.create_client(&confidential).await.unwrap();
+    assert_eq!(store.client_by_id("c2").await.unwrap(), Some(confidential));
+
+    match store.create_client(&client("c1")).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(store.client_by_id("c3").await.unwrap(), None);
+
+    // save_client creates, then replaces everything but the creation time.
+    let mut trusted = client("c3");
+    store.save_client(&trusted).await.unwrap();
+    assert_eq!(
+        store.client_by_id("c3").await.unwrap(),
+        Some(trusted.clone())
+    );
+    let first_created = trusted.created_at;
+    trusted.name = Some("Renamed".to_owned());
+    trusted.redirect_uris = vec![uri("https://new.example/cb")];
+    trusted.skip_consent = true;
+    trusted.created_at = first_created + 100;
+    store.save_client(&trusted).await.unwrap();
+    let stored = store.client_by_id("c3").await.unwrap().expect("client");
+    assert_eq!(stored.name.as_deref(), Some("Renamed"));
+    assert_eq!(stored.redirect_uris, [uri("https://new.example/cb")]);
+    assert!(stored.skip_consent);
+    assert_eq!(stored.created_at, first_created);
+}
+
+pub async fn consent_upsert(store: &dyn Store) {
+    store
+        .create_user(&user("u1", "u1@example.com"), "h")
+        .await
+        .unwrap();
+    store.create_client(&client("c1")).await.unwrap();
+    store.create_client(&client("c2")).await.unwrap();
+    assert_eq!(store.consent("u1", "c1").await.unwrap(), None);
+
+    let first = Consent {
+        user_id: "u1".to_owned(),
+        client_id: "c1".to_owned(),
+        scopes: scopes("openid"),
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    store.save_consent(&first).await.unwrap();
+    assert_eq!(
+        store.consent("u1", "c1").await.unwrap(),
+        Some(first.clone())
+    );
+
+    let wider = Consent {
+        scopes: scopes("openid profile email"),
+        created_at: NOW + 50,
+        updated_at: NOW + 50,
+        ..first.clone()
+    };
+    store.save_consent(&wider).await.unwrap();
+    let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
+    assert_eq!(stored.scopes.to_string(), "openid profile email");
+    assert_eq!(stored.updated_at, NOW + 50);
+    // Still one consent per (user, client), dated from the first approval.
+    assert_eq!(stored.created_at, NOW);
+
+    // Consents are per client.
+    assert_eq!(store.consent("u1", "c2").await.unwrap(), None);
+}
+
+pub async fn verifications(store: &dyn Store) {
+    store
+        .put_verification("pending:1", "v1", NOW + 60, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.peek_verification("pending:1", NOW).await.unwrap(),
+        Some("v1".to_owned())
+    );
+    // Peeking does not consume.
+    assert_eq!(
+        store.peek_verification("pending:1", NOW).await.unwrap(),
+        Some("v1".to_owned())
+    );
+    // Putting again replaces.
+    store
+        .put_verification("pending:1", "v2", NOW + 60, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_verification("pending:1", NOW).await.unwrap(),
+        Some("v2".to_owned())
+    );
+    assert_eq!(
+        store.take_verification("pending:1", NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.peek_verification("pending:1", NOW).await.unwrap(),
+        None
+    );
+
+    // Expired values are neither peeked nor taken.
+    store
+        .put_verification("pending:2", "old", NOW + 10, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .peek_verification("pending:2", NOW + 10)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_verification("pending:2", NOW + 11)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.peek_verification("missing", NOW).await.unwrap(), None);
+    assert_eq!(store.take_verification("missing", NOW).await.unwrap(), None);
+}
+
+pub async fn concurrent_take_verification_once(store: Arc<dyn Store>) {
+    store
+        .put_verification("pending:x", "value", NOW + 60, NOW)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { store.take_verification("pending:x", NOW).await });
+    }
+    let mut taken = 0;
+    while let Some(result) = tasks.join_next().await {
+        if result.unwrap().unwrap().is_some() {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1);
+}
+
+pub async fn code_lifecycle(store: &dyn Store) {
+    let (code, family) = seed_grant(store).await;
+    // Tokens of the code's family, stored while the code stays unused: as what another
+    // code, of a family of its own, was exchanged for (the trait stores issued tokens only
+    // with a redemption or a rotation).
+    let carrier_family = self::family("fam-carrier", "u1", "c1");
+    let carrier = self::code("code-carrier", &carrier_family, "s1");
+    store.create_code(&carrier, &carrier_family).await.unwrap();
+    let access = access("a1", &family);
+    let refresh = refresh("r1", &family);
+    exchange(store, &carrier.code_hash, &access, Some(&refresh)).await;
+
+    match store.consume_code(&code.code_hash, NOW + 1).await.unwrap() {
+        CodeRedemption::Redeemed(redeemed) => assert_eq!(*redeemed, code),
+        other => panic!("expected Redeemed, got {other:?}"),
+    }
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .expect("grant");
+    assert!(!grant.family_revoked);
+
+    // A replay is refused and kills what the first exchange issued.
+    assert_eq!(
+        store.consume_code(&code.code_hash, NOW + 2).await.unwrap(),
+        CodeRedemption::Replayed
+    );
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .expect("grant");
+    assert!(grant.family_revoked);
+    let (_, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    assert_eq!(fam.revoked_at, Some(NOW + 2));
+
+    // A third use is still a replay; the revocation keeps its first time.
+    assert_eq!(
+        store.consume_code(&code.code_hash, NOW + 3).await.unwrap(),
+        CodeRedemption::Replayed
+    );
+    let (_, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    assert_eq!(fam.revoked_at, Some(NOW + 2));
+
+    assert_eq!(
+        store.consume_code("no-such-code", NOW).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+pub async fn concurrent_consume_code_once(store: Arc<dyn Store>) {
+    let (code, _) = seed_grant(store.as_ref()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let store = Arc::clone(&store);
+        let hash = code.code_hash.clone();
+        tasks.spawn(async move { store.consume_code(&hash, NOW + i).await });
+    }
+    let (mut redeemed, mut replayed) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap().unwrap() {
+            CodeRedemption::Redeemed(_) => redeemed += 1,
+            CodeRedemption::Replayed => replayed += 1,
+            CodeRedemption::Unknown => panic!("the code vanished"),
+        }
+    }
+    assert_eq!((redeemed, replayed), (1, 49));
+}
+
+/// Read first, redeem last: the code exchange's single write transaction.
+pub async fn redeem_code_lifecycle(store: &dyn Store) {
+    let (code, family) = seed_grant(store).await;
+    assert_eq!(
+        store.unused_code(&code.code_hash).await.unwrap().as_ref(),
+        Some(&code)
+    );
+    assert_eq!(store.unused_code("no-such-code").await.unwrap(), None);
+
+    let access = access("a1", &family);
+    let refresh = refresh("r1", &family);
+    let event = audit("token.issue");
+    assert!(
+        store
+            .redeem_code(&code.code_hash, NOW + 1, &access, Some(&refresh), &event)
+            .await
+            .unwrap()
+    );
+    let grant = store.access_token(&access.token_hash).await.unwrap();
+    assert_eq!(grant.expect("the access token is stored").token, access);
+    assert!(
+        store
+            .refresh_token(&refresh.token_hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let logged = store.audit_events(10).await.unwrap();
+    assert_eq!(logged.iter().filter(|e| e.kind == "token.issue").count(), 1);
+    assert_eq!(store.unused_code(&code.code_hash).await.unwrap(), None);
+
+    // A second redemption writes nothing at all...
+    let again = self::access("a2", &family);
+    assert!(
+        !store
+            .redeem_code(&code.code_hash, NOW + 2, &again, None, &event)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.access_token(&again.token_hash).await.unwrap(), None);
+    let logged = store.audit_events(10).await.unwrap();
+    assert_eq!(logged.iter().filter(|e| e.kind == "token.issue").count(), 1);
+    assert!(
+        !store
+            .redeem_code("no-such-code", NOW, &again, None, &event)
+            .await
+            .unwrap()
+    );
+    // ...and consume_code then says it was a replay, and revokes the grant.
+    assert!(matches!(
+        store.consume_code(&code.code_hash, NOW + 3).await.unwrap(),
+        CodeRedemption::Replayed
+    ));
+    let grant = store.access_token(&access.token_hash).await.unwrap();
+    assert!(grant.expect("still stored").family_revoked);
+}
+
+pub async fn concurrent_redeem_code_once(store: Arc<dyn Store>) {
+    let (code, family) = seed_grant(store.as_ref()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let store = Arc::clone(&store);
+        let hash = code.code_hash.clone();
+        let access = access(&format!("a{i}"), &family);
+        tasks.spawn(async move {
+            let event = audit("token.issue");
+            let won = store
+                .redeem_code(&hash, NOW + 1, &access, None, &event)
+                .await
+                .unwrap();
+            (won, access.token_hash)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        let (won, hash) = result.unwrap();
+        if won {
+            winners.push(hash)
+        } else {
+            losers.push(hash)
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one redemption wins");
+    assert!(store.access_token(&winners[0]).await.unwrap().is_some());
+    for hash in losers {
+        assert_eq!(
+            store.access_token(&hash).await.unwrap(),
+            None,
+            "a loser wrote"
+        );
+    }
+}
+
+pub async fn tokens_and_lookup(store: &dyn Store) {
+    let (family, access, refresh) = seed_tokens(store).await;
+
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .expect("grant");
+    assert_eq!(grant.token, access);
+    assert_eq!(grant.user, user("u1", "u1@example.com"));
+    assert!(!grant.family_revoked);
+    assert!(!grant.client_disabled);
+
+    let (found, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    assert_eq!(found, refresh);
+    assert_eq!(fam, family);
+
+    assert_eq!(store.access_token("nope").await.unwrap(), None);
+    assert_eq!(store.refresh_token("nope").await.unwrap(), None);
+
+    // An access token without a refresh token, for a disabled client.
+    let mut off = client("c-off");
+    off.disabled = true;
+    store.create_client(&off).await.unwrap();
+    let fam2 = self::family("fam-2", "u1", "c-off");
+    store
+        .create_code(&code("code-2", &fam2, "s1"), &fam2)
+        .await
+        .unwrap();
+    let lone = self::access("a2", &fam2);
+    exchange(store, "code-2", &lone, None).await;
+    let grant = store
+        .access_token(&lone.token_hash)
+        .await
+        .unwrap()
+        .expect("grant");
+    assert!(grant.client_disabled);
+    assert!(!grant.family_revoked);
+}
+
+pub async fn revoke_family_kills_tokens(store: &dyn Store) {
+    let (family, access, refresh) = seed_tokens(store).await;
+    store.revoke_family(&family.id, NOW + 10).await.unwrap();
+
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .expect("grant");
+    assert!(grant.family_revoked);
+    let (_, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    assert_eq!(fam.revoked_at, Some(NOW + 10));
+
+    // Revoking again keeps the first time; unknown families are no error.
+    store.revoke_family(&family.id, NOW + 20).await.unwrap();
+    let (_, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    assert_eq!(fam.revoked_at, Some(NOW + 10));
+    store.revoke_family("no-such-family", NOW).await.unwrap();
+}
+
+/// The revocation epoch moves with every change that can end a token early, and only then.
+pub async fn revocation_epoch_moves_with_revocations(store: &dyn Store) {
+    let start = store.revocation_epoch().await.unwrap();
+    let (family, _, refresh) = seed_tokens(store).await;
+    assert_eq!(
+        store.revocation_epoch().await.unwrap(),
+        start,
+        "issuing tokens revokes nothing"
+    );
+    let successor = self::refresh("r2", &family);
+    store
+        .rotate_refresh_token(
+            &refresh.token_hash,
+            NOW + 1,
+            "{}",
+            &self::access("a2", &family),
+            &successor,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.revocation_epoch().await.unwrap(), start, "rotation");
+
+    let mut last = start;
+    let mut moved = |what: &str, epoch: i64| {
+        assert!(epoch > last, "{what} moves the epoch ({last} -> {epoch})");
+        last = epoch;
+    };
+    store.revoke_family(&family.id, NOW + 2).await.unwrap();
+    moved("revoke_family", store.revocation_epoch().await.unwrap());
+    store.set_client_disabled("c1", true, NOW).await.unwrap();
+    moved(
+        "disabling a client",
+        store.revocation_epoch().await.unwrap(),
+    );
+    store.set_user_disabled("u1", true, NOW).await.unwrap();
+    moved("disabling a user", store.revocation_epoch().await.unwrap());
+    store.revoke_grants("u1", None, NOW + 3).await.unwrap();
+    moved("revoke_grants", store.revocation_epoch().await.unwrap());
+    store.purge_expired(NOW).await.unwrap();
+    moved("purge_expired", store.revocation_epoch().await.unwrap());
+    store.delete_client("c1").await.unwrap();
+    moved("deleting a client", store.revocation_epoch().await.unwrap());
+    store.delete_user("u1").await.unwrap();
+    moved("deleting a user", store.revocation_epoch().await.unwrap());
+    store.save_client(&client("c9")).await.unwrap();
+    moved("saving a client", store.revocation_epoch().await.unwrap());
+
+    // Re-enabling cannot end a token: no move.
+    store
+        .create_user(&user("u2", "u2@example.com"), "h")
+        .await
+        .unwrap();
+    store.set_user_disabled("u2", false, NOW).await.unwrap();
+    assert_eq!(store.revocation_epoch().await.unwrap(), last, "enabling");
+}
+
+pub async fn purge_expired_keeps_what_still_works(store: &dyn Store) {
+    let (family, access_token, refresh_token) = seed_tokens(store).await;
+    // Nothing has expired yet.
+    assert_eq!(store.purge_expired(NOW).await.unwrap(), 0);
+
+    // An hour later: the access token and the session are gone, the grant remains.
+    let removed = store.purge_expired(NOW + 3600).await.unwrap();
+    assert_eq!(removed, 2, "the session and the access token");
+    assert!(
+        store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .refresh_token(&refresh_token.token_hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The used code is kept a day past its expiry so a late replay still revokes.
+    assert_eq!(store.purge_expired(NOW + 60 + 86_000).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .consume_code("code-1", NOW + 60 + 86_000)
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed
+    );
+
+    // Past the family's absolute end everything of the grant goes.
+    store.purge_expired(family.expires_at).await.unwrap();
+    assert!(
+        store
+            .refresh_token(&refresh_token.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .consume_code("code-1", family.expires_at)
+            .await
+            .unwrap(),
+        CodeRedemption::Unknown
+    );
+    // Users and clients are never purged.
+    assert!(store.user_by_id("u1").await.unwrap().is_some());
+    assert!(store.client_by_id("c1").await.unwrap().is_some());
+}
+
+pub async fn user_administration(store: &dyn Store) {
+    let (family, access_token, _) = seed_tokens(store).await;
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+
+    assert!(store.set_user_disabled("u1", true, NOW + 1).await.unwrap());
+    let grant = store
+        .access_token(&access_token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        grant.user.disabled,
+        "a disabled user's tokens carry the flag"
+    );
+    assert!(!store.set_user_disabled("nobody", true, NOW).await.unwrap());
+    store.set_user_disabled("u1", false, NOW + 2).await.unwrap();
+
+    store
+        .set_password("u1", "$argon2id$new", NOW + 3)
+        .await
+        .unwrap();
+    let (_, hash) = store
+        .user_by_email("u1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$new"));
+
+    store
+        .create_session(&session("s2", "u1", NOW + 3600))
+        .await
+        .unwrap();
+    assert_eq!(store.user_sessions("u1", NOW).await.unwrap().len(), 2);
+    assert_eq!(
+        store.delete_user_sessions("u1", Some("s2")).await.unwrap(),
+        1
+    );
+    let left = store.user_sessions("u1", NOW).await.unwrap();
+    assert_eq!(
+        left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s2"]
+    );
+    assert_eq!(store.delete_user_sessions("u1", None).await.unwrap(), 1);
+
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(store.user_by_id("u1").await.unwrap().is_none());
+    assert!(
+        store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .refresh_token(&refresh("r1", &family).token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.delete_user("u1").await.unwrap());
+}
+
+pub async fn client_administration(store: &dyn Store) {
+    let (_, access_token, _) = seed_tokens(store).await;
+    store.create_client(&client("c2")).await.unwrap();
+    let ids: Vec<String> = store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(store.set_client_disabled("c1", true, NOW).await.unwrap());
+    let grant = store
+        .access_token(&access_token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(grant.client_disabled);
+    assert!(!store.set_client_disabled("nope", true, NOW).await.unwrap());
+    assert!(store.delete_client("c1").await.unwrap());
+    assert!(
+        store
+            .access_token(&access_token.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.user_by_id("u1").await.unwrap().is_some(),
+        "users stay"
+    );
+}
+
+pub async fn grants_and_their_revocation(store: &dyn Store) {
+    let (family, access_token, _) = seed_tokens(store).await;
+    store
+        .save_consent(&Consent {
+            user_id: "u1".to_owned(),
+            client_id: "c1".to_owned(),
+            scopes: scopes("openid"),
+            created_at: NOW,
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    // A family whose code was never exchanged is not a connected app.
+    let unused = family_with("fam-2", "u1", "c1");
+    store
+        .create_code(&code("code-2", &unused, "s1"), &unused)
+        .await
+        .unwrap();
+
+    let grants = store.grants(Some("u1"), None, NOW).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    let grant = &grants[0];
+    assert_eq!(grant.family_id, family.id);
+    assert_eq!(grant.client_id, "c1");
+    assert_eq!(grant.user_email, "u1@example.com");
+    assert_eq!(grant.last_used_at, access_token.created_at);
+    assert_eq!(store.grants(None, Some("c1"), NOW).await.unwrap().len(), 1);
+    assert!(
+        store
+            .grants(Some("u2"), None, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(
+        store
+            .revoke_grants("u1", Some("c1"), NOW + 5)
+            .await
+            .unwrap(),
+        1
+    );
+    let after = store
+        .access_token(&access_token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.family_revoked);
+    assert!(
+        store.consent("u1", "c1").await.unwrap().is_none(),
+        "consent forgotten"
+    );
+    assert!(
+        store
+            .grants(Some("u1"), None, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The unexchanged code's family died too: its code's tokens would be born dead.
+    assert_eq!(store.revoke_grants("u1", None, NOW + 6).await.unwrap(), 0);
+}
+
+pub async fn signing_keys_rotate(store: &dyn Store) {
+    let key = |kid: &str, at: i64| SigningKey {
+        kid: kid.to_owned(),
+        algorithm: "ES256".to_owned(),
+        private_key_sealed: format!("sealed-{kid}"),
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        created_at: at,
+        retired_at: None,
+    };
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let epoch = store.revocation_epoch().await.unwrap();
+    store
+        .rotate_signing_key(&key("k1", NOW), NOW)
+        .await
+        .unwrap();
+    assert!(
+        store.revocation_epoch().await.unwrap() > epoch,
+        "a rotation moves the revocation epoch (copies of the current key go stale)"
+    );
+    store
+        .rotate_signing_key(&key("k2", NOW + 10), NOW + 10)
+        .await
+        .unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, "k2");
+    assert_eq!(keys[0].retired_at, None);
+    assert_eq!(keys[1].retired_at, Some(NOW + 10));
+    assert!(matches!(
+        store
+            .rotate_signing_key(&key("k2", NOW + 20), NOW + 20)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The failed rotation changed nothing.
+    assert_eq!(store.signing_keys().await.unwrap()[0].retired_at, None);
+    assert_eq!(store.prune_signing_keys(NOW + 10).await.unwrap(), 0);
+    assert_eq!(store.prune_signing_keys(NOW + 11).await.unwrap(), 1);
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+}
+
+pub async fn audit_log_appends(store: &dyn Store) {
+    for i in 0..3 {
+        store
+            .append_audit(&AuditEvent {
+                at: NOW + i,
+                kind: format!("event.{i}"),
+                user_id: Some("u1".to_owned()),
+                client_id: None,
+                ip: Some("192.0.2.1".to_owned()),
+                detail: "{}".to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+    let events = store.audit_events(2).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["event.2", "event.1"]
+    );
+}
+
+pub async fn refresh_rotation(store: &dyn Store) {
+    let (family, _, old) = seed_tokens(store).await;
+    let next_access = access("a2", &family);
+    let next_refresh = refresh("r2", &family);
+
+    let rotation = store
+        .rotate_refresh_token(
+            &old.token_hash,
+            NOW + 100,
+            "sealed-response-1",
+            &next_access,
+            &next_refresh,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotation, Rotation::Rotated);
+
+    let (rotated, _) = store
+        .refresh_token(&old.token_hash)
+        .await
+        .unwrap()
+        .expect("old refresh token");
+    assert_eq!(rotated.rotated_at, Some(NOW + 100));
+    assert_eq!(rotated.retry_response.as_deref(), Some("sealed-response-1"));
+    let (successor, _) = store
+        .refresh_token(&next_refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("successor refresh token");
+    assert_eq!(successor, next_refresh);
+    assert_eq!(
+        store
+            .access_token(&next_access.token_hash)
+            .await
+            .unwrap()
+            .expect("successor access token")
+            .token,
+        next_access
+    );
+
+    // A second rotation of the same token reports the first and stores nothing.
+    let late_access = access("a3", &family);
+    let late_refresh = refresh("r3", &family);
+    let rotation = store
+        .rotate_refresh_token(
+            &old.token_hash,
+            NOW + 200,
+            "sealed-response-2",
+            &late_access,
+            &late_refresh,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rotation,
+        Rotation::AlreadyRotated {
+            rotated_at: NOW + 100,
+            retry_response: Some("sealed-response-1".to_owned()),
+        }
+    );
+    assert_eq!(
+        store.refresh_token(&late_refresh.token_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.access_token(&late_access.token_hash).await.unwrap(),
+        None
+    );
+    let (still, _) = store
+        .refresh_token(&old.token_hash)
+        .await
+        .unwrap()
+        .expect("old refresh token");
+    assert_eq!(still.rotated_at, Some(NOW + 100));
+    assert_eq!(still.retry_response.as_deref(), Some("sealed-response-1"));
+
+    // The successor rotates in turn.
+    let rotation = store
+        .rotate_refresh_token(
+            &next_refresh.token_hash,
+            NOW + 300,
+            "sealed-response-3",
+            &late_access,
+            &late_refresh,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotation, Rotation::Rotated);
+}
+
+/// Concurrent consents for one (user, client) are upserts, never a unique violation, and
+/// leave one row whose scopes and update time come from the same writer.
+pub async fn concurrent_save_consent_one_row(store: Arc<dyn Store>, rows: Rows) {
+    store
+        .create_user(&user("u1", "u1@example.com"), "h")
+        .await
+        .unwrap();
+    store.create_client(&client("c1")).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            store
+                .save_consent(&Consent {
+                    user_id: "u1".to_owned(),
+                    client_id: "c1".to_owned(),
+                    scopes: scopes(&format!("openid s{i}")),
+                    created_at: NOW + i,
+                    updated_at: NOW + i,
+                })
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(rows("oauthConsent").await, 1);
+    let stored = store.consent("u1", "c1").await.unwrap().expect("consent");
+    let writer = stored.updated_at - NOW;
+    assert!((0..20).contains(&writer), "{stored:?}");
+    assert_eq!(stored.scopes.to_string(), format!("openid s{writer}"));
+    assert!((NOW..NOW + 20).contains(&stored.created_at), "{stored:?}");
+}
+
+/// Concurrent registrations with distinct client ids all succeed.
+pub async fn concurrent_create_client_distinct_ids(store: Arc<dyn Store>, rows: Rows) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { store.create_client(&client(&format!("c-{i}"))).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(rows("oauthApplication").await, 20);
+    assert_eq!(store.list_clients().await.unwrap().len(), 20);
+    for i in 0..20 {
+        assert!(
+            store
+                .client_by_id(&format!("c-{i}"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+/// Of concurrent registrations of one client id exactly one succeeds; the rest conflict.
+pub async fn concurrent_create_client_same_id(store: Arc<dyn Store>, rows: Rows) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut mine = client("dup");
+            mine.name = Some(format!("writer {i}"));
+            (i, store.create_client(&mine).await)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (i, Ok(())) => winners.push(i),
+            (_, Err(StoreError::Conflict(_))) => conflicts += 1,
+            (i, Err(err)) => panic!("writer {i}: {err:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(conflicts, 19);
+    assert_eq!(rows("oauthApplication").await, 1);
+    let stored = store.client_by_id("dup").await.unwrap().expect("client");
+    assert_eq!(stored.name, Some(format!("writer {}", winners[0])));
+}
+
+/// Of concurrent sign-ups with one email exactly one succeeds, and the losers leave no
+/// credential behind.
+pub async fn concurrent_create_user_same_email(store: Arc<dyn Store>, rows: Rows) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let result = store
+                .create_user(
+                    &user(&format!("u-{i}"), "same@example.com"),
+                    &format!("hash-{i}"),
+                )
+                .await;
+            (i, result)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (i, Ok(())) => winners.push(i),
+            (_, Err(StoreError::Conflict(what))) => {
+                assert_unique_conflict(&what, "email already registered");
+                conflicts += 1;
+            }
+            (i, Err(err)) => panic!("writer {i}: {err:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(conflicts, 19);
+    assert_eq!(rows("user").await, 1);
+    assert_eq!(rows("account").await, 1);
+    let winner = winners[0];
+    let (found, hash) = store
+        .user_by_email("same@example.com")
+        .await
+        .unwrap()
+        .expect("user");
+    assert_eq!(found.id, format!("u-{winner}"));
+    assert_eq!(hash, Some(format!("hash-{winner}")));
+}
+
+pub async fn concurrent_rotation_once(store: Arc<dyn Store>) {
+    let (family, _, old) = seed_tokens(store.as_ref()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let family = family.clone();
+        let old_hash = old.token_hash.clone();
+        tasks.spawn(async move {
+            let access = access(&format!("a-{i}"), &family);
+            let refresh = refresh(&format!("r-{i}"), &family);
+            let rotation = store
+                .rotate_refresh_token(
+                    &old_hash,
+                    NOW + 100 + i,
+                    &format!("sealed-{i}"),
+                    &access,
+                    &refresh,
+                    &audit("token.refresh"),
+                )
+                .await;
+            (i, rotation)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        let (i, rotation) = result.unwrap();
+        match rotation.unwrap() {
+            Rotation::Rotated => winners.push(i),
+            Rotation::AlreadyRotated {
+                rotated_at,
+                retry_response,
+            } => losers.push((i, rotated_at, retry_response)),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(losers.len(), 19);
+    let winner = winners[0];
+
+    // Every loser saw the winner's complete rotation.
+    for (_, rotated_at, retry_response) in &losers {
+        assert_eq!(*rotated_at, NOW + 100 + winner);
+        assert_eq!(
+            retry_response.as_deref(),
+            Some(&*format!("sealed-{winner}"))
+        );
+    }
+    // Only the winner's successors exist.
+    for i in 0..20 {
+        let refresh_hash = refresh(&format!("r-{i}"), &family).token_hash;
+        let access_hash = access(&format!("a-{i}"), &family).token_hash;
+        let refresh_found = store.refresh_token(&refresh_hash).await.unwrap().is_some();
+        let access_found = store.access_token(&access_hash).await.unwrap().is_some();
+        assert_eq!(refresh_found, i == winner, "refresh successor r-{i}");
+        assert_eq!(access_found, i == winner, "access successor a-{i}");
+    }
+}
+
+/// Counters per key and window: each hit returns the window's count with it, a new window
+/// starts at zero, keys are compared exactly, and purging forgets only windows whose
+/// `expires_at` has passed.
+pub async fn rate_limit_windows(store: &dyn Store) {
+    const KEY: &str = "register:192.0.2.1";
+    assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 0);
+    for expected in 1..=3 {
+        assert_eq!(
+            store.rate_limit_hit(KEY, NOW, NOW + 60).await.unwrap(),
+            expected
+        );
+    }
+    assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 3);
+    assert_eq!(
+        store.rate_limit_count(KEY, NOW).await.unwrap(),
+        3,
+        "reading does not count"
+    );
+    assert_eq!(
+        store
+            .rate_limit_hit("register:192.0.2.2", NOW, NOW + 60)
+            .await
+            .unwrap(),
+        1,
+        "another key has its own counter"
+    );
+    assert_eq!(
+        store
+            .rate_limit_count("REGISTER:192.0.2.1", NOW)
+            .await
+            .unwrap(),
+        0,
+        "keys are compared byte-wise"
+    );
+    assert_eq!(
+        store
+            .rate_limit_hit(KEY, NOW + 60, NOW + 120)
+            .await
+            .unwrap(),
+        1,
+        "the next window starts at zero"
+    );
+    assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 3);
+
+    assert_eq!(store.purge_expired(NOW + 59).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(NOW + 60).await.unwrap(), 2);
+    assert_eq!(store.rate_limit_count(KEY, NOW).await.unwrap(), 0);
+    assert_eq!(store.rate_limit_count(KEY, NOW + 60).await.unwrap(), 1);
+}
+
+/// Concurrent hits on one window each get a distinct count: none is lost.
+pub async fn concurrent_rate_limit_hits_all_count(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            store
+                .rate_limit_hit("sign-in:192.0.2.9", NOW, NOW + 60)
+                .await
+        });
+    }
+    let mut counts = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        counts.push(result.unwrap().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=50).collect::<Vec<u32>>());
+    assert_eq!(
+        store
+            .rate_limit_count("sign-in:192.0.2.9", NOW)
+            .await
+            .unwrap(),
+        50
+    );
+}
+
+/// Runs every contract function as a test, each on a store made by `$fresh` (returning the
+/// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
+/// store.
+macro_rules! contract_tests {
+    ($fresh:path, $rows:path) => {
+        contract_tests!(@borrowed $fresh:
+            migrate_is_idempotent,
+            server_secret_first_writer_wins,
+            users,
+            sessions,
+            clients,
+            consent_upsert,
+            verifications,
+            code_lifecycle,
+            redeem_code_lifecycle,
+            tokens_and_lookup,
+            revoke_family_kills_tokens,
+            revocation_epoch_moves_with_revocations,
+            purge_expired_keeps_what_still_works,
+            user_administration,
+            client_administration,
+            grants_and_their_revocation,
+            signing_keys_rotate,
+            audit_log_appends,
+            refresh_rotation,
+            rate_limit_windows,
+        );
+        contract_tests!(@shared $fresh:
+            concurrent_take_verification_once,
+            concurrent_consume_code_once,
+            concurrent_redeem_code_once,
+            concurrent_rotation_once,
+            concurrent_rate_limit_hits_all_count,
+        );
+        contract_tests!(@counted $fresh, $rows:
+            concurrent_save_consent_one_row,
+            concurrent_create_client_distinct_ids,
+            concurrent_create_client_same_id,
+            concurrent_create_user_same_email,
+        );
+    };
+    (@borrowed $fresh:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            crate::contract::$name(&store).await;
+        }
+    )*};
+    (@shared $fresh:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            crate::contract::$name(std::sync::Arc::new(store)).await;
+        }
+    )*};
+    (@counted $fresh:path, $rows:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (store, _guard) = $fresh().await;
+            let rows = $rows(&store);
+            crate::contract::$name(std::sync::Arc::new(store), rows).await;
+        }
+    )*};
+}
+
+/// The contract against SQLite: a fresh database file per test.
+mod sqlite {
+    use mcpauth_core::Store;
+    use mcpauth_store::SqliteStore;
+    use tempfile::TempDir;
+
+    async fn fresh() -> (SqliteStore, TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("mcpauth.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        Store::migrate(&store).await.unwrap();
+        (store, dir)
+    }
+
+    pub fn rows(store: &SqliteStore) -> crate::contract::Rows {
+        let pool = store.pool().clone();
+        Box::new(move |table| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            })
+        })
+    }
+
+    contract_tests!(fresh, rows);
+}
+
+/// The contract against an in-memory SQLite database (one connection, however many are asked
+/// for).
+mod sqlite_memory {
+    use mcpauth_core::Store;
+    use mcpauth_store::SqliteStore;
+
+    async fn fresh() -> (SqliteStore, ()) {
+        let store = SqliteStore::connect_with("sqlite::memory:", 8)
+            .await
+            .unwrap();
+        Store::migrate(&store).await.unwrap();
+        (store, ())
+    }
+
+    use super::sqlite::rows;
+
+    contract_tests!(fresh, rows);
+}
+
+/// The contract against PostgreSQL: a fresh schema per test (dropped afterwards), with the
+/// default pool of 10 connections, so the concurrency tests race on separate connections.
+mod postgres {
+    use mcpauth_core::Store;
+    use mcpauth_store::PgStore;
+
+    use crate::support::PgSchema;
+
+    async fn fresh() -> (PgStore, PgSchema) {
+        let schema = PgSchema::create().await;
+        let store = schema.store().await;
+        assert!(store.pool().options().get_max_connections() >= 10);
+        Store::migrate(&store).await.unwrap();
+        (store, schema)
+    }
+
+    fn rows(store: &PgStore) -> crate::contract::Rows {
+        let pool = store.pool().clone();
+        Box::new(move |table| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            })
+        })
+    }
+
+    contract_tests!(fresh, rows);
+}

@@ -1,0 +1,14 @@
+//! The store's integration tests, as one test binary:
+//!
+//! - [`contract`]: the behaviour every [`Store`](mcpauth_core::Store) backend must have, run
+//!   against SQLite (a file, and in memory) and PostgreSQL.
+//! - [`sqlite`]: what is particular to the SQLite backend.
+//! - [`postgres`]: what is particular to the PostgreSQL backend.
+//! - [`support`]: a PostgreSQL schema per test, and fixtures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod contract;
+mod postgres;
+mod sqlite;
+mod support;
