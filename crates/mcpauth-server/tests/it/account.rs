@@ -11,13 +11,6 @@ const SIGN_IN: &str = "/api/auth/sign-in/email";
 const SIGN_OUT: &str = "/api/auth/sign-out";
 const GET_SESSION: &str = "/api/auth/get-session";
 
-fn unique_email() -> String {
-    format!(
-        "user-{}@example.com",
-        mcpauth_core::secret::random_id().to_lowercase()
-    )
-}
-
 async fn post_json(app: &TestApp, client: &Client, path: &str, body: Value) -> Response {
     client
         .post(app.url(path))

@@ -5,19 +5,11 @@
 
 use crate::common::*;
 use mcpauth_core::{Clock, Store};
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::header::HeaderMap;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-/// GETs a page in `browser`: status, headers and body.
-async fn get_page(browser: &Client, url: &str) -> (StatusCode, HeaderMap, String) {
-    let response = browser.get(url).send().await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
 
 /// The account page of a signed-in browser (200), as HTML.
 async fn account_html(app: &TestApp, browser: &Client) -> String {
@@ -100,15 +92,6 @@ async fn assert_tokens_dead(app: &TestApp, flow: &Flow) {
         (StatusCode::BAD_REQUEST, json!("invalid_grant")),
         "the refresh token stopped working"
     );
-}
-
-fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
 }
 
 /// The store behind the server, opened a second time on its database file.

@@ -3,38 +3,8 @@
 //! posts refused (S25), and CORS only where browsers call cross-origin (S17).
 
 use crate::common::*;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Client, Response, StatusCode};
-
-const AUTHORIZE: &str = "/api/auth/mcp/authorize";
-
-/// A fresh account (signed up in a throwaway client); returns its email.
-async fn existing_user(app: &TestApp) -> String {
-    let email = format!(
-        "user-{}@example.com",
-        mcpauth_core::secret::random_id().to_lowercase()
-    );
-    let response = app.sign_up(&client(), &email).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    email
-}
-
-/// GETs a page in `browser`: status, headers and body.
-async fn get_page(browser: &Client, url: &str) -> (StatusCode, HeaderMap, String) {
-    let response = browser.get(url).send().await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
-
-fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
 
 /// True when the response starts a session (sets a non-empty session cookie).
 fn sets_session(response: &Response) -> bool {

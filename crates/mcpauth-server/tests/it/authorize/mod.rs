@@ -14,8 +14,6 @@ use crate::common::*;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
-const AUTHORIZE: &str = "/api/auth/mcp/authorize";
-
 /// Authorization parameters for `client_id` and `redirect_uri`, with a fresh S256 challenge.
 fn params_for(client_id: &str, redirect_uri: &str) -> Vec<(String, String)> {
     let (_, challenge) = pkce();
@@ -63,17 +61,6 @@ fn error_redirect(
     assert!(query.contains_key("error"), "carries an error: {target}");
     assert!(!query.contains_key("code"), "carries no code: {target}");
     query
-}
-
-/// A fresh user with an account and a browser that is NOT signed in; the email is returned.
-async fn existing_user(app: &TestApp) -> String {
-    let email = format!(
-        "user-{}@example.com",
-        mcpauth_core::secret::random_id().to_lowercase()
-    );
-    let response = app.sign_up(&client(), &email).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    email
 }
 
 async fn json_sign_in(app: &TestApp, browser: &Client, email: &str) -> Value {

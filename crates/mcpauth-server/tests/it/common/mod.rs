@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth_core::ManualClock;
 use mcpauth_server::{Application, Settings};
-use reqwest::header::LOCATION;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -115,6 +115,41 @@ pub fn location(response: &Response) -> String {
         .unwrap_or_default()
 }
 
+/// An email address no other test uses.
+pub fn unique_email() -> String {
+    format!(
+        "user-{}@example.com",
+        mcpauth_core::secret::random_id().to_lowercase()
+    )
+}
+
+/// A fresh account (signed up in a throwaway client, so no browser is signed in); returns its
+/// email.
+pub async fn existing_user(app: &TestApp) -> String {
+    let email = unique_email();
+    let response = app.sign_up(&client(), &email).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    email
+}
+
+/// GETs a page in `browser`: status, headers and body.
+pub async fn get_page(browser: &Client, url: &str) -> (StatusCode, HeaderMap, String) {
+    let response = browser.get(url).send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// The `Set-Cookie` headers of a response.
+pub fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The query parameters of a URL (absolute or relative).
 pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     let parsed = url::Url::parse(url)
@@ -128,6 +163,9 @@ pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 pub const REDIRECT_URI: &str = "http://localhost:9999/callback";
+
+/// The authorization endpoint's path.
+pub const AUTHORIZE: &str = "/api/auth/mcp/authorize";
 
 /// Tokens from a completed flow.
 pub struct Flow {
@@ -159,11 +197,7 @@ impl TestApp {
     /// A browser that is signed in as a fresh user.
     pub async fn signed_in_browser(&self) -> Client {
         let browser = browser();
-        let email = format!(
-            "user-{}@example.com",
-            mcpauth_core::secret::random_id().to_lowercase()
-        );
-        let response = self.sign_up(&browser, &email).await;
+        let response = self.sign_up(&browser, &unique_email()).await;
         assert_eq!(response.status(), StatusCode::OK, "sign-up works");
         browser
     }
@@ -197,8 +231,7 @@ impl TestApp {
 
     /// `GET /authorize` with these parameters in `browser`.
     pub async fn authorize(&self, browser: &Client, params: &[(&str, &str)]) -> Response {
-        let url =
-            reqwest::Url::parse_with_params(&self.url("/api/auth/mcp/authorize"), params).unwrap();
+        let url = reqwest::Url::parse_with_params(&self.url(AUTHORIZE), params).unwrap();
         browser.get(url).send().await.unwrap()
     }
 
