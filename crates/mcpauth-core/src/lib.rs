@@ -20,7 +20,7 @@
 //! - [`scope`]: RFC 6749 §3.3 scope strings as sets.
 //! - [`model`]: users, sessions, clients, codes, token families and tokens as stored.
 //! - [`store`]: the `Store` trait every backend implements.
-//! - [`clock`]: the source of "now", replaceable in tests.
+//! - [`clock`]: the source of "now", replaceable in tests, and UTC calendar times for people.
 
 #![warn(missing_docs)]
 
@@ -42,7 +42,7 @@ pub mod store;
 pub use account::{AccountFieldError, DisplayName, Email, Password};
 pub use authorization_request::{AuthorizationPolicy, AuthorizationRequest, Prompt};
 pub use client_registration::ClientRegistration;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, UtcDateTime};
 pub use error::{ErrorCode, OAuthError, StoreError};
 pub use grant::RefreshTokenPolicy;
 pub use params::Params;

@@ -14,7 +14,7 @@ use mcpauth_core::client_registration::ClientFields;
 use mcpauth_core::model::{
     AuditEvent, Client, GrantSummary, GrantType, TokenEndpointAuthMethod, User,
 };
-use mcpauth_core::{ClientRegistration, Store, SystemClock, secret};
+use mcpauth_core::{ClientRegistration, Clock, Store, SystemClock, UtcDateTime, secret};
 use mcpauth_server::{Settings, open_store_with};
 use serde_json::{Value, json};
 
@@ -778,36 +778,16 @@ fn emit_json(value: &Value) -> anyhow::Result<()> {
 
 /// Seconds since the Unix epoch.
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemClock.now()
 }
 
 /// Seconds since the Unix epoch as UTC `YYYY-MM-DD HH:MM:SS`.
 fn utc(timestamp: i64) -> String {
-    let days = timestamp.div_euclid(86_400);
-    let seconds = timestamp.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let t = UtcDateTime::from_unix(timestamp);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March first
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -822,29 +802,6 @@ mod tests {
         assert_eq!(utc(1_709_251_199), "2024-02-29 23:59:59");
         assert_eq!(utc(4_102_444_800), "2100-01-01 00:00:00");
         assert_eq!(utc(-1), "1969-12-31 23:59:59");
-    }
-
-    #[test]
-    fn civil_from_days_agrees_with_counting_days() {
-        let mut date = (1970, 1, 1);
-        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        for days in 0..200_000 {
-            assert_eq!(civil_from_days(days), date, "day {days}");
-            let (y, m, d) = date;
-            let month_len = match m {
-                2 if leap(y) => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            date = if d < month_len {
-                (y, m, d + 1)
-            } else if m < 12 {
-                (y, m + 1, 1)
-            } else {
-                (y + 1, 1, 1)
-            };
-        }
     }
 
     #[test]

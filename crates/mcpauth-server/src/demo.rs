@@ -54,6 +54,14 @@ fn who(session: &McpSession) -> String {
     )
 }
 
+/// What an echo tool answers: the message, and who called.
+fn echoed(tool: &str, message: &str, session: &McpSession) -> Result<CallToolResult, ErrorData> {
+    Ok(CallToolResult::success(vec![
+        ContentBlock::text(format!("Tool {tool}: {message}")),
+        ContentBlock::text(who(session)),
+    ]))
+}
+
 #[tool_router]
 impl DemoServer {
     #[tool(description = "Echo a message back, with who called")]
@@ -62,11 +70,7 @@ impl DemoServer {
         Parameters(EchoRequest { message }): Parameters<EchoRequest>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let session = caller(&parts)?;
-        Ok(CallToolResult::success(vec![
-            ContentBlock::text(format!("Tool echo: {message}")),
-            ContentBlock::text(who(session)),
-        ]))
+        echoed("echo", &message, caller(&parts)?)
     }
 
     #[tool(description = "Who is calling: user, client, scopes and token expiry")]
@@ -86,11 +90,7 @@ impl DemoServer {
         Parameters(EchoRequest { message }): Parameters<EchoRequest>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let session = caller(&parts)?;
-        Ok(CallToolResult::success(vec![
-            ContentBlock::text(format!("Tool admin_echo: {message}")),
-            ContentBlock::text(who(session)),
-        ]))
+        echoed("admin_echo", &message, caller(&parts)?)
     }
 }
 

@@ -6,8 +6,8 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcpauth_core::model::User;
 use mcpauth_core::Email;
+use mcpauth_core::model::User;
 use serde_json::{Value, json};
 
 use crate::McpAuth;

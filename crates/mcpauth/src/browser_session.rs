@@ -86,4 +86,3 @@ pub(crate) fn pending_authorization(auth: &McpAuth, headers: &HeaderMap) -> Opti
 }
 
 const PENDING_LIFETIME: i64 = 600;
-

@@ -3,21 +3,33 @@
 //! Build an [`McpAuth`] from a [`mcpauth_core::Store`] and [`McpAuthOptions`], then
 //! mount [`McpAuth::router`]: it serves discovery (RFC 8414, RFC 9728), dynamic client
 //! registration (RFC 7591), the authorization and token endpoints, the Better Auth–compatible
-//! account API and the built-in sign-in, sign-up and consent pages.
+//! account API and the built-in sign-in, sign-up and consent pages. The protocol rules
+//! themselves (what a registration, an authorization request or a grant may contain) live in
+//! `mcpauth-core`; this crate is HTTP around them.
 //!
+//! The handle and its services:
+//! - `mcp_auth`: [`McpAuth`], the options as checked at start-up (every option rule is in
+//!   `McpAuth::new`), and the services below; fields private, reached through accessors.
 //! - [`options`]: what can be configured.
-//! - `errors`: how protocol errors become HTTP responses (one place).
-//! - `params`: request parameters from query strings, forms and JSON, with the duplicate and
-//!   content-type rules of RFC 6749 §3.
-//! - `discovery`, `register`, `authorize`, `token`: the OAuth endpoints.
-//! - `account`: sign-up, sign-in, sign-out and sessions (cookie and bearer).
-//! - `pages`: the server-rendered HTML pages.
-//! - `keys`, `oidc`: id_token signing keys, id_tokens, userinfo and JWKS (OIDC Core).
-//! - `revocation`: token revocation (RFC 7009) and introspection (RFC 7662).
-//! - `guard`: `with_mcp_auth`, the layer that protects an MCP endpoint.
+//! - `accounts`: [`Accounts`], users with an email and an argon2id password (`passwords`).
+//! - `keys`: [`SigningKeys`], id_token signing keys (generation, rotation, JWKS).
 //! - [`rate_limit`]: the rate limits and where their counters live (this process, the
 //!   database or Redis).
-//! - `web`: cookies, CSRF, security headers and client addresses.
+//! - `token_cache`: validated access tokens kept in memory, bounded by the revocation epoch.
+//! - `web`: cookies, CSRF, same-origin checks, security headers and client addresses.
+//!
+//! Where a request becomes a response:
+//! - `errors`: every error → response mapping (OAuth JSON, the account API's JSON, JSON-RPC
+//!   with `WWW-Authenticate`, HTML pages) and the `NoStore` wrapper — the one place.
+//! - `params`: request bodies, and which [`mcpauth_core::Params`] parser a `Content-Type` picks.
+//! - `discovery`, `register`, `authorize`, `token`, `client_auth`, `revocation`, `oidc`: the
+//!   OAuth and OpenID endpoints.
+//! - `account`, `browser_session`: the account API (sign-up, sign-in, sign-out) and the
+//!   browser's session and login-resume cookies.
+//! - `pages`, `views`: the server-rendered HTML pages and their templates.
+//! - `session`, `guard`: [`McpSession`] from a bearer token, and `with_mcp_auth`, the layer
+//!   that protects an MCP endpoint.
+//! - `router`: which path answers what.
 
 #![warn(missing_docs)]
 
@@ -25,6 +37,7 @@ mod account;
 mod accounts;
 mod authorize;
 mod browser_session;
+mod client_auth;
 mod discovery;
 mod errors;
 mod guard;
@@ -47,6 +60,7 @@ mod web;
 
 pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+pub use errors::BearerError;
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
@@ -58,6 +72,5 @@ pub use rate_limit::{
     RateLimited, StoreRateLimits,
 };
 pub use router::cors;
-pub use errors::BearerError;
 pub use session::McpSession;
 pub use token_cache::TokenCacheOptions;

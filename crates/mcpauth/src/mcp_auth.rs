@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use mcpauth_core::model::{AuditEvent, Client};
 use mcpauth_core::client_registration::ConfiguredClient;
+use mcpauth_core::model::{AuditEvent, Client};
 use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, secret};
 
 use crate::accounts::{AccountError, Accounts};
@@ -185,9 +185,7 @@ impl McpAuth {
         let secret = server_secret(store.as_ref(), options.secret.as_deref()).await?;
         let now = options.clock.now();
         for trusted in &options.trusted_clients {
-            store
-                .save_client(&trusted_client(trusted, now)?)
-                .await?;
+            store.save_client(&trusted_client(trusted, now)?).await?;
         }
         let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));
         let keys = SigningKeys::with_token_cache(

@@ -10,9 +10,9 @@ use mcpauth_core::model::User;
 use serde_json::{Map, Value, json};
 
 use crate::McpAuth;
+use crate::errors::BearerError;
 use crate::errors::NoStore;
 use crate::keys::KeyError;
-use crate::errors::BearerError;
 
 /// The claims of §5.1 that `scopes` allow, for `user`, plus the configured additional claims.
 pub(crate) fn user_claims(auth: &McpAuth, user: &User, scopes: &Scopes) -> Map<String, Value> {

@@ -15,9 +15,9 @@ use mcpauth_core::{ErrorCode, OAuthError, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
+use crate::client_auth::authenticate_client;
 use crate::errors::{NoStore, OAuthJson};
 use crate::params::{params_from_body, read_body};
-use crate::token::{authenticate_client, basic_credentials};
 use mcpauth_core::Params;
 
 /// Reads the body and authenticates the client, as the token endpoint does.
@@ -28,14 +28,7 @@ async fn client_request(
 ) -> Result<(Client, Params), OAuthJson> {
     let bytes = read_body(body).await?;
     let params = params_from_body(headers, &bytes, &[])?;
-    let basic = basic_credentials(headers);
-    let used_basic = basic.is_some();
-    let client = authenticate_client(auth, basic, &params)
-        .await
-        .map_err(|error| OAuthJson {
-            basic_challenge: used_basic,
-            ..OAuthJson::from(error)
-        })?;
+    let client = authenticate_client(auth, headers, &params).await?;
     Ok((client, params))
 }
 

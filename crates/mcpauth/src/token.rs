@@ -7,18 +7,15 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use mcpauth_core::grant::{self, CodeBinding, RefreshBinding, RefreshTokenState};
-use mcpauth_core::model::{
-    AccessToken, Client, CodeRedemption, GrantType, RefreshToken, Rotation, TokenEndpointAuthMethod,
-};
+use mcpauth_core::model::{AccessToken, Client, CodeRedemption, GrantType, RefreshToken, Rotation};
 use mcpauth_core::{ErrorCode, OAuthError, Scopes, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
+use crate::client_auth::authenticate_client;
 use crate::errors::{NoStore, OAuthJson};
 use crate::oidc::{IdTokenRequest, id_token};
 use crate::params::{params_from_body, read_body};
@@ -47,102 +44,11 @@ async fn token(
     let bytes = read_body(body).await?;
     let params = params_from_body(headers, &bytes, &["resource"])?;
     let grant_type = grant::requested_grant_type(params.require("grant_type")?)?;
-    let basic = basic_credentials(headers);
-    let used_basic = basic.is_some();
-    let client = authenticate_client(auth, basic, &params)
-        .await
-        .map_err(|error| OAuthJson {
-            basic_challenge: used_basic,
-            ..OAuthJson::from(error)
-        })?;
+    let client = authenticate_client(auth, headers, &params).await?;
     match grant_type {
         GrantType::AuthorizationCode => exchange_code(auth, &client, &params, ip).await,
         GrantType::RefreshToken => refresh(auth, &client, &params, ip).await,
     }
-}
-
-/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part form-encoded).
-/// `Some(Err)` when the header is there but malformed.
-pub(crate) fn basic_credentials(
-    headers: &HeaderMap,
-) -> Option<Result<(String, String), OAuthError>> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let malformed =
-        || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic");
-    let parse = || -> Result<(String, String), OAuthError> {
-        let value = value.to_str().map_err(|_| malformed())?;
-        let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(OAuthError::invalid_client(
-                "only HTTP Basic client authentication is accepted in the Authorization header",
-            ));
-        }
-        let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-        let unescape = |s: &str| {
-            form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        Ok((unescape(id), unescape(secret)))
-    };
-    Some(parse())
-}
-
-pub(crate) async fn authenticate_client(
-    auth: &McpAuth,
-    basic: Option<Result<(String, String), OAuthError>>,
-    params: &Params,
-) -> Result<Client, OAuthError> {
-    let basic = basic.transpose()?;
-    let body_secret = params.get("client_secret");
-    let (client_id, presented, method) = match basic {
-        Some((id, secret)) => {
-            if body_secret.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method, not Basic and client_secret together",
-                ));
-            }
-            if params.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::invalid_client(
-                    "client_id in the body differs from the Basic credentials",
-                ));
-            }
-            (id, Some(secret), TokenEndpointAuthMethod::ClientSecretBasic)
-        }
-        None => {
-            let id = params.get("client_id").ok_or_else(|| {
-                OAuthError::invalid_client("client authentication is required (client_id missing)")
-            })?;
-            let method = if body_secret.is_some() {
-                TokenEndpointAuthMethod::ClientSecretPost
-            } else {
-                TokenEndpointAuthMethod::None
-            };
-            (id.to_owned(), body_secret.map(str::to_owned), method)
-        }
-    };
-    let unknown = || OAuthError::invalid_client("client authentication failed");
-    let client = auth
-        .client(&client_id)
-        .await?
-        .filter(|c| !c.disabled)
-        .ok_or_else(unknown)?;
-    if client.token_endpoint_auth_method != method {
-        return Err(OAuthError::invalid_client(format!(
-            "this client authenticates with {}",
-            client.token_endpoint_auth_method.as_str()
-        )));
-    }
-    if let Some(presented) = presented {
-        let stored = client.client_secret_hash.as_deref().unwrap_or_default();
-        if !secret::constant_time_eq(secret::hash_token(&presented).as_bytes(), stored.as_bytes()) {
-            return Err(unknown());
-        }
-    }
-    Ok(client)
 }
 
 async fn exchange_code(

@@ -172,6 +172,23 @@ fn bump_revocation_epoch<'a>() -> Query<'a> {
     query(r#"UPDATE "mcpauthRevocationEpoch" SET epoch = epoch + 1 WHERE id = 1"#)
 }
 
+/// Runs one statement that may end tokens early, after moving the revocation epoch, in one
+/// transaction; true when it changed exactly one row. `disable` and delete statements of users
+/// and clients go through here (enabling moves no epoch: nothing ends early).
+async fn revoking_change<DB: Backend>(
+    store: &SqlStore<DB>,
+    change: Query<'_>,
+    revokes: bool,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    if revokes {
+        tx.execute(bump_revocation_epoch()).await?;
+    }
+    let changed = tx.execute(change).await?;
+    tx.commit().await?;
+    Ok(changed == 1)
+}
+
 /// Stores newly issued tokens, in the caller's transaction, and marks their family used.
 async fn store_tokens<DB: Backend>(
     tx: &mut Tx<DB>,
@@ -833,30 +850,24 @@ impl<DB: Backend> Store for SqlStore<DB> {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if disabled {
-            tx.execute(bump_revocation_epoch()).await?;
-        }
-        let changed = tx
-            .execute(
-                query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
-                    .bind(user_id)
-                    .bind(disabled)
-                    .bind(now),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(changed == 1)
+        revoking_change(
+            self,
+            query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
+                .bind(user_id)
+                .bind(disabled)
+                .bind(now),
+            disabled,
+        )
+        .await
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        let deleted = tx
-            .execute(query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id))
-            .await?;
-        tx.commit().await?;
-        Ok(deleted == 1)
+        revoking_change(
+            self,
+            query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id),
+            true,
+        )
+        .await
     }
 
     async fn set_password(
@@ -929,35 +940,27 @@ impl<DB: Backend> Store for SqlStore<DB> {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if disabled {
-            tx.execute(bump_revocation_epoch()).await?;
-        }
-        let changed = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3
+        revoking_change(
+            self,
+            query(
+                r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3
                        WHERE client_id = $1"#,
-                )
-                .bind(client_id)
-                .bind(disabled)
-                .bind(now),
             )
-            .await?;
-        tx.commit().await?;
-        Ok(changed == 1)
+            .bind(client_id)
+            .bind(disabled)
+            .bind(now),
+            disabled,
+        )
+        .await
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        let deleted = tx
-            .execute(
-                query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(deleted == 1)
+        revoking_change(
+            self,
+            query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
+            true,
+        )
+        .await
     }
 
     async fn grants(

@@ -7,16 +7,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::{GrantSummary, Session, User};
 
-use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
 use super::{form_post, render, see_other};
 use crate::McpAuth;
 use crate::account::check_credentials;
-use crate::browser_session::browser_session;
 use crate::accounts::{AccountError, MIN_PASSWORD};
+use crate::browser_session::browser_session;
 use crate::errors::{FormRefusal, PageError};
+use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;
-use mcpauth_core::Password;
+use mcpauth_core::{Password, UtcDateTime};
 
 /// Where a browser without a session is sent.
 const SIGN_IN: &str = "/sign-in?return_to=/account";
@@ -176,33 +176,21 @@ fn is_https(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|url| url.scheme() == "https" && url.host().is_some())
 }
 
-/// Year, month, day, hour and minute (UTC) of a Unix time.
-fn utc_parts(unix: i64) -> (i64, i64, i64, i64, i64) {
-    let days = unix.div_euclid(86_400);
-    let seconds = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, seconds / 3600, seconds % 3600 / 60)
-}
-
-/// `2026-11-26 06:40 UTC`.
 fn utc_text(unix: i64) -> String {
-    let (y, mo, d, h, mi) = utc_parts(unix);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
+    let t = UtcDateTime::from_unix(unix);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
 }
 
 /// `2026-11-26T06:40Z`, for `<time datetime>`.
 fn utc_iso(unix: i64) -> String {
-    let (y, mo, d, h, mi) = utc_parts(unix);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}Z")
+    let t = UtcDateTime::from_unix(unix);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
 }
 
 /// A checked form post from a signed-in browser: its session, user, address and fields.

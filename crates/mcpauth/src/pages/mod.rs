@@ -18,17 +18,17 @@ use mcpauth_core::return_to::same_origin_path;
 
 use crate::McpAuth;
 use crate::account::check_credentials;
-use crate::browser_session::{browser_session, end_session, start_session};
 use crate::accounts::AccountError;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
+use crate::browser_session::{browser_session, end_session, start_session};
 use crate::errors::PageError;
 use crate::params::{params_from_body, read_body};
-use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
-use mcpauth_core::Params;
 use crate::views::{
     self, ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope,
 };
+use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
+use mcpauth_core::Params;
 
 fn render(
     status: StatusCode,
@@ -170,14 +170,61 @@ pub async fn sign_in_page(
     render(StatusCode::OK, &page, cookies)
 }
 
+/// A sign-in or sign-up form post after the CSRF and same-origin checks: its fields, the
+/// address it came from and the authorization request it carries.
+struct CredentialPost {
+    parts: Parts,
+    params: Params,
+    ip: String,
+    pending: Option<String>,
+}
+
+async fn credential_post(auth: &McpAuth, request: Request) -> Result<CredentialPost, Response> {
+    let (parts, params) = form_post(auth, request)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(CredentialPost {
+        ip: auth.site().client_ip(&parts.headers, &parts.extensions),
+        pending: form_query(auth, &params),
+        parts,
+        params,
+    })
+}
+
+/// What a sign-in or sign-up page shown again after a refusal carries over: the CSRF token,
+/// the client's name, the sealed authorization request and the link to the other page.
+struct ShownAgain {
+    csrf: String,
+    client_name: Option<String>,
+    sealed: Option<String>,
+    other_page: String,
+}
+
+async fn shown_again(
+    auth: &McpAuth,
+    headers: &HeaderMap,
+    pending: Option<&str>,
+    other_page: &str,
+) -> ShownAgain {
+    ShownAgain {
+        csrf: auth.site().csrf_token(headers).0,
+        client_name: client_name(auth, pending).await,
+        sealed: sealed_query(auth, pending),
+        other_page: with_query(other_page, pending),
+    }
+}
+
 /// `POST /sign-in`.
 pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Response {
-    let (parts, params) = match form_post(&auth, request).await {
-        Ok(parsed) => parsed,
-        Err(error) => return error.into_response(),
+    let CredentialPost {
+        parts,
+        params,
+        ip,
+        pending,
+    } = match credential_post(&auth, request).await {
+        Ok(post) => post,
+        Err(response) => return response,
     };
-    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
-    let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let return_to = match pending {
         Some(_) => None,
@@ -188,18 +235,15 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
     match check_credentials(&auth, email, password, &ip).await {
         Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, return_to).await,
         Err(error) => {
-            let (csrf, _) = auth.site().csrf_token(&parts.headers);
-            let name = client_name(&auth, pending).await;
-            let sign_up_href = with_query("/sign-up", pending);
+            let shown = shown_again(&auth, &parts.headers, pending, "/sign-up").await;
             let message = error.to_string();
-            let sealed = sealed_query(&auth, pending);
             let page = SignInPage {
-                csrf_token: &csrf,
-                authorize_query: sealed.as_deref(),
+                csrf_token: &shown.csrf,
+                authorize_query: shown.sealed.as_deref(),
                 error: Some(&message),
                 email,
-                client_name: name.as_deref(),
-                sign_up_href: &sign_up_href,
+                client_name: shown.client_name.as_deref(),
+                sign_up_href: &shown.other_page,
                 return_to,
             };
             render(error.page_status(), &page, [])
@@ -263,12 +307,15 @@ pub async fn sign_up_page(
 
 /// `POST /sign-up`.
 pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Response {
-    let (parts, params) = match form_post(&auth, request).await {
-        Ok(parsed) => parsed,
-        Err(error) => return error.into_response(),
+    let CredentialPost {
+        parts,
+        params,
+        ip,
+        pending,
+    } = match credential_post(&auth, request).await {
+        Ok(post) => post,
+        Err(response) => return response,
     };
-    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
-    let pending = form_query(&auth, &params);
     let pending = pending.as_deref();
     let email = params.get("email").unwrap_or_default();
     let name = params.get("name").unwrap_or_default();
@@ -290,19 +337,16 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
     match result {
         Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, None).await,
         Err(error) => {
-            let (csrf, _) = auth.site().csrf_token(&parts.headers);
-            let client = client_name(&auth, pending).await;
-            let sign_in_href = with_query("/sign-in", pending);
+            let shown = shown_again(&auth, &parts.headers, pending, "/sign-in").await;
             let message = error.to_string();
-            let sealed = sealed_query(&auth, pending);
             let page = SignUpPage {
-                csrf_token: &csrf,
-                authorize_query: sealed.as_deref(),
+                csrf_token: &shown.csrf,
+                authorize_query: shown.sealed.as_deref(),
                 error: Some(&message),
                 email,
                 name,
-                client_name: client.as_deref(),
-                sign_in_href: &sign_in_href,
+                client_name: shown.client_name.as_deref(),
+                sign_in_href: &shown.other_page,
             };
             render(error.page_status(), &page, [])
         }
