@@ -216,13 +216,8 @@ async fn shown_again(
 
 /// `POST /sign-in`.
 pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Response {
-    let CredentialPost {
-        parts,
-        params,
-        ip,
-        pending,
-    } = match credential_post(&auth, request).await {
-        Ok(post) => post,
+    let (parts, params, ip, pending) = match credential_post(&auth, request).await {
+        Ok(post) => (post.parts, post.params, post.ip, post.pending),
         Err(response) => return response,
     };
     let pending = pending.as_deref();
@@ -307,13 +302,8 @@ pub async fn sign_up_page(
 
 /// `POST /sign-up`.
 pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Response {
-    let CredentialPost {
-        parts,
-        params,
-        ip,
-        pending,
-    } = match credential_post(&auth, request).await {
-        Ok(post) => post,
+    let (parts, params, ip, pending) = match credential_post(&auth, request).await {
+        Ok(post) => (post.parts, post.params, post.ip, post.pending),
         Err(response) => return response,
     };
     let pending = pending.as_deref();
