@@ -132,9 +132,12 @@ pub fn router(auth: &McpAuth) -> Router {
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_allowed_hosts(allowed_hosts(auth));
+    // The tool router (tool schemas, name validation) is built once; every request gets a
+    // clone instead of building it again.
+    let demo = DemoServer::default();
     let service: StreamableHttpService<DemoServer, NeverSessionManager> =
         StreamableHttpService::new(
-            || Ok(DemoServer::default()),
+            move || Ok(demo.clone()),
             Arc::new(NeverSessionManager::default()),
             config,
         );

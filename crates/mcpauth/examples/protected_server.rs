@@ -70,11 +70,11 @@ async fn main() -> anyhow::Result<()> {
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_allowed_hosts(url::Url::parse(&issuer)?.host_str());
-    let greeter = || {
-        Ok(Greeter {
-            tool_router: Greeter::tool_router(),
-        })
+    // Build the tool router once (schemas, name checks) and hand each request a clone.
+    let greeter = Greeter {
+        tool_router: Greeter::tool_router(),
     };
+    let greeter = move || Ok(greeter.clone());
     let mcp = StreamableHttpService::new(greeter, Arc::new(NeverSessionManager::default()), config);
     let mcp = mcpauth::cors().layer(auth.with_mcp_auth().layer(mcp));
 
