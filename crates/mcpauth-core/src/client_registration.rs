@@ -229,6 +229,7 @@ impl ClientRegistration {
             metadata: Value::Object(self.echo),
             disabled: false,
             skip_consent,
+            registered_dynamically: false,
             created_at: now,
         }
     }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use mcpauth::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
+use mcpauth::{
+    McpAuthOptions, RateLimitOptions, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
+};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of `mcpauth serve`.
@@ -38,6 +40,9 @@ pub struct Settings {
     pub refresh_token_expires_in: i64,
     pub refresh_family_lifetime: i64,
     pub refresh_reuse_grace: i64,
+    /// `tolerate_previous` (default) or `strict`.
+    pub refresh_reuse_policy: RefreshReusePolicy,
+    pub refresh_reuse_window: i64,
     /// `registered_grant` or `offline_access`.
     pub refresh_token_policy: String,
     pub session_expires_in: i64,
@@ -165,6 +170,8 @@ impl Default for Settings {
             refresh_token_expires_in: d.refresh_token_expires_in,
             refresh_family_lifetime: d.refresh_family_lifetime,
             refresh_reuse_grace: d.refresh_reuse_grace,
+            refresh_reuse_policy: d.refresh_reuse_policy,
+            refresh_reuse_window: d.refresh_reuse_window,
             refresh_token_policy: "registered_grant".into(),
             session_expires_in: d.session_expires_in,
             default_scope: d.default_scope,
@@ -272,6 +279,8 @@ impl Settings {
         o.refresh_token_expires_in = self.refresh_token_expires_in;
         o.refresh_family_lifetime = self.refresh_family_lifetime;
         o.refresh_reuse_grace = self.refresh_reuse_grace;
+        o.refresh_reuse_policy = self.refresh_reuse_policy;
+        o.refresh_reuse_window = self.refresh_reuse_window;
         o.refresh_token_policy = match self.refresh_token_policy.as_str() {
             "registered_grant" => RefreshTokenPolicy::RegisteredGrant,
             "offline_access" => RefreshTokenPolicy::OfflineAccess,

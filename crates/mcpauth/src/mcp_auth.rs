@@ -107,6 +107,12 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "must be zero or a positive number of seconds",
         ));
     }
+    if !(1..=3600).contains(&options.refresh_reuse_window) {
+        return Err(invalid(
+            "refresh_reuse_window",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
     let default_scope = Scopes::parse(&options.default_scope)
         .map_err(|e| invalid("default_scope", e.description))?;
     let mut all = vec!["openid", "profile", "email", "offline_access"];

@@ -6,7 +6,7 @@ use mcpauth_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
 pub use crate::rate_limit::RateLimitOptions;
-pub use mcpauth_core::RefreshTokenPolicy;
+pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
 
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
 /// `trusted_clients`): written to the store at start-up, replacing any earlier version.
@@ -31,6 +31,9 @@ pub struct TrustedClient {
     /// Skip the consent page for this client (default true: it is trusted).
     #[serde(default = "default_true")]
     pub skip_consent: bool,
+    /// This client's [`RefreshReusePolicy`]; default: the server's `refresh_reuse_policy`.
+    #[serde(default)]
+    pub refresh_reuse_policy: Option<RefreshReusePolicy>,
 }
 
 fn default_true() -> bool {
@@ -63,6 +66,12 @@ pub struct McpAuthOptions {
     pub refresh_family_lifetime: i64,
     /// How long a rotated refresh token may be retried for the same answer, seconds.
     pub refresh_reuse_grace: i64,
+    /// What a rotated refresh token presented again after `refresh_reuse_grace` gets (SECURITY
+    /// S12); a trusted client may have its own ([`TrustedClient::refresh_reuse_policy`]).
+    pub refresh_reuse_policy: RefreshReusePolicy,
+    /// Under [`RefreshReusePolicy::ToleratePrevious`]: how long after a grant last advanced its
+    /// previous refresh token is still tolerated, seconds (1 to 3600).
+    pub refresh_reuse_window: i64,
     /// Which clients get refresh tokens.
     pub refresh_token_policy: RefreshTokenPolicy,
     /// Browser session lifetime, seconds.
@@ -117,6 +126,16 @@ pub struct McpAuthOptions {
 }
 
 impl McpAuthOptions {
+    /// The refresh-reuse policy of `client_id`: its own when it is a trusted client that sets
+    /// one, else the server's.
+    pub fn refresh_reuse_policy_of(&self, client_id: &str) -> RefreshReusePolicy {
+        self.trusted_clients
+            .iter()
+            .find(|trusted| trusted.client_id == client_id)
+            .and_then(|trusted| trusted.refresh_reuse_policy)
+            .unwrap_or(self.refresh_reuse_policy)
+    }
+
     /// The defaults, for the given public origin.
     pub fn new(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into().trim_end_matches('/').to_owned();
@@ -132,6 +151,8 @@ impl McpAuthOptions {
             refresh_token_expires_in: 604_800,
             refresh_family_lifetime: 90 * 86_400,
             refresh_reuse_grace: 30,
+            refresh_reuse_policy: RefreshReusePolicy::ToleratePrevious,
+            refresh_reuse_window: 600,
             refresh_token_policy: RefreshTokenPolicy::RegisteredGrant,
             session_expires_in: 7 * 86_400,
             default_scope: "openid".to_owned(),

@@ -66,12 +66,13 @@ async fn register(
     let client_secret = (registration.token_endpoint_auth_method != TokenEndpointAuthMethod::None)
         .then(secret::random_token);
     let mut echoed = registration.echo.clone();
-    let client = registration.into_client(
+    let mut client = registration.into_client(
         client_id.clone(),
         client_secret.as_deref().map(secret::hash_token),
         false,
         now,
     );
+    client.registered_dynamically = true;
     match auth.store().create_client(&client).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
