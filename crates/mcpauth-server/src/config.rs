@@ -49,6 +49,8 @@ pub struct Settings {
     pub default_scope: String,
     pub resource_scopes: Vec<String>,
     pub mcp_scopes: Vec<String>,
+    /// Scopes never granted without the user's explicit approval (default `["mcp:admin"]`).
+    pub consent_scopes: Vec<String>,
     /// Browser origins allowed to call the MCP endpoint besides the issuer's.
     pub mcp_allowed_origins: Vec<String>,
     pub require_pkce_for_confidential: bool,
@@ -177,6 +179,7 @@ impl Default for Settings {
             default_scope: d.default_scope,
             resource_scopes: d.resource_scopes,
             mcp_scopes: d.mcp_scopes,
+            consent_scopes: d.consent_scopes,
             mcp_allowed_origins: d.mcp_allowed_origins,
             require_pkce_for_confidential: d.require_pkce_for_confidential,
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
@@ -292,6 +295,7 @@ impl Settings {
         o.default_scope = self.default_scope.clone();
         o.resource_scopes = self.resource_scopes.clone();
         o.mcp_scopes = self.mcp_scopes.clone();
+        o.consent_scopes = self.consent_scopes.clone();
         o.mcp_allowed_origins = self.mcp_allowed_origins.clone();
         o.require_pkce_for_confidential = self.require_pkce_for_confidential;
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;

@@ -71,6 +71,7 @@ struct Checked {
     resource: url::Url,
     scopes_supported: Scopes,
     default_scope: Scopes,
+    consent_scopes: Scopes,
 }
 
 /// Every rule an option must meet, so that a library user gets the same checks as the server.
@@ -124,6 +125,10 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "names a scope that is not supported",
         ));
     }
+    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
+    if Scopes::parse(&consent_scopes.to_string()).is_err() {
+        return Err(invalid("consent_scopes", "names a malformed scope"));
+    }
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(invalid("secret", "must be at least 32 characters"));
     }
@@ -132,6 +137,7 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
         resource,
         scopes_supported,
         default_scope,
+        consent_scopes,
     })
 }
 
@@ -229,6 +235,7 @@ impl McpAuth {
             authorization_policy: AuthorizationPolicy {
                 default_scope: checked.default_scope,
                 scopes_supported: checked.scopes_supported,
+                consent_scopes: checked.consent_scopes,
                 resource: options.resource.clone(),
                 require_pkce_for_confidential: options.require_pkce_for_confidential,
             },

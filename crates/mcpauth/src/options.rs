@@ -80,8 +80,13 @@ pub struct McpAuthOptions {
     pub default_scope: String,
     /// Scopes of the protected resource (the MCP server), beyond the OpenID ones.
     pub resource_scopes: Vec<String>,
-    /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge.
+    /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge and the
+    /// only resource scopes the protected resource metadata lists.
     pub mcp_scopes: Vec<String>,
+    /// Scopes never granted without the user's explicit approval, even to a client that skips
+    /// consent, and not advertised in the authorization server's `scopes_supported` (clients
+    /// that ask for everything advertised would otherwise ask for them).
+    pub consent_scopes: Vec<String>,
     /// Browser origins (besides the issuer's) allowed to call the MCP endpoint, e.g.
     /// `http://localhost:6274` for the MCP Inspector. With a loopback issuer every loopback
     /// origin is allowed.
@@ -158,6 +163,7 @@ impl McpAuthOptions {
             default_scope: "openid".to_owned(),
             resource_scopes: vec!["mcp:tools".to_owned(), "mcp:admin".to_owned()],
             mcp_scopes: vec!["mcp:tools".to_owned()],
+            consent_scopes: vec!["mcp:admin".to_owned()],
             mcp_allowed_origins: Vec::new(),
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
