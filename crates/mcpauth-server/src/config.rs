@@ -60,6 +60,8 @@ pub struct Settings {
     /// Trust `X-Forwarded-For` / `Forwarded` for the client's address (only behind a proxy
     /// that sets them).
     pub trust_proxy: bool,
+    /// RFC 7591 initial access token registration requests must carry; default none.
+    pub initial_access_token: Option<String>,
     /// `[[trusted_clients]]`: clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged into the authorization server metadata.
@@ -184,6 +186,7 @@ impl Default for Settings {
             require_pkce_for_confidential: d.require_pkce_for_confidential,
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
             revoke_grants_on_password_change: d.revoke_grants_on_password_change,
+            initial_access_token: None,
             trusted_clients: Vec::new(),
             trust_proxy: false,
             metadata: serde_json::Map::new(),
@@ -300,6 +303,7 @@ impl Settings {
         o.require_pkce_for_confidential = self.require_pkce_for_confidential;
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
         o.revoke_grants_on_password_change = self.revoke_grants_on_password_change;
+        o.initial_access_token = self.initial_access_token.clone();
         o.trusted_clients = self.trusted_clients.clone();
         o.trust_proxy = self.trust_proxy;
         o.metadata = self.metadata.clone();

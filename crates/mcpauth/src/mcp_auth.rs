@@ -129,6 +129,16 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
     if Scopes::parse(&consent_scopes.to_string()).is_err() {
         return Err(invalid("consent_scopes", "names a malformed scope"));
     }
+    if options
+        .initial_access_token
+        .as_ref()
+        .is_some_and(|t| t.len() < 32)
+    {
+        return Err(invalid(
+            "initial_access_token",
+            "must be at least 32 characters",
+        ));
+    }
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(invalid("secret", "must be at least 32 characters"));
     }

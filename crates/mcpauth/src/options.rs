@@ -95,6 +95,10 @@ pub struct McpAuthOptions {
     pub require_pkce_for_confidential: bool,
     /// Whether clients may register themselves (RFC 7591).
     pub allow_dynamic_client_registration: bool,
+    /// RFC 7591 §3 initial access token: when set (≥ 32 characters), a registration request
+    /// must carry it as `Authorization: Bearer …`. For deployments whose clients are given
+    /// the token out of band; clients that find the server by discovery alone cannot register.
+    pub initial_access_token: Option<String>,
     /// Clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Trust `X-Forwarded-For` / `Forwarded` from a reverse proxy for the client's address
@@ -167,6 +171,7 @@ impl McpAuthOptions {
             mcp_allowed_origins: Vec::new(),
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
+            initial_access_token: None,
             trusted_clients: Vec::new(),
             trust_proxy: false,
             metadata: serde_json::Map::new(),
@@ -192,6 +197,10 @@ impl std::fmt::Debug for McpAuthOptions {
             .field("login_page", &self.login_page)
             .field("consent_page", &self.consent_page)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "initial_access_token",
+                &self.initial_access_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("rate_limit_backend", &self.rate_limit_backend)
             .finish_non_exhaustive()
     }
