@@ -209,6 +209,55 @@ async fn store_tokens<DB: Backend>(
     Ok(())
 }
 
+/// Marks an unrotated refresh token rotated with `retry_response`, in the caller's
+/// transaction; its family and generation when this call marked it, `None` when it was rotated
+/// already (or is gone). The conditional UPDATE decides the single winner of concurrent calls
+/// (and, on PostgreSQL, takes the row lock that makes the others wait for the winner's commit).
+async fn spend_refresh_token<DB: Backend>(
+    tx: &mut Tx<DB>,
+    old_hash: &str,
+    now: i64,
+    retry_response: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            query(
+                r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
+                   WHERE token_hash = $1 AND rotated_at IS NULL
+                   RETURNING family_id, generation"#,
+            )
+            .bind(old_hash)
+            .bind(now)
+            .bind(retry_response),
+        )
+        .await?;
+    decode_optional(row, family_and_generation)
+}
+
+fn family_and_generation<R: DbRow>(row: &R) -> Result<(String, i64), StoreError> {
+    Ok((get(row, "family_id")?, get(row, "generation")?))
+}
+
+/// When a refresh token was rotated and the answer sealed then, as committed; `None` when the
+/// token is gone.
+async fn earlier_rotation<DB: Backend>(
+    tx: &mut Tx<DB>,
+    old_hash: &str,
+) -> Result<Option<(Option<i64>, Option<String>)>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            query(
+                r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
+                   WHERE token_hash = $1"#,
+            )
+            .bind(old_hash),
+        )
+        .await?;
+    decode_optional(row, |row| {
+        Ok((get(row, "rotated_at")?, get(row, "retry_response")?))
+    })
+}
+
 fn decode_optional<R: DbRow, T>(
     row: Option<R>,
     decode: impl FnOnce(&R) -> Result<T, StoreError>,
@@ -703,86 +752,53 @@ impl<DB: Backend> Store for SqlStore<DB> {
         audit: &AuditEvent,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.begin_write().await?;
-        // The conditional UPDATE decides the single winner (and, on PostgreSQL, takes the row
-        // lock that makes concurrent callers wait for the winner to commit).
-        let rotated = tx
-            .fetch_optional(
+        let Some((family_id, generation)) =
+            spend_refresh_token(&mut tx, old_hash, now, retry_response).await?
+        else {
+            // Lost the race (or the token was rotated long ago): report the winner's rotation
+            // and write nothing.
+            let earlier = earlier_rotation(&mut tx, old_hash).await?;
+            tx.rollback().await?;
+            return match earlier {
+                Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
+                    rotated_at,
+                    retry_response,
+                }),
+                // Unreachable: the UPDATE skips only rotated rows, and a rotation is never
+                // undone.
+                Some((None, _)) => Err(StoreError::Database(
+                    "refresh token neither rotated nor rotatable".to_owned(),
+                )),
+                // Gone since the caller looked it up (its user, client or family was deleted).
+                None => Err(StoreError::Conflict(
+                    "the refresh token no longer exists".to_owned(),
+                )),
+            };
+        };
+        // Advance the grant, if this token is still of its head generation. A sibling (a
+        // tolerated reissue) that rotated first has moved the head on: then this token is
+        // superseded and nothing is written. On PostgreSQL the family's row lock orders
+        // concurrent advances; the loser re-reads the committed generation.
+        let advanced = tx
+            .execute(
                 query(
-                    r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
-                       WHERE token_hash = $1 AND rotated_at IS NULL
-                       RETURNING family_id, generation"#,
+                    r#"UPDATE "oauthTokenFamily"
+                       SET generation = generation + 1, advanced_at = $3
+                       WHERE id = $1 AND generation = $2"#,
                 )
-                .bind(old_hash)
-                .bind(now)
-                .bind(retry_response),
+                .bind(&family_id)
+                .bind(generation)
+                .bind(now),
             )
             .await?;
-        let rotated = decode_optional(rotated, |row| {
-            Ok((
-                get::<String, _>(row, "family_id")?,
-                get::<i64, _>(row, "generation")?,
-            ))
-        })?;
-
-        if let Some((family_id, generation)) = rotated {
-            // Advance the grant, if this token is still of its head generation. A sibling
-            // (a tolerated reissue) that rotated first has moved the head on: then this token
-            // is superseded and nothing is written. On PostgreSQL the family's row lock orders
-            // concurrent advances; the loser re-reads the committed generation.
-            let advanced = tx
-                .execute(
-                    query(
-                        r#"UPDATE "oauthTokenFamily"
-                           SET generation = generation + 1, advanced_at = $3
-                           WHERE id = $1 AND generation = $2"#,
-                    )
-                    .bind(&family_id)
-                    .bind(generation)
-                    .bind(now),
-                )
-                .await?;
-            if advanced == 0 {
-                tx.rollback().await?;
-                return Ok(Rotation::Superseded);
-            }
-            store_tokens(&mut tx, access, Some(refresh)).await?;
-            tx.execute(insert_audit(audit)).await?;
-            tx.commit().await?;
-            return Ok(Rotation::Rotated);
+        if advanced == 0 {
+            tx.rollback().await?;
+            return Ok(Rotation::Superseded);
         }
-        // Lost the race (or the token was rotated long ago): report the winner's rotation
-        // and write nothing.
-        let row = tx
-            .fetch_optional(
-                query(
-                    r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
-                       WHERE token_hash = $1"#,
-                )
-                .bind(old_hash),
-            )
-            .await?;
-        let row = decode_optional(row, |row| {
-            Ok((
-                get::<Option<i64>, _>(row, "rotated_at")?,
-                get::<Option<String>, _>(row, "retry_response")?,
-            ))
-        })?;
-        tx.rollback().await?;
-        match row {
-            Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
-                rotated_at,
-                retry_response,
-            }),
-            // Unreachable: the UPDATE skips only rotated rows, and a rotation is never
-            // undone.
-            Some((None, _)) => Err(StoreError::Database(
-                "refresh token neither rotated nor rotatable".to_owned(),
-            )),
-            // Gone since the caller looked it up (its user, client or family was deleted).
-            None => Err(StoreError::Conflict(
-                "the refresh token no longer exists".to_owned(),
-            )),
-        }
+        store_tokens(&mut tx, access, Some(refresh)).await?;
+        tx.execute(insert_audit(audit)).await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated)
     }
 
     async fn reissue_refresh_token(
@@ -796,61 +812,38 @@ impl<DB: Backend> Store for SqlStore<DB> {
         audit: &AuditEvent,
     ) -> Result<Reissue, StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(retry_response) = retry_response {
+        let token = match retry_response {
             // Spend the superseded token, so that a retry gets this answer; of concurrent
             // presentations one marks it and the others get its answer (or nothing).
-            let marked = tx
-                .execute(
-                    query(
-                        r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
-                           WHERE token_hash = $1 AND rotated_at IS NULL"#,
-                    )
-                    .bind(old_hash)
-                    .bind(now)
-                    .bind(retry_response),
-                )
-                .await?;
-            if marked == 0 {
+            Some(retry_response) => {
+                match spend_refresh_token(&mut tx, old_hash, now, retry_response).await? {
+                    Some(token) => Some(token),
+                    None => {
+                        let earlier = earlier_rotation(&mut tx, old_hash).await?;
+                        tx.rollback().await?;
+                        return Ok(match earlier {
+                            Some((Some(rotated_at), retry_response)) => Reissue::AlreadyRotated {
+                                rotated_at,
+                                retry_response,
+                            },
+                            _ => Reissue::Refused,
+                        });
+                    }
+                }
+            }
+            None => {
                 let row = tx
                     .fetch_optional(
                         query(
-                            r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
+                            r#"SELECT family_id, generation FROM "oauthRefreshToken"
                                WHERE token_hash = $1"#,
                         )
                         .bind(old_hash),
                     )
                     .await?;
-                let row = decode_optional(row, |row| {
-                    Ok((
-                        get::<Option<i64>, _>(row, "rotated_at")?,
-                        get::<Option<String>, _>(row, "retry_response")?,
-                    ))
-                })?;
-                tx.rollback().await?;
-                return Ok(match row {
-                    Some((Some(rotated_at), retry_response)) => Reissue::AlreadyRotated {
-                        rotated_at,
-                        retry_response,
-                    },
-                    _ => Reissue::Refused,
-                });
+                decode_optional(row, family_and_generation)?
             }
-        }
-        let token = tx
-            .fetch_optional(
-                query(
-                    r#"SELECT family_id, generation FROM "oauthRefreshToken"
-                       WHERE token_hash = $1"#,
-                )
-                .bind(old_hash),
-            )
-            .await?;
-        let token = decode_optional(token, |row| {
-            Ok((
-                get::<String, _>(row, "family_id")?,
-                get::<i64, _>(row, "generation")?,
-            ))
-        })?;
+        };
         let Some((family_id, generation)) = token else {
             tx.rollback().await?;
             return Ok(Reissue::Refused);
