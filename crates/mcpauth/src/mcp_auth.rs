@@ -125,10 +125,17 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "names a scope that is not supported",
         ));
     }
-    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
-    if Scopes::parse(&consent_scopes.to_string()).is_err() {
-        return Err(invalid("consent_scopes", "names a malformed scope"));
+    if options
+        .consent_scopes
+        .iter()
+        .any(|scope| Scopes::parse(scope).map_or(true, |one| one.iter().count() != 1))
+    {
+        return Err(invalid(
+            "consent_scopes",
+            "each entry must be one scope token",
+        ));
     }
+    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
     if options
         .initial_access_token
         .as_ref()

@@ -451,3 +451,34 @@ async fn registrations_as_clients_send_them() {
     assert_eq!(native["application_type"], "native");
     assert_eq!(native["scope"], "mcp:tools", "unknown scopes are dropped");
 }
+
+/// The new options are checked when the server is built: a clear error, no server.
+#[tokio::test]
+async fn reuse_window_consent_scopes_and_initial_access_token_are_checked() {
+    for (configure, expected) in [
+        (
+            (|s: &mut mcpauth_server::Settings| s.refresh_reuse_window = 0) as fn(&mut _),
+            "invalid option refresh_reuse_window: must be between 1 and 3600 seconds",
+        ),
+        (
+            |s| s.refresh_reuse_window = 3601,
+            "invalid option refresh_reuse_window: must be between 1 and 3600 seconds",
+        ),
+        (
+            |s| s.consent_scopes = vec!["mcp:admin mcp:tools".into()],
+            "invalid option consent_scopes: each entry must be one scope token",
+        ),
+        (
+            |s| s.initial_access_token = Some("short".into()),
+            "invalid option initial_access_token: must be at least 32 characters",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings();
+        settings.database_url = format!("sqlite://{}", dir.path().join("m.db").display());
+        configure(&mut settings);
+        let built = mcpauth_server::Application::build(&settings, None).await;
+        let error = built.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(error.contains(expected), "{error}");
+    }
+}
