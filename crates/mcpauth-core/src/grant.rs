@@ -193,8 +193,11 @@ pub fn within_retry_window(rotated_at: i64, now: i64, grace: i64) -> bool {
 ///   — rotated, or unrotated but left behind by a sibling's rotation — presented no later than
 ///   the window after the grant last advanced gets a fresh access token and a new refresh
 ///   token of the head generation (a sibling of the head; the head itself stays valid). This
-///   does not advance the grant, so tolerated reuses never extend the window. An older token,
-///   or one presented after the window, revokes the grant.
+///   does not advance the grant, so tolerated reuses never extend the window. Each such
+///   presentation gets its own sibling (every parallel session needs one), except that a token
+///   never rotated before is spent by the first: concurrent presentations of it get that
+///   answer within the grace window. An older token, or one presented after the window,
+///   revokes the grant.
 /// - [`Self::Strict`]: any reuse revokes the grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

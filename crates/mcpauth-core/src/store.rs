@@ -189,8 +189,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes what can no longer be used: expired sessions and verifications, token families
     /// past their absolute end (with their codes and tokens), expired access tokens, codes
-    /// a day past their expiry (kept that long so a late replay still revokes its grant), and
-    /// rate-limit windows past their `expires_at`. Returns how many rows went.
+    /// a day past their expiry (kept that long so a late replay still revokes its grant),
+    /// rate-limit windows past their `expires_at`, and clients that registered themselves
+    /// ([`Client::registered_dynamically`]) at least a day before `now` and never had tokens
+    /// issued (no token family that issued any; SECURITY M5) — a client with a grant stays.
+    /// Returns how many rows went.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Counts one request in the fixed rate-limit window of `key` that starts at
