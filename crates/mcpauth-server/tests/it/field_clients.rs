@@ -482,3 +482,49 @@ async fn reuse_window_consent_scopes_and_initial_access_token_are_checked() {
         assert!(error.contains(expected), "{error}");
     }
 }
+
+/// SECURITY S12 on PostgreSQL with two instances (one clock): sessions refreshing through
+/// different instances are judged against the one committed head. Concurrent presentations
+/// of the previous token, split between the instances, each get a sibling; the token two back
+/// then revokes the grant for every instance.
+#[tokio::test]
+async fn s12_tolerated_reuse_across_two_instances_on_postgres() {
+    let schema = PgSchema::create().await;
+    let clock = mcpauth_core::ManualClock::new();
+    let a = spawn_app_at(&schema.url(), &clock, |_| {}).await;
+    let b = spawn_app_at(&schema.url(), &clock, |_| {}).await;
+    let flow = a.full_flow("openid mcp:tools").await;
+    let id = flow.client_id.as_str();
+    let rt1 = text(&flow.tokens, "refresh_token").to_owned();
+    let (status, second) = refresh(&a, id, &rt1).await;
+    assert_eq!(status, StatusCode::OK);
+    let rt2 = text(&second, "refresh_token").to_owned();
+    clock.advance(5);
+    let (status, third) = refresh(&b, id, &rt2).await;
+    assert_eq!(status, StatusCode::OK);
+
+    clock.advance(120);
+    let (on_a, on_b) = tokio::join!(refresh(&a, id, &rt2), refresh(&b, id, &rt2));
+    for (status, body) in [&on_a, &on_b] {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    assert_ne!(on_a.1["refresh_token"], on_b.1["refresh_token"]);
+    // (Checked on A: each test instance has its own issuer, and the grant's audience is A's.)
+    for tokens in [&third, &on_a.1, &on_b.1] {
+        assert_eq!(
+            a.session_status(text(tokens, "access_token")).await,
+            StatusCode::OK,
+            "the head and both siblings work"
+        );
+    }
+
+    let (status, _) = refresh(&b, id, &rt1).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    after_revocation_check().await;
+    for tokens in [&third, &on_a.1, &on_b.1] {
+        assert_eq!(
+            a.session_status(text(tokens, "access_token")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
