@@ -9,7 +9,7 @@
 // listens there). Negative probes show the checks are live: a callback with a forged or missing
 // `iss` or a wrong `state`, and a token response whose id_token signature was altered, are refused.
 //
-//   ES256 server (default signing algorithm), refresh_reuse_grace = 0:
+//   ES256 server (default signing algorithm), refresh_reuse_grace = 0, refresh_reuse_policy = strict:
 //     discovery -> for a confidential client (client_secret_basic) and a public client (none):
 //     registration -> code + PKCE S256 + state + nonce -> userinfo -> refresh (rotation; the old
 //     refresh token is then refused) -> a second grant -> revocation (the grant is dead)
@@ -354,11 +354,16 @@ async function assertUserInfoRefused(rp, accessToken, sub, message) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ES256 (the default signing algorithm). refresh_reuse_grace = 0: mcpauth answers a retry of a
-// just-rotated refresh token with the same answer for refresh_reuse_grace seconds (30 by default,
-// for a client that lost the answer); with 0 the old token is refused as soon as the clock has
-// moved on a second. The RS256 scenario below keeps the default and shows the retry.
-const es256 = scenario("es256", { MCPAUTH_REFRESH_REUSE_GRACE: "0" });
+// ES256 (the default signing algorithm). refresh_reuse_grace = 0 and refresh_reuse_policy =
+// strict: mcpauth answers a retry of a just-rotated refresh token with the same answer for
+// refresh_reuse_grace seconds (30 by default, for a client that lost the answer), and by default
+// tolerates the previous token for a few minutes (parallel sessions); with these settings the old
+// token is refused as soon as the clock has moved on a second. The RS256 scenario below keeps the
+// defaults and shows the retry.
+const es256 = scenario("es256", {
+  MCPAUTH_REFRESH_REUSE_GRACE: "0",
+  MCPAUTH_REFRESH_REUSE_POLICY: "strict",
+});
 // RS256: new signing keys are RSA keys; everything else default.
 const rs256 = scenario("rs256", { MCPAUTH_SIGNING_ALGORITHM: "RS256" });
 

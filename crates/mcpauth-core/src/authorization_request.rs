@@ -63,8 +63,11 @@ pub fn resolve_redirect_uri(
 pub struct AuthorizationPolicy {
     /// The scopes granted when a request names none.
     pub default_scope: Scopes,
-    /// Every scope a request may name.
+    /// Every scope a grant may hold; a request naming others gets them dropped.
     pub scopes_supported: Scopes,
+    /// Scopes never granted without the user's explicit approval, even to a client that skips
+    /// the consent page (e.g. `mcp:admin`).
+    pub consent_scopes: Scopes,
     /// The protected resource (RFC 8707) tokens are issued for.
     pub resource: String,
     /// Whether confidential clients need PKCE too (public clients always do).
@@ -195,18 +198,16 @@ impl AuthorizationRequest {
             Some(raw) => Scopes::parse(raw)?,
             None => Scopes::default(),
         };
+        // Scopes this server does not know are dropped rather than failing the flow: clients
+        // ask for whatever they found advertised anywhere (RFC 6749 §3.3 lets the server grant
+        // less; the token response's `scope` says what was granted). Nothing known left: the
+        // default scope.
+        let scopes = scopes.only_in(&policy.scopes_supported);
         let scopes = if scopes.is_empty() {
             policy.default_scope.clone()
         } else {
             scopes
         };
-        let unknown: Vec<&str> = scopes.not_in(&policy.scopes_supported).collect();
-        if !unknown.is_empty() {
-            return Err(OAuthError::invalid_scope(format!(
-                "unknown scope: {}",
-                unknown.join(" ")
-            )));
-        }
         let resource = requested_resource(&policy.resource, &params.all("resource"))?;
         let prompt = Prompt::parse(params.get("prompt"))?;
         let max_age = params
@@ -229,6 +230,12 @@ impl AuthorizationRequest {
             max_age,
             nonce,
         })
+    }
+
+    /// True when this request names a scope the user must approve explicitly
+    /// ([`AuthorizationPolicy::consent_scopes`]), whatever the client's standing.
+    pub fn needs_explicit_consent(&self, policy: &AuthorizationPolicy) -> bool {
+        self.scopes.intersects(&policy.consent_scopes)
     }
 
     /// True when a session whose user authenticated at `auth_time` may answer this request at
@@ -346,7 +353,8 @@ mod tests {
     fn policy() -> AuthorizationPolicy {
         AuthorizationPolicy {
             default_scope: Scopes::from_tokens(["openid"]),
-            scopes_supported: Scopes::from_tokens(["openid", "profile", "mcp:tools"]),
+            scopes_supported: Scopes::from_tokens(["openid", "profile", "mcp:tools", "mcp:admin"]),
+            consent_scopes: Scopes::from_tokens(["mcp:admin"]),
             resource: RESOURCE.to_owned(),
             require_pkce_for_confidential: true,
         }
@@ -495,11 +503,26 @@ mod tests {
     }
 
     #[test]
-    fn scope_and_resource_refusals() {
+    fn unknown_scopes_are_dropped_and_consent_scopes_flagged() {
+        let granted = |query: &str| parse(&valid(query)).map(|r| r.scopes.to_string());
         assert_eq!(
-            refusal(&valid("&scope=openid+admin")),
-            (ErrorCode::InvalidScope, "unknown scope: admin".to_owned())
+            granted("&scope=openid+admin+mcp:tools").ok().as_deref(),
+            Some("openid mcp:tools")
         );
+        // Nothing known left: the default scope.
+        assert_eq!(
+            granted("&scope=admin+files:read").ok().as_deref(),
+            Some("openid")
+        );
+        let admin = parse(&valid("&scope=mcp:tools+mcp:admin"));
+        assert!(admin.is_ok_and(|r| r.needs_explicit_consent(&policy())));
+        let ordinary = parse(&valid("&scope=openid+mcp:tools"));
+        assert!(ordinary.is_ok_and(|r| !r.needs_explicit_consent(&policy())));
+    }
+
+    #[test]
+    fn scope_and_resource_refusals() {
+        // A malformed scope string is still an error.
         assert_eq!(refusal(&valid("&scope=a%5Cb")).0, ErrorCode::InvalidScope);
         assert_eq!(
             refusal(&valid("&resource=https://other.test/")),
@@ -564,7 +587,7 @@ mod tests {
             invalid_request("code_challenge is required (PKCE with S256)")
         );
         assert_eq!(
-            refusal(&valid("&scope=admin&resource=https://other.test/")).0,
+            refusal(&valid("&scope=a%5Cb&resource=https://other.test/")).0,
             ErrorCode::InvalidScope
         );
         assert_eq!(

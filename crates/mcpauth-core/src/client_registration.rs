@@ -129,15 +129,13 @@ impl ClientRegistration {
         echo.insert("response_types".into(), Value::from(response_types));
 
         if let Some(scope) = optional_string(request, "scope")? {
+            // Unknown scopes are dropped, as in an authorization request (clients copy scope
+            // lists from anywhere); the echo says what was kept. A malformed list is refused.
             let scopes = Scopes::parse(scope).map_err(|e| metadata_error(e.description))?;
-            let unknown: Vec<&str> = scopes.not_in(supported).collect();
-            if !unknown.is_empty() {
-                return Err(metadata_error(format!(
-                    "scope names scopes this server does not support: {}",
-                    unknown.join(" ")
-                )));
+            let known = scopes.only_in(supported);
+            if !known.is_empty() {
+                echo.insert("scope".into(), Value::from(known.to_string()));
             }
-            echo.insert("scope".into(), Value::from(scopes.to_string()));
         }
 
         let client_name = optional_string(request, "client_name")?
@@ -229,6 +227,7 @@ impl ClientRegistration {
             metadata: Value::Object(self.echo),
             disabled: false,
             skip_consent,
+            registered_dynamically: false,
             created_at: now,
         }
     }
@@ -610,6 +609,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_registered_scopes_are_dropped() {
+        let supported = Scopes::from_tokens(["openid", "mcp:tools"]);
+        let parse = |scope: &str| {
+            let mut request = Map::new();
+            request.insert("redirect_uris".into(), json!(["https://a.test/cb"]));
+            request.insert("scope".into(), json!(scope));
+            ClientRegistration::parse(&request, &supported).map(|r| r.echo.get("scope").cloned())
+        };
+        assert_eq!(parse("openid admin:all").ok(), Some(Some(json!("openid"))));
+        assert_eq!(
+            parse("admin:all").ok(),
+            Some(None),
+            "nothing known: no scope"
+        );
+    }
+
+    #[test]
     fn metadata_refusals() {
         let cases = [
             (
@@ -656,11 +672,6 @@ mod tests {
                 "response_types",
                 json!([]),
                 "response_types must be [\"code\"]",
-            ),
-            (
-                "scope",
-                json!("openid admin:all"),
-                "scope names scopes this server does not support: admin:all",
             ),
             (
                 "scope",

@@ -6,7 +6,8 @@
 //! - The refresh: a token is bound to its client and its grant; a refresh may narrow the scope,
 //!   never widen it, and keeps the grant's resource — [`RefreshBinding::check`],
 //!   [`narrow_scope`], [`check_refresh_resource`]. A rotated token may be retried for the same
-//!   answer only within the grace window (S12) — [`within_retry_window`].
+//!   answer only within the grace window (S12) — [`within_retry_window`]; what a rotated
+//!   token gets after that window is the [`RefreshReusePolicy`].
 //! - Which grants get a refresh token — [`RefreshTokenPolicy::issues_refresh_token`].
 
 use crate::error::{ErrorCode, OAuthError};
@@ -176,6 +177,57 @@ pub fn check_refresh_resource(granted: &str, requested: &[&str]) -> Result<(), O
 /// answer its rotation gave (within `grace` seconds, inclusive).
 pub fn within_retry_window(rotated_at: i64, now: i64, grace: i64) -> bool {
     now.saturating_sub(rotated_at) <= grace
+}
+
+/// What a refresh token presented again after its rotation gets, once the retry grace window
+/// ([`within_retry_window`]) is over (SECURITY S12).
+///
+/// Every refresh token of a grant has a generation: the code exchange issues generation 0, and
+/// a token issued in exchange for a generation-`g` token is of generation `g + 1`. The grant
+/// records its head generation and when it last advanced (a rotation of a head-generation
+/// token). The rules:
+///
+/// - A token of the head generation rotates: its successor is of the next generation, which
+///   becomes the head.
+/// - [`Self::ToleratePrevious`] (the default): a token of the generation just before the head
+///   — rotated, or unrotated but left behind by a sibling's rotation — presented no later than
+///   the window after the grant last advanced gets a fresh access token and a new refresh
+///   token of the head generation (a sibling of the head; the head itself stays valid). This
+///   does not advance the grant, so tolerated reuses never extend the window. Each such
+///   presentation gets its own sibling (every parallel session needs one), except that a token
+///   never rotated before is spent by the first: concurrent presentations of it get that
+///   answer within the grace window. An older token, or one presented after the window,
+///   revokes the grant.
+/// - [`Self::Strict`]: any reuse revokes the grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshReusePolicy {
+    /// Tolerate the immediately previous token within a bounded window after the grant last
+    /// advanced (what parallel sessions of one client sharing a grant do).
+    #[default]
+    ToleratePrevious,
+    /// Any reuse after the grace window revokes the grant.
+    Strict,
+}
+
+impl RefreshReusePolicy {
+    /// The policy named `raw` (`tolerate_previous` or `strict`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "tolerate_previous" => Some(Self::ToleratePrevious),
+            "strict" => Some(Self::Strict),
+            _ => None,
+        }
+    }
+
+    /// The window (seconds) in which the previous generation is tolerated under this policy,
+    /// given the configured `window`; `None` under [`Self::Strict`].
+    pub fn tolerance_window(self, window: i64) -> Option<i64> {
+        match self {
+            Self::ToleratePrevious => Some(window),
+            Self::Strict => None,
+        }
+    }
 }
 
 /// Which grants get a refresh token.
@@ -437,6 +489,28 @@ mod tests {
         assert!(registered.issues_refresh_token(&offline, false));
         assert!(!strict.issues_refresh_token(&plain, true));
         assert!(strict.issues_refresh_token(&offline, false));
+    }
+
+    #[test]
+    fn s12_reuse_policies() {
+        assert_eq!(
+            RefreshReusePolicy::default(),
+            RefreshReusePolicy::ToleratePrevious
+        );
+        assert_eq!(
+            RefreshReusePolicy::parse("strict"),
+            Some(RefreshReusePolicy::Strict)
+        );
+        assert_eq!(
+            RefreshReusePolicy::parse("tolerate_previous"),
+            Some(RefreshReusePolicy::ToleratePrevious)
+        );
+        assert_eq!(RefreshReusePolicy::parse("lenient"), None);
+        assert_eq!(
+            RefreshReusePolicy::ToleratePrevious.tolerance_window(600),
+            Some(600)
+        );
+        assert_eq!(RefreshReusePolicy::Strict.tolerance_window(600), None);
     }
 
     proptest! {

@@ -44,7 +44,7 @@ pub use authorization_request::{AuthorizationPolicy, AuthorizationRequest, Promp
 pub use client_registration::ClientRegistration;
 pub use clock::{Clock, ManualClock, SystemClock, UtcDateTime};
 pub use error::{ErrorCode, OAuthError, StoreError};
-pub use grant::RefreshTokenPolicy;
+pub use grant::{RefreshReusePolicy, RefreshTokenPolicy};
 pub use params::Params;
 pub use redirect_uri::RedirectUri;
 pub use scope::Scopes;

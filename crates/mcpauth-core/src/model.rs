@@ -137,6 +137,9 @@ pub struct Client {
     pub disabled: bool,
     /// A trusted client whose authorization requests are not put to the user for consent.
     pub skip_consent: bool,
+    /// Registered by the client itself (RFC 7591), not by an operator: purged after a day
+    /// unless it completed an authorization (SECURITY M5).
+    pub registered_dynamically: bool,
     /// When the client was registered, in seconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -340,6 +343,29 @@ pub enum Rotation {
         /// [`crate::secret::seal`]), if it was stored.
         retry_response: Option<String>,
     },
+    /// Unrotated, but not of its grant's head generation any more: a sibling issued under the
+    /// tolerated-reuse rule ([`crate::RefreshReusePolicy`]) rotated first. Nothing was written.
+    Superseded,
+}
+
+/// What happened when a superseded refresh token was presented for a tolerated reissue
+/// ([`crate::Store::reissue_refresh_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reissue {
+    /// The token was of the generation just before its grant's head, within the window: the
+    /// new tokens are stored.
+    Reissued,
+    /// The caller expected the token unrotated, but another call rotated it first; nothing was
+    /// written.
+    AlreadyRotated {
+        /// When the other call rotated it, in seconds since the Unix epoch.
+        rotated_at: i64,
+        /// The other call's token response, sealed under this token, if it was stored.
+        retry_response: Option<String>,
+    },
+    /// Too old, too late, or the grant is revoked or over: nothing was written; the caller
+    /// revokes the grant.
+    Refused,
 }
 
 /// A key that signs id_tokens (OIDC Core §10.1). The private half is kept only sealed under the

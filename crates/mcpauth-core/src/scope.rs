@@ -68,6 +68,22 @@ impl Scopes {
             .map(String::as_str)
     }
 
+    /// The scopes here that `allowed` also contains, in this set's order.
+    pub fn only_in(&self, allowed: &Scopes) -> Scopes {
+        Scopes(
+            self.0
+                .iter()
+                .filter(|s| allowed.contains(s))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// True when some scope here is also in `other`.
+    pub fn intersects(&self, other: &Scopes) -> bool {
+        self.0.iter().any(|s| other.contains(s))
+    }
+
     /// This set plus the scopes of `other` it lacks.
     pub fn union(&self, other: &Scopes) -> Scopes {
         Scopes::from_tokens(self.0.iter().chain(other.0.iter()).cloned())

@@ -9,7 +9,13 @@
 //!   [`Store::revocation_epoch`] in the same transaction.
 //! - [`Store::rotate_refresh_token`] rotates atomically: exactly one caller gets
 //!   [`Rotation::Rotated`], and the successor tokens and the sealed retry response are written
-//!   in the same transaction, so a loser sees either nothing rotated or everything.
+//!   in the same transaction, so a loser sees either nothing rotated or everything. Rotating a
+//!   token of the grant's head generation advances the grant in the same transaction; a token
+//!   that is no longer of the head generation is not rotated ([`Rotation::Superseded`]).
+//! - [`Store::reissue_refresh_token`] decides the tolerated reuse
+//!   ([`crate::RefreshReusePolicy`]) against the grant's head generation and last advance as
+//!   committed, in the transaction that stores the new tokens: a concurrent rotation is
+//!   ordered either before it (and the reissue is judged against the new head) or after it.
 //! - [`Store::rate_limit_hit`] counts atomically: concurrent calls for the same window, from
 //!   any number of instances on the same database, each get a distinct count.
 //! - Multi-row changes are transactions: a failure leaves nothing half-written.
@@ -19,7 +25,7 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
-    GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
+    GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey, TokenFamily, User,
 };
 
 #[async_trait]
@@ -136,7 +142,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Rotates `old_hash` to the given successors, storing `retry_response` on the old token
     /// and, when it rotates, `audit`; see the module documentation for the atomicity this
-    /// promises.
+    /// promises. The successor is of the next generation, which becomes the grant's head
+    /// ([`crate::RefreshReusePolicy`] describes generations).
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -146,6 +153,26 @@ pub trait Store: Send + Sync + 'static {
         refresh: &RefreshToken,
         audit: &AuditEvent,
     ) -> Result<Rotation, StoreError>;
+
+    /// The tolerated reuse of `old_hash` ([`crate::RefreshReusePolicy::ToleratePrevious`]),
+    /// in one transaction: when `retry_response` is given (the caller saw the token unrotated),
+    /// first marks the token rotated with it — [`Reissue::AlreadyRotated`], writing nothing,
+    /// when another call did so first. Then, if the token is of the generation just before its
+    /// grant's head, the grant last advanced at or after `now - window`, and the grant is
+    /// neither revoked nor over, stores the new tokens (the refresh token of the head
+    /// generation, without advancing the grant) and `audit`: [`Reissue::Reissued`]. Otherwise
+    /// writes nothing: [`Reissue::Refused`].
+    #[allow(clippy::too_many_arguments)]
+    async fn reissue_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        window: i64,
+        retry_response: Option<&str>,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+        audit: &AuditEvent,
+    ) -> Result<Reissue, StoreError>;
 
     /// Revokes every token of a family.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
@@ -162,8 +189,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes what can no longer be used: expired sessions and verifications, token families
     /// past their absolute end (with their codes and tokens), expired access tokens, codes
-    /// a day past their expiry (kept that long so a late replay still revokes its grant), and
-    /// rate-limit windows past their `expires_at`. Returns how many rows went.
+    /// a day past their expiry (kept that long so a late replay still revokes its grant),
+    /// rate-limit windows past their `expires_at`, and clients that registered themselves
+    /// ([`Client::registered_dynamically`]) at least a day before `now` and never had tokens
+    /// issued (no token family that issued any; SECURITY M5) — a client with a grant stays.
+    /// Returns how many rows went.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Counts one request in the fixed rate-limit window of `key` that starts at

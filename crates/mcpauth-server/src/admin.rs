@@ -654,6 +654,7 @@ fn client_json(client: &Client) -> Value {
         "grant_types": client.grant_types,
         "logo_uri": client.logo_uri,
         "skip_consent": client.skip_consent,
+        "registered_dynamically": client.registered_dynamically,
         "disabled": client.disabled,
         "created_at": client.created_at,
     })

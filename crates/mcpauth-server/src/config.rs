@@ -5,7 +5,9 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use mcpauth::{McpAuthOptions, RateLimitOptions, RefreshTokenPolicy, TrustedClient};
+use mcpauth::{
+    McpAuthOptions, RateLimitOptions, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
+};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of `mcpauth serve`.
@@ -38,12 +40,17 @@ pub struct Settings {
     pub refresh_token_expires_in: i64,
     pub refresh_family_lifetime: i64,
     pub refresh_reuse_grace: i64,
+    /// `tolerate_previous` (default) or `strict`.
+    pub refresh_reuse_policy: RefreshReusePolicy,
+    pub refresh_reuse_window: i64,
     /// `registered_grant` or `offline_access`.
     pub refresh_token_policy: String,
     pub session_expires_in: i64,
     pub default_scope: String,
     pub resource_scopes: Vec<String>,
     pub mcp_scopes: Vec<String>,
+    /// Scopes never granted without the user's explicit approval (default `["mcp:admin"]`).
+    pub consent_scopes: Vec<String>,
     /// Browser origins allowed to call the MCP endpoint besides the issuer's.
     pub mcp_allowed_origins: Vec<String>,
     pub require_pkce_for_confidential: bool,
@@ -53,6 +60,8 @@ pub struct Settings {
     /// Trust `X-Forwarded-For` / `Forwarded` for the client's address (only behind a proxy
     /// that sets them).
     pub trust_proxy: bool,
+    /// RFC 7591 initial access token registration requests must carry; default none.
+    pub initial_access_token: Option<String>,
     /// `[[trusted_clients]]`: clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Fields merged into the authorization server metadata.
@@ -165,15 +174,19 @@ impl Default for Settings {
             refresh_token_expires_in: d.refresh_token_expires_in,
             refresh_family_lifetime: d.refresh_family_lifetime,
             refresh_reuse_grace: d.refresh_reuse_grace,
+            refresh_reuse_policy: d.refresh_reuse_policy,
+            refresh_reuse_window: d.refresh_reuse_window,
             refresh_token_policy: "registered_grant".into(),
             session_expires_in: d.session_expires_in,
             default_scope: d.default_scope,
             resource_scopes: d.resource_scopes,
             mcp_scopes: d.mcp_scopes,
+            consent_scopes: d.consent_scopes,
             mcp_allowed_origins: d.mcp_allowed_origins,
             require_pkce_for_confidential: d.require_pkce_for_confidential,
             allow_dynamic_client_registration: d.allow_dynamic_client_registration,
             revoke_grants_on_password_change: d.revoke_grants_on_password_change,
+            initial_access_token: None,
             trusted_clients: Vec::new(),
             trust_proxy: false,
             metadata: serde_json::Map::new(),
@@ -272,6 +285,8 @@ impl Settings {
         o.refresh_token_expires_in = self.refresh_token_expires_in;
         o.refresh_family_lifetime = self.refresh_family_lifetime;
         o.refresh_reuse_grace = self.refresh_reuse_grace;
+        o.refresh_reuse_policy = self.refresh_reuse_policy;
+        o.refresh_reuse_window = self.refresh_reuse_window;
         o.refresh_token_policy = match self.refresh_token_policy.as_str() {
             "registered_grant" => RefreshTokenPolicy::RegisteredGrant,
             "offline_access" => RefreshTokenPolicy::OfflineAccess,
@@ -283,10 +298,12 @@ impl Settings {
         o.default_scope = self.default_scope.clone();
         o.resource_scopes = self.resource_scopes.clone();
         o.mcp_scopes = self.mcp_scopes.clone();
+        o.consent_scopes = self.consent_scopes.clone();
         o.mcp_allowed_origins = self.mcp_allowed_origins.clone();
         o.require_pkce_for_confidential = self.require_pkce_for_confidential;
         o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
         o.revoke_grants_on_password_change = self.revoke_grants_on_password_change;
+        o.initial_access_token = self.initial_access_token.clone();
         o.trusted_clients = self.trusted_clients.clone();
         o.trust_proxy = self.trust_proxy;
         o.metadata = self.metadata.clone();

@@ -103,6 +103,9 @@ async fn authorize_validated(
         });
     };
 
+    // A client that skips consent still needs the user's explicit approval for a consent
+    // scope (`consent_scopes`, e.g. `mcp:admin`): a stored consent covering it is one.
+    let explicit = checked.needs_explicit_consent(auth.authorization_policy());
     let request = PendingAuthorization {
         user_id: user.id.clone(),
         session_id: session.id.clone(),
@@ -116,7 +119,7 @@ async fn authorize_validated(
         auth_time: session.auth_time,
     };
 
-    let consented = if client.skip_consent {
+    let consented = if client.skip_consent && !explicit {
         true
     } else if checked.prompt.consent() {
         false

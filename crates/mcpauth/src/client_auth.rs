@@ -1,7 +1,10 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749
 //! §2.3.1): HTTP Basic (each part form-encoded) or `client_secret` in the body, or none for a
-//! public client, exactly as the client registered; secrets compared in constant time against
-//! their stored hash. A failure after Basic carries a `Basic` challenge (RFC 6749 §5.2).
+//! public client; secrets compared in constant time against their stored hash. A
+//! confidential client may send its secret either way, whichever method it registered (the
+//! RFC allows both; Claude's connector registers `client_secret_post` and Codex switches to
+//! Basic once it has a secret), but must send it: a client with a secret never passes as
+//! public. A failure after Basic carries a `Basic` challenge (RFC 6749 §5.2).
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -95,7 +98,9 @@ async fn check_client(
         .await?
         .filter(|c| !c.disabled)
         .ok_or_else(unknown)?;
-    if client.token_endpoint_auth_method != method {
+    // Public stays public and confidential stays confidential; between Basic and the body
+    // either will do.
+    if client.is_public() != (method == TokenEndpointAuthMethod::None) {
         return Err(OAuthError::invalid_client(format!(
             "this client authenticates with {}",
             client.token_endpoint_auth_method.as_str()

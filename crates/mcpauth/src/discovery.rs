@@ -37,7 +37,7 @@ impl McpAuth {
             "issuer": o.issuer,
             "authorization_endpoint": self.endpoint("/mcp/authorize"),
             "token_endpoint": self.endpoint("/mcp/token"),
-            "scopes_supported": self.scopes_supported().iter().collect::<Vec<_>>(),
+            "scopes_supported": self.ordinary_scopes(),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -70,18 +70,26 @@ impl McpAuth {
         doc
     }
 
-    /// The protected resource metadata document (RFC 9728 §2) of the MCP endpoint.
+    /// The scopes the authorization server advertises: every supported one but the consent
+    /// scopes, which a client asking for everything advertised (VS Code, some Claude versions)
+    /// must not ask for by accident (RFC 8414 §2 lets a server leave scopes out).
+    fn ordinary_scopes(&self) -> Vec<&str> {
+        let consent = &self.authorization_policy().consent_scopes;
+        self.scopes_supported()
+            .iter()
+            .filter(|s| !consent.contains(s))
+            .collect()
+    }
+
+    /// The protected resource metadata document (RFC 9728 §2) of the MCP endpoint. Its
+    /// `scopes_supported` are the scopes an ordinary client should ask for (`mcp_scopes`):
+    /// the SDKs request exactly these when the 401 challenge names none.
     pub fn protected_resource_metadata(&self) -> Value {
         let o = &self.options();
-        let scopes: Vec<&str> = self
-            .scopes_supported()
-            .iter()
-            .filter(|s| *s != "offline_access")
-            .collect();
         json!({
             "resource": o.resource,
             "authorization_servers": [o.issuer],
-            "scopes_supported": scopes,
+            "scopes_supported": o.mcp_scopes,
             "bearer_methods_supported": ["header"],
             "resource_name": o.resource_name,
         })

@@ -64,7 +64,7 @@ pub use errors::BearerError;
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
-pub use options::{McpAuthOptions, RefreshTokenPolicy, TrustedClient};
+pub use options::{McpAuthOptions, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient};
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimits;
 pub use rate_limit::{

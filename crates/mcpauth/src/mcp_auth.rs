@@ -71,6 +71,7 @@ struct Checked {
     resource: url::Url,
     scopes_supported: Scopes,
     default_scope: Scopes,
+    consent_scopes: Scopes,
 }
 
 /// Every rule an option must meet, so that a library user gets the same checks as the server.
@@ -107,6 +108,12 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "must be zero or a positive number of seconds",
         ));
     }
+    if !(1..=3600).contains(&options.refresh_reuse_window) {
+        return Err(invalid(
+            "refresh_reuse_window",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
     let default_scope = Scopes::parse(&options.default_scope)
         .map_err(|e| invalid("default_scope", e.description))?;
     let mut all = vec!["openid", "profile", "email", "offline_access"];
@@ -118,6 +125,27 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "names a scope that is not supported",
         ));
     }
+    if options
+        .consent_scopes
+        .iter()
+        .any(|scope| Scopes::parse(scope).map_or(true, |one| one.iter().count() != 1))
+    {
+        return Err(invalid(
+            "consent_scopes",
+            "each entry must be one scope token",
+        ));
+    }
+    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
+    if options
+        .initial_access_token
+        .as_ref()
+        .is_some_and(|t| t.len() < 32)
+    {
+        return Err(invalid(
+            "initial_access_token",
+            "must be at least 32 characters",
+        ));
+    }
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(invalid("secret", "must be at least 32 characters"));
     }
@@ -126,6 +154,7 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
         resource,
         scopes_supported,
         default_scope,
+        consent_scopes,
     })
 }
 
@@ -223,6 +252,7 @@ impl McpAuth {
             authorization_policy: AuthorizationPolicy {
                 default_scope: checked.default_scope,
                 scopes_supported: checked.scopes_supported,
+                consent_scopes: checked.consent_scopes,
                 resource: options.resource.clone(),
                 require_pkce_for_confidential: options.require_pkce_for_confidential,
             },

@@ -6,7 +6,7 @@ use mcpauth_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
 pub use crate::rate_limit::RateLimitOptions;
-pub use mcpauth_core::RefreshTokenPolicy;
+pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
 
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
 /// `trusted_clients`): written to the store at start-up, replacing any earlier version.
@@ -31,6 +31,9 @@ pub struct TrustedClient {
     /// Skip the consent page for this client (default true: it is trusted).
     #[serde(default = "default_true")]
     pub skip_consent: bool,
+    /// This client's [`RefreshReusePolicy`]; default: the server's `refresh_reuse_policy`.
+    #[serde(default)]
+    pub refresh_reuse_policy: Option<RefreshReusePolicy>,
 }
 
 fn default_true() -> bool {
@@ -63,6 +66,12 @@ pub struct McpAuthOptions {
     pub refresh_family_lifetime: i64,
     /// How long a rotated refresh token may be retried for the same answer, seconds.
     pub refresh_reuse_grace: i64,
+    /// What a rotated refresh token presented again after `refresh_reuse_grace` gets (SECURITY
+    /// S12); a trusted client may have its own ([`TrustedClient::refresh_reuse_policy`]).
+    pub refresh_reuse_policy: RefreshReusePolicy,
+    /// Under [`RefreshReusePolicy::ToleratePrevious`]: how long after a grant last advanced its
+    /// previous refresh token is still tolerated, seconds (1 to 3600).
+    pub refresh_reuse_window: i64,
     /// Which clients get refresh tokens.
     pub refresh_token_policy: RefreshTokenPolicy,
     /// Browser session lifetime, seconds.
@@ -71,8 +80,13 @@ pub struct McpAuthOptions {
     pub default_scope: String,
     /// Scopes of the protected resource (the MCP server), beyond the OpenID ones.
     pub resource_scopes: Vec<String>,
-    /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge.
+    /// Scopes an ordinary call to the MCP endpoint needs; named in its 401 challenge and the
+    /// only resource scopes the protected resource metadata lists.
     pub mcp_scopes: Vec<String>,
+    /// Scopes never granted without the user's explicit approval, even to a client that skips
+    /// consent, and not advertised in the authorization server's `scopes_supported` (clients
+    /// that ask for everything advertised would otherwise ask for them).
+    pub consent_scopes: Vec<String>,
     /// Browser origins (besides the issuer's) allowed to call the MCP endpoint, e.g.
     /// `http://localhost:6274` for the MCP Inspector. With a loopback issuer every loopback
     /// origin is allowed.
@@ -81,6 +95,10 @@ pub struct McpAuthOptions {
     pub require_pkce_for_confidential: bool,
     /// Whether clients may register themselves (RFC 7591).
     pub allow_dynamic_client_registration: bool,
+    /// RFC 7591 §3 initial access token: when set (≥ 32 characters), a registration request
+    /// must carry it as `Authorization: Bearer …`. For deployments whose clients are given
+    /// the token out of band; clients that find the server by discovery alone cannot register.
+    pub initial_access_token: Option<String>,
     /// Clients registered by configuration.
     pub trusted_clients: Vec<TrustedClient>,
     /// Trust `X-Forwarded-For` / `Forwarded` from a reverse proxy for the client's address
@@ -117,6 +135,16 @@ pub struct McpAuthOptions {
 }
 
 impl McpAuthOptions {
+    /// The refresh-reuse policy of `client_id`: its own when it is a trusted client that sets
+    /// one, else the server's.
+    pub fn refresh_reuse_policy_of(&self, client_id: &str) -> RefreshReusePolicy {
+        self.trusted_clients
+            .iter()
+            .find(|trusted| trusted.client_id == client_id)
+            .and_then(|trusted| trusted.refresh_reuse_policy)
+            .unwrap_or(self.refresh_reuse_policy)
+    }
+
     /// The defaults, for the given public origin.
     pub fn new(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into().trim_end_matches('/').to_owned();
@@ -132,14 +160,18 @@ impl McpAuthOptions {
             refresh_token_expires_in: 604_800,
             refresh_family_lifetime: 90 * 86_400,
             refresh_reuse_grace: 30,
+            refresh_reuse_policy: RefreshReusePolicy::ToleratePrevious,
+            refresh_reuse_window: 600,
             refresh_token_policy: RefreshTokenPolicy::RegisteredGrant,
             session_expires_in: 7 * 86_400,
             default_scope: "openid".to_owned(),
             resource_scopes: vec!["mcp:tools".to_owned(), "mcp:admin".to_owned()],
             mcp_scopes: vec!["mcp:tools".to_owned()],
+            consent_scopes: vec!["mcp:admin".to_owned()],
             mcp_allowed_origins: Vec::new(),
             require_pkce_for_confidential: true,
             allow_dynamic_client_registration: true,
+            initial_access_token: None,
             trusted_clients: Vec::new(),
             trust_proxy: false,
             metadata: serde_json::Map::new(),
@@ -165,6 +197,10 @@ impl std::fmt::Debug for McpAuthOptions {
             .field("login_page", &self.login_page)
             .field("consent_page", &self.consent_page)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "initial_access_token",
+                &self.initial_access_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("rate_limit_backend", &self.rate_limit_backend)
             .finish_non_exhaustive()
     }

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::TokenEndpointAuthMethod;
 use mcpauth_core::{ClientRegistration, ErrorCode, OAuthError, StoreError, secret};
@@ -27,17 +27,42 @@ pub async fn register_client(State(auth): State<McpAuth>, request: Request) -> R
     {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
+    if let Some(expected) = &auth.options().initial_access_token
+        && !carries_bearer(&parts.headers, expected)
+    {
+        let refused = OAuthJson::from(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "registration needs this server's initial access token (Authorization: Bearer)",
+        ));
+        let mut response = refused.into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return response;
+    }
     match register(&auth, &parts.headers, body).await {
         Ok(body) => NoStore((StatusCode::CREATED, axum::Json(body))).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-async fn register(
-    auth: &McpAuth,
-    headers: &axum::http::HeaderMap,
-    body: Body,
-) -> Result<Value, OAuthJson> {
+/// True when the request carries `expected` as its bearer token (compared in constant time).
+fn carries_bearer(headers: &HeaderMap, expected: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    secret::constant_time_eq(
+        secret::hash_token(presented).as_bytes(),
+        secret::hash_token(expected).as_bytes(),
+    )
+}
+
+async fn register(auth: &McpAuth, headers: &HeaderMap, body: Body) -> Result<Value, OAuthJson> {
     if !auth.options().allow_dynamic_client_registration {
         return Err(OAuthJson {
             error: OAuthError::new(
@@ -66,12 +91,13 @@ async fn register(
     let client_secret = (registration.token_endpoint_auth_method != TokenEndpointAuthMethod::None)
         .then(secret::random_token);
     let mut echoed = registration.echo.clone();
-    let client = registration.into_client(
+    let mut client = registration.into_client(
         client_id.clone(),
         client_secret.as_deref().map(secret::hash_token),
         false,
         now,
     );
+    client.registered_dynamically = true;
     match auth.store().create_client(&client).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {

@@ -3,14 +3,19 @@
 //! The client is authenticated before the code is consumed. A code works once; a second use
 //! revokes what the first produced (SECURITY S8). Refresh tokens rotate on every use; a client
 //! that lost the answer may retry within `refresh_reuse_grace` and gets the same answer back,
-//! read from a copy sealed under the old token; any later reuse revokes the whole grant (S12).
+//! read from a copy sealed under the old token. A later reuse is judged by the client's
+//! `refresh_reuse_policy` ([`mcpauth_core::RefreshReusePolicy`]): the immediately previous
+//! token within the window gets new tokens of the same grant (`refresh.reuse_tolerated`);
+//! anything else revokes the whole grant (S12).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::grant::{self, CodeBinding, RefreshBinding, RefreshTokenState};
-use mcpauth_core::model::{AccessToken, Client, CodeRedemption, GrantType, RefreshToken, Rotation};
+use mcpauth_core::model::{
+    AccessToken, Client, CodeRedemption, GrantType, RefreshToken, Reissue, Rotation,
+};
 use mcpauth_core::{ErrorCode, OAuthError, Scopes, secret};
 use serde_json::{Value, json};
 
@@ -215,16 +220,20 @@ async fn refresh(
         expires_at: old.expires_at,
         family_expires_at: family.expires_at,
     };
-    if let RefreshTokenState::Rotated { rotated_at } = binding.check(&client.client_id, now)? {
-        return replay_or_revoke(
-            auth,
-            presented,
-            &family.id,
-            rotated_at,
-            old.retry_response.as_deref(),
-            ip,
-        )
-        .await;
+    let state = binding.check(&client.client_id, now)?;
+    let options = auth.options();
+    let window = options
+        .refresh_reuse_policy_of(&client.client_id)
+        .tolerance_window(options.refresh_reuse_window);
+    if let RefreshTokenState::Rotated { rotated_at } = state {
+        if let Some(previous) =
+            retry_answer(auth, presented, rotated_at, old.retry_response.as_deref())
+        {
+            return Ok(previous);
+        }
+        if window.is_none() {
+            return Err(revoke_reused(auth, &family.id, ip).await);
+        }
     }
     let granted = &old.scopes;
     let scopes = grant::narrow_scope(granted, params.get("scope"))?;
@@ -249,57 +258,120 @@ async fn refresh(
         return Err(OAuthError::server_error().into());
     };
     let sealed = secret::seal(presented, issued.response.to_string().as_bytes());
+    let detail = json!({ "family_id": family.id, "scope": scopes.to_string() });
+    // Whether the token must be spent (marked rotated with this answer) by a tolerated
+    // reissue: only when it was never rotated.
+    let spend = match state {
+        RefreshTokenState::Live => {
+            let audit = auth.audit_event(
+                "token.refresh",
+                Some(&old.user_id),
+                Some(&client.client_id),
+                Some(ip),
+                detail.clone(),
+            );
+            match auth
+                .store()
+                .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh, &audit)
+                .await?
+            {
+                Rotation::Rotated => return Ok(issued.response),
+                Rotation::AlreadyRotated {
+                    rotated_at,
+                    retry_response,
+                } => {
+                    if let Some(previous) =
+                        retry_answer(auth, presented, rotated_at, retry_response.as_deref())
+                    {
+                        return Ok(previous);
+                    }
+                    None
+                }
+                Rotation::Superseded => Some(sealed.as_str()),
+            }
+        }
+        RefreshTokenState::Rotated { .. } => None,
+    };
+    let Some(window) = window else {
+        return Err(revoke_reused(auth, &family.id, ip).await);
+    };
+    // The tolerated reuse (SECURITY S12): the store decides, atomically, whether this token is
+    // the immediately previous one and the grant advanced within the window.
     let audit = auth.audit_event(
-        "token.refresh",
+        "refresh.reuse_tolerated",
         Some(&old.user_id),
         Some(&client.client_id),
         Some(ip),
-        json!({ "family_id": family.id, "scope": scopes.to_string() }),
+        detail,
     );
-    match auth
-        .store()
-        .rotate_refresh_token(&old_hash, now, &sealed, &issued.access, refresh, &audit)
-        .await?
-    {
-        Rotation::Rotated => Ok(issued.response),
-        Rotation::AlreadyRotated {
-            rotated_at,
-            retry_response,
-        } => {
-            replay_or_revoke(
-                auth,
-                presented,
-                &family.id,
-                rotated_at,
-                retry_response.as_deref(),
-                ip,
+    let mut spend = spend;
+    loop {
+        match auth
+            .store()
+            .reissue_refresh_token(
+                &old_hash,
+                now,
+                window,
+                spend,
+                &issued.access,
+                refresh,
+                &audit,
             )
-            .await
+            .await?
+        {
+            Reissue::Reissued => {
+                tracing::info!(
+                    family_id = %family.id,
+                    client_id = %client.client_id,
+                    "previous refresh token presented again within the window; tolerated"
+                );
+                return Ok(issued.response);
+            }
+            Reissue::AlreadyRotated {
+                rotated_at,
+                retry_response,
+            } => {
+                // A concurrent presentation spent it first: its answer, or judge it as rotated.
+                if let Some(previous) =
+                    retry_answer(auth, presented, rotated_at, retry_response.as_deref())
+                {
+                    return Ok(previous);
+                }
+                if spend.take().is_none() {
+                    break;
+                }
+            }
+            Reissue::Refused => break,
         }
     }
+    Err(revoke_reused(auth, &family.id, ip).await)
 }
 
-/// A rotated refresh token came back: within the grace window the client gets the answer it
-/// lost; after it, the grant is treated as stolen and revoked.
-async fn replay_or_revoke(
+/// The answer a rotated token's rotation gave, when it is retried within the grace window
+/// (the answer is sealed under the token, so only its holder can open it).
+fn retry_answer(
     auth: &McpAuth,
     presented: &str,
-    family_id: &str,
     rotated_at: i64,
     retry_response: Option<&str>,
-    ip: &str,
-) -> Result<Value, OAuthJson> {
-    let now = auth.now();
-    if grant::within_retry_window(rotated_at, now, auth.options().refresh_reuse_grace)
-        && let Some(previous) = retry_response
-            .and_then(|sealed| secret::open(presented, sealed))
-            .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
-    {
-        return Ok(previous);
+) -> Option<Value> {
+    if !grant::within_retry_window(rotated_at, auth.now(), auth.options().refresh_reuse_grace) {
+        return None;
     }
+    retry_response
+        .and_then(|sealed| secret::open(presented, sealed))
+        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+}
+
+/// A refresh token came back that the policy does not tolerate: the grant is treated as
+/// stolen and revoked.
+async fn revoke_reused(auth: &McpAuth, family_id: &str, ip: &str) -> OAuthJson {
+    let now = auth.now();
     let revoked = auth.store().revoke_family(family_id, now).await;
     auth.forget_validated_tokens();
-    revoked?;
+    if let Err(error) = revoked {
+        return error.into();
+    }
     auth.audit(
         "refresh.reuse_detected",
         None,
@@ -312,10 +384,8 @@ async fn replay_or_revoke(
         family_id,
         "refresh token reused after rotation; the grant is revoked"
     );
-    Err(
-        OAuthError::invalid_grant("the refresh token was already used; the grant has been revoked")
-            .into(),
-    )
+    OAuthError::invalid_grant("the refresh token was already used; the grant has been revoked")
+        .into()
 }
 
 /// Tokens minted for one response, and the response.

@@ -291,6 +291,10 @@ async fn client_secret_is_shown_once_stored_hashed_and_authenticates() {
     );
     assert_eq!(client["disabled"], false);
     assert_eq!(client["skip_consent"], false);
+    assert_eq!(
+        client["registered_dynamically"], false,
+        "an operator's client is never purged"
+    );
     for listing in [
         cli.run(&["client", "list", "--json"]).await.ok("list"),
         cli.run(&["client", "list"]).await.ok("list"),

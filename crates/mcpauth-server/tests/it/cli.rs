@@ -335,6 +335,41 @@ async fn invalid_config_file_fails_clearly() {
     assert!(stderr.contains("no_such_setting"), "{stderr}");
 }
 
+#[test]
+fn refresh_reuse_policy_is_read_globally_and_per_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.toml");
+    std::fs::write(
+        &config,
+        "refresh_reuse_policy = \"strict\"\nrefresh_reuse_window = 120\n\
+         [[trusted_clients]]\nclient_id = \"app\"\nname = \"App\"\n\
+         redirect_uris = [\"https://app.example/cb\"]\nrefresh_reuse_policy = \"tolerate_previous\"\n",
+    )
+    .unwrap();
+    let settings = mcpauth_server::Settings::load(Some(&config), Default::default()).unwrap();
+    let options = settings.options("https://auth.example").unwrap();
+    assert_eq!(
+        options.refresh_reuse_policy,
+        mcpauth::RefreshReusePolicy::Strict
+    );
+    assert_eq!(options.refresh_reuse_window, 120);
+    assert_eq!(
+        options.refresh_reuse_policy_of("app"),
+        mcpauth::RefreshReusePolicy::ToleratePrevious
+    );
+    assert_eq!(
+        options.refresh_reuse_policy_of("other"),
+        mcpauth::RefreshReusePolicy::Strict
+    );
+
+    std::fs::write(&config, "refresh_reuse_policy = \"lenient\"\n").unwrap();
+    let error = mcpauth_server::Settings::load(Some(&config), Default::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("lenient"), "{error}");
+}
+
 #[tokio::test]
 async fn database_url_environment_variable_is_honoured() {
     let dir = tempfile::tempdir().unwrap();

@@ -338,7 +338,7 @@ async fn rmcp_client_defaults_discovery_registration_and_token_request() {
         r#""grant_types":["authorization_code","refresh_token"]"#,
         r#""application_type":"native""#,
         r#""client_name":"MCP Client""#,
-        r#""scope":"mcp:tools openid profile email mcp:admin offline_access""#,
+        r#""scope":"mcp:tools offline_access""#,
     ] {
         assert!(register.contains(field), "{field} in {register}");
     }
@@ -348,14 +348,7 @@ async fn rmcp_client_defaults_discovery_registration_and_token_request() {
     scopes.sort_unstable();
     assert_eq!(
         scopes,
-        [
-            "email",
-            "mcp:admin",
-            "mcp:tools",
-            "offline_access",
-            "openid",
-            "profile"
-        ],
+        ["mcp:tools", "offline_access"],
         "{authorization_url}"
     );
     // Token request: form-encoded, PKCE verifier, redirect URI and the RFC 8707 resource.

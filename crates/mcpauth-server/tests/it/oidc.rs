@@ -410,7 +410,8 @@ async fn s27_introspection_needs_client_authentication_and_never_describes_refre
 
 #[tokio::test]
 async fn security_events_reach_the_audit_log() {
-    let app = spawn_app().await;
+    let app =
+        spawn_app_with(|s| s.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict).await;
     let flow = app.full_flow("openid").await;
     let refresh = flow.tokens["refresh_token"].as_str().unwrap();
     app.token(&[

@@ -553,3 +553,41 @@ async fn s24_client_secret_is_stored_only_as_a_hash() {
         );
     }
 }
+
+/// SECURITY M5: with an initial access token configured (RFC 7591 §3), only requests carrying
+/// it as a bearer token register; the others get 401 `invalid_token` and register nothing.
+#[tokio::test]
+async fn m05_initial_access_token_guards_registration() {
+    const TOKEN: &str = "an-initial-access-token-of-enough-length";
+    let app = spawn_app_with(|s| s.initial_access_token = Some(TOKEN.into())).await;
+    let body = json!({
+        "redirect_uris": [REDIRECT_URI],
+        "token_endpoint_auth_method": "none",
+    });
+    let post = |bearer: Option<&str>| {
+        let mut request = app.http.post(app.url("/api/auth/mcp/register")).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send()
+    };
+    for bearer in [None, Some("wrong-token"), Some(&TOKEN[1..])] {
+        let response = post(bearer).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_token");
+    }
+    let response = post(Some(TOKEN)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let clients: i64 = sqlx::query_scalar(r#"SELECT COUNT(*) FROM "oauthApplication""#)
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(clients, 1, "only the authorized request registered");
+}

@@ -97,7 +97,11 @@ async fn a_cached_token_still_expires() {
 /// these pass.
 #[tokio::test]
 async fn revocations_through_the_server_take_effect_at_once() {
-    let app = spawn_app_with(|s| s.token_cache.revocation_check_ms = 3_600_000).await;
+    let app = spawn_app_with(|s| {
+        s.token_cache.revocation_check_ms = 3_600_000;
+        s.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict;
+    })
+    .await;
 
     // RFC 7009 revocation.
     let flow = app.full_flow("mcp:tools offline_access").await;
@@ -122,7 +126,7 @@ async fn revocations_through_the_server_take_effect_at_once() {
         "revoking the refresh token ends its access token"
     );
 
-    // Refresh token reuse after the grace window (S12).
+    // Refresh token reuse after the grace window (S12, strict policy).
     let flow = app.full_flow("mcp:tools offline_access").await;
     let old_refresh = flow.tokens["refresh_token"].as_str().unwrap();
     let refresh = |token: &str| {

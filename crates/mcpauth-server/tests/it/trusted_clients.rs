@@ -15,6 +15,7 @@ fn trusted(skip_consent: bool) -> TrustedClient {
         redirect_uris: vec![REDIRECT_URI.into()],
         logo_uri: None,
         skip_consent,
+        refresh_reuse_policy: None,
     }
 }
 

@@ -147,7 +147,7 @@ macro_rules! client_columns {
     () => {
         "client_id, client_secret_hash, name, redirect_uris, \
      token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled, skip_consent, \
-     created_at"
+     registered_dynamically, created_at"
     };
 }
 pub(crate) use client_columns;
@@ -181,6 +181,7 @@ pub(crate) fn client<R: DbRow>(row: &R) -> Result<Client, StoreError> {
             .map_err(|err| corrupt("oauthApplication.metadata", err))?,
         disabled: get(row, "disabled")?,
         skip_consent: get(row, "skip_consent")?,
+        registered_dynamically: get(row, "registered_dynamically")?,
         created_at: get(row, "created_at")?,
     })
 }

@@ -21,7 +21,7 @@
 use async_trait::async_trait;
 use mcpauth_core::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
-    GrantSummary, RefreshToken, Rotation, Session, SigningKey, TokenFamily, User,
+    GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey, TokenFamily, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
@@ -50,8 +50,8 @@ macro_rules! insert_client_sql {
         r#"INSERT INTO "oauthApplication"
                (id, client_id, client_secret_hash, name, redirect_uris,
                 token_endpoint_auth_method, grant_types, logo_uri, metadata, disabled,
-                skip_consent, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"#
+                skip_consent, registered_dynamically, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12, $12)"#
     };
 }
 
@@ -72,6 +72,7 @@ const UPSERT_CLIENT: &str = concat!(
                metadata = excluded.metadata,
                disabled = excluded.disabled,
                skip_consent = excluded.skip_consent,
+               registered_dynamically = excluded.registered_dynamically,
                updated_at = excluded.updated_at"#
 );
 
@@ -93,6 +94,7 @@ fn insert_client<'a>(sql: &'static str, client: &'a Client) -> Query<'a> {
         .bind(client.disabled)
         .bind(client.skip_consent)
         .bind(client.created_at)
+        .bind(client.registered_dynamically)
 }
 
 fn insert_access_token(access: &AccessToken) -> Query<'_> {
@@ -113,12 +115,15 @@ fn insert_access_token(access: &AccessToken) -> Query<'_> {
     .bind(access.created_at)
 }
 
+/// A new refresh token is of its family's head generation: 0 at the code exchange, the new
+/// head after a rotation advanced it, the head for a tolerated reissue.
 fn insert_refresh_token(refresh: &RefreshToken) -> Query<'_> {
     query(
         r#"INSERT INTO "oauthRefreshToken"
                (id, token_hash, family_id, client_id, user_id, scopes, resource, expires_at,
-                created_at, rotated_at, retry_response)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+                created_at, rotated_at, retry_response, generation)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                   (SELECT generation FROM "oauthTokenFamily" WHERE id = $3))"#,
     )
     .bind(&refresh.id)
     .bind(&refresh.token_hash)
@@ -202,6 +207,55 @@ async fn store_tokens<DB: Backend>(
     tx.execute(mark_family_used(&access.family_id, access.created_at))
         .await?;
     Ok(())
+}
+
+/// Marks an unrotated refresh token rotated with `retry_response`, in the caller's
+/// transaction; its family and generation when this call marked it, `None` when it was rotated
+/// already (or is gone). The conditional UPDATE decides the single winner of concurrent calls
+/// (and, on PostgreSQL, takes the row lock that makes the others wait for the winner's commit).
+async fn spend_refresh_token<DB: Backend>(
+    tx: &mut Tx<DB>,
+    old_hash: &str,
+    now: i64,
+    retry_response: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            query(
+                r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
+                   WHERE token_hash = $1 AND rotated_at IS NULL
+                   RETURNING family_id, generation"#,
+            )
+            .bind(old_hash)
+            .bind(now)
+            .bind(retry_response),
+        )
+        .await?;
+    decode_optional(row, family_and_generation)
+}
+
+fn family_and_generation<R: DbRow>(row: &R) -> Result<(String, i64), StoreError> {
+    Ok((get(row, "family_id")?, get(row, "generation")?))
+}
+
+/// When a refresh token was rotated and the answer sealed then, as committed; `None` when the
+/// token is gone.
+async fn earlier_rotation<DB: Backend>(
+    tx: &mut Tx<DB>,
+    old_hash: &str,
+) -> Result<Option<(Option<i64>, Option<String>)>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            query(
+                r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
+                   WHERE token_hash = $1"#,
+            )
+            .bind(old_hash),
+        )
+        .await?;
+    decode_optional(row, |row| {
+        Ok((get(row, "rotated_at")?, get(row, "retry_response")?))
+    })
 }
 
 fn decode_optional<R: DbRow, T>(
@@ -698,40 +752,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
         audit: &AuditEvent,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.begin_write().await?;
-        // The conditional UPDATE decides the single winner (and, on PostgreSQL, takes the row
-        // lock that makes concurrent callers wait for the winner to commit).
-        let rotated = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthRefreshToken" SET rotated_at = $2, retry_response = $3
-                       WHERE token_hash = $1 AND rotated_at IS NULL"#,
-                )
-                .bind(old_hash)
-                .bind(now)
-                .bind(retry_response),
-            )
-            .await?;
-
-        if rotated == 0 {
+        let Some((family_id, generation)) =
+            spend_refresh_token(&mut tx, old_hash, now, retry_response).await?
+        else {
             // Lost the race (or the token was rotated long ago): report the winner's rotation
             // and write nothing.
-            let row = tx
-                .fetch_optional(
-                    query(
-                        r#"SELECT rotated_at, retry_response FROM "oauthRefreshToken"
-                           WHERE token_hash = $1"#,
-                    )
-                    .bind(old_hash),
-                )
-                .await?;
-            let row = decode_optional(row, |row| {
-                Ok((
-                    get::<Option<i64>, _>(row, "rotated_at")?,
-                    get::<Option<String>, _>(row, "retry_response")?,
-                ))
-            })?;
+            let earlier = earlier_rotation(&mut tx, old_hash).await?;
             tx.rollback().await?;
-            return match row {
+            return match earlier {
                 Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
                     rotated_at,
                     retry_response,
@@ -746,12 +774,105 @@ impl<DB: Backend> Store for SqlStore<DB> {
                     "the refresh token no longer exists".to_owned(),
                 )),
             };
+        };
+        // Advance the grant, if this token is still of its head generation. A sibling (a
+        // tolerated reissue) that rotated first has moved the head on: then this token is
+        // superseded and nothing is written. On PostgreSQL the family's row lock orders
+        // concurrent advances; the loser re-reads the committed generation.
+        let advanced = tx
+            .execute(
+                query(
+                    r#"UPDATE "oauthTokenFamily"
+                       SET generation = generation + 1, advanced_at = $3
+                       WHERE id = $1 AND generation = $2"#,
+                )
+                .bind(&family_id)
+                .bind(generation)
+                .bind(now),
+            )
+            .await?;
+        if advanced == 0 {
+            tx.rollback().await?;
+            return Ok(Rotation::Superseded);
         }
-
         store_tokens(&mut tx, access, Some(refresh)).await?;
         tx.execute(insert_audit(audit)).await?;
         tx.commit().await?;
         Ok(Rotation::Rotated)
+    }
+
+    async fn reissue_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        window: i64,
+        retry_response: Option<&str>,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+        audit: &AuditEvent,
+    ) -> Result<Reissue, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let token = match retry_response {
+            // Spend the superseded token, so that a retry gets this answer; of concurrent
+            // presentations one marks it and the others get its answer (or nothing).
+            Some(retry_response) => {
+                match spend_refresh_token(&mut tx, old_hash, now, retry_response).await? {
+                    Some(token) => Some(token),
+                    None => {
+                        let earlier = earlier_rotation(&mut tx, old_hash).await?;
+                        tx.rollback().await?;
+                        return Ok(match earlier {
+                            Some((Some(rotated_at), retry_response)) => Reissue::AlreadyRotated {
+                                rotated_at,
+                                retry_response,
+                            },
+                            _ => Reissue::Refused,
+                        });
+                    }
+                }
+            }
+            None => {
+                let row = tx
+                    .fetch_optional(
+                        query(
+                            r#"SELECT family_id, generation FROM "oauthRefreshToken"
+                               WHERE token_hash = $1"#,
+                        )
+                        .bind(old_hash),
+                    )
+                    .await?;
+                decode_optional(row, family_and_generation)?
+            }
+        };
+        let Some((family_id, generation)) = token else {
+            tx.rollback().await?;
+            return Ok(Reissue::Refused);
+        };
+        // The decision, as one conditional write on the family's row: the token is exactly
+        // one generation behind the head, the head advanced within the window, the grant is
+        // alive. It does not advance the grant, so tolerated reuses never extend the window.
+        let tolerated = tx
+            .execute(
+                query(
+                    r#"UPDATE "oauthTokenFamily" SET last_used_at = $3
+                       WHERE id = $1 AND generation = $2 + 1
+                         AND advanced_at IS NOT NULL AND advanced_at >= $3 - $4
+                         AND revoked_at IS NULL AND expires_at > $3"#,
+                )
+                .bind(&family_id)
+                .bind(generation)
+                .bind(now)
+                .bind(window),
+            )
+            .await?;
+        if tolerated == 0 {
+            tx.rollback().await?;
+            return Ok(Reissue::Refused);
+        }
+        store_tokens(&mut tx, access, Some(refresh)).await?;
+        tx.execute(insert_audit(audit)).await?;
+        tx.commit().await?;
+        Ok(Reissue::Reissued)
     }
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
@@ -779,6 +900,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
             r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
             r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
             r#"DELETE FROM "rateLimit" WHERE expires_at <= $1"#,
+            // Self-registered clients a day old that never completed an authorization (no
+            // family that issued tokens; SECURITY M5). A client with a grant stays.
+            r#"DELETE FROM "oauthApplication"
+               WHERE registered_dynamically AND created_at <= $1 - 86400
+                 AND NOT EXISTS (
+                     SELECT 1 FROM "oauthTokenFamily" f
+                     WHERE f.client_id = "oauthApplication".client_id
+                       AND f.last_used_at IS NOT NULL)"#,
         ];
         let mut tx = self.begin_write().await?;
         // Families deleted at their absolute end take their tokens with them, possibly before

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mcpauth_core::model::{
     AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, GrantType, RefreshToken,
-    Rotation, Session, TokenEndpointAuthMethod, TokenFamily, User,
+    Reissue, Rotation, Session, TokenEndpointAuthMethod, TokenFamily, User,
 };
 use mcpauth_core::model::{AuditEvent, SigningKey};
 use mcpauth_core::{Store, StoreError};
@@ -59,6 +59,7 @@ pub fn client(client_id: &str) -> Client {
         }),
         disabled: false,
         skip_consent: false,
+        registered_dynamically: false,
         created_at: NOW,
     }
 }
@@ -1298,6 +1299,7 @@ pub async fn concurrent_rotation_once(store: Arc<dyn Store>) {
                 rotated_at,
                 retry_response,
             } => losers.push((i, rotated_at, retry_response)),
+            Rotation::Superseded => panic!("a head token is never superseded"),
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
@@ -1321,6 +1323,236 @@ pub async fn concurrent_rotation_once(store: Arc<dyn Store>) {
         assert_eq!(refresh_found, i == winner, "refresh successor r-{i}");
         assert_eq!(access_found, i == winner, "access successor a-{i}");
     }
+}
+
+/// Rotates `old` to access `a-{id}` and refresh `r-{id}` at `at`; the outcome.
+async fn rotate(store: &dyn Store, family: &TokenFamily, old: &str, id: &str, at: i64) -> Rotation {
+    store
+        .rotate_refresh_token(
+            &format!("refresh-hash-{old}"),
+            at,
+            &format!("sealed-{id}"),
+            &access(&format!("a-{id}"), family),
+            &refresh(id, family),
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap()
+}
+
+/// A tolerated reissue of `old` to access `a-{id}` and refresh `id` at `at` within a 600 s
+/// window, spending `old` with `spend` when given; the outcome.
+async fn reissue(
+    store: &dyn Store,
+    family: &TokenFamily,
+    old: &str,
+    id: &str,
+    at: i64,
+    spend: Option<&str>,
+) -> Reissue {
+    store
+        .reissue_refresh_token(
+            &format!("refresh-hash-{old}"),
+            at,
+            600,
+            spend,
+            &access(&format!("a-{id}"), family),
+            &refresh(id, family),
+            &audit("refresh.reuse_tolerated"),
+        )
+        .await
+        .unwrap()
+}
+
+async fn exists(store: &dyn Store, id: &str) -> bool {
+    store
+        .refresh_token(&format!("refresh-hash-{id}"))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// The generations behind the tolerated reuse (SECURITY S12): the immediately previous token is
+/// reissued within the window counted from the grant's last advance (both sides of it); older
+/// tokens, late reuse, and revoked grants are refused, writing nothing; a reissued sibling of
+/// the head is superseded when the head rotates first, and is then spent once.
+pub async fn refresh_reissue_generations(store: &dyn Store) {
+    let (family, _, _) = seed_tokens(store).await;
+    assert_eq!(
+        rotate(store, &family, "r1", "r2", NOW + 100).await,
+        Rotation::Rotated
+    );
+    // r1 is one behind the head; the grant advanced at NOW + 100.
+    assert_eq!(
+        reissue(store, &family, "r1", "r2a", NOW + 700, None).await,
+        Reissue::Reissued
+    );
+    assert!(exists(store, "r2a").await);
+    assert_eq!(
+        reissue(store, &family, "r1", "r2b", NOW + 701, None).await,
+        Reissue::Refused
+    );
+    assert!(!exists(store, "r2b").await, "a refusal writes nothing");
+    // The head is of the same generation as the reissued sibling: either may rotate.
+    assert_eq!(
+        rotate(store, &family, "r2", "r3", NOW + 800).await,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        reissue(store, &family, "r1", "r3x", NOW + 800, None).await,
+        Reissue::Refused
+    );
+    // The sibling r2a is now one behind: it cannot rotate, only be reissued, and spent once.
+    assert_eq!(
+        rotate(store, &family, "r2a", "r3y", NOW + 810).await,
+        Rotation::Superseded
+    );
+    assert!(!exists(store, "r3y").await);
+    let (unrotated, _) = store
+        .refresh_token("refresh-hash-r2a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        unrotated.rotated_at, None,
+        "a superseded rotation writes nothing"
+    );
+    assert_eq!(
+        reissue(store, &family, "r2a", "r3a", NOW + 810, Some("sealed-r3a")).await,
+        Reissue::Reissued
+    );
+    assert_eq!(
+        reissue(store, &family, "r2a", "r3b", NOW + 811, Some("sealed-r3b")).await,
+        Reissue::AlreadyRotated {
+            rotated_at: NOW + 810,
+            retry_response: Some("sealed-r3a".to_owned())
+        }
+    );
+    assert!(!exists(store, "r3b").await);
+    // The reissued token rotates like the head.
+    assert_eq!(
+        rotate(store, &family, "r3a", "r4", NOW + 900).await,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        rotate(store, &family, "r3", "r4x", NOW + 900).await,
+        Rotation::Superseded
+    );
+    // A revoked grant reissues nothing.
+    store.revoke_family(&family.id, NOW + 901).await.unwrap();
+    assert_eq!(
+        reissue(store, &family, "r3", "r4z", NOW + 901, Some("sealed")).await,
+        Reissue::Refused
+    );
+    assert!(!exists(store, "r4z").await);
+}
+
+/// Concurrent reissues of one superseded token: exactly one spends it and stores tokens; the
+/// others see its rotation and write nothing.
+pub async fn concurrent_reissue_spends_once(store: Arc<dyn Store>) {
+    let (family, _, _) = seed_tokens(store.as_ref()).await;
+    assert_eq!(
+        rotate(store.as_ref(), &family, "r1", "r2", NOW + 100).await,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        reissue(store.as_ref(), &family, "r1", "s2", NOW + 110, None).await,
+        Reissue::Reissued
+    );
+    assert_eq!(
+        rotate(store.as_ref(), &family, "r2", "r3", NOW + 120).await,
+        Rotation::Rotated
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let family = family.clone();
+        tasks.spawn(async move {
+            let id = format!("t-{i}");
+            let seal = format!("sealed-{id}");
+            (
+                i,
+                reissue(store.as_ref(), &family, "s2", &id, NOW + 130, Some(&seal)).await,
+            )
+        });
+    }
+    let mut winners = Vec::new();
+    let mut seen = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (i, Reissue::Reissued) => winners.push(i),
+            (_, Reissue::AlreadyRotated { retry_response, .. }) => seen.push(retry_response),
+            (i, Reissue::Refused) => panic!("reissue {i} refused"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let winner = winners[0];
+    assert!(
+        seen.iter()
+            .all(|r| r.as_deref() == Some(&*format!("sealed-t-{winner}")))
+    );
+    for i in 0..20 {
+        assert_eq!(exists(store.as_ref(), &format!("t-{i}")).await, i == winner);
+    }
+}
+
+/// Self-registered clients that never completed an authorization go a day after they
+/// registered (SECURITY M5); one with a grant stays, and so do operators' clients.
+pub async fn purge_forgets_unused_registered_clients(store: &dyn Store) {
+    let dynamic = |id: &str| Client {
+        registered_dynamically: true,
+        ..client(id)
+    };
+    // c1 (an operator's) with a grant; d1 registered and never used; d2 with a grant; d3 with
+    // an authorization that never reached the token endpoint.
+    seed_tokens(store).await;
+    store.create_client(&dynamic("d1")).await.unwrap();
+    store.create_client(&dynamic("d2")).await.unwrap();
+    let used = family("fam-d2", "u1", "d2");
+    store
+        .create_code(&code("code-d2", &used, "s1"), &used)
+        .await
+        .unwrap();
+    exchange(
+        store,
+        "code-d2",
+        &access("a-d2", &used),
+        Some(&refresh("r-d2", &used)),
+    )
+    .await;
+    store.create_client(&dynamic("d3")).await.unwrap();
+    let pending = family("fam-d3", "u1", "d3");
+    store
+        .create_code(&code("code-d3", &pending, "s1"), &pending)
+        .await
+        .unwrap();
+    store.create_client(&client("c2")).await.unwrap();
+
+    store.purge_expired(NOW + 86_399).await.unwrap();
+    for id in ["c1", "c2", "d1", "d2", "d3"] {
+        assert!(
+            store.client_by_id(id).await.unwrap().is_some(),
+            "{id} is kept for a day"
+        );
+    }
+    store.purge_expired(NOW + 86_400).await.unwrap();
+    for (id, kept) in [
+        ("c1", true),
+        ("c2", true),
+        ("d1", false),
+        ("d2", true),
+        ("d3", false),
+    ] {
+        assert_eq!(
+            store.client_by_id(id).await.unwrap().is_some(),
+            kept,
+            "{id}"
+        );
+    }
+    assert!(
+        exists(store, "r-d2").await,
+        "the grant of a kept client is untouched"
+    );
 }
 
 /// Counters per key and window: each hit returns the window's count with it, a new window
@@ -1424,6 +1656,8 @@ macro_rules! contract_tests {
             signing_keys_rotate,
             audit_log_appends,
             refresh_rotation,
+            refresh_reissue_generations,
+            purge_forgets_unused_registered_clients,
             rate_limit_windows,
         );
         contract_tests!(@shared $fresh:
@@ -1431,6 +1665,7 @@ macro_rules! contract_tests {
             concurrent_consume_code_once,
             concurrent_redeem_code_once,
             concurrent_rotation_once,
+            concurrent_reissue_spends_once,
             concurrent_rate_limit_hits_all_count,
         );
         contract_tests!(@counted $fresh, $rows:

@@ -478,6 +478,7 @@ async fn schema_has_the_same_shape_as_sqlite() {
         booleans,
         [
             "oauthApplication.disabled",
+            "oauthApplication.registered_dynamically",
             "oauthApplication.skip_consent",
             "oauthConsent.consent_given",
             "user.disabled",

@@ -150,6 +150,7 @@ pub fn client(client_id: &str) -> Client {
         metadata: serde_json::json!({}),
         disabled: false,
         skip_consent: false,
+        registered_dynamically: false,
         created_at: NOW,
     }
 }

@@ -43,7 +43,11 @@ async fn s10_iss_matches_the_metadata_issuer_on_success_and_error() {
     let response = authorize(
         &app,
         &browser,
-        &with(params_for(&client_id, REDIRECT_URI), "scope", Some("nope")),
+        &with(
+            params_for(&client_id, REDIRECT_URI),
+            "prompt",
+            Some("bogus"),
+        ),
     )
     .await;
     assert_eq!(
@@ -121,8 +125,8 @@ async fn error_redirect_without_state_has_no_state() {
         &browser,
         &with(
             with(params_for(&client_id, REDIRECT_URI), "state", None),
-            "scope",
-            Some("nope"),
+            "prompt",
+            Some("bogus"),
         ),
     )
     .await;

@@ -241,7 +241,7 @@ async fn unsupported_response_type_is_reported_to_the_client() {
 }
 
 #[tokio::test]
-async fn unknown_scope_is_invalid_scope() {
+async fn unknown_scopes_are_dropped_malformed_ones_refused() {
     let app = spawn_app().await;
     let browser = app.signed_in_browser().await;
     let client_id = app.register_public(REDIRECT_URI).await;
@@ -253,6 +253,20 @@ async fn unknown_scope_is_invalid_scope() {
             "scope",
             Some("openid mcp:everything"),
         ),
+    )
+    .await;
+    let consent = location(&response);
+    assert!(consent.starts_with("/consent"), "{consent}");
+    assert_eq!(
+        query_of(&consent)["scope"],
+        "openid",
+        "only known scopes are asked"
+    );
+
+    let response = authorize(
+        &app,
+        &browser,
+        &with(params_for(&client_id, REDIRECT_URI), "scope", Some("a\\b")),
     )
     .await;
     let query = error_redirect(&response, REDIRECT_URI);

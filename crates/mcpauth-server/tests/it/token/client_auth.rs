@@ -102,15 +102,52 @@ async fn malformed_basic_header_is_401() {
 }
 
 #[tokio::test]
-async fn secret_in_body_for_a_basic_client_is_invalid_client() {
+async fn a_confidential_client_may_send_its_secret_either_way_but_must_send_it() {
     let app = spawn_app().await;
-    let (client_id, secret) = register_confidential(&app, "client_secret_basic").await;
-    let (code, verifier) = confidential_code(&app, &client_id).await;
-    let mut form = code_form(&code, &verifier);
-    form.push(("client_id", &client_id));
-    form.push(("client_secret", &secret));
-    let response = app.token(&form).await;
-    expect_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    for registered in ["client_secret_basic", "client_secret_post"] {
+        let (client_id, secret) = register_confidential(&app, registered).await;
+        // In the body, whichever method was registered.
+        let (code, verifier) = confidential_code(&app, &client_id).await;
+        let mut form = code_form(&code, &verifier);
+        form.push(("client_id", &client_id));
+        form.push(("client_secret", &secret));
+        let response = app.token(&form).await;
+        assert_eq!(response.status(), StatusCode::OK, "{registered}, body");
+        // In Basic, whichever method was registered.
+        let (code, verifier) = confidential_code(&app, &client_id).await;
+        let response = app
+            .http
+            .post(app.url("/api/auth/mcp/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&code_form(&code, &verifier))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{registered}, Basic");
+        // Never without it, nor with a wrong one: a client with a secret is not public.
+        let (code, verifier) = confidential_code(&app, &client_id).await;
+        let mut public = code_form(&code, &verifier);
+        public.push(("client_id", &client_id));
+        expect_error(
+            app.token(&public).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        )
+        .await;
+        let mut wrong = public.clone();
+        wrong.push(("client_secret", "not-the-secret"));
+        expect_error(
+            app.token(&wrong).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        )
+        .await;
+        // The failed attempts left the code unspent.
+        form = code_form(&code, &verifier);
+        form.push(("client_id", &client_id));
+        form.push(("client_secret", &secret));
+        assert_eq!(app.token(&form).await.status(), StatusCode::OK);
+    }
 }
 
 #[tokio::test]
