@@ -11,7 +11,7 @@
 #   3. build the server binary      cargo build -p mcpauth-server   (reuses step 2's artifacts)
 #   4. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
 #   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
-#   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
+#   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients, v1 also with a CIMD client_id)
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
 #   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
