@@ -23,11 +23,10 @@
 import { spawn } from "node:child_process";
 import dns from "node:dns";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { startServer, signUp } from "../ts/lib/server.mjs";
+import { startServer, signUp, freePort } from "../ts/lib/server.mjs";
 import { authorizeHeadlessly } from "../ts/lib/headless-ua.mjs";
 import { startRecordingProxy, formatExchange } from "./recording-proxy.mjs";
 
@@ -74,17 +73,6 @@ const PASSES = [
   { name: "public client, PKCE, with resource indicator", resource: true },
   { name: "public client, PKCE, without resource indicator", resource: false },
 ];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function register(issuer, redirectUri) {
   const md = await (await fetch(`${issuer}/.well-known/oauth-authorization-server`, { headers: { "user-agent": UA_NAME } })).json();

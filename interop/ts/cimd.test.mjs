@@ -19,13 +19,12 @@ import { randomBytes } from "node:crypto";
 import dns from "node:dns";
 import fs from "node:fs";
 import https from "node:https";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { startServer, signUp } from "./lib/server.mjs";
+import { startServer, signUp, freePort } from "./lib/server.mjs";
 import { authorizeHeadlessly } from "./lib/headless-ua.mjs";
 import { createRecorder } from "./lib/recorder.mjs";
 
@@ -168,17 +167,6 @@ test("TS SDK v1 with clientMetadataUrl: no registration, the document URL is the
     await client.close().catch(() => {});
   }
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Waits until `read()` matches `pattern`, or fails after `ms` with what was read. */
 async function waitFor(read, pattern, what, ms = 30_000) {

@@ -215,6 +215,18 @@ async fn app_for(
     .await
 }
 
+async fn as_metadata(app: &TestApp) -> Value {
+    let url = app.url("/.well-known/oauth-authorization-server");
+    app.http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The authorization request of `client_id` in a signed-in browser.
 async fn authorize(app: &TestApp, browser: &reqwest::Client, client_id: &str) -> reqwest::Response {
     let (_, challenge) = pkce();
@@ -239,15 +251,7 @@ async fn m03_document_client_completes_the_flow() {
     let client_id = docs.serve_document("/client.json", &[REDIRECT_URI]);
     let app = app_for(&docs, |_| {}).await;
 
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = as_metadata(&app).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
     assert!(
         metadata["token_endpoint_auth_methods_supported"]
@@ -560,15 +564,7 @@ async fn cimd_policy_disabled_denied_and_allowed() {
     let url = docs.serve_document("/client.json", &[REDIRECT_URI]);
 
     let off = app_for(&docs, |s| s.cimd.enabled = false).await;
-    let metadata: Value = off
-        .http
-        .get(off.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = as_metadata(&off).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], false);
     let browser = off.signed_in_browser().await;
     assert_error_page(authorize(&off, &browser, &url).await, "does not accept").await;
