@@ -407,8 +407,12 @@ impl ClientDocuments {
         {
             return Ok(client.clone());
         }
+        // What the store keeps across fetches: an operator's `disabled` and the creation time.
+        let kept = cached
+            .as_ref()
+            .map(|(client, _)| (client.disabled, client.created_at));
         let etag = cached.as_ref().and_then(|(_, entry)| entry.etag.as_deref());
-        let (client, etag, cache_control) = match self.fetcher.fetch(&url, etag).await? {
+        let (mut client, etag, cache_control) = match self.fetcher.fetch(&url, etag).await? {
             Fetched::NotModified { cache_control } => match cached {
                 Some((client, entry)) => (client, entry.etag, cache_control),
                 None => return Err(CimdError::Fetch("an unexpected 304".to_owned()).into()),
@@ -440,7 +444,10 @@ impl ClientDocuments {
                 "client metadata document changed its redirect URIs: consents withdrawn"
             );
         }
-        // The stored row keeps an operator's `disabled` flag: answer with it.
-        Ok(self.store.client_by_id(client_id).await?.unwrap_or(client))
+        if let Some((disabled, created_at)) = kept {
+            client.disabled = disabled;
+            client.created_at = created_at;
+        }
+        Ok(client)
     }
 }

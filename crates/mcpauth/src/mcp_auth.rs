@@ -209,9 +209,11 @@ fn pinned_document_client(
     if trusted.client_secret.is_some()
         || trusted.token_endpoint_auth_method.is_some()
         || !trusted.redirect_uris.is_empty()
+        || !trusted.name.is_empty()
+        || trusted.logo_uri.is_some()
     {
         return Err(refuse(
-            "a client metadata document client takes its redirect URIs from its document and has no secret: give only client_id (and skip_consent)".to_owned(),
+            "a client metadata document client takes its name, logo and redirect URIs from its document and has no secret: give only client_id (and skip_consent)".to_owned(),
         ));
     }
     Ok(trusted.skip_consent.then(|| trusted.client_id.clone()))

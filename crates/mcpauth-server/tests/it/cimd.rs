@@ -545,6 +545,27 @@ async fn m03_changed_redirect_uris_ask_for_consent_again() {
 }
 
 #[tokio::test]
+async fn cimd_a_disabled_document_client_stays_disabled_after_a_refetch() {
+    let docs = DocumentServer::start().await;
+    let url = docs.serve_document("/client.json", &[REDIRECT_URI]);
+    let app = app_for(&docs, |_| {}).await;
+    let browser = app.signed_in_browser().await;
+    assert_eq!(
+        authorize(&app, &browser, &url).await.status(),
+        StatusCode::FOUND
+    );
+    sqlx::query(r#"UPDATE "oauthApplication" SET disabled = 1 WHERE client_id = ?"#)
+        .bind(&url)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    app.clock
+        .advance(mcpauth_core::cimd::DEFAULT_MIN_CACHE_SECONDS + 1);
+    assert_error_page(authorize(&app, &browser, &url).await, "not registered").await;
+    assert_eq!(docs.connections(), 2, "fetched again, still disabled");
+}
+
+#[tokio::test]
 async fn m03_text_plain_and_portless_loopback_redirects_are_accepted() {
     let docs = DocumentServer::start().await;
     let url = docs.url("/raw/client.json");
@@ -612,6 +633,25 @@ async fn cimd_trusted_client_is_pinned_and_skips_consent() {
         "{}",
         location(&response)
     );
+}
+
+#[tokio::test]
+async fn cimd_trusted_entry_with_its_own_redirect_uris_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", dir.path().join("db").display());
+    settings.trusted_clients = vec![mcpauth::TrustedClient {
+        client_id: "https://chatgpt.com/oauth/client.json".into(),
+        client_secret: None,
+        token_endpoint_auth_method: None,
+        name: String::new(),
+        redirect_uris: vec!["https://evil.example/cb".into()],
+        logo_uri: None,
+        skip_consent: true,
+    }];
+    let refused = mcpauth_server::Application::build(&settings, None).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("give only client_id"), "{message}");
 }
 
 /// The consent page of a fresh authorization request by `client_id`.
