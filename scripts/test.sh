@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh
 #
-# Steps, in this order (each runs even if an earlier one failed, except steps 4-10, which need
+# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (6b included), which need
 # the binary of step 3 and are skipped without it):
 #   1. build the library examples   cargo build -p mcpauth --examples   (step 2's example test runs one)
 #   2. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
@@ -12,6 +12,7 @@
 #   4. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
 #   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
 #   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
+#   6b. CIMD interop                interop/ts: node --test cimd.test.mjs   (TS SDK clientMetadataUrl, mcp-remote --client-metadata-url; openssl)
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
 #   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
@@ -117,10 +118,15 @@ ts_sdk_interop() (
   cd "$root/interop/ts" && npm ci --no-audit --no-fund \
     && node --test --test-reporter=spec ts-sdk.test.mjs ts-sdk-v2.test.mjs
 )
+cimd_interop() (
+  cd "$root/interop/ts" && { [[ -d node_modules/mcp-remote ]] || npm ci --no-audit --no-fund; } \
+    && node --test --test-reporter=spec cimd.test.mjs
+)
 conformance_authorization() (
   cd "$root/interop/conformance" && npm ci --no-audit --no-fund && CONFORMANCE_NPM_CI=0 ./run.sh
 )
 with_binary "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" ts_sdk_interop
+with_binary "CIMD interop (interop/ts: TS SDK clientMetadataUrl, mcp-remote --client-metadata-url)" cimd_interop
 with_binary "conformance (authorization) (interop/conformance, Node 22)" conformance_authorization
 # ---- end of interop (TypeScript) ----
 

@@ -5,6 +5,8 @@
 //!   object (no empty values, no repeats).
 //! - [`client_registration`]: RFC 7591 client metadata — one set of limits for dynamically
 //!   registered, configured and operator-created clients.
+//! - [`cimd`]: Client ID Metadata Documents: which `client_id` is a document URL, what a
+//!   fetched document must say, how long it is kept.
 //! - [`authorization_request`]: the authorization endpoint's rules (OAuth 2.1 §4.1.1, RFC 7636,
 //!   RFC 8707, RFC 9207, OIDC `prompt`/`max_age`/`nonce`): which redirect URI, which scopes and
 //!   resource, and the redirects that carry the answer.
@@ -26,6 +28,7 @@
 
 pub mod account;
 pub mod authorization_request;
+pub mod cimd;
 pub mod client_registration;
 pub mod clock;
 pub mod error;

@@ -156,6 +156,20 @@ impl Client {
     }
 }
 
+/// When a client metadata document (CIMD) was fetched and how long it may be used; the client
+/// it describes is stored as an ordinary [`Client`] under its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientDocument {
+    /// The document's URL, which is the client id.
+    pub client_id: String,
+    /// The `ETag` it was served with, to revalidate it (`If-None-Match`).
+    pub etag: Option<String>,
+    /// When it was last fetched or revalidated, in seconds since the Unix epoch.
+    pub fetched_at: i64,
+    /// Until when it may be used without asking its server again.
+    pub expires_at: i64,
+}
+
 /// An authorization code (RFC 6749 §4.1.2), bound to everything the token request must repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCode {

@@ -47,6 +47,13 @@ impl RedirectUri {
         if raw.contains('#') {
             return reject("must not contain a fragment");
         }
+        if raw.contains('*') {
+            // fastmcp writes `http://localhost:*/callback`: matching is exact, and a loopback
+            // redirect already matches any port when it names none.
+            return reject(
+                "must not contain a wildcard (*): redirect URIs match exactly; a loopback one without a port matches any port",
+            );
+        }
         let Ok(url) = url::Url::parse(raw) else {
             return reject("is not an absolute URI");
         };
@@ -177,6 +184,8 @@ mod tests {
             "",
             "https://a.test/c b",
             "https://a.test/caf\u{e9}",
+            "http://localhost:*/callback",
+            "https://a.test/*",
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad} should be refused");
         }

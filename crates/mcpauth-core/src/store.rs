@@ -24,8 +24,9 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::model::{
-    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
-    GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey, TokenFamily, User,
+    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
+    CodeRedemption, Consent, GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey,
+    TokenFamily, User,
 };
 
 #[async_trait]
@@ -75,6 +76,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// A client by client id, disabled or not.
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+
+    /// A client from a metadata document with its cache entry (the client disabled or not);
+    /// `None` when the document was never stored.
+    async fn client_document(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Client, ClientDocument)>, StoreError>;
+
+    /// Stores a fetched or revalidated metadata document, in one transaction: creates the
+    /// client or updates its metadata (keeping its creation time and `disabled` flag), and
+    /// writes its cache entry. When its redirect URIs changed, every consent given to it is
+    /// deleted (earlier approvals do not cover the new redirects) and the revocation epoch
+    /// moves (so that in-memory copies of the client are dropped). Returns whether consents
+    /// were deleted.
+    async fn save_client_document(
+        &self,
+        client: &Client,
+        document: &ClientDocument,
+    ) -> Result<bool, StoreError>;
 
     /// The consent `user_id` has given `client_id`, if any.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError>;

@@ -74,6 +74,53 @@ pub struct Settings {
     pub additional_user_info_claims: serde_json::Map<String, serde_json::Value>,
     pub rate_limits: RateLimitSettings,
     pub token_cache: TokenCacheSettings,
+    pub cimd: CimdSettings,
+}
+
+/// `[cimd]`: clients identified by Client ID Metadata Documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CimdSettings {
+    /// Accept `client_id`s that are https document URLs.
+    pub enabled: bool,
+    /// Hosts or `https://` URL prefixes whose documents are accepted; empty: any not denied.
+    pub allowed: Vec<String>,
+    /// Hosts or `https://` URL prefixes whose documents are refused.
+    pub denied: Vec<String>,
+    /// Accept document URLs with a query.
+    pub allow_query: bool,
+    /// Fetch from loopback addresses (tests and local development only).
+    pub allow_loopback: bool,
+    /// A PEM file of extra certificate authorities trusted when fetching.
+    pub extra_ca_file: Option<std::path::PathBuf>,
+    pub max_document_bytes: usize,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub min_cache_seconds: i64,
+    pub max_cache_seconds: i64,
+    pub per_host_concurrency: usize,
+    pub per_host_per_minute: u32,
+}
+
+impl Default for CimdSettings {
+    fn default() -> Self {
+        let d = mcpauth::CimdOptions::default();
+        Self {
+            enabled: d.enabled,
+            allowed: d.allowed,
+            denied: d.denied,
+            allow_query: d.allow_query,
+            allow_loopback: d.allow_loopback,
+            extra_ca_file: d.extra_ca_file,
+            max_document_bytes: d.max_document_bytes,
+            connect_timeout_ms: u64::try_from(d.connect_timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX),
+            min_cache_seconds: d.min_cache_seconds,
+            max_cache_seconds: d.max_cache_seconds,
+            per_host_concurrency: d.per_host_concurrency,
+            per_host_per_minute: d.per_host_per_minute,
+        }
+    }
 }
 
 /// `[token_cache]`: validated access tokens kept in memory.
@@ -195,6 +242,7 @@ impl Default for Settings {
             additional_user_info_claims: serde_json::Map::new(),
             rate_limits: RateLimitSettings::default(),
             token_cache: TokenCacheSettings::default(),
+            cimd: CimdSettings::default(),
         }
     }
 }
@@ -334,6 +382,22 @@ impl Settings {
             revocation_check_interval: std::time::Duration::from_millis(
                 self.token_cache.revocation_check_ms,
             ),
+        };
+        let c = &self.cimd;
+        o.cimd = mcpauth::CimdOptions {
+            enabled: c.enabled,
+            allowed: c.allowed.clone(),
+            denied: c.denied.clone(),
+            allow_query: c.allow_query,
+            allow_loopback: c.allow_loopback,
+            extra_ca_file: c.extra_ca_file.clone(),
+            max_document_bytes: c.max_document_bytes,
+            connect_timeout: std::time::Duration::from_millis(c.connect_timeout_ms),
+            timeout: std::time::Duration::from_millis(c.timeout_ms),
+            min_cache_seconds: c.min_cache_seconds,
+            max_cache_seconds: c.max_cache_seconds,
+            per_host_concurrency: c.per_host_concurrency,
+            per_host_per_minute: c.per_host_per_minute,
         };
         Ok(o)
     }

@@ -45,7 +45,7 @@ impl McpAuth {
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": o.cimd.enabled,
             "revocation_endpoint": self.endpoint("/mcp/revoke"),
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
             "introspection_endpoint": self.endpoint("/mcp/introspect"),

@@ -18,6 +18,7 @@ use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::accounts::AccountError;
+use crate::cimd::ClientLookupError;
 use crate::views::ErrorPage;
 
 /// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:
@@ -346,6 +347,33 @@ pub enum FormRefusal {
 impl From<StoreError> for FormRefusal {
     fn from(error: StoreError) -> Self {
         Self::Failed(error.into())
+    }
+}
+
+/// At the authorization endpoint a refused metadata document is an error page, never a
+/// redirect: no redirect URI is verified yet.
+impl From<ClientLookupError> for PageError {
+    fn from(error: ClientLookupError) -> Self {
+        match error {
+            ClientLookupError::Store(error) => error.into(),
+            ClientLookupError::Document(refusal) => Self::bad_request(format!(
+                "The application that sent you here could not be verified: {refusal}."
+            )),
+        }
+    }
+}
+
+/// At the token, revocation and introspection endpoints a refused metadata document makes the
+/// client unknown: `invalid_client`.
+impl From<ClientLookupError> for OAuthError {
+    fn from(error: ClientLookupError) -> Self {
+        match error {
+            ClientLookupError::Store(error) => {
+                storage_failure(&error);
+                error.into()
+            }
+            ClientLookupError::Document(refusal) => OAuthError::invalid_client(refusal.to_string()),
+        }
     }
 }
 

@@ -37,6 +37,7 @@ mod account;
 mod accounts;
 mod authorize;
 mod browser_session;
+pub mod cimd;
 mod client_auth;
 mod discovery;
 mod errors;
@@ -59,6 +60,7 @@ mod views;
 mod web;
 
 pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
+pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use errors::BearerError;
 pub use guard::{McpAuthLayer, McpAuthService};

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use mcpauth_core::client_registration::ConfiguredClient;
 use mcpauth_core::model::{AuditEvent, Client};
-use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, secret};
+use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
 
 use crate::accounts::{AccountError, Accounts};
+use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
 use crate::keys::{KeyError, SigningKeys};
-use crate::options::{McpAuthOptions, TrustedClient};
+use crate::options::{CimdOptions, McpAuthOptions, TrustedClient};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
 use crate::token_cache::{StampedMap, TokenCache};
 use crate::web::Site;
@@ -63,6 +64,8 @@ struct Inner {
     token_cache: Arc<TokenCache>,
     /// Enabled clients by id, read under the token cache's stamp.
     clients: StampedMap<Client>,
+    /// Clients whose `client_id` is a metadata document URL.
+    documents: ClientDocuments,
 }
 
 /// What the options say once checked: the issuer and resource as URLs, and the scopes.
@@ -146,6 +149,18 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
             "must be at least 32 characters",
         ));
     }
+    let cimd = &options.cimd;
+    if cimd.max_document_bytes == 0
+        || cimd.connect_timeout.is_zero()
+        || cimd.timeout.is_zero()
+        || cimd.min_cache_seconds < 0
+        || cimd.min_cache_seconds > cimd.max_cache_seconds
+    {
+        return Err(invalid(
+            "cimd",
+            "max_document_bytes and the timeouts must be positive, and 0 <= min_cache_seconds <= max_cache_seconds",
+        ));
+    }
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(invalid("secret", "must be at least 32 characters"));
     }
@@ -207,14 +222,66 @@ fn trusted_client(trusted: &TrustedClient, now: i64) -> Result<Client, BuildErro
     ))
 }
 
+/// A `trusted_clients` entry whose `client_id` is a metadata document URL: it pins the client
+/// (the document is still fetched for its name and redirect URIs). Returns the URL when the
+/// entry skips consent.
+fn pinned_document_client(
+    trusted: &TrustedClient,
+    options: &CimdOptions,
+) -> Result<Option<String>, BuildError> {
+    let refuse = |reason: String| BuildError::InvalidOption {
+        option: "trusted_clients",
+        reason: format!("client {:?}: {reason}", trusted.client_id),
+    };
+    cimd::parse_document_url(&trusted.client_id, options.allow_query)
+        .map_err(|error| refuse(error.to_string()))?;
+    if trusted.client_secret.is_some()
+        || trusted.token_endpoint_auth_method.is_some()
+        || !trusted.redirect_uris.is_empty()
+        || !trusted.name.is_empty()
+        || trusted.logo_uri.is_some()
+    {
+        return Err(refuse(
+            "a client metadata document client takes its name, logo and redirect URIs from its document and has no secret: give only client_id (and skip_consent)".to_owned(),
+        ));
+    }
+    Ok(trusted.skip_consent.then(|| trusted.client_id.clone()))
+}
+
+/// The fetcher of metadata documents built from the options.
+fn http_fetcher(options: &CimdOptions) -> Result<HttpFetcher, BuildError> {
+    let extra_roots = match &options.extra_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| invalid("cimd.extra_ca_file", format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    HttpFetcher::new(options, extra_roots.as_deref()).map_err(|e| invalid("cimd", e))
+}
+
 impl McpAuth {
     /// Builds the server. The store must already be migrated.
     pub async fn new(store: Arc<dyn Store>, options: McpAuthOptions) -> Result<Self, BuildError> {
         let checked = check_options(&options)?;
         let secret = server_secret(store.as_ref(), options.secret.as_deref()).await?;
         let now = options.clock.now();
+        let mut pinned = std::collections::HashSet::new();
         for trusted in &options.trusted_clients {
-            store.save_client(&trusted_client(trusted, now)?).await?;
+            if cimd::is_document_url(&trusted.client_id) {
+                pinned.extend(pinned_document_client(trusted, &options.cimd)?);
+            } else {
+                store.save_client(&trusted_client(trusted, now)?).await?;
+            }
+        }
+        let fetcher = match &options.cimd_fetcher {
+            Some(fetcher) => fetcher.clone(),
+            None => Arc::new(http_fetcher(&options.cimd)?),
+        };
+        if options.cimd.enabled && options.cimd.allow_loopback {
+            tracing::warn!(
+                "cimd.allow_loopback is on: client metadata documents may be fetched from this machine's loopback addresses. For tests and local development only; never in production"
+            );
         }
         let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));
         let keys = SigningKeys::with_token_cache(
@@ -247,6 +314,13 @@ impl McpAuth {
                 },
             ),
             clients: StampedMap::new(options.token_cache.capacity),
+            documents: ClientDocuments::new(
+                store.clone(),
+                options.clock.clone(),
+                fetcher,
+                options.cimd.clone(),
+                pinned,
+            ),
             token_cache,
             store,
             authorization_policy: AuthorizationPolicy {
@@ -353,7 +427,19 @@ impl McpAuth {
 
     /// The client with this id, from memory when it was read since the revocation epoch last
     /// moved (disabled clients are never kept: enabling one does not move the epoch).
-    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+    /// A `client_id` that is a metadata document URL is resolved through the document cache
+    /// (fetching the document when needed), so every endpoint sees the same client.
+    pub(crate) async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Client>, ClientLookupError> {
+        if cimd::is_document_url(client_id) {
+            return self.inner.documents.client(client_id).await.map(Some);
+        }
+        Ok(self.registered_client(client_id).await?)
+    }
+
+    async fn registered_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         let store = self.inner.store.as_ref();
         let Some(stamp) = self.inner.token_cache.stamp_if_enabled(store).await? else {
             return store.client_by_id(client_id).await;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mcpauth_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
+pub use crate::cimd::CimdOptions;
 pub use crate::rate_limit::RateLimitOptions;
 pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
 
@@ -21,9 +22,14 @@ pub struct TrustedClient {
     /// `client_secret_basic` (default with a secret) or `client_secret_post`.
     #[serde(default)]
     pub token_endpoint_auth_method: Option<String>,
-    /// Shown on the consent page.
+    /// Shown on the consent page. Empty for a client whose `client_id` is a metadata document
+    /// URL (its name comes from its document).
+    #[serde(default)]
     pub name: String,
-    /// Where the client may be sent back to (the same rules as for registration).
+    /// Where the client may be sent back to (the same rules as for registration). Empty for a
+    /// client whose `client_id` is a metadata document URL: such an entry only pins the client
+    /// as trusted, and its redirect URIs come from its document, fetched as for any other.
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// An https logo shown on the consent page.
     #[serde(default)]
@@ -132,6 +138,10 @@ pub struct McpAuthOptions {
     /// How validated access tokens are kept in memory, and how soon revocations made by other
     /// processes are noticed (see [`TokenCacheOptions`](crate::TokenCacheOptions)).
     pub token_cache: crate::TokenCacheOptions,
+    /// Clients identified by metadata documents (CIMD): policy and fetch limits.
+    pub cimd: crate::CimdOptions,
+    /// Fetches metadata documents; `None`: [`crate::HttpFetcher`] built from `cimd`.
+    pub cimd_fetcher: Option<Arc<dyn crate::ClientMetadataFetcher>>,
 }
 
 impl McpAuthOptions {
@@ -184,6 +194,8 @@ impl McpAuthOptions {
             additional_user_info_claims: serde_json::Map::new(),
             revoke_grants_on_password_change: false,
             token_cache: crate::TokenCacheOptions::default(),
+            cimd: crate::CimdOptions::default(),
+            cimd_fetcher: None,
         }
     }
 }

@@ -76,6 +76,14 @@ pub struct ConsentPage<'a> {
     pub redirect_host: &'a str,
     /// Whether the redirect target is on the user's own machine (loopback or custom scheme).
     pub redirect_is_local: bool,
+    /// Whether every redirect URI the client has is on loopback: a local app, not a website
+    /// (SECURITY M7).
+    pub every_redirect_is_local: bool,
+    /// The host of a metadata-document client's `client_id`: where its details were fetched
+    /// from, so the one thing about it that is verified.
+    pub verified_host: Option<&'a str>,
+    /// Whether the name was chosen by the client itself (dynamic registration), unverified.
+    pub name_is_self_asserted: bool,
     /// The requested scopes.
     pub scopes: Vec<ScopeView>,
     /// Email of the signed-in user.
@@ -150,6 +158,8 @@ pub struct AppView {
     pub name: String,
     /// Whether `name` is a registered name (the `client_id` is then shown below it).
     pub named: bool,
+    /// For a client identified by a metadata document: the host its details come from.
+    pub verified_host: Option<String>,
     /// The client's logo, only when it is an https URL; a letter placeholder otherwise.
     pub logo_uri: Option<String>,
     /// First letter of `name`, upper-cased, for the placeholder.

@@ -10,6 +10,7 @@
 //   INTEROP_KEEP_TMP=1 keep the server's temp dir (database, log) and print where it is
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -149,4 +150,16 @@ export async function signUp(issuer, { email, password, name }) {
   const text = await res.text();
   if (res.status !== 200) throw new Error(`sign-up answered ${res.status}: ${text}`);
   return JSON.parse(text).user;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a client's own callback listener). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }

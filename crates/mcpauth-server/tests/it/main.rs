@@ -17,6 +17,7 @@ mod account;
 mod account_page;
 mod admin_cli;
 mod authorize;
+mod cimd;
 mod cli;
 mod discovery;
 mod example;

@@ -20,8 +20,9 @@
 
 use async_trait::async_trait;
 use mcpauth_core::model::{
-    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, CodeRedemption, Consent,
-    GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey, TokenFamily, User,
+    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
+    CodeRedemption, Consent, GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey,
+    TokenFamily, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
@@ -73,6 +74,23 @@ const UPSERT_CLIENT: &str = concat!(
                disabled = excluded.disabled,
                skip_consent = excluded.skip_consent,
                registered_dynamically = excluded.registered_dynamically,
+               updated_at = excluded.updated_at"#
+);
+
+/// Stores a client described by a metadata document: its metadata changes with the document,
+/// while its creation time, `disabled` flag (an operator's decision) and secret (it has none)
+/// stay.
+const UPSERT_DOCUMENT_CLIENT: &str = concat!(
+    insert_client_sql!(),
+    r#"
+           ON CONFLICT (client_id) DO UPDATE SET
+               name = excluded.name,
+               redirect_uris = excluded.redirect_uris,
+               token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+               grant_types = excluded.grant_types,
+               logo_uri = excluded.logo_uri,
+               metadata = excluded.metadata,
+               skip_consent = excluded.skip_consent,
                updated_at = excluded.updated_at"#
 );
 
@@ -464,6 +482,81 @@ impl<DB: Backend> Store for SqlStore<DB> {
             )
             .await?;
         decode_optional(row, rows::client)
+    }
+
+    async fn client_document(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Client, ClientDocument)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    r#", d.etag AS etag, d.fetched_at AS fetched_at, d.expires_at AS expires_at
+                       FROM "oauthApplication"
+                       JOIN "oauthClientMetadataDocument" d USING (client_id)
+                       WHERE client_id = $1"#
+                ))
+                .bind(client_id),
+            )
+            .await?;
+        decode_optional(row, |row| {
+            Ok((
+                rows::client(row)?,
+                ClientDocument {
+                    client_id: get(row, "client_id")?,
+                    etag: get(row, "etag")?,
+                    fetched_at: get(row, "fetched_at")?,
+                    expires_at: get(row, "expires_at")?,
+                },
+            ))
+        })
+    }
+
+    async fn save_client_document(
+        &self,
+        client: &Client,
+        document: &ClientDocument,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before = tx
+            .fetch_optional(
+                query(r#"SELECT redirect_uris FROM "oauthApplication" WHERE client_id = $1"#)
+                    .bind(&client.client_id),
+            )
+            .await?;
+        let redirects = json_array(client.redirect_uris.iter().map(RedirectUri::as_str));
+        let changed = match before {
+            Some(row) => get::<String, _>(&row, "redirect_uris")? != redirects,
+            None => false,
+        };
+        if changed {
+            tx.execute(bump_revocation_epoch()).await?;
+            tx.execute(
+                query(r#"DELETE FROM "oauthConsent" WHERE client_id = $1"#).bind(&client.client_id),
+            )
+            .await?;
+        }
+        tx.execute(insert_client(UPSERT_DOCUMENT_CLIENT, client))
+            .await?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "oauthClientMetadataDocument" (client_id, etag, fetched_at, expires_at)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (client_id) DO UPDATE
+                   SET etag = excluded.etag,
+                       fetched_at = excluded.fetched_at,
+                       expires_at = excluded.expires_at"#,
+            )
+            .bind(&document.client_id)
+            .bind(&document.etag)
+            .bind(document.fetched_at)
+            .bind(document.expires_at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError> {

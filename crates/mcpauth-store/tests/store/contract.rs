@@ -13,7 +13,7 @@ use mcpauth_core::model::{
     AccessToken, AuthorizationCode, Client, CodeRedemption, Consent, GrantType, RefreshToken,
     Reissue, Rotation, Session, TokenEndpointAuthMethod, TokenFamily, User,
 };
-use mcpauth_core::model::{AuditEvent, SigningKey};
+use mcpauth_core::model::{AuditEvent, ClientDocument, SigningKey};
 use mcpauth_core::{Store, StoreError};
 
 use crate::support::{scopes, uri};
@@ -356,6 +356,73 @@ pub async fn clients(store: &dyn Store) {
     assert_eq!(stored.redirect_uris, [uri("https://new.example/cb")]);
     assert!(stored.skip_consent);
     assert_eq!(stored.created_at, first_created);
+}
+
+pub async fn client_documents(store: &dyn Store) {
+    const URL: &str = "https://app.example/client.json";
+    assert_eq!(store.client_document(URL).await.unwrap(), None);
+    store
+        .create_user(&user("u1", "u1@example.com"), "h")
+        .await
+        .unwrap();
+    let first = client(URL);
+    let entry = ClientDocument {
+        client_id: URL.to_owned(),
+        etag: Some("\"v1\"".to_owned()),
+        fetched_at: NOW,
+        expires_at: NOW + 300,
+    };
+    assert!(!store.save_client_document(&first, &entry).await.unwrap());
+    assert_eq!(
+        store.client_document(URL).await.unwrap(),
+        Some((first.clone(), entry.clone()))
+    );
+    // A client registered the ordinary way has no document.
+    store.create_client(&client("plain")).await.unwrap();
+    assert_eq!(store.client_document("plain").await.unwrap(), None);
+
+    store
+        .save_consent(&Consent {
+            user_id: "u1".to_owned(),
+            client_id: URL.to_owned(),
+            scopes: scopes("openid"),
+            created_at: NOW,
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    // Revalidated, same redirects: consents stay, the operator's disabling stays, the
+    // creation time stays.
+    assert!(store.set_client_disabled(URL, true, NOW).await.unwrap());
+    let mut renamed = first.clone();
+    renamed.name = Some("Renamed".to_owned());
+    renamed.created_at = NOW + 10;
+    let later = ClientDocument {
+        etag: None,
+        fetched_at: NOW + 10,
+        expires_at: NOW + 3600,
+        ..entry.clone()
+    };
+    let epoch = store.revocation_epoch().await.unwrap();
+    assert!(!store.save_client_document(&renamed, &later).await.unwrap());
+    let (stored, stored_entry) = store.client_document(URL).await.unwrap().expect("document");
+    assert_eq!(stored.name.as_deref(), Some("Renamed"));
+    assert!(stored.disabled);
+    assert_eq!(stored.created_at, NOW);
+    assert_eq!(stored_entry, later);
+    assert!(store.consent("u1", URL).await.unwrap().is_some());
+    assert_eq!(store.revocation_epoch().await.unwrap(), epoch);
+
+    // New redirects: the consents given before no longer hold.
+    let mut moved = renamed.clone();
+    moved.redirect_uris = vec![uri("https://elsewhere.example/cb")];
+    assert!(store.save_client_document(&moved, &later).await.unwrap());
+    assert_eq!(store.consent("u1", URL).await.unwrap(), None);
+    assert!(store.revocation_epoch().await.unwrap() > epoch);
+
+    // Deleting the client deletes its document.
+    assert!(store.delete_client(URL).await.unwrap());
+    assert_eq!(store.client_document(URL).await.unwrap(), None);
 }
 
 pub async fn consent_upsert(store: &dyn Store) {
@@ -1642,6 +1709,7 @@ macro_rules! contract_tests {
             users,
             sessions,
             clients,
+            client_documents,
             consent_upsert,
             verifications,
             code_lifecycle,

@@ -151,6 +151,9 @@ fn apps(grants: Vec<GrantSummary>) -> Vec<AppView> {
                 .find(|c| c.is_alphanumeric())
                 .map_or_else(|| "?".to_owned(), |c| c.to_uppercase().collect());
             AppView {
+                verified_host: mcpauth_core::cimd::is_document_url(&grant.client_id)
+                    .then(|| mcpauth_core::cimd::document_host(&grant.client_id))
+                    .flatten(),
                 logo_uri: grant.logo_uri.filter(|uri| is_https(uri)),
                 scopes: scopes
                     .into_iter()

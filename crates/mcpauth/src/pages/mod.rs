@@ -13,8 +13,8 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use mcpauth_core::model::User;
-use mcpauth_core::redirect_uri;
 use mcpauth_core::return_to::same_origin_path;
+use mcpauth_core::{cimd, redirect_uri};
 
 use crate::McpAuth;
 use crate::account::check_credentials;
@@ -373,6 +373,9 @@ pub async fn consent_page(
         })
         .collect();
     let name = client.name.clone().unwrap_or_default();
+    let verified_host = cimd::is_document_url(&client.client_id)
+        .then(|| cimd::document_host(&client.client_id))
+        .flatten();
     let page = ConsentPage {
         csrf_token: &csrf,
         consent_code,
@@ -381,6 +384,12 @@ pub async fn consent_page(
         logo_uri: client.logo_uri.as_deref(),
         redirect_host: &redirect_host,
         redirect_is_local: redirect_uri::is_loopback(pending.redirect_uri.as_str()),
+        every_redirect_is_local: client
+            .redirect_uris
+            .iter()
+            .all(|uri| redirect_uri::is_loopback(uri.as_str())),
+        name_is_self_asserted: verified_host.is_none() && !name.trim().is_empty(),
+        verified_host: verified_host.as_deref(),
         scopes,
         user_email: &user.email,
     };

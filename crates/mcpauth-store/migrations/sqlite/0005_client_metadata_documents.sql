@@ -1,0 +1,11 @@
+-- Client ID Metadata Documents (CIMD): the client a fetched document describes lives in
+-- "oauthApplication" under its URL (so consents, codes and tokens reference it like any client);
+-- this row says when its document was fetched, until when it may be used without fetching
+-- again, and the ETag to revalidate it with. Shared by every instance on the database.
+CREATE TABLE "oauthClientMetadataDocument" (
+    client_id   TEXT    NOT NULL PRIMARY KEY
+                REFERENCES "oauthApplication" (client_id) ON DELETE CASCADE,
+    etag        TEXT,
+    fetched_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
