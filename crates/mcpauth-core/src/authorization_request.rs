@@ -65,8 +65,10 @@ pub struct AuthorizationPolicy {
     pub default_scope: Scopes,
     /// Every scope a request may name.
     pub scopes_supported: Scopes,
-    /// The protected resource (RFC 8707) tokens are issued for.
+    /// The protected resource (RFC 8707) tokens are issued for when a request names none.
     pub resource: String,
+    /// The other protected resources a request may name (each gets tokens bound to it alone).
+    pub other_resources: Vec<String>,
     /// Whether confidential clients need PKCE too (public clients always do).
     pub require_pkce_for_confidential: bool,
 }
@@ -207,7 +209,11 @@ impl AuthorizationRequest {
                 unknown.join(" ")
             )));
         }
-        let resource = requested_resource(&policy.resource, &params.all("resource"))?;
+        let resource = requested_resource(
+            &policy.resource,
+            &policy.other_resources,
+            &params.all("resource"),
+        )?;
         let prompt = Prompt::parse(params.get("prompt"))?;
         let max_age = params
             .get("max_age")
@@ -239,13 +245,26 @@ impl AuthorizationRequest {
 }
 
 /// RFC 8707 §2: the resource the tokens will be for. Absent means the configured resource
-/// (clients do not always send it); anything else is `invalid_target`.
-pub fn requested_resource(configured: &str, requested: &[&str]) -> Result<String, OAuthError> {
-    if requested.iter().all(|r| *r == configured) {
-        Ok(configured.to_owned())
-    } else {
+/// (clients do not always send it); one of `others` may be named instead (every `resource`
+/// parameter naming the same one); anything else is `invalid_target`.
+pub fn requested_resource(
+    configured: &str,
+    others: &[String],
+    requested: &[&str],
+) -> Result<String, OAuthError> {
+    let chosen = requested.first().copied().unwrap_or(configured);
+    let known = chosen == configured || others.iter().any(|o| o == chosen);
+    if known && requested.iter().all(|r| *r == chosen) {
+        return Ok(chosen.to_owned());
+    }
+    if others.is_empty() {
         Err(OAuthError::invalid_target(format!(
             "this server issues tokens only for the resource {configured}"
+        )))
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "this server issues tokens only for the resources {configured} {}",
+            others.join(" ")
         )))
     }
 }
@@ -348,6 +367,7 @@ mod tests {
             default_scope: Scopes::from_tokens(["openid"]),
             scopes_supported: Scopes::from_tokens(["openid", "profile", "mcp:tools"]),
             resource: RESOURCE.to_owned(),
+            other_resources: Vec::new(),
             require_pkce_for_confidential: true,
         }
     }
@@ -516,6 +536,34 @@ mod tests {
             ErrorCode::InvalidTarget
         );
         assert!(parse(&valid(&format!("&resource={RESOURCE}&resource={RESOURCE}"))).is_ok());
+    }
+
+    /// With other resources configured, a request names one of them (never two at once) and
+    /// gets tokens for it alone; absent still means the configured one.
+    #[test]
+    fn other_resources_may_be_named_one_at_a_time() {
+        let other = "https://mcp.example.test/mcp/notes".to_owned();
+        let others = std::slice::from_ref(&other);
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[]),
+            Ok(RESOURCE.to_owned())
+        );
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[&other, &other]),
+            Ok(other.clone())
+        );
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[RESOURCE]),
+            Ok(RESOURCE.to_owned())
+        );
+        for refused in [
+            vec![other.as_str(), RESOURCE],
+            vec!["https://other.test/"],
+            vec!["https://mcp.example.test/mcp/notes/"],
+        ] {
+            let code = requested_resource(RESOURCE, others, &refused).map_err(|e| e.code);
+            assert_eq!(code, Err(ErrorCode::InvalidTarget), "{refused:?}");
+        }
     }
 
     #[test]

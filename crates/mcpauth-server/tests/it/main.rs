@@ -20,6 +20,7 @@ mod authorize;
 mod cli;
 mod discovery;
 mod example;
+mod gateway;
 mod interop_rmcp;
 mod mcp_endpoint;
 mod oidc;
