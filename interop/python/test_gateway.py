@@ -126,7 +126,7 @@ def test_python_client_through_the_gateway_to_a_python_upstream(gateway_harness:
     assert f"resource={url.replace(':', '%3A').replace('/', '%2F')}" in step.authorization_url, step.authorization_url
     assert any(e.path == f"/.well-known/oauth-protected-resource{PATH}" and e.status == 200 for e in h.recorder.exchanges)
     # tools/list filtered (the upstream answers with SSE)
-    assert sorted(names) == ["countdown", "headers"], names
+    assert sorted(names) == ["countdown", "echo", "headers"], names
     # M4: no token passthrough, mcpauth's identity instead
     assert "authorization" not in seen, seen
     assert seen.get("x-mcpauth-user-id") == h.user.id, seen

@@ -2,9 +2,10 @@
 stateful sessions and SSE answers by default), knowing nothing of mcpauth: the upstream that
 test_gateway.py puts mcpauth in front of.
 
-    python upstream_server.py PORT
+    python upstream_server.py PORT [--stateless]
 
-Tools: `headers` (the HTTP headers this server received, as JSON), `countdown` (reports progress
+`--stateless` (the benchmark's mode): no sessions, JSON answers. Tools: `echo` (the message back),
+`headers` (the HTTP headers this server received, as JSON), `countdown` (reports progress
 once a second for `steps` seconds, then answers), `admin_op` (which mcpauth's configuration, not
 this server, reserves to a scope).
 """
@@ -18,6 +19,12 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
 app = MCPServer("python-upstream")
+
+
+@app.tool()
+def echo(message: str) -> str:
+    """The message back."""
+    return f"Tool echo: {message}"
 
 
 @app.tool()
@@ -42,4 +49,11 @@ def admin_op() -> str:
 
 
 if __name__ == "__main__":
-    app.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+    stateless = "--stateless" in sys.argv[2:]
+    app.run(
+        "streamable-http",
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        stateless_http=stateless,
+        json_response=stateless,
+    )

@@ -469,3 +469,51 @@ fn expand_env(raw: &str) -> Result<String, String> {
     out.push_str(rest);
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_read_the_environment() {
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert_eq!(expand_env("a ${PATH} b").unwrap(), format!("a {path} b"));
+        assert_eq!(
+            expand_env("${MCPAUTH_TEST_SURELY_UNSET_VARIABLE}").unwrap_err(),
+            "MCPAUTH_TEST_SURELY_UNSET_VARIABLE"
+        );
+        assert_eq!(expand_env("${unterminated").unwrap(), "${unterminated");
+    }
+
+    #[test]
+    fn upstreams_become_protected_resources() {
+        let settings = Settings {
+            upstream: Some("http://127.0.0.1:8080/mcp".into()),
+            upstreams: vec![UpstreamSettings {
+                path: "/mcp/notes".into(),
+                url: "http://127.0.0.1:9090/mcp".into(),
+                tool_scopes: BTreeMap::from([("wipe".into(), vec!["notes:admin".into()])]),
+                ..UpstreamSettings::default()
+            }],
+            ..Settings::default()
+        };
+        let options = settings.options("https://auth.example.com").unwrap();
+        assert_eq!(options.resources.len(), 1);
+        let notes = &options.resources[0];
+        assert_eq!(notes.resource, "https://auth.example.com/mcp/notes");
+        assert_eq!(notes.scopes, ["mcp:tools"]);
+        assert_eq!(notes.extra_scopes, ["notes:admin"]);
+        let upstreams = settings.gateway_upstreams(&options).unwrap();
+        assert_eq!(upstreams[0].resource, "https://auth.example.com/api/mcp");
+        assert_eq!(upstreams[1].resource, "https://auth.example.com/mcp/notes");
+
+        let mut twice = settings.clone();
+        twice.upstreams[0].path = "/api/mcp".into();
+        assert!(twice.gateway_upstreams(&options).is_err());
+        let mut relative = settings;
+        relative.upstreams[0].path = "mcp/notes/".into();
+        assert!(relative.gateway_upstreams(&options).is_err());
+    }
+}

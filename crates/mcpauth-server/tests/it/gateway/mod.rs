@@ -62,33 +62,18 @@ impl Gateway {
 
     /// A token for the resource at `path` with `scope`, through the whole flow.
     async fn token(&self, path: &str, scope: &str) -> String {
-        let app = &self.app;
-        let resource = self.resource(path);
-        let browser = app.signed_in_browser().await;
-        let client_id = app.register_public(REDIRECT_URI).await;
-        let (verifier, challenge) = pkce();
-        let mut params = TestApp::authorize_params(&client_id, &challenge, scope, "st");
-        params.push(("resource", &resource));
-        let response = app.authorize(&browser, &params).await;
-        assert_eq!(response.status(), StatusCode::FOUND);
-        let mut target = location(&response);
-        if target.starts_with("/consent") {
-            target = app.approve(&browser, &target, true).await;
-        }
-        let code = query_of(&target)["code"].clone();
-        let response = app
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_id", &client_id),
-                ("code_verifier", &verifier),
-                ("resource", &resource),
-            ])
+        let flow = self
+            .app
+            .full_flow_for(scope, Some(&self.resource(path)))
             .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let tokens: Value = response.json().await.unwrap();
-        tokens["access_token"].as_str().unwrap().to_owned()
+        flow.tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` on mcpauth, as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        let response = self.app.http.get(self.app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.unwrap()
     }
 
     fn post(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
@@ -235,15 +220,9 @@ async fn each_upstream_is_its_own_protected_resource() {
             app.base
         )
     );
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-protected-resource/mcp/a"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = gateway
+        .get_json("/.well-known/oauth-protected-resource/mcp/a")
+        .await;
     assert_eq!(metadata["resource"], gateway.resource("/mcp/a"));
     assert_eq!(metadata["authorization_servers"], json!([app.base]));
     assert_eq!(metadata["resource_name"], "upstream /mcp/a");
@@ -252,15 +231,9 @@ async fn each_upstream_is_its_own_protected_resource() {
         json!(["openid", "profile", "email", "mcp:tools", ADMIN_SCOPE])
     );
     // The authorization server grants the upstreams' tool scopes, and refuses unknown resources.
-    let as_metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let as_metadata = gateway
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert!(
         as_metadata["scopes_supported"]
             .as_array()
@@ -294,15 +267,8 @@ async fn the_identity_assertion_verifies_against_the_jwks_for_that_upstream_only
     let seen = received_headers(response).await;
     let assertion = seen["x-mcpauth-assertion"].as_str().unwrap();
     let header = decode_header(assertion).unwrap();
-    let jwks: JwkSet = app
-        .http
-        .get(app.url("/api/auth/mcp/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet =
+        serde_json::from_value(gateway.get_json("/api/auth/mcp/jwks").await).unwrap();
     let key = DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[gateway.resource("/mcp/a")]);
