@@ -3,15 +3,22 @@
 // client, which does the whole OAuth flow against mcpauth. Checks: the session the upstream made
 // reaches the client (Mcp-Session-Id through the gateway both ways, DELETE ends it upstream), the
 // upstream never sees the client's Authorization header and sees mcpauth's X-MCPAuth-* identity
-// instead (SECURITY M4).
+// instead (SECURITY M4). Then the same through mcp-remote (the stdio bridge Claude Desktop runs),
+// signing in with its own loopback callback.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import dns from "node:dns";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { startServer, signUp } from "./lib/server.mjs";
 import { HeadlessProvider } from "./lib/headless-provider.mjs";
+import { authorizeHeadlessly } from "./lib/headless-ua.mjs";
 import { createRecorder } from "./lib/recorder.mjs";
 import { startTsUpstream } from "./lib/upstream-server.mjs";
 
@@ -80,4 +87,93 @@ test("TS SDK v1 client through the gateway to a stateful TS SDK server", async (
     await client.close();
   }
   t.diagnostic(`upstream ${upstream.url} behind ${server.mcpUrl}`);
+});
+
+/** `mcp-remote <url>` as a child speaking newline-delimited JSON-RPC on stdio. */
+function startMcpRemote(url, configDir) {
+  const child = spawn(
+    process.execPath,
+    [path.join("node_modules", "mcp-remote", "dist", "proxy.js"), url],
+    {
+      // BROWSER=true: no real browser opens; the test follows the printed URL itself.
+      env: { ...process.env, MCP_REMOTE_CONFIG_DIR: configDir, BROWSER: "true", DISPLAY: "" },
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  const waiters = [];
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+    for (const w of waiters.splice(0)) w();
+  });
+  const answers = new Map();
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    try {
+      const message = JSON.parse(line);
+      if (message.id !== undefined) answers.get(message.id)?.(message);
+    } catch {
+      /* not a JSON-RPC line */
+    }
+  });
+  return {
+    child,
+    stderr: () => stderr,
+    /** Resolves with the first match of `pattern` in stderr. */
+    async waitFor(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const m = stderr.match(pattern);
+        if (m) return m;
+        if (Date.now() > deadline) throw new Error(`mcp-remote never printed ${pattern}:\n${stderr}`);
+        await new Promise((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 200);
+        });
+      }
+    },
+    request(id, method, params = {}) {
+      const answer = new Promise((resolve) => answers.set(id, resolve));
+      child.stdin.write(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n");
+      return answer;
+    },
+    notify(method) {
+      child.stdin.write(JSON.stringify({ jsonrpc: "2.0", method }) + "\n");
+    },
+  };
+}
+
+test("mcp-remote (stdio bridge) through the gateway", async () => {
+  const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "mcpauth-mcp-remote-"));
+  const remote = startMcpRemote(server.mcpUrl, configDir);
+  try {
+    const initialized = remote.request(1, "initialize", {
+      protocolVersion: "2025-06-18",
+      capabilities: {},
+      clientInfo: { name: "mcpauth-interop-mcp-remote", version: "1.0.0" },
+    });
+    const [, authorizationUrl] = await remote.waitFor(/authorize this client by visiting:\s*\n(\S+)/);
+    const redirectUri = new URL(authorizationUrl).searchParams.get("redirect_uri");
+    assert.match(redirectUri, /^http:\/\/(localhost|127\.0\.0\.1):\d+\//, "a loopback callback of its own");
+    assert.equal(new URL(authorizationUrl).searchParams.get("resource"), server.mcpUrl);
+    const cb = await authorizeHeadlessly(authorizationUrl, { redirectUri, email: USER.email, password: USER.password, log });
+    const delivered = await fetch(cb.callbackUrl); // what the browser would do: land on its callback
+    assert.ok(delivered.ok, `mcp-remote's callback answered ${delivered.status}`);
+
+    const init = await initialized;
+    assert.equal(init.result?.serverInfo?.name, "ts-upstream", JSON.stringify(init));
+    remote.notify("notifications/initialized");
+    const listed = await remote.request(2, "tools/list");
+    assert.deepEqual(listed.result.tools.map((x) => x.name).sort(), ["headers", "session"]);
+    const called = await remote.request(3, "tools/call", { name: "headers", arguments: {} });
+    const headers = JSON.parse(called.result.content[0].text);
+    assert.equal(headers.authorization, undefined, `no Authorization upstream: ${JSON.stringify(headers)}`);
+    assert.equal(headers["x-mcpauth-user-id"], user.id);
+  } catch (e) {
+    console.error("---- mcp-remote stderr ----\n" + remote.stderr());
+    console.error("---- mcpauth output ----\n" + server?.log().split("\n").slice(-40).join("\n"));
+    throw e;
+  } finally {
+    remote.child.kill("SIGTERM");
+    fs.rmSync(configDir, { recursive: true, force: true });
+  }
 });
