@@ -23,6 +23,7 @@ const ADMIN_SCOPE: &str = "notes:admin";
 
 struct Gateway {
     app: TestApp,
+    upstream: upstream::Upstream,
 }
 
 fn upstream_at(path: &str, url: &str) -> UpstreamSettings {
@@ -38,7 +39,8 @@ fn upstream_at(path: &str, url: &str) -> UpstreamSettings {
 
 /// The server with upstreams A and B (both the echo server), a down one and a hanging one.
 async fn spawn_gateway() -> Gateway {
-    let url = upstream::spawn().await;
+    let upstream = upstream::spawn().await;
+    let url = upstream.url.clone();
     let down = upstream::closed_port_url().await;
     let hang = url.replace("/mcp", "/hang");
     let app = spawn_app_with(|settings| {
@@ -52,7 +54,7 @@ async fn spawn_gateway() -> Gateway {
         ];
     })
     .await;
-    Gateway { app }
+    Gateway { app, upstream }
 }
 
 impl Gateway {
@@ -384,6 +386,46 @@ async fn streamed_answers_are_not_buffered() {
 }
 
 #[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_request() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("/mcp/a", "mcp:tools").await;
+    let response = gateway
+        .post("/mcp/a", &token, &call("slow"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
+    drop(body);
+    let deadline = Instant::now() + upstream::SLOW + Duration::from_secs(3);
+    while gateway
+        .upstream
+        .abandoned
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream's answer was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_limit_are_refused() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("/mcp/a", "mcp:tools").await;
+    let huge = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "headers", "arguments": { "pad": "x".repeat(5 * 1024 * 1024) } },
+    });
+    let response = gateway.post("/mcp/a", &token, &huge).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
 async fn session_and_resumption_headers_pass_both_ways() {
     let gateway = spawn_gateway().await;
     let token = gateway.token("/mcp/a", "mcp:tools").await;
@@ -502,8 +544,8 @@ async fn an_upstream_that_is_down_or_slow_gets_a_json_rpc_error_not_a_hang() {
 
 #[tokio::test]
 async fn one_upstream_replaces_the_demo_at_api_mcp() {
-    let url = upstream::spawn().await;
-    let app = spawn_app_with(|settings| settings.upstream = Some(url)).await;
+    let upstream = upstream::spawn().await;
+    let app = spawn_app_with(|settings| settings.upstream = Some(upstream.url)).await;
     let flow = app.full_flow("mcp:tools").await;
     let token = flow.tokens["access_token"].as_str().unwrap();
     let response = app

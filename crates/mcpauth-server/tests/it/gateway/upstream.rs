@@ -3,10 +3,13 @@
 //! sessions by `Mcp-Session-Id`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -15,8 +18,17 @@ use serde_json::{Value, json};
 /// How long the `slow` tool takes between its progress event and its result.
 pub const SLOW: Duration = Duration::from_millis(1500);
 
-/// Starts the upstream on port 0; its MCP endpoint's URL.
-pub async fn spawn() -> String {
+/// A running echo upstream.
+pub struct Upstream {
+    /// Its MCP endpoint.
+    pub url: String,
+    /// How many `slow` answers were dropped before their end (the client went away).
+    pub abandoned: Arc<AtomicUsize>,
+}
+
+/// Starts the upstream on port 0.
+pub async fn spawn() -> Upstream {
+    let abandoned = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/mcp", post(message).get(stream).delete(end_session))
         .route(
@@ -25,11 +37,36 @@ pub async fn spawn() -> String {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 "late"
             }),
-        );
+        )
+        .with_state(abandoned.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}/mcp")
+    Upstream {
+        url: format!("http://{address}/mcp"),
+        abandoned,
+    }
+}
+
+/// Counts an answer dropped before its end.
+struct Unfinished {
+    abandoned: Arc<AtomicUsize>,
+    finished: bool,
+}
+
+impl Unfinished {
+    fn finish(mut self) {
+        self.finished = true;
+        drop(self);
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A URL where nothing listens.
@@ -79,7 +116,11 @@ fn sse(events: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> Resp
         .into_response()
 }
 
-async fn message(headers: HeaderMap, body: Bytes) -> Response {
+async fn message(
+    State(abandoned): State<Arc<AtomicUsize>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not json").into_response();
     };
@@ -106,16 +147,23 @@ async fn message(headers: HeaderMap, body: Bytes) -> Response {
                     "jsonrpc": "2.0", "id": id,
                     "result": { "content": [{ "type": "text", "text": "done" }] },
                 });
-                let events = futures_util::stream::unfold(0, move |step| {
+                let unfinished = Unfinished {
+                    abandoned,
+                    finished: false,
+                };
+                let events = futures_util::stream::unfold((0, unfinished), move |(step, guard)| {
                     let (progress, done) = (progress.clone(), done.clone());
                     async move {
                         match step {
-                            0 => Some((event(&progress), 1)),
+                            0 => Some((event(&progress), (1, guard))),
                             1 => {
                                 tokio::time::sleep(SLOW).await;
-                                Some((event(&done), 2))
+                                Some((event(&done), (2, guard)))
                             }
-                            _ => None,
+                            _ => {
+                                guard.finish();
+                                None
+                            }
                         }
                     }
                 });
