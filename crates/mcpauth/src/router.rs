@@ -151,6 +151,9 @@ pub fn cors() -> CorsLayer {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
+            // MCP 2026-07-28 (SEP-2243): the method and name mirrored from the body.
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
