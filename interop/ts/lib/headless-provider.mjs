@@ -1,4 +1,5 @@
-// The TS SDK v1 client's OAuthClientProvider (sdk/client/auth.d.ts) for the interop tests: its
+// The OAuthClientProvider of the TS SDK clients (v1 `sdk/client/auth.d.ts`, v2
+// `@modelcontextprotocol/client`, the same interface) for the interop tests: its
 // redirect step is the headless UA (lib/headless-ua.mjs), which signs in, consents and brings
 // the callback back.
 import { randomBytes } from "node:crypto";
@@ -68,8 +69,8 @@ export class HeadlessProvider {
       password: this.options.user.password,
       log: this.options.log,
     });
-    // SDK v1 (1.32.x) checks neither `state` nor RFC 9207 `iss` on the callback: it never sees the
-    // callback. The test does both (state here, iss in the assertions below).
+    // The SDKs do not check `state` (v1 1.32.x checks `iss` neither; v2 checks it in finishAuth()):
+    // this checks `state`, the tests' assertions `iss`.
     if (cb.state !== this._state) throw new Error(`state mismatch: sent ${this._state}, got ${cb.state}`);
     this.callbacks.push(cb);
   }
