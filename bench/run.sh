@@ -22,6 +22,8 @@
 # Environment: MCPAUTH_BIN (server binary), SHARED_DIR (the shared/ folder holding
 # peers/better-auth), CARGO_TARGET_DIR.
 #
+# The gateway scenarios start more mcpauth instances (`serve --upstream`) in front of
+# mcp-baseline and, when interop/python's venv exists, the Python SDK upstream of interop/python.
 # What it does: builds mcpauth (release) and bench/tools (mcp-baseline, loadgen); copies the
 # Better Auth peer to target/bench/peer-better-auth and runs `npm ci` there (once per lockfile);
 # starts mcpauth (rate limits off), the peer (SQLITE_WAL=1) and mcp-baseline on 127.0.0.1 with fresh
@@ -184,9 +186,10 @@ if [[ "$(cat "$peer_dir/.npm-ci-stamp" 2>/dev/null || true)" != "$lock_hash" ]] 
 fi
 
 # ---- servers ---------------------------------------------------------------------------------
-# start_mcpauth NAME: fresh database $work/NAME.db; sets NAME_pid, NAME_issuer, NAME_url
+# start_mcpauth NAME [SERVE_FLAGS...]: fresh database $work/NAME.db; sets NAME_pid, NAME_issuer, NAME_url
 start_mcpauth() {
   local name="$1" dir="$work/$1"
+  shift
   mkdir -p "$dir"
   # The server refuses unknown MCPAUTH_* variables: pass only the one it should see.
   local unset_args=()
@@ -194,7 +197,7 @@ start_mcpauth() {
   local extra_env=()
   [[ -n "$server_env" ]] && read -r -a extra_env <<<"$server_env"
   (cd "$dir" && exec env "${unset_args[@]}" "${extra_env[@]}" MCPAUTH_RATE_LIMITS__ENABLED=false NO_COLOR=1 \
-    "$mcpauth_bin" serve --bind 127.0.0.1:0 --database-url "sqlite://$dir/mcpauth.db") >"$out/$name.log" 2>&1 &
+    "$mcpauth_bin" serve --bind 127.0.0.1:0 --database-url "sqlite://$dir/mcpauth.db" "$@") >"$out/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   local issuer="" listen=""
@@ -401,6 +404,51 @@ pairs_of validate v_m v_p
 mcp_m() { TOKEN="$m_token" http_load mcp mcpauth "$1" "$main_pid" "$main_url/api/mcp" mcp "$conc" "$2"; }
 mcp_b() { TOKEN="" http_load mcp baseline "$1" "$baseline_pid" "$baseline_url/api/mcp" mcp "$conc" "$2"; }
 pairs_of mcp mcp_m mcp_b
+
+# 2b. the gateway: the same call through `mcpauth serve --upstream` (a second instance) to
+# mcp-baseline, vs mcp-baseline directly; 32 conns for throughput, 1 for the latency it adds
+start_mcpauth gw --upstream "$baseline_url/api/mcp"
+fg timeout 120 node "$here/prep.mjs" --base "$gw_url" --origin "$gw_issuer" --out "$work/prep-gw.json" --chains 0 \
+  --scope "openid mcp:tools"
+g_token="$(json_get "$work/prep-gw.json" accessToken)"
+check "gateway MCP tools/call echo" 200 -H "Authorization: Bearer $g_token" "${mcp_call[@]}" "$gw_url/api/mcp"
+grep -q '"Tool echo: hello from wrk"' "$work/check.out" || { echo "bench: gateway echo answered $(cat "$work/check.out")" >&2; exit 1; }
+gw_g() { TOKEN="$g_token" http_load gateway gateway "$1" "$gw_pid" "$gw_url/api/mcp" mcp "$conc" "$2"; }
+gw_d() { TOKEN="" http_load gateway direct "$1" "$baseline_pid" "$baseline_url/api/mcp" mcp "$conc" "$2"; }
+pairs_of gateway gw_g gw_d
+gl_g() { TOKEN="$g_token" http_load gateway_latency gateway "$1" "$gw_pid" "$gw_url/api/mcp" mcp 1 "$2"; }
+gl_d() { TOKEN="" http_load gateway_latency direct "$1" "$baseline_pid" "$baseline_url/api/mcp" mcp 1 "$2"; }
+pairs_of gateway_latency gl_g gl_d
+stop_pid "$gw_pid"
+
+# 2c. the gateway to a Python upstream (interop/python/upstream_server.py on the official Python
+# SDK, stateless JSON), when the interop venv exists (interop/python/run.sh builds it)
+py_venv="${PY_INTEROP_VENV:-$target_dir/interop-python-venv}"
+if [[ -x "$py_venv/bin/python" ]]; then
+  py_port="$(free_port)"
+  "$py_venv/bin/python" "$root/interop/python/upstream_server.py" "$py_port" --stateless >"$out/python-upstream.log" 2>&1 &
+  py_pid=$!
+  pids+=("$py_pid")
+  py_url="http://127.0.0.1:$py_port/mcp"
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$py_port/" && break
+    sleep 0.1
+  done
+  start_mcpauth gwpy --upstream "$py_url"
+  fg timeout 120 node "$here/prep.mjs" --base "$gwpy_url" --origin "$gwpy_issuer" --out "$work/prep-gwpy.json" --chains 0 \
+    --scope "openid mcp:tools"
+  y_token="$(json_get "$work/prep-gwpy.json" accessToken)"
+  check "gateway to Python MCP tools/call echo" 200 -H "Authorization: Bearer $y_token" "${mcp_call[@]}" "$gwpy_url/api/mcp"
+  grep -q 'hello from wrk' "$work/check.out" || { echo "bench: Python upstream answered $(cat "$work/check.out")" >&2; exit 1; }
+  py_conc=8
+  gp_g() { TOKEN="$y_token" http_load gateway_python gateway "$1" "$gwpy_pid" "$gwpy_url/api/mcp" mcp "$py_conc" "$2"; }
+  gp_d() { TOKEN="" http_load gateway_python direct "$1" "$py_pid" "$py_url" mcp "$py_conc" "$2"; }
+  pairs_of gateway_python gp_g gp_d
+  stop_pid "$gwpy_pid"
+  stop_pid "$py_pid"
+else
+  log "no Python venv at $py_venv (interop/python/run.sh builds it): skipping the gateway-to-Python scenario"
+fi
 
 # 3. authorization code -> token: mint codes for both first, then exchange each exactly once
 mint() {  # mint NAME(mcpauth|peer) PAIR DURATION

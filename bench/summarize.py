@@ -165,6 +165,25 @@ if m["pairs"]:
                  status(ov is not None and ov <= 0.20)))
     rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(m['a_p50'])} / {fmt_ms(m['a_p99'])}",
                  f"{fmt_ms(m['b_p50'])} / {fmt_ms(m['b_p99'])}", "", "", ""))
+# 2b. the gateway: mcpauth in front of an upstream vs the upstream directly
+g = paired("gateway", "gateway", "direct")
+if g["pairs"]:
+    rows.append(("Gateway: `tools/call echo` through `mcpauth serve --upstream` to mcp-baseline vs mcp-baseline directly, 32 conns — req/s",
+                 fmt_rate(g["a_rps"]), fmt_rate(g["b_rps"]) + " (direct)", x(g["ratio"]), "≥ 0.80×",
+                 status(g["ratio"] is not None and g["ratio"] >= 0.8)))
+gl = paired("gateway_latency", "gateway", "direct")
+if gl["pairs"] and gl["a_p50"] is not None and gl["b_p50"] is not None:
+    added = gl["a_p50"] - gl["b_p50"]
+    gl["added_p50_ms"] = added
+    rows.append(("… 1 conn — latency p50 / p99 (ms)", f"{fmt_ms(gl['a_p50'])} / {fmt_ms(gl['a_p99'])}",
+                 f"{fmt_ms(gl['b_p50'])} / {fmt_ms(gl['b_p99'])}", f"adds {added:+.2f} ms at p50", "≤ +1 ms",
+                 status(added <= 1.0)))
+gp = paired("gateway_python", "gateway", "direct")
+if gp["pairs"]:
+    rows.append(("Gateway to a Python SDK upstream (MCPServer, stateless JSON), 8 conns — req/s",
+                 fmt_rate(gp["a_rps"]), fmt_rate(gp["b_rps"]) + " (direct)", x(gp["ratio"]), "", ""))
+    rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(gp['a_p50'])} / {fmt_ms(gp['a_p99'])}",
+                 f"{fmt_ms(gp['b_p50'])} / {fmt_ms(gp['b_p99'])}", "", "", ""))
 # 3. code exchange (+ minting)
 e = paired("exchange", "mcpauth", "peer")
 if e["pairs"]:

@@ -116,7 +116,7 @@ with_binary "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" 
 # Subshells: a step's `cd` must not move the steps after it.
 ts_sdk_interop() (
   cd "$root/interop/ts" && npm ci --no-audit --no-fund \
-    && node --test --test-reporter=spec ts-sdk.test.mjs ts-sdk-v2.test.mjs
+    && node --test --test-reporter=spec ts-sdk.test.mjs ts-sdk-v2.test.mjs gateway.test.mjs
 )
 cimd_interop() (
   cd "$root/interop/ts" && { [[ -d node_modules/mcp-remote ]] || npm ci --no-audit --no-fund; } \
@@ -125,7 +125,7 @@ cimd_interop() (
 conformance_authorization() (
   cd "$root/interop/conformance" && npm ci --no-audit --no-fund && CONFORMANCE_NPM_CI=0 ./run.sh
 )
-with_binary "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients)" ts_sdk_interop
+with_binary "TS SDK interop (interop/ts: MCP TypeScript SDK v1 + v2 clients; gateway to a TS SDK server)" ts_sdk_interop
 with_binary "CIMD interop (interop/ts: TS SDK clientMetadataUrl, mcp-remote --client-metadata-url)" cimd_interop
 with_binary "conformance (authorization) (interop/conformance, Node 22)" conformance_authorization
 # ---- end of interop (TypeScript) ----
@@ -148,7 +148,7 @@ with_binary "OpenID RP interop (interop/openid-client: strict openid-client 6.x)
 # venv (target/interop-python-venv) from interop/python/requirements.lock; one report per test goes
 # to $PY_INTEROP_REPORT.
 export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"
-with_binary "Python SDK interop (interop/python: MCP Python SDK client)" "$root/interop/python/run.sh"
+with_binary "Python SDK interop (interop/python: MCP Python SDK client; gateway to a Python SDK server)" "$root/interop/python/run.sh"
 # ---- end of interop (Python) ----
 
 # ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----

@@ -2,7 +2,9 @@
 # Interop with the official MCP Python SDK (PyPI `mcp`, pinned in requirements.txt and, with every
 # transitive dependency and its hashes, in requirements.lock): builds a venv, installs the lock from
 # PyPI, and runs test_python_sdk.py, which starts its own `mcpauth serve` (port 0, temp database),
-# signs a user up and lets the SDK's OAuthClientProvider do the whole flow headlessly.
+# signs a user up and lets the SDK's OAuthClientProvider do the whole flow headlessly, and
+# test_gateway.py, the same client through mcpauth's gateway to an MCP server written on the
+# same SDK (upstream_server.py).
 # Exits non-zero if the venv cannot be built or any test fails.
 #
 #   interop/python/run.sh                # after `cargo build -p mcpauth-server`

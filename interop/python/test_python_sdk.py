@@ -115,11 +115,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def run_server(*extra_args: str, config: str | None = None) -> Iterator[Server]:
+    """`mcpauth serve` on port 0 with a temporary database (and `config` as its mcpauth.toml),
+    until the block ends."""
     binary = _server_binary()
     work = Path(tempfile.mkdtemp(prefix="mcpauth-python-interop."))
     log_path = work / "server.log"
+    args = [str(binary), "serve", "--bind", "127.0.0.1:0", "--database-url", f"sqlite://{work}/mcpauth.db"]
+    if config is not None:
+        (work / "mcpauth.toml").write_text(config)
+        args += ["--config", str(work / "mcpauth.toml")]
     # The server reads every MCPAUTH_* variable as configuration and refuses unknown ones: pass on
     # none of ours (MCPAUTH_BIN...). It runs in the temp dir so that no ./mcpauth.toml is picked up.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPAUTH_")}
@@ -128,7 +134,7 @@ def server() -> Iterator[Server]:
     previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(binary), "serve", "--bind", "127.0.0.1:0", "--database-url", f"sqlite://{work}/mcpauth.db"],
+            [*args, *extra_args],
             cwd=work,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -164,6 +170,12 @@ def server() -> Iterator[Server]:
             shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with run_server() as srv:
+        yield srv
+
+
 def mcp_version() -> str:
     from importlib.metadata import version
 
@@ -178,8 +190,8 @@ class User:
     id: str = ""
 
 
-@pytest.fixture(scope="session")
-def user(server: Server) -> User:
+def sign_up(server: Server) -> User:
+    """A new user, signed up through the account API."""
     u = User(email=f"py-{secrets.token_hex(4)}@example.com", password=PASSWORD, name="Python SDK")
     r = httpx2.post(
         f"{server.issuer}/api/auth/sign-up/email",
@@ -191,6 +203,11 @@ def user(server: Server) -> User:
     u.id = r.json()["user"]["id"]
     assert u.id
     return u
+
+
+@pytest.fixture(scope="session")
+def user(server: Server) -> User:
+    return sign_up(server)
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,12 +448,12 @@ class Harness:
         )
 
 
-@pytest.fixture
-def harness(server: Server, user: User, request: pytest.FixtureRequest) -> Iterator[Harness]:
+def new_harness(server: Server, user: User, mcp_url: str) -> Harness:
+    """The SDK's OAuth client for the MCP endpoint at `mcp_url`, with a headless browser."""
     storage = InMemoryTokenStorage()
     browser = HeadlessBrowser(user, REDIRECT_URI)
     provider = OAuthClientProvider(
-        server_url=server.mcp_url,
+        server_url=mcp_url,
         client_metadata=OAuthClientMetadata(
             client_name="mcpauth interop (Python SDK)",
             redirect_uris=[REDIRECT_URI],
@@ -449,14 +466,23 @@ def harness(server: Server, user: User, request: pytest.FixtureRequest) -> Itera
         redirect_handler=browser.redirect_handler,
         callback_handler=browser.callback_handler,
     )
-    h = Harness(server, user, storage, browser, Recorder(), provider)
-    yield h
+    return Harness(server, user, storage, browser, Recorder(), provider)
+
+
+def save_report(h: Harness, request: pytest.FixtureRequest) -> None:
     report = f"[{request.node.name}]\n{h.report()}"
     print(f"\n{report}")  # shown by pytest when the test fails (or with -s)
     report_dir = os.environ.get("PY_INTEROP_REPORT")
     if report_dir:
         Path(report_dir).mkdir(parents=True, exist_ok=True)
         (Path(report_dir) / f"{request.node.name}.txt").write_text(report + "\n")
+
+
+@pytest.fixture
+def harness(server: Server, user: User, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    h = new_harness(server, user, server.mcp_url)
+    yield h
+    save_report(h, request)
 
 
 def text_items(result: types.CallToolResult) -> list[str]:

@@ -16,7 +16,6 @@
 // INTEROP_KEEP_TMP=1 keeps the server's temp dir.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import dns from "node:dns";
 import fs from "node:fs";
 import path from "node:path";
@@ -24,7 +23,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { startServer, signUp } from "./lib/server.mjs";
-import { authorizeHeadlessly } from "./lib/headless-ua.mjs";
+import { HeadlessProvider } from "./lib/headless-provider.mjs";
 import { createRecorder } from "./lib/recorder.mjs";
 
 // The server listens on 127.0.0.1 while the issuer says `localhost`: resolve it to IPv4 first.
@@ -34,78 +33,6 @@ const REDIRECT_URI = "http://127.0.0.1:53682/callback"; // a native client's loo
 const USER = { email: "ts-sdk-v1@example.com", password: "correct horse battery staple", name: "TS SDK v1" };
 const verbose = process.env.INTEROP_VERBOSE === "1";
 const log = (...a) => verbose && console.log(...a);
-
-/** OAuthClientProvider (sdk/client/auth.d.ts) whose redirect step is the headless UA. */
-class HeadlessProvider {
-  constructor() {
-    this.callbacks = []; // every callback the "browser" brought back: { code, state, iss, ... }
-    this.authorizationUrls = []; // every authorization URL the SDK built
-    this.discovery = undefined; // what the SDK discovered (saveDiscoveryState)
-    this._state = undefined;
-  }
-  get redirectUrl() {
-    return REDIRECT_URI;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "mcpauth interop (TS SDK v1)",
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  state() {
-    this._state = randomBytes(16).toString("base64url");
-    return this._state;
-  }
-  clientInformation() {
-    return this._client;
-  }
-  saveClientInformation(info) {
-    this._client = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  saveCodeVerifier(v) {
-    this._verifier = v;
-  }
-  codeVerifier() {
-    return this._verifier;
-  }
-  saveDiscoveryState(s) {
-    this.discovery = s;
-  }
-  discoveryState() {
-    return this.discovery;
-  }
-  invalidateCredentials(scope) {
-    if (scope === "all" || scope === "client") this._client = undefined;
-    if (scope === "all" || scope === "tokens") this._tokens = undefined;
-    if (scope === "all" || scope === "verifier") this._verifier = undefined;
-    if (scope === "all" || scope === "discovery") this.discovery = undefined;
-  }
-  async redirectToAuthorization(authorizationUrl) {
-    this.authorizationUrls.push(new URL(authorizationUrl));
-    const cb = await authorizeHeadlessly(authorizationUrl, {
-      redirectUri: REDIRECT_URI,
-      email: USER.email,
-      password: USER.password,
-      log,
-    });
-    // SDK v1 (1.32.x) checks neither `state` nor RFC 9207 `iss` on the callback: it never sees the
-    // callback. The test does both (state here, iss in the assertions below).
-    if (cb.state !== this._state) throw new Error(`state mismatch: sent ${this._state}, got ${cb.state}`);
-    this.callbacks.push(cb);
-  }
-  get lastCallback() {
-    return this.callbacks.at(-1);
-  }
-}
 
 let server;
 let user; // the signed-up user, as the account API returned it ({ id, email, ... })
@@ -131,7 +58,7 @@ after(async () => {
 });
 
 test("TS SDK v1: OAuth flow, tools, step-up and whoami against mcpauth", async (t) => {
-  const provider = new HeadlessProvider();
+  const provider = new HeadlessProvider({ redirectUri: REDIRECT_URI, user: USER, clientName: "mcpauth interop (TS SDK v1)", log });
   const client = new Client({ name: "mcpauth-interop-ts-v1", version: "1.0.0" });
   const newTransport = () =>
     new StreamableHTTPClientTransport(new URL(server.mcpUrl), { authProvider: provider, fetch: recorder.fetch });

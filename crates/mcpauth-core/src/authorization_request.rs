@@ -68,8 +68,10 @@ pub struct AuthorizationPolicy {
     /// Scopes never granted without the user's explicit approval, even to a client that skips
     /// the consent page (e.g. `mcp:admin`).
     pub consent_scopes: Scopes,
-    /// The protected resource (RFC 8707) tokens are issued for.
+    /// The protected resource (RFC 8707) tokens are issued for when a request names none.
     pub resource: String,
+    /// The other protected resources a request may name (each gets tokens bound to it alone).
+    pub other_resources: Vec<String>,
     /// Whether confidential clients need PKCE too (public clients always do).
     pub require_pkce_for_confidential: bool,
 }
@@ -208,7 +210,11 @@ impl AuthorizationRequest {
         } else {
             scopes
         };
-        let resource = requested_resource(&policy.resource, &params.all("resource"))?;
+        let resource = requested_resource(
+            &policy.resource,
+            &policy.other_resources,
+            &params.all("resource"),
+        )?;
         let prompt = Prompt::parse(params.get("prompt"))?;
         let max_age = params
             .get("max_age")
@@ -246,13 +252,26 @@ impl AuthorizationRequest {
 }
 
 /// RFC 8707 §2: the resource the tokens will be for. Absent means the configured resource
-/// (clients do not always send it); anything else is `invalid_target`.
-pub fn requested_resource(configured: &str, requested: &[&str]) -> Result<String, OAuthError> {
-    if requested.iter().all(|r| *r == configured) {
-        Ok(configured.to_owned())
-    } else {
+/// (clients do not always send it); one of `others` may be named instead (every `resource`
+/// parameter naming the same one); anything else is `invalid_target`.
+pub fn requested_resource(
+    configured: &str,
+    others: &[String],
+    requested: &[&str],
+) -> Result<String, OAuthError> {
+    let chosen = requested.first().copied().unwrap_or(configured);
+    let known = chosen == configured || others.iter().any(|o| o == chosen);
+    if known && requested.iter().all(|r| *r == chosen) {
+        return Ok(chosen.to_owned());
+    }
+    if others.is_empty() {
         Err(OAuthError::invalid_target(format!(
             "this server issues tokens only for the resource {configured}"
+        )))
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "this server issues tokens only for the resources {configured} {}",
+            others.join(" ")
         )))
     }
 }
@@ -356,6 +375,7 @@ mod tests {
             scopes_supported: Scopes::from_tokens(["openid", "profile", "mcp:tools", "mcp:admin"]),
             consent_scopes: Scopes::from_tokens(["mcp:admin"]),
             resource: RESOURCE.to_owned(),
+            other_resources: Vec::new(),
             require_pkce_for_confidential: true,
         }
     }
@@ -539,6 +559,34 @@ mod tests {
             ErrorCode::InvalidTarget
         );
         assert!(parse(&valid(&format!("&resource={RESOURCE}&resource={RESOURCE}"))).is_ok());
+    }
+
+    /// With other resources configured, a request names one of them (never two at once) and
+    /// gets tokens for it alone; absent still means the configured one.
+    #[test]
+    fn other_resources_may_be_named_one_at_a_time() {
+        let other = "https://mcp.example.test/mcp/notes".to_owned();
+        let others = std::slice::from_ref(&other);
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[]),
+            Ok(RESOURCE.to_owned())
+        );
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[&other, &other]),
+            Ok(other.clone())
+        );
+        assert_eq!(
+            requested_resource(RESOURCE, others, &[RESOURCE]),
+            Ok(RESOURCE.to_owned())
+        );
+        for refused in [
+            vec![other.as_str(), RESOURCE],
+            vec!["https://other.test/"],
+            vec!["https://mcp.example.test/mcp/notes/"],
+        ] {
+            let code = requested_resource(RESOURCE, others, &refused).map_err(|e| e.code);
+            assert_eq!(code, Err(ErrorCode::InvalidTarget), "{refused:?}");
+        }
     }
 
     #[test]

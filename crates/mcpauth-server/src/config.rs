@@ -1,13 +1,17 @@
 //! Server configuration: defaults, then `mcpauth.toml` (or `--config FILE`), then `MCPAUTH_*`
 //! environment variables, then command-line flags — each later source overriding the earlier.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use mcpauth::{
-    McpAuthOptions, RateLimitOptions, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
+    McpAuthOptions, ProtectedResource, RateLimitOptions, RefreshReusePolicy, RefreshTokenPolicy,
+    TrustedClient,
 };
+use mcpauth_gateway::Upstream;
 use serde::{Deserialize, Serialize};
 
 /// Every setting of `mcpauth serve`.
@@ -75,6 +79,32 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub token_cache: TokenCacheSettings,
     pub cimd: CimdSettings,
+    /// An existing MCP server to protect at the resource's path (`/api/mcp`) instead of the
+    /// demo, e.g. `http://127.0.0.1:8080/mcp`. Also `--upstream` on `serve`.
+    pub upstream: Option<String>,
+    /// `[[upstreams]]`: MCP servers protected by the gateway, each its own resource.
+    pub upstreams: Vec<UpstreamSettings>,
+}
+
+/// `[[upstreams]]`: one MCP server behind the gateway.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// Public path, e.g. `/mcp/notes`; its resource is `{issuer}{path}`.
+    pub path: String,
+    /// The server's Streamable HTTP endpoint, e.g. `http://127.0.0.1:8080/mcp`.
+    pub url: String,
+    /// Its name, for its metadata; default: the path.
+    pub name: Option<String>,
+    /// Scopes every call needs; default `mcp_scopes`.
+    pub scopes: Vec<String>,
+    /// Tool name → further scopes calling it needs.
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// Headers sent to the upstream, e.g. `{ "X-Api-Key" = "${NOTES_API_KEY}" }`: `${NAME}` is
+    /// replaced by the environment variable `NAME` (which must be set).
+    pub headers: BTreeMap<String, String>,
+    /// Seconds the upstream may take to start answering; default 120.
+    pub timeout_secs: Option<u64>,
 }
 
 /// `[cimd]`: clients identified by Client ID Metadata Documents.
@@ -243,6 +273,8 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             token_cache: TokenCacheSettings::default(),
             cimd: CimdSettings::default(),
+            upstream: None,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -258,6 +290,8 @@ pub struct FlagOverrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// The top-level setting names, as written in `mcpauth.toml`.
@@ -399,6 +433,167 @@ impl Settings {
             per_host_concurrency: c.per_host_concurrency,
             per_host_per_minute: c.per_host_per_minute,
         };
+        let main_path = path_of(&o.resource);
+        for upstream in self.all_upstreams(&main_path) {
+            let scopes = if upstream.scopes.is_empty() {
+                o.mcp_scopes.clone()
+            } else {
+                upstream.scopes.clone()
+            };
+            let extra: Vec<String> = upstream.tool_scopes.values().flatten().cloned().collect();
+            if upstream.path == main_path {
+                // It replaces the demo as the main resource.
+                for scope in scopes.iter().chain(&extra) {
+                    if !o.resource_scopes.contains(scope) {
+                        o.resource_scopes.push(scope.clone());
+                    }
+                }
+                o.mcp_scopes = scopes;
+                if let Some(name) = &upstream.name {
+                    o.resource_name = name.clone();
+                }
+            } else {
+                o.resources.push(ProtectedResource {
+                    resource: format!("{}{}", issuer.trim_end_matches('/'), upstream.path),
+                    name: upstream
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| upstream.path.clone()),
+                    scopes,
+                    extra_scopes: extra,
+                });
+            }
+        }
         Ok(o)
+    }
+
+    /// `upstream` (at `main_path`) and `[[upstreams]]`, in order.
+    fn all_upstreams(&self, main_path: &str) -> Vec<UpstreamSettings> {
+        let single = self.upstream.iter().map(|url| UpstreamSettings {
+            path: main_path.to_owned(),
+            url: url.clone(),
+            ..UpstreamSettings::default()
+        });
+        single.chain(self.upstreams.iter().cloned()).collect()
+    }
+
+    /// The gateway's upstreams, for `options` built from these settings: each served as its
+    /// resource, with its header values read from the environment.
+    pub fn gateway_upstreams(&self, options: &McpAuthOptions) -> anyhow::Result<Vec<Upstream>> {
+        let main_path = path_of(&options.resource);
+        let mut upstreams = Vec::new();
+        let mut paths: Vec<String> = Vec::new();
+        for settings in self.all_upstreams(&main_path) {
+            let path = &settings.path;
+            if !path.starts_with('/') || path.ends_with('/') || path.contains(['?', '#']) {
+                anyhow::bail!(
+                    "upstream path {path:?} must start with / and not end with / (e.g. /mcp/notes)"
+                );
+            }
+            if paths.contains(path) {
+                anyhow::bail!("two upstreams have the path {path}");
+            }
+            paths.push(path.clone());
+            let resource = if *path == main_path {
+                options.resource.clone()
+            } else {
+                format!("{}{path}", options.issuer.trim_end_matches('/'))
+            };
+            let mut upstream = Upstream::new(settings.url.clone(), resource);
+            upstream.tool_scopes = settings.tool_scopes.clone().into_iter().collect();
+            if let Some(seconds) = settings.timeout_secs {
+                upstream.response_timeout = Duration::from_secs(seconds);
+            }
+            for (name, raw) in &settings.headers {
+                let value = expand_env(raw)
+                    .map_err(|var| anyhow::anyhow!("upstream {path}: header {name} needs the environment variable {var}, which is not set"))?;
+                let name = axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    anyhow::anyhow!("upstream {path}: {name:?} is not a header name")
+                })?;
+                let value = axum::http::HeaderValue::from_str(&value).map_err(|_| {
+                    anyhow::anyhow!(
+                        "upstream {path}: the value of header {name} is not a valid header value"
+                    )
+                })?;
+                upstream.headers.push((name, value));
+            }
+            upstreams.push(upstream);
+        }
+        Ok(upstreams)
+    }
+}
+
+/// The path of a URL, without a trailing slash (`/api/mcp`).
+fn path_of(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+/// `raw` with every `${NAME}` replaced by the environment variable `NAME`; `Err(NAME)` for one
+/// that is not set.
+fn expand_env(raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&std::env::var(name).map_err(|_| name.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_read_the_environment() {
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert_eq!(expand_env("a ${PATH} b").unwrap(), format!("a {path} b"));
+        assert_eq!(
+            expand_env("${MCPAUTH_TEST_SURELY_UNSET_VARIABLE}").unwrap_err(),
+            "MCPAUTH_TEST_SURELY_UNSET_VARIABLE"
+        );
+        assert_eq!(expand_env("${unterminated").unwrap(), "${unterminated");
+    }
+
+    #[test]
+    fn upstreams_become_protected_resources() {
+        let settings = Settings {
+            upstream: Some("http://127.0.0.1:8080/mcp".into()),
+            upstreams: vec![UpstreamSettings {
+                path: "/mcp/notes".into(),
+                url: "http://127.0.0.1:9090/mcp".into(),
+                tool_scopes: BTreeMap::from([("wipe".into(), vec!["notes:admin".into()])]),
+                ..UpstreamSettings::default()
+            }],
+            ..Settings::default()
+        };
+        let options = settings.options("https://auth.example.com").unwrap();
+        assert_eq!(options.resources.len(), 1);
+        let notes = &options.resources[0];
+        assert_eq!(notes.resource, "https://auth.example.com/mcp/notes");
+        assert_eq!(notes.scopes, ["mcp:tools"]);
+        assert_eq!(notes.extra_scopes, ["notes:admin"]);
+        let upstreams = settings.gateway_upstreams(&options).unwrap();
+        assert_eq!(upstreams[0].resource, "https://auth.example.com/api/mcp");
+        assert_eq!(upstreams[1].resource, "https://auth.example.com/mcp/notes");
+
+        let mut twice = settings.clone();
+        twice.upstreams[0].path = "/api/mcp".into();
+        assert!(twice.gateway_upstreams(&options).is_err());
+        let mut relative = settings;
+        relative.upstreams[0].path = "mcp/notes/".into();
+        assert!(relative.gateway_upstreams(&options).is_err());
     }
 }

@@ -5,7 +5,9 @@
 //! line; tests build an [`Application`] on port 0.
 //!
 //! - [`config`]: settings from defaults, `mcpauth.toml`, `MCPAUTH_*` and flags.
-//! - [`demo`]: the demo MCP server at `/api/mcp`, protected by `with_mcp_auth`.
+//! - [`demo`]: the demo MCP server at `/api/mcp`, protected by `with_mcp_auth`, unless an
+//!   upstream MCP server is protected there instead (`upstream`, `[[upstreams]]`: the gateway,
+//!   crate `mcpauth-gateway`).
 //! - [`Application`]: a bound, ready-to-run server.
 
 pub mod config;
@@ -25,7 +27,9 @@ use mcpauth_store::{PgStore, PgStoreOptions, SqliteStore};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-pub use config::{DatabaseSettings, FlagOverrides, RateLimitBackendChoice, Settings};
+pub use config::{
+    DatabaseSettings, FlagOverrides, RateLimitBackendChoice, Settings, UpstreamSettings,
+};
 
 /// How often a running server deletes expired rows ([`Store::purge_expired`]): sessions,
 /// tokens, codes and rate-limit windows that can no longer be used.
@@ -130,12 +134,25 @@ impl Application {
         if let Some(clock) = clock {
             options.clock = clock;
         }
+        let upstreams = settings.gateway_upstreams(&options)?;
         let (backend, rate_limits) = rate_limit_backend(settings).await?;
         options.rate_limit_backend = backend;
         let auth = McpAuth::new(store, options).await?;
-        let router = auth
-            .router()
-            .merge(demo::router(&auth))
+        let mut router = auth.router();
+        // An upstream at the main resource's path replaces the demo there.
+        let main_taken = upstreams
+            .iter()
+            .any(|upstream| upstream.resource == auth.options().resource);
+        if !main_taken {
+            router = router.merge(demo::router(&auth));
+        }
+        for upstream in upstreams {
+            let url = upstream.url.clone();
+            let gateway = mcpauth_gateway::Gateway::new(&auth, upstream)
+                .with_context(|| format!("could not set up the gateway to {url}"))?;
+            router = router.merge(gateway.router());
+        }
+        let router = router
             .route("/healthz", get(|| async { "ok" }))
             .layer(TraceLayer::new_for_http());
         Ok(Self {

@@ -38,6 +38,10 @@ enum Command {
         /// Redis for rate limits shared by every instance, e.g. redis://127.0.0.1:6379.
         #[arg(long, value_name = "URL")]
         redis_url: Option<String>,
+        /// An existing MCP server (Streamable HTTP) to protect at /api/mcp instead of the demo,
+        /// e.g. http://127.0.0.1:8080/mcp.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
     },
     /// Create or update the database schema (idempotent).
     Migrate,
@@ -255,10 +259,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bind,
             issuer,
             redis_url,
+            upstream,
         } => {
             flags.bind = bind;
             flags.issuer = issuer;
             flags.redis_url = redis_url;
+            flags.upstream = upstream;
             let settings = Settings::load(cli.config.as_deref(), flags)?;
             let app = Application::build(&settings, None).await?;
             // Listening for signals from before the announcement on.
@@ -269,6 +275,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "mcpauth is ready")?;
             writeln!(out, "  Issuer:        {issuer}")?;
             writeln!(out, "  MCP endpoint:  {}", options.resource)?;
+            for other in &options.resources {
+                writeln!(out, "  MCP endpoint:  {}", other.resource)?;
+            }
+            for upstream in settings
+                .upstream
+                .iter()
+                .chain(settings.upstreams.iter().map(|u| &u.url))
+            {
+                writeln!(out, "  Upstream:      {upstream}")?;
+            }
             writeln!(out, "  Sign up:       {issuer}/sign-up")?;
             writeln!(out, "  Listening on:  {}", app.address())?;
             writeln!(

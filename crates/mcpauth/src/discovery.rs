@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
+use crate::resources::Resource;
 
 /// The claims id_tokens and userinfo carry (OIDC Core §2, §5.1), by scope.
 const CLAIMS_SUPPORTED: &[&str] = &[
@@ -85,15 +86,24 @@ impl McpAuth {
     /// `scopes_supported` are the scopes an ordinary client should ask for (`mcp_scopes`):
     /// the SDKs request exactly these when the 401 challenge names none.
     pub fn protected_resource_metadata(&self) -> Value {
-        let o = &self.options();
-        json!({
-            "resource": o.resource,
-            "authorization_servers": [o.issuer],
-            "scopes_supported": o.mcp_scopes,
-            "bearer_methods_supported": ["header"],
-            "resource_name": o.resource_name,
-        })
+        resource_document(self, self.main_resource())
     }
+
+    /// The protected resource metadata document of the resource `resource` (the main one or
+    /// one of [`McpAuthOptions::resources`](crate::McpAuthOptions::resources)).
+    pub fn protected_resource_metadata_for(&self, resource: &str) -> Option<Value> {
+        self.resource(resource).map(|r| resource_document(self, r))
+    }
+}
+
+fn resource_document(auth: &McpAuth, resource: &Resource) -> Value {
+    json!({
+        "resource": resource.uri,
+        "authorization_servers": [auth.options().issuer],
+        "scopes_supported": resource.scopes_supported,
+        "bearer_methods_supported": ["header"],
+        "resource_name": resource.name,
+    })
 }
 
 fn document(value: Value) -> Response {
@@ -113,4 +123,9 @@ pub async fn oauth_discovery_metadata(State(auth): State<McpAuth>) -> Response {
 /// `GET /.well-known/oauth-protected-resource` and its twins: mount at the site root.
 pub async fn oauth_protected_resource_metadata(State(auth): State<McpAuth>) -> Response {
     document(auth.protected_resource_metadata())
+}
+
+/// `GET /.well-known/oauth-protected-resource{path}` of a resource other than the main one.
+pub(crate) fn other_resource_metadata(auth: &McpAuth, resource: &Resource) -> Response {
+    document(resource_document(auth, resource))
 }

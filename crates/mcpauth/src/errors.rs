@@ -205,6 +205,7 @@ pub struct JsonRpc {
 }
 
 impl JsonRpc {
+    /// An error answered with `status`, saying `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,

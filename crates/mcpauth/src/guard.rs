@@ -23,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::McpAuth;
-use crate::errors::JsonRpc;
+use crate::errors::{self, JsonRpc};
+use crate::resources::Resource;
 
 /// The largest MCP request body the guard reads to find the tool being called.
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
@@ -32,6 +33,8 @@ const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub struct McpAuthLayer {
     auth: McpAuth,
+    /// The resource whose tokens it accepts, and whose challenges it sends.
+    resource: Arc<Resource>,
     tool_scopes: Arc<HashMap<String, Vec<String>>>,
 }
 
@@ -42,8 +45,21 @@ impl McpAuth {
     pub fn with_mcp_auth(&self) -> McpAuthLayer {
         McpAuthLayer {
             auth: self.clone(),
+            resource: self.main_resource().clone(),
             tool_scopes: Arc::new(HashMap::new()),
         }
+    }
+
+    /// Like [`Self::with_mcp_auth`], for the protected resource `resource`: the main one or
+    /// one of [`McpAuthOptions::resources`](crate::McpAuthOptions::resources). Only tokens
+    /// issued for it pass (RFC 8707), every request needs its `scopes`, and its challenges
+    /// name its metadata. `None` when no such resource is configured.
+    pub fn with_mcp_auth_for(&self, resource: &str) -> Option<McpAuthLayer> {
+        Some(McpAuthLayer {
+            auth: self.clone(),
+            resource: self.resource(resource)?.clone(),
+            tool_scopes: Arc::new(HashMap::new()),
+        })
     }
 }
 
@@ -127,12 +143,20 @@ impl McpAuthLayer {
             )
             .await);
         }
-        let session = match auth.verify_bearer(request.headers()).await {
+        let resource = &self.resource;
+        let session = match auth
+            .verify_bearer_for(request.headers(), &resource.uri)
+            .await
+        {
             Ok(session) => session,
-            Err(error) => return Err(refuse_unread(auth.unauthorized(&error), request).await),
+            Err(error) => {
+                let refusal =
+                    errors::unauthorized(&error, &resource.metadata_url, &resource.scopes);
+                return Err(refuse_unread(refusal, request).await);
+            }
         };
 
-        let mut needed: Vec<String> = auth.options().mcp_scopes.clone();
+        let mut needed: Vec<String> = resource.scopes.clone();
         let request = if self.tool_scopes.is_empty() || request.method() != Method::POST {
             request
         } else {
@@ -162,7 +186,8 @@ impl McpAuthLayer {
             Request::from_parts(parts, Body::from(bytes))
         };
         if needed.iter().any(|scope| !session.has_scope(scope)) {
-            return Err(refuse_unread(auth.insufficient_scope(&needed), request).await);
+            let refusal = errors::insufficient_scope(&resource.metadata_url, &needed);
+            return Err(refuse_unread(refusal, request).await);
         }
         let mut request = request;
         request.extensions_mut().insert(session);

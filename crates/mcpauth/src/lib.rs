@@ -27,8 +27,10 @@
 //! - `account`, `browser_session`: the account API (sign-up, sign-in, sign-out) and the
 //!   browser's session and login-resume cookies.
 //! - `pages`, `views`: the server-rendered HTML pages and their templates.
+//! - `resources`: the protected resources tokens are issued for (the main MCP endpoint and
+//!   [`ProtectedResource`]s), with their metadata URLs and scopes.
 //! - `session`, `guard`: [`McpSession`] from a bearer token, and `with_mcp_auth`, the layer
-//!   that protects an MCP endpoint.
+//!   that protects an MCP endpoint (`with_mcp_auth_for`: another protected resource).
 //! - `router`: which path answers what.
 
 #![warn(missing_docs)]
@@ -51,6 +53,7 @@ mod params;
 mod passwords;
 pub mod rate_limit;
 mod register;
+mod resources;
 mod revocation;
 mod router;
 mod session;
@@ -62,11 +65,13 @@ mod web;
 pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
-pub use errors::BearerError;
+pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
-pub use options::{McpAuthOptions, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient};
+pub use options::{
+    McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
+};
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimits;
 pub use rate_limit::{

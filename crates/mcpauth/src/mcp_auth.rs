@@ -15,6 +15,7 @@ use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
 use crate::keys::{KeyError, SigningKeys};
 use crate::options::{CimdOptions, McpAuthOptions, TrustedClient};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
+use crate::resources::Resource;
 use crate::token_cache::{StampedMap, TokenCache};
 use crate::web::Site;
 
@@ -52,10 +53,8 @@ struct Inner {
     options: McpAuthOptions,
     /// The scopes, resource and PKCE rule authorization requests are decided by.
     authorization_policy: AuthorizationPolicy,
-    /// Path of the protected resource, e.g. `/api/mcp`.
-    resource_path: String,
-    /// Where the resource's metadata lives (RFC 9728 §3.1, path-inserted).
-    resource_metadata_url: String,
+    /// The protected resources: the main one (`options.resource`) first, then the others.
+    resources: Vec<Arc<Resource>>,
     site: Site,
     accounts: Accounts,
     keys: SigningKeys,
@@ -72,6 +71,8 @@ struct Inner {
 struct Checked {
     issuer: url::Url,
     resource: url::Url,
+    /// `options.resources`, parsed, in order.
+    other_resources: Vec<url::Url>,
     scopes_supported: Scopes,
     default_scope: Scopes,
     consent_scopes: Scopes,
@@ -119,8 +120,18 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
     }
     let default_scope = Scopes::parse(&options.default_scope)
         .map_err(|e| invalid("default_scope", e.description))?;
+    let other_resources = check_other_resources(options, &resource)?;
     let mut all = vec!["openid", "profile", "email", "offline_access"];
     all.extend(options.resource_scopes.iter().map(String::as_str));
+    for other in &options.resources {
+        all.extend(
+            other
+                .scopes
+                .iter()
+                .chain(&other.extra_scopes)
+                .map(String::as_str),
+        );
+    }
     let scopes_supported = Scopes::from_tokens(all);
     if !default_scope.is_subset_of(&scopes_supported) {
         return Err(invalid(
@@ -167,10 +178,58 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
     Ok(Checked {
         issuer,
         resource,
+        other_resources,
         scopes_supported,
         default_scope,
         consent_scopes,
     })
+}
+
+/// `options.resources` as URLs: absolute http(s) URIs without fragment (RFC 8707 §2), each at
+/// a path of its own (its metadata lives at a path derived from it), none the main resource.
+fn check_other_resources(
+    options: &McpAuthOptions,
+    main: &url::Url,
+) -> Result<Vec<url::Url>, BuildError> {
+    let mut paths = vec![main.path().trim_end_matches('/').to_owned()];
+    let mut urls = Vec::new();
+    for other in &options.resources {
+        let url = url::Url::parse(&other.resource)
+            .map_err(|e| invalid("resources", format!("{:?}: {e}", other.resource)))?;
+        let path = url.path().trim_end_matches('/').to_owned();
+        if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() || path.is_empty()
+        {
+            return Err(invalid(
+                "resources",
+                format!(
+                    "{:?} must be an http(s) URL with a path and no fragment",
+                    other.resource
+                ),
+            ));
+        }
+        if paths.contains(&path) {
+            return Err(invalid(
+                "resources",
+                format!("{:?}: another resource has the path {path}", other.resource),
+            ));
+        }
+        let scopes: Vec<&str> = other
+            .scopes
+            .iter()
+            .chain(&other.extra_scopes)
+            .map(String::as_str)
+            .collect();
+        if scopes
+            .iter()
+            .any(|s| s.split_ascii_whitespace().count() != 1)
+        {
+            return Err(invalid("resources", "each scope must be one scope token"));
+        }
+        Scopes::parse(&scopes.join(" ")).map_err(|e| invalid("resources", e.description))?;
+        paths.push(path);
+        urls.push(url);
+    }
+    Ok(urls)
 }
 
 /// The secret that signs cookies: the configured one, else the one generated once and kept in
@@ -295,13 +354,17 @@ impl McpAuth {
             options.access_token_expires_in,
             token_cache.clone(),
         );
-        let resource_path = checked.resource.path().trim_end_matches('/').to_owned();
+        let mut resources = vec![Arc::new(Resource::main(
+            &options.resource,
+            &checked.resource,
+            &options.resource_name,
+            &options.mcp_scopes,
+        ))];
+        for (other, url) in options.resources.iter().zip(&checked.other_resources) {
+            resources.push(Arc::new(Resource::other(other, url)));
+        }
         let inner = Inner {
-            resource_metadata_url: format!(
-                "{}/.well-known/oauth-protected-resource{resource_path}",
-                checked.resource.origin().ascii_serialization(),
-            ),
-            resource_path,
+            resources,
             site: Site::new(&secret, &checked.issuer, options.trust_proxy),
             accounts: Accounts::new(store.clone(), options.clock.clone()),
             keys,
@@ -328,6 +391,11 @@ impl McpAuth {
                 scopes_supported: checked.scopes_supported,
                 consent_scopes: checked.consent_scopes,
                 resource: options.resource.clone(),
+                other_resources: options
+                    .resources
+                    .iter()
+                    .map(|r| r.resource.clone())
+                    .collect(),
                 require_pkce_for_confidential: options.require_pkce_for_confidential,
             },
             options,
@@ -384,7 +452,7 @@ impl McpAuth {
     /// Where the protected resource's metadata lives (RFC 9728 §3.1), as named in every
     /// `WWW-Authenticate` challenge.
     pub fn protected_resource_metadata_url(&self) -> &str {
-        &self.inner.resource_metadata_url
+        &self.main_resource().metadata_url
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -420,9 +488,20 @@ impl McpAuth {
         &self.inner.authorization_policy
     }
 
-    /// Path of the protected resource, e.g. `/api/mcp`.
-    pub(crate) fn resource_path(&self) -> &str {
-        &self.inner.resource_path
+    /// The main protected resource (`options.resource`).
+    pub(crate) fn main_resource(&self) -> &Arc<Resource> {
+        // `new` always puts the main resource first.
+        &self.inner.resources[0]
+    }
+
+    /// Every protected resource, the main one first.
+    pub(crate) fn resources(&self) -> &[Arc<Resource>] {
+        &self.inner.resources
+    }
+
+    /// The protected resource whose canonical URI is `uri`.
+    pub(crate) fn resource(&self, uri: &str) -> Option<&Arc<Resource>> {
+        self.inner.resources.iter().find(|r| r.uri == uri)
     }
 
     /// The client with this id, from memory when it was read since the revocation epoch last

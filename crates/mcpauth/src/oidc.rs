@@ -54,7 +54,6 @@ pub(crate) async fn id_token(
     auth: &McpAuth,
     request: IdTokenRequest<'_>,
 ) -> Result<String, KeyError> {
-    let key = auth.keys().current().await?;
     let now = auth.now();
     let mut claims = user_claims(auth, request.user, request.scopes);
     claims.insert("iss".into(), Value::from(auth.options().issuer.clone()));
@@ -69,11 +68,22 @@ pub(crate) async fn id_token(
     if let Some(nonce) = request.nonce {
         claims.insert("nonce".into(), Value::from(nonce));
     }
-    let mut header = Header::new(key.algorithm);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some("JWT".into());
-    jsonwebtoken::encode(&header, &claims, &key.encoding)
-        .map_err(|e| KeyError::Crypto(e.to_string()))
+    auth.sign_jwt(&claims).await
+}
+
+impl McpAuth {
+    /// `claims` as a JWT signed with the current id_token key (`kid` in the header): anyone
+    /// can verify it against the published JWKS. For assertions mcpauth makes to others, such
+    /// as the identity a gateway passes to the server behind it; the caller sets `iss`, `aud`
+    /// and a short `exp`.
+    pub async fn sign_jwt(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
+        let key = self.keys().current().await?;
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| KeyError::Crypto(e.to_string()))
+    }
 }
 
 /// `GET|POST {base}/mcp/userinfo`: the claims of the bearer token's user, by its scopes.

@@ -46,6 +46,23 @@ fn default_true() -> bool {
     true
 }
 
+/// Another MCP server this authorization server issues tokens for, besides
+/// [`McpAuthOptions::resource`] (RFC 8707): a request naming it as `resource` gets tokens bound
+/// to it alone, which [`crate::McpAuth::with_mcp_auth_for`] accepts and every other resource
+/// refuses. It has its own metadata document (RFC 9728) at
+/// `/.well-known/oauth-protected-resource{path}` and its own challenges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedResource {
+    /// Canonical URI, e.g. `https://auth.example.com/mcp/notes`.
+    pub resource: String,
+    /// Human-readable name, for its metadata.
+    pub name: String,
+    /// Scopes every request needs (named in its 401 challenge).
+    pub scopes: Vec<String>,
+    /// Further scopes some of its operations need (tool scopes): grantable and advertised.
+    pub extra_scopes: Vec<String>,
+}
+
 /// Everything mcpauth can be configured with. `McpAuthOptions::new(issuer)` gives the defaults
 /// of SPEC §3; change fields before building [`crate::McpAuth`].
 #[derive(Clone)]
@@ -58,6 +75,8 @@ pub struct McpAuthOptions {
     pub resource: String,
     /// Human-readable name of the protected resource, for its metadata.
     pub resource_name: String,
+    /// Other protected resources tokens may be issued for (e.g. the upstreams of a gateway).
+    pub resources: Vec<ProtectedResource>,
     /// Where an unauthenticated authorization request sends the browser.
     pub login_page: String,
     /// Where consent is asked.
@@ -163,6 +182,7 @@ impl McpAuthOptions {
             issuer,
             base_path: "/api/auth".to_owned(),
             resource_name: "mcpauth MCP server".to_owned(),
+            resources: Vec::new(),
             login_page: "/sign-in".to_owned(),
             consent_page: "/consent".to_owned(),
             code_expires_in: 600,

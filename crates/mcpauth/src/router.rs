@@ -3,6 +3,7 @@
 //! authorization, sign-in and consent routes (SECURITY S17).
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,9 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::McpAuth;
 use crate::account::{get_session, sign_in_email, sign_out, sign_up_email};
 use crate::authorize::{authorize_endpoint, consent_api};
-use crate::discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+use crate::discovery::{
+    oauth_discovery_metadata, oauth_protected_resource_metadata, other_resource_metadata,
+};
 use crate::register::register_client;
 use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
@@ -34,7 +37,7 @@ fn build(auth: McpAuth) -> Router {
     let issuer_path = url::Url::parse(&auth.options().issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let resource_path = auth.resource_path().to_owned();
+    let resource_path = auth.main_resource().path.clone();
 
     let mut discovery = Router::new();
     let mut as_paths = vec![
@@ -60,6 +63,16 @@ fn build(auth: McpAuth) -> Router {
     ];
     for path in dedup(prm_paths) {
         discovery = discovery.route(&path, get(oauth_protected_resource_metadata));
+    }
+    // Each other resource's metadata at its own path-inserted URL (RFC 9728 §3.1).
+    for resource in auth.resources().iter().skip(1) {
+        let resource = resource.clone();
+        discovery = discovery.route(
+            &format!("/.well-known/oauth-protected-resource{}", resource.path),
+            get(move |State(auth): State<McpAuth>| async move {
+                other_resource_metadata(&auth, &resource)
+            }),
+        );
     }
 
     let cross_origin = discovery
@@ -138,6 +151,9 @@ pub fn cors() -> CorsLayer {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
+            // MCP 2026-07-28 (SEP-2243): the method and name mirrored from the body.
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,

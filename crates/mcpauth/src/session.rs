@@ -108,8 +108,20 @@ impl McpAuth {
 
     /// Like [`Self::get_mcp_session`], saying why there is no session.
     pub async fn verify_bearer(&self, headers: &HeaderMap) -> Result<McpSession, BearerError> {
+        self.verify_bearer_for(headers, &self.options().resource)
+            .await
+    }
+
+    /// Like [`Self::verify_bearer`], for the protected resource `resource` (the main one or
+    /// one of [`McpAuthOptions::resources`](crate::McpAuthOptions::resources)): a token issued
+    /// for any other resource is refused (RFC 8707).
+    pub async fn verify_bearer_for(
+        &self,
+        headers: &HeaderMap,
+        resource: &str,
+    ) -> Result<McpSession, BearerError> {
         let session = self.verify_bearer_any_audience(headers).await?;
-        if session.audience != self.options().resource {
+        if session.audience != resource {
             return Err(BearerError::Invalid(
                 "the access token was issued for another resource",
             ));

@@ -22,6 +22,7 @@ mod cli;
 mod discovery;
 mod example;
 mod field_clients;
+mod gateway;
 mod interop_rmcp;
 mod mcp_endpoint;
 mod oidc;

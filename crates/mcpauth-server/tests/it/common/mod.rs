@@ -276,12 +276,24 @@ impl TestApp {
         challenge: &str,
         scope: &str,
     ) -> String {
-        let response = self
-            .authorize(
-                browser,
-                &Self::authorize_params(client_id, challenge, scope, "st"),
-            )
-            .await;
+        self.code_for_resource(browser, client_id, challenge, scope, None)
+            .await
+    }
+
+    /// [`Self::code_for`], naming `resource` (RFC 8707) when given.
+    pub async fn code_for_resource(
+        &self,
+        browser: &Client,
+        client_id: &str,
+        challenge: &str,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> String {
+        let mut params = Self::authorize_params(client_id, challenge, scope, "st");
+        if let Some(resource) = resource {
+            params.push(("resource", resource));
+        }
+        let response = self.authorize(browser, &params).await;
         assert_eq!(response.status(), StatusCode::FOUND);
         let mut target = location(&response);
         if target.starts_with("/consent") {
@@ -306,19 +318,29 @@ impl TestApp {
 
     /// The whole flow for a fresh user and public client, ending with tokens.
     pub async fn full_flow(&self, scope: &str) -> Flow {
+        self.full_flow_for(scope, None).await
+    }
+
+    /// [`Self::full_flow`], for `resource` (RFC 8707) when given: named to the authorization
+    /// and the token endpoints.
+    pub async fn full_flow_for(&self, scope: &str, resource: Option<&str>) -> Flow {
         let browser = self.signed_in_browser().await;
         let client_id = self.register_public(REDIRECT_URI).await;
         let (verifier, challenge) = pkce();
-        let code = self.code_for(&browser, &client_id, &challenge, scope).await;
-        let response = self
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_id", &client_id),
-                ("code_verifier", &verifier),
-            ])
+        let code = self
+            .code_for_resource(&browser, &client_id, &challenge, scope, resource)
             .await;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ];
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+        }
+        let response = self.token(&form).await;
         assert_eq!(response.status(), StatusCode::OK);
         Flow {
             client_id,

@@ -1,0 +1,200 @@
+//! A small Streamable HTTP MCP server for the gateway's tests: it echoes what it received
+//! (headers included), answers in JSON or SSE, streams a slow tool's progress, and keeps
+//! sessions by `Mcp-Session-Id`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// How long the `slow` tool takes between its progress event and its result.
+pub const SLOW: Duration = Duration::from_millis(1500);
+
+/// A running echo upstream.
+pub struct Upstream {
+    /// Its MCP endpoint.
+    pub url: String,
+    /// How many `slow` answers were dropped before their end (the client went away).
+    pub abandoned: Arc<AtomicUsize>,
+}
+
+/// Starts the upstream on port 0.
+pub async fn spawn() -> Upstream {
+    let abandoned = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/mcp", post(message).get(stream).delete(end_session))
+        .route(
+            "/hang",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .with_state(abandoned.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Upstream {
+        url: format!("http://{address}/mcp"),
+        abandoned,
+    }
+}
+
+/// Counts an answer dropped before its end.
+struct Unfinished {
+    abandoned: Arc<AtomicUsize>,
+    finished: bool,
+}
+
+impl Unfinished {
+    fn finish(mut self) {
+        self.finished = true;
+        drop(self);
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A URL where nothing listens.
+pub async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}/mcp")
+}
+
+fn headers_json(headers: &HeaderMap) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        map.insert(
+            name.as_str().to_owned(),
+            Value::from(value.to_str().unwrap_or("<binary>")),
+        );
+    }
+    Value::Object(map)
+}
+
+fn json_answer(body: Value) -> Response {
+    (
+        [
+            ("content-type", "application/json"),
+            ("mcp-session-id", "session-1"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn event(message: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {message}\n\n"))
+}
+
+fn sse(events: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    let body = Body::from_stream(events.map(Ok::<_, Infallible>));
+    (
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn message(
+    State(abandoned): State<Arc<AtomicUsize>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not json").into_response();
+    };
+    let id = request["id"].clone();
+    let method = request["method"].as_str().unwrap_or_default();
+    let result = match method {
+        "initialize" => json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": { "tools": {} },
+            "serverInfo": { "name": "echo-upstream", "version": "1" },
+        }),
+        "tools/list" => json!({ "tools": [
+            { "name": "headers", "inputSchema": { "type": "object" } },
+            { "name": "slow", "inputSchema": { "type": "object" } },
+            { "name": "admin_tool", "inputSchema": { "type": "object" } },
+        ]}),
+        "tools/call" => match request["params"]["name"].as_str() {
+            Some("slow") => {
+                let progress = json!({
+                    "jsonrpc": "2.0", "method": "notifications/progress",
+                    "params": { "progressToken": 1, "progress": 1, "total": 2 },
+                });
+                let done = json!({
+                    "jsonrpc": "2.0", "id": id,
+                    "result": { "content": [{ "type": "text", "text": "done" }] },
+                });
+                let unfinished = Unfinished {
+                    abandoned,
+                    finished: false,
+                };
+                let events = futures_util::stream::unfold((0, unfinished), move |(step, guard)| {
+                    let (progress, done) = (progress.clone(), done.clone());
+                    async move {
+                        match step {
+                            0 => Some((event(&progress), (1, guard))),
+                            1 => {
+                                tokio::time::sleep(SLOW).await;
+                                Some((event(&done), (2, guard)))
+                            }
+                            _ => {
+                                guard.finish();
+                                None
+                            }
+                        }
+                    }
+                });
+                return sse(events);
+            }
+            _ => json!({
+                "content": [{ "type": "text", "text": "ok" }],
+                "structuredContent": { "headers": headers_json(&headers), "body": request },
+            }),
+        },
+        _ => return StatusCode::ACCEPTED.into_response(),
+    };
+    let answer = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+    if headers.contains_key("x-test-sse") {
+        sse(futures_util::stream::iter([event(&answer)]))
+    } else {
+        json_answer(answer)
+    }
+}
+
+/// GET: one event saying which `Last-Event-ID` and session it was resumed with.
+async fn stream(headers: HeaderMap) -> Response {
+    let note = json!({
+        "jsonrpc": "2.0", "method": "notifications/message",
+        "params": { "data": headers_json(&headers) },
+    });
+    sse(futures_util::stream::iter([Bytes::from(format!(
+        "id: 8\nevent: message\ndata: {note}\n\n"
+    ))]))
+}
+
+async fn end_session(headers: HeaderMap) -> Response {
+    json_answer(json!({ "ended": headers_json(&headers)["mcp-session-id"] }))
+}

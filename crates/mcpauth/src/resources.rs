@@ -1,0 +1,65 @@
+//! The protected resources tokens are issued for (RFC 8707): the main MCP endpoint
+//! ([`McpAuthOptions::resource`](crate::McpAuthOptions::resource)) and any others
+//! ([`ProtectedResource`]), each with its path, metadata URL (RFC 9728 §3.1, path-inserted),
+//! the scopes every request needs and the scopes it advertises.
+
+use crate::options::ProtectedResource;
+
+/// One protected resource, as checked at start-up.
+#[derive(Debug)]
+pub(crate) struct Resource {
+    /// Canonical URI: the audience of its tokens.
+    pub uri: String,
+    /// Its path, e.g. `/api/mcp`, without a trailing slash.
+    pub path: String,
+    /// Where its metadata lives, as named in its challenges.
+    pub metadata_url: String,
+    pub name: String,
+    /// Scopes every request needs.
+    pub scopes: Vec<String>,
+    /// `scopes_supported` of its metadata document.
+    pub scopes_supported: Vec<String>,
+}
+
+impl Resource {
+    /// The resource at `uri` (already parsed as `url`).
+    fn new(
+        uri: &str,
+        url: &url::Url,
+        name: &str,
+        scopes: &[String],
+        scopes_supported: Vec<String>,
+    ) -> Self {
+        let path = url.path().trim_end_matches('/').to_owned();
+        Self {
+            uri: uri.to_owned(),
+            metadata_url: format!(
+                "{}/.well-known/oauth-protected-resource{path}",
+                url.origin().ascii_serialization(),
+            ),
+            path,
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            scopes_supported,
+        }
+    }
+
+    /// The main resource. Its metadata advertises only the scopes an ordinary call needs
+    /// (`mcp_scopes`): clients that ask for every advertised scope (VS Code, Codex) then get
+    /// what they need and never a scope that must be consented to on its own.
+    pub fn main(uri: &str, url: &url::Url, name: &str, scopes: &[String]) -> Self {
+        Self::new(uri, url, name, scopes, scopes.to_vec())
+    }
+
+    /// Another resource (a gateway upstream): it advertises the scopes every call to it needs,
+    /// not the extra scopes of single tools (asked for by step-up when a tool needs them).
+    pub fn other(options: &ProtectedResource, url: &url::Url) -> Self {
+        Self::new(
+            &options.resource,
+            url,
+            &options.name,
+            &options.scopes,
+            options.scopes.clone(),
+        )
+    }
+}
