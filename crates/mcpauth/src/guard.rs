@@ -193,7 +193,7 @@ async fn refuse_unread(mut response: Response, request: Request<Body>) -> Respon
 /// not a message this parser can read — the caller then asks for every tool's scopes (fails
 /// closed), so that no body another parser would read differently (a duplicated key, say) can
 /// slip a tool past its scope.
-fn called_tools(body: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn called_tools(body: &[u8]) -> Option<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Message<'a> {
         #[serde(borrow, default)]
