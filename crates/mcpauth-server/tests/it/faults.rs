@@ -16,6 +16,16 @@ fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap().to_owned()
 }
 
+/// The status of a read that touches no table: the authorization server metadata.
+async fn metadata_status(app: &TestApp) -> StatusCode {
+    app.http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// Refreshes `refresh` and returns the new refresh token; `None` when the server answered 503.
 async fn refresh_once(app: &TestApp, client_id: &str, refresh: &str) -> Option<String> {
     let response = app
@@ -219,13 +229,7 @@ async fn sqlite_on_a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     assert_eq!(signed_up.status(), StatusCode::SERVICE_UNAVAILABLE);
     // Reads keep working.
     assert_eq!(app.session_status(&access).await, StatusCode::OK);
-    let metadata = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metadata.status(), StatusCode::OK);
+    assert_eq!(metadata_status(&app).await, StatusCode::OK);
 
     std::fs::remove_file(&filler).unwrap();
     // Space again: writes work (no restart).
@@ -384,13 +388,7 @@ async fn slow_clients_are_cut_off_and_never_block_others() {
     }
     // Others are served meanwhile.
     let started = Instant::now();
-    let metadata = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metadata.status(), StatusCode::OK);
+    assert_eq!(metadata_status(&app).await, StatusCode::OK);
     assert!(started.elapsed() < Duration::from_secs(1));
 
     // A body trickled byte by byte: cut off by the body timeout.
@@ -446,11 +444,5 @@ async fn slow_clients_are_cut_off_and_never_block_others() {
     );
 
     // And the server is fine.
-    let metadata = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metadata.status(), StatusCode::OK);
+    assert_eq!(metadata_status(&app).await, StatusCode::OK);
 }
