@@ -17,6 +17,7 @@
 #   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
 #  10. benchmark smoke run          bench/run.sh --quick --debug   (every scenario briefly; never fails on timing)
+#  11. fuzzing                      scripts/fuzz.sh 20   (every fuzz target 20 s on its corpus; nightly + cargo-fuzz)
 #
 # Screenshots of the pages go to $SCREENSHOT_DIR (default target/e2e/screenshots) and the peer
 # flow's JSON report to $FLOW_REPORT (default target/e2e/flow-report.json), the conformance suite's
@@ -163,6 +164,12 @@ bench_quick() {
 }
 with_binary "benchmark smoke run (bench/run.sh --quick)" bench_quick
 # ---- end of bench ----
+
+# ---- fuzzing (fuzz/, scripts/fuzz.sh) ----
+# Every parser that reads untrusted input, 20 s a target under libFuzzer (nightly, cargo-fuzz;
+# .ci/run installs both). Its own target directory ($target_dir/fuzz): sanitizer builds.
+run "fuzzing (scripts/fuzz.sh, 20 s a target)" "$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-20}"
+# ---- end of fuzzing ----
 
 section "summary"
 for i in "${!names[@]}"; do

@@ -84,6 +84,17 @@ pub struct Settings {
     pub upstream: Option<String>,
     /// `[[upstreams]]`: MCP servers protected by the gateway, each its own resource.
     pub upstreams: Vec<UpstreamSettings>,
+    /// `text` (default) or `json`: one JSON object a line on standard error.
+    pub log_format: String,
+    /// Address of the Prometheus `/metrics` listener; none (default) serves no metrics. Never
+    /// the public listener: a separate port, for the monitoring network only.
+    pub metrics_bind: Option<String>,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's body before the request fails with 408.
+    pub body_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM before the server exits anyway.
+    pub shutdown_timeout_secs: u64,
 }
 
 /// `[[upstreams]]`: one MCP server behind the gateway.
@@ -275,6 +286,11 @@ impl Default for Settings {
             cimd: CimdSettings::default(),
             upstream: None,
             upstreams: Vec::new(),
+            log_format: "text".into(),
+            metrics_bind: None,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            shutdown_timeout_secs: 30,
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - [`demo`]: the demo MCP server at `/api/mcp`, protected by `with_mcp_auth`, unless an
 //!   upstream MCP server is protected there instead (`upstream`, `[[upstreams]]`: the gateway,
 //!   crate `mcpauth-gateway`).
+//! - [`observability`]: request ids, request logs and metrics, `/metrics`, `/readyz`, log format.
 //! - [`Application`]: a bound, ready-to-run server.
 
 pub mod config;
 pub mod demo;
+pub mod observability;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,7 +27,9 @@ use mcpauth::{McpAuth, RateLimitBackend, RedisRateLimits};
 use mcpauth_core::{Clock, Store};
 use mcpauth_store::{PgStore, PgStoreOptions, SqliteStore};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use observability::{PoolUsage, ReadinessCheck};
 
 pub use config::{
     DatabaseSettings, FlagOverrides, RateLimitBackendChoice, Settings, UpstreamSettings,
@@ -46,6 +50,14 @@ pub async fn open_store_with(
     database_url: &str,
     pool: &DatabaseSettings,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_store_reporting(database_url, pool).await?.0)
+}
+
+/// Like [`open_store_with`], also giving what reports the pools' connections (for metrics).
+async fn open_store_reporting(
+    database_url: &str,
+    pool: &DatabaseSettings,
+) -> anyhow::Result<(Arc<dyn Store>, PoolUsage)> {
     if pool.max_connections == Some(0) {
         anyhow::bail!("database.max_connections must be at least 1");
     }
@@ -60,7 +72,18 @@ pub async fn open_store_with(
             .migrate()
             .await
             .context("could not migrate the database")?;
-        Ok(Arc::new(store))
+        let pools = store.clone();
+        let usage: PoolUsage = Arc::new(move || {
+            vec![
+                ("read", pools.pool().size(), pools.pool().num_idle()),
+                (
+                    "write",
+                    pools.writer_pool().size(),
+                    pools.writer_pool().num_idle(),
+                ),
+            ]
+        });
+        Ok((Arc::new(store), usage))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         // The URL may hold a password: name only the database in errors.
         let store = PgStore::connect_with(database_url, pg_store_options(pool))
@@ -70,7 +93,10 @@ pub async fn open_store_with(
             .migrate()
             .await
             .context("could not migrate the database")?;
-        Ok(Arc::new(store))
+        let pools = store.clone();
+        let usage: PoolUsage =
+            Arc::new(move || vec![("main", pools.pool().size(), pools.pool().num_idle())]);
+        Ok((Arc::new(store), usage))
     } else {
         anyhow::bail!(
             "database_url must start with sqlite://, postgres:// or postgresql:// (got {:?})",
@@ -115,13 +141,24 @@ pub struct Application {
     auth: McpAuth,
     address: SocketAddr,
     rate_limits: String,
+    /// The `/metrics` listener and its router, when `metrics_bind` is set.
+    metrics: Option<(TcpListener, Router)>,
+    timeouts: Timeouts,
+}
+
+/// The connection timeouts of [`Settings`].
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header_read: Duration,
+    shutdown: Duration,
 }
 
 impl Application {
     /// Opens the database, binds the listener and builds the routes. With no configured issuer
     /// the issuer is `http://localhost:<bound port>`.
     pub async fn build(settings: &Settings, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<Self> {
-        let store = open_store_with(&settings.database_url, &settings.database).await?;
+        let (store, pools) =
+            open_store_reporting(&settings.database_url, &settings.database).await?;
         let listener = TcpListener::bind(&settings.bind)
             .await
             .with_context(|| format!("could not listen on {}", settings.bind))?;
@@ -135,9 +172,10 @@ impl Application {
             options.clock = clock;
         }
         let upstreams = settings.gateway_upstreams(&options)?;
-        let (backend, rate_limits) = rate_limit_backend(settings).await?;
+        let (backend, rate_limits, redis_check) = rate_limit_backend(settings).await?;
         options.rate_limit_backend = backend;
         let auth = McpAuth::new(store, options).await?;
+        let ready = auth.clone();
         let mut router = auth.router();
         // An upstream at the main resource's path replaces the demo there.
         let main_taken = upstreams
@@ -154,14 +192,43 @@ impl Application {
         }
         let router = router
             .route("/healthz", get(|| async { "ok" }))
-            .layer(TraceLayer::new_for_http());
+            .route(
+                "/readyz",
+                get(move || observability::readiness(ready.clone(), redis_check.clone())),
+            )
+            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+                settings.body_read_timeout_secs,
+            )))
+            .layer(axum::middleware::from_fn(observability::track_requests));
+        let metrics = match &settings.metrics_bind {
+            Some(bind) => {
+                let handle = observability::prometheus()?;
+                let listener = TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("could not listen on {bind} (metrics_bind)"))?;
+                Some((listener, observability::metrics_router(handle, pools)))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             auth,
             address,
             rate_limits,
+            metrics,
+            timeouts: Timeouts {
+                header_read: Duration::from_secs(settings.header_read_timeout_secs),
+                shutdown: Duration::from_secs(settings.shutdown_timeout_secs),
+            },
         })
+    }
+
+    /// The address of the `/metrics` listener, when `metrics_bind` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Where this server keeps its rate-limit counters, for people: e.g. `database (shared)`.
@@ -182,23 +249,98 @@ impl Application {
         &self.auth.options().issuer
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests. Meanwhile, every
+    /// Serves until `shutdown` completes, then stops accepting connections and lets in-flight
+    /// requests finish, for at most `shutdown_timeout_secs`. Meanwhile, every
     /// [`PURGE_INTERVAL`], deletes what has expired from the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purging = tokio::spawn(purge_periodically(self.auth.clone()));
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router).await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            })
+        });
+        let served = serve(self.listener, self.router, self.timeouts, shutdown).await;
         purging.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         served
     }
+}
+
+/// The accept loop: each connection served by hyper with a header read timeout (a client that
+/// trickles or never finishes its headers loses its connection instead of holding it), the
+/// client's address in `ConnectInfo`. When `shutdown` completes the listener closes (new
+/// connections are refused), open connections finish the requests they have and close, and
+/// after `timeouts.shutdown` whatever is left is dropped.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(timeouts.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?timeouts.shutdown,
+            "connections still open after the shutdown timeout: closing them"
+        );
+    }
+    Ok(())
 }
 
 /// Deletes expired rows every [`PURGE_INTERVAL`] (the first time one interval after start).
@@ -217,26 +359,33 @@ async fn purge_periodically(auth: McpAuth) {
     }
 }
 
-/// The rate-limit backend the settings choose, and how to describe it.
-async fn rate_limit_backend(settings: &Settings) -> anyhow::Result<(RateLimitBackend, String)> {
+/// The rate-limit backend the settings choose, how to describe it, and (for Redis) the
+/// readiness check of the backend.
+async fn rate_limit_backend(
+    settings: &Settings,
+) -> anyhow::Result<(RateLimitBackend, String, Option<ReadinessCheck>)> {
     let choice = settings.rate_limit_backend()?;
     if !settings.rate_limits.enabled {
-        return Ok((RateLimitBackend::Memory, "off".to_owned()));
+        return Ok((RateLimitBackend::Memory, "off".to_owned(), None));
     }
     Ok(match choice {
         RateLimitBackendChoice::Memory => (
             RateLimitBackend::Memory,
             "memory (this instance only)".to_owned(),
+            None,
         ),
         RateLimitBackendChoice::Database => (
             RateLimitBackend::Store,
             "database (shared by every instance on it)".to_owned(),
+            None,
         ),
         RateLimitBackendChoice::Redis => {
             let url = settings.redis_url.as_deref().unwrap_or_default();
             let shown = redact_password(url);
-            let redis = RedisRateLimits::new(url, settings.redis_key_prefix.clone())
-                .with_context(|| format!("could not use Redis at {shown}"))?;
+            let redis = Arc::new(
+                RedisRateLimits::new(url, settings.redis_key_prefix.clone())
+                    .with_context(|| format!("could not use Redis at {shown}"))?,
+            );
             // Unreachable now is not fatal: the limiter lets requests through (with a
             // warning) until Redis answers.
             if let Err(error) = redis.ping().await {
@@ -246,9 +395,20 @@ async fn rate_limit_backend(settings: &Settings) -> anyhow::Result<(RateLimitBac
                     "Redis does not answer: rate limits are not enforced until it does"
                 );
             }
+            let pinged = redis.clone();
+            let check: ReadinessCheck = Arc::new(move || {
+                let redis = pinged.clone();
+                Box::pin(async move {
+                    redis
+                        .ping()
+                        .await
+                        .map_err(|error| format!("redis: {error}"))
+                })
+            });
             (
-                RateLimitBackend::Custom(Arc::new(redis)),
+                RateLimitBackend::Custom(redis),
                 format!("redis at {shown} (shared by every instance on it)"),
+                Some(check),
             )
         }
     })

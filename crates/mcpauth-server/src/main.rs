@@ -4,11 +4,12 @@
 mod admin;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use admin::{Admin, NewClient, Output};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use mcpauth_server::observability::{self, LogFormat};
 use mcpauth_server::{Application, FlagOverrides, Settings, open_store_with, shutdown_signal};
 
 /// OAuth 2.1 authorization server for MCP clients.
@@ -72,6 +73,13 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Write a consistent copy of a live SQLite database to a new file (servers keep running).
+    /// For PostgreSQL use pg_dump (see the README's "Backups").
+    Backup {
+        /// The backup file to create (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
     },
     /// Manage the id_token signing keys.
     Keys {
@@ -233,13 +241,6 @@ enum AuditCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,rmcp=warn,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -247,6 +248,17 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the settings and starts logging in their `log_format` (text until then).
+fn load_settings(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Settings> {
+    let settings = Settings::load(config, flags);
+    let format = match &settings {
+        Ok(settings) => LogFormat::parse(&settings.log_format)?,
+        Err(_) => LogFormat::Text,
+    };
+    observability::init_logging(format);
+    settings
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -265,7 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             flags.issuer = issuer;
             flags.redis_url = redis_url;
             flags.upstream = upstream;
-            let settings = Settings::load(cli.config.as_deref(), flags)?;
+            let settings = load_settings(cli.config.as_deref(), flags)?;
             let app = Application::build(&settings, None).await?;
             // Listening for signals from before the announcement on.
             let shutdown = shutdown_signal();
@@ -303,6 +315,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     cache.revocation_check_interval.as_millis()
                 )?;
             }
+            if let Some(metrics) = app.metrics_address() {
+                writeln!(out, "  Metrics:       http://{metrics}/metrics")?;
+            }
             writeln!(out, "  Rate limits:   {}", app.rate_limits())?;
             writeln!(
                 out,
@@ -315,12 +330,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let settings = Settings::load(cli.config.as_deref(), flags)?;
+            let settings = load_settings(cli.config.as_deref(), flags)?;
             open_store_with(&settings.database_url, &settings.database).await?;
             println!(
                 "database is up to date: {}",
                 mcpauth_server::redact_password(&settings.database_url)
             );
+            Ok(())
+        }
+        Command::Backup { output } => {
+            let settings = load_settings(cli.config.as_deref(), flags)?;
+            let url = &settings.database_url;
+            if !url.starts_with("sqlite:") {
+                anyhow::bail!(
+                    "mcpauth backup copies SQLite databases; for PostgreSQL use pg_dump \
+                     (pg_dump --format=custom --file=FILE DATABASE_URL, restored with pg_restore)"
+                );
+            }
+            mcpauth_store::backup_sqlite(url, &output)
+                .await
+                .with_context(|| format!("could not back up {url}"))?;
+            println!("backed up {url} to {}", output.display());
             Ok(())
         }
         Command::Generate { dialect, output } => {
@@ -336,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command } => {
-            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
                 UserCommand::Create {
                     email,
@@ -368,7 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Client { command } => {
-            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
                 ClientCommand::List { json } => {
                     admin.list_clients(Output::from_json_flag(json)).await
@@ -400,7 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Grant { command } => {
-            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
                 GrantCommand::List { user, client, json } => {
                     admin
@@ -417,7 +447,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Keys { command } => {
-            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
                 KeysCommand::Rotate { json } => {
                     admin.rotate_keys(Output::from_json_flag(json)).await
@@ -426,7 +456,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Audit { command } => {
-            let admin = Admin::open(Settings::load(cli.config.as_deref(), flags)?).await?;
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
                 AuditCommand::List { limit, json } => {
                     admin.list_audit(limit, Output::from_json_flag(json)).await

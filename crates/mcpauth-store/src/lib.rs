@@ -69,4 +69,6 @@ pub mod sqlite;
 
 pub use postgres::{PG_MIGRATOR, PgStore, PgStoreOptions, pg_schema_sql};
 pub use shared::{Backend, SqlStore};
-pub use sqlite::{DEFAULT_MAX_CONNECTIONS, SQLITE_MIGRATOR, SqliteStore, sqlite_schema_sql};
+pub use sqlite::{
+    DEFAULT_MAX_CONNECTIONS, SQLITE_MIGRATOR, SqliteStore, backup_sqlite, sqlite_schema_sql,
+};

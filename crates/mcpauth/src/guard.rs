@@ -170,7 +170,9 @@ impl McpAuthLayer {
                     )
                     .into_response()
                 })?;
-            let scopes_of_tools: Vec<&String> = match called_tools(&bytes) {
+            let called = called_tools(&bytes);
+            count_tool_calls(called.as_deref(), &self.tool_scopes);
+            let scopes_of_tools: Vec<&String> = match called {
                 Some(tools) => tools
                     .iter()
                     .filter_map(|tool| self.tool_scopes.get(tool))
@@ -216,7 +218,7 @@ async fn refuse_unread(mut response: Response, request: Request<Body>) -> Respon
 /// not a message this parser can read — the caller then asks for every tool's scopes (fails
 /// closed), so that no body another parser would read differently (a duplicated key, say) can
 /// slip a tool past its scope.
-fn called_tools(body: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn called_tools(body: &[u8]) -> Option<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Message<'a> {
         #[serde(borrow, default)]
@@ -242,6 +244,20 @@ fn called_tools(body: &[u8]) -> Option<Vec<String>> {
     } else {
         let message: Message<'_> = serde_json::from_slice(body).ok()?;
         Some(tool(message).into_iter().collect())
+    }
+}
+
+/// Counts the tools a request calls (`mcpauth_mcp_calls_total{tool}`). Tool names come from the
+/// client: only tools this layer knows are named, any other is `other`, so that no client can
+/// grow the label set (and the exporter's memory) without bound.
+fn count_tool_calls(called: Option<&[String]>, known: &HashMap<String, Vec<String>>) {
+    for tool in called.unwrap_or_default() {
+        let label = if known.contains_key(tool) {
+            tool.clone()
+        } else {
+            "other".to_owned()
+        };
+        metrics::counter!("mcpauth_mcp_calls_total", "tool" => label).increment(1);
     }
 }
 

@@ -81,3 +81,40 @@ pub use rate_limit::{
 pub use router::cors;
 pub use session::McpSession;
 pub use token_cache::TokenCacheOptions;
+
+/// The parsers that read untrusted input, reachable for the fuzz targets in `fuzz/`. Not part
+/// of the API: thin wrappers that change nothing about how the server uses them.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::HeaderMap;
+
+    /// The bearer token of an `Authorization` header (`session.rs`).
+    pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+        crate::session::bearer_token(headers).ok().flatten()
+    }
+
+    /// A cookie's value from the `Cookie` headers (`web.rs`).
+    pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        crate::web::cookie(headers, name)
+    }
+
+    /// The payload of a signed cookie value (the login resume cookie's format), checked with
+    /// `secret`.
+    pub fn verify_signed_value(secret: &str, purpose: &str, value: &str) -> Option<String> {
+        let issuer = url::Url::parse("https://issuer.test").ok()?;
+        crate::web::Site::new(secret, &issuer, false).verify_value(purpose, value)
+    }
+
+    /// The tools a JSON-RPC body calls, as the MCP guard reads them (`guard.rs`).
+    pub fn called_tools(body: &[u8]) -> Option<Vec<String>> {
+        crate::guard::called_tools(body)
+    }
+
+    /// A token or revocation request body, parsed by its `Content-Type` (`params.rs`).
+    pub fn params_from_body(
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<mcpauth_core::Params, mcpauth_core::OAuthError> {
+        crate::params::params_from_body(headers, body, &["resource"])
+    }
+}

@@ -560,6 +560,17 @@ impl McpAuth {
         ip: Option<&str>,
         detail: serde_json::Value,
     ) -> AuditEvent {
+        // The one choke point every security event passes: counted (and logged) when it is
+        // created, which is before a store method writes it in its transaction, so an event
+        // whose write then fails is counted too (its request answers 503). `kind` is one of
+        // this crate's fixed names, never client input, so the label set stays bounded.
+        metrics::counter!("mcpauth_security_events_total", "kind" => kind.to_owned()).increment(1);
+        tracing::info!(
+            event = kind,
+            user_id = user_id.unwrap_or_default(),
+            client_id = client_id.unwrap_or_default(),
+            "security event"
+        );
         AuditEvent {
             at: self.now(),
             kind: kind.to_owned(),

@@ -320,6 +320,19 @@ pub(crate) enum Limit {
     TokenPerIp,
 }
 
+impl Limit {
+    /// The limit's name in metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Limit::SignInPerIp => "sign_in_per_ip",
+            Limit::SignInPerAccount => "sign_in_per_account",
+            Limit::SignUpPerIp => "sign_up_per_ip",
+            Limit::RegisterPerIp => "register_per_ip",
+            Limit::TokenPerIp => "token_per_ip",
+        }
+    }
+}
+
 /// The limits of [`RateLimitOptions`], counted in a [`RateLimitStore`].
 pub(crate) struct RateLimiter {
     options: RateLimitOptions,
@@ -404,6 +417,8 @@ impl RateLimiter {
             }
         };
         if count > max || (!add && count == max) {
+            metrics::counter!("mcpauth_rate_limit_refusals_total", "limit" => limit.name())
+                .increment(1);
             Err(RateLimited {
                 retry_after: start + window - now,
             })

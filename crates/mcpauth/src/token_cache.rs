@@ -140,9 +140,13 @@ impl TokenCache {
     /// The cached session of `token_hash`, if it is current under `stamp` and unexpired at
     /// `now`.
     pub(crate) fn get(&self, token_hash: &str, stamp: Stamp, now: i64) -> Option<McpSession> {
-        self.sessions
+        let found = self
+            .sessions
             .get(token_hash, stamp)
-            .filter(|session| session.expires_at > now)
+            .filter(|session| session.expires_at > now);
+        let outcome = if found.is_some() { "hit" } else { "miss" };
+        metrics::counter!("mcpauth_token_cache_lookups_total", "outcome" => outcome).increment(1);
+        found
     }
 
     /// Keeps `session`, validated by a lookup that began under `stamp`.

@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Pool, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Pool, SqlSafeStr, Sqlite, Transaction};
 
 use crate::shared::{SqlStore, impl_exec_queries, schema_sql, sealed};
 
@@ -91,14 +91,61 @@ impl SqlStore<Sqlite> {
     }
 }
 
+/// Writes a consistent copy of the SQLite database at `url` to the new file `output`, while
+/// servers keep using the database (`VACUUM INTO`: the copy is read in one read transaction, a
+/// snapshot that concurrent writers in WAL mode neither block nor change). The copy is compact
+/// and complete on its own (no `-wal` file), ready to be restored by copying it in place of
+/// the database while no server runs. Fails if `output` exists or the database does not.
+pub async fn backup_sqlite(url: &str, output: &std::path::Path) -> Result<(), StoreError> {
+    let target = parse_url(url)?;
+    if target.in_memory {
+        return Err(StoreError::Database(
+            "an in-memory database cannot be backed up".to_owned(),
+        ));
+    }
+    if output.exists() {
+        return Err(StoreError::Database(format!(
+            "{} exists already; a backup never overwrites a file",
+            output.display()
+        )));
+    }
+    let output = output.to_str().ok_or_else(|| {
+        StoreError::Database("the backup file's path is not valid UTF-8".to_owned())
+    })?;
+    let mut connection = target
+        .options
+        .create_if_missing(false)
+        .connect()
+        .await
+        .map_err(open_failed)?;
+    let copied = sqlx::query("VACUUM INTO ?")
+        .bind(output)
+        .execute(&mut connection)
+        .await
+        .map(|_| ())
+        .map_err(crate::error::db_err);
+    let _ = connection.close().await;
+    copied
+}
+
 impl sealed::Exec for Sqlite {
     /// Takes the database's write lock up front, so that two transactions never both hold a
     /// read lock and then deadlock upgrading it; a second writer waits on the busy timeout
     /// instead.
-    fn begin_write(
-        pool: &SqlitePool,
-    ) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send + '_ {
-        pool.begin_with("BEGIN IMMEDIATE")
+    ///
+    /// A write whose COMMIT failed (a full disk: SQLite then rolls the transaction back by
+    /// itself) leaves sqlx counting a transaction still open on that connection, and such a
+    /// connection can never begin another: it is closed and a fresh one taken, so that writes
+    /// work again once the cause is gone.
+    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        let mut connection = pool.acquire().await?;
+        if connection.is_in_transaction() {
+            tracing::warn!("replacing a SQLite connection left inside a failed transaction");
+            connection.close_on_drop();
+            drop(connection);
+            connection = pool.acquire().await?;
+        }
+        Transaction::begin(connection, Some("BEGIN IMMEDIATE".into_sql_str())).await
     }
 
     impl_exec_queries!(Sqlite);

@@ -713,3 +713,75 @@ pub fn mcpauth(dir: &Path) -> tokio::process::Command {
     }
     command
 }
+
+impl TestApp {
+    /// A handle on a server this test did not start in-process (a `mcpauth serve` child at
+    /// `base`): the request helpers work on it; its clock is not the server's.
+    pub fn external(base: &str) -> TestApp {
+        TestApp {
+            base: base.to_owned(),
+            clock: ManualClock::new(),
+            db_path: PathBuf::new(),
+            http: client(),
+            _dir: tempfile::tempdir().unwrap(),
+            shutdown: None,
+        }
+    }
+}
+
+/// A running `mcpauth serve` child with its banner read: its listening address and, when
+/// `metrics_bind` is set, its metrics address.
+pub struct ServeChild {
+    pub child: tokio::process::Child,
+    pub address: String,
+    pub metrics: Option<String>,
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl ServeChild {
+    /// Spawns `command` (a `mcpauth serve` with stdout piped by this function) and waits for
+    /// the banner through its `Rate limits:` line.
+    pub async fn start(command: &mut tokio::process::Command) -> ServeChild {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("mcpauth serve starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut address, mut metrics, mut banner) = (None, None, Vec::new());
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("serve prints its banner: {banner:?}"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("serve exited early: {banner:?}"));
+            banner.push(line.clone());
+            let line = line.trim();
+            if let Some(value) = line.strip_prefix("Listening on:") {
+                address = Some(value.trim().to_owned());
+            }
+            if let Some(value) = line.strip_prefix("Metrics:") {
+                metrics = Some(value.trim().to_owned());
+            }
+            if line.starts_with("Rate limits:") {
+                break;
+            }
+        }
+        ServeChild {
+            child,
+            address: address.unwrap_or_else(|| panic!("no address in {banner:?}")),
+            metrics,
+            _stdout: lines,
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+}

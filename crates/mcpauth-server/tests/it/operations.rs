@@ -1,0 +1,393 @@
+//! Running the server (issue 13): JSON logs without secrets (SECURITY O1), the metrics listener
+//! (O2), request ids, `/readyz`.
+
+use std::sync::Arc;
+
+use mcpauth_core::ManualClock;
+use mcpauth_server::Application;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The values of the `Set-Cookie` headers of a response (`name=value` without attributes).
+fn cookie_pairs(response: &reqwest::Response) -> Vec<String> {
+    set_cookies(response)
+        .iter()
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn cookie_values(pairs: &[String]) -> Vec<String> {
+    pairs
+        .iter()
+        .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_owned()))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The whole life of a grant against a `mcpauth serve` with `log_format = "json"` and metrics
+/// on: sign-up, a failed and a good sign-in, confidential registration, the login resume
+/// cookie, consent, code exchange, an MCP call, userinfo, refresh, revocation. Then every log
+/// line is one JSON object, requests are logged with id, route, status and latency, security
+/// events with client and user ids — and no secret the flow used appears in the log or in the
+/// metrics.
+#[tokio::test]
+async fn o1_json_logs_and_metrics_of_a_full_flow_hold_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("o1.db").display());
+    let server = ServeChild::start(
+        mcpauth(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+            .env("MCPAUTH_LOG_FORMAT", "json")
+            .env("MCPAUTH_METRICS_BIND", "127.0.0.1:0")
+            .env("MCPAUTH_RATE_LIMITS__ENABLED", "false")
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::from(log)),
+    )
+    .await;
+    let port = server.address.rsplit(':').next().unwrap().to_owned();
+    let app = TestApp::external(&format!("http://localhost:{port}"));
+    let http = client();
+    let mut secrets: Vec<String> = vec![PASSWORD.to_owned()];
+
+    // Sign-up (session cookie), a failed sign-in (its wrong password), a good sign-in.
+    let email = unique_email();
+    let signed_up = app.sign_up(&http, &email).await;
+    assert_eq!(signed_up.status(), StatusCode::OK);
+    let wrong_password = "not-the-password-9f3b2c1d";
+    secrets.push(wrong_password.to_owned());
+    let failed = http
+        .post(app.url("/api/auth/sign-in/email"))
+        .header("origin", &app.base)
+        .json(&json!({ "email": email, "password": wrong_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    let signed_in = http
+        .post(app.url("/api/auth/sign-in/email"))
+        .header("origin", &app.base)
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let session = cookie_pairs(&signed_in);
+    assert!(!session.is_empty(), "sign-in sets the session cookie");
+    secrets.extend(cookie_values(&session));
+    secrets.extend(cookie_values(&cookie_pairs(&signed_up)));
+    let cookie_header = session.join("; ");
+
+    // A confidential client: its secret.
+    let client = app
+        .register(json!({
+            "client_name": "O1 client",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }))
+        .await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let client_secret = client["client_secret"].as_str().unwrap().to_owned();
+    secrets.push(client_secret.clone());
+
+    let (verifier, challenge) = pkce();
+    secrets.push(verifier.clone());
+    let state = "state-o1-7c2e";
+    let params = TestApp::authorize_params(&client_id, &challenge, "openid mcp:tools", state);
+
+    // Without a session: the signed resume cookie.
+    let resumed = app.authorize(&http, &params).await;
+    assert_eq!(resumed.status(), StatusCode::FOUND);
+    secrets.extend(cookie_values(&cookie_pairs(&resumed)));
+
+    // With the session: consent (its consent code), then the code.
+    let url = reqwest::Url::parse_with_params(&app.url(AUTHORIZE), &params).unwrap();
+    let to_consent = http
+        .get(url)
+        .header("cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_consent.status(), StatusCode::FOUND);
+    let consent_location = location(&to_consent);
+    let consent_code = query_of(&consent_location)["consent_code"].clone();
+    secrets.push(consent_code.clone());
+    let approved = http
+        .post(app.url("/api/auth/oauth2/consent"))
+        .header("origin", &app.base)
+        .header("cookie", &cookie_header)
+        .json(&json!({ "accept": true, "consent_code": consent_code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
+    let approved: Value = approved.json().await.unwrap();
+    let code = query_of(approved["redirectURI"].as_str().unwrap())["code"].clone();
+    secrets.push(code.clone());
+
+    let tokens: Value = app
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", &client_id),
+            ("client_secret", &client_secret),
+            ("code_verifier", &verifier),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    secrets.push(access.clone());
+    secrets.push(refresh.clone());
+    secrets.push(tokens["id_token"].as_str().unwrap().to_owned());
+
+    // Using the access token: an MCP tool call and userinfo.
+    let called = http
+        .post(app.resource())
+        .bearer_auth(&access)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "echo", "arguments": {"message": "hi"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), StatusCode::OK);
+    let userinfo = http
+        .get(app.url("/api/auth/mcp/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::OK);
+
+    // Refresh, then revoke the new refresh token.
+    let refreshed: Value = app
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+            ("client_secret", &client_secret),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    secrets.push(refreshed["access_token"].as_str().unwrap().to_owned());
+    secrets.push(new_refresh.clone());
+    let revoked = http
+        .post(app.url("/api/auth/mcp/revoke"))
+        .form(&[
+            ("token", new_refresh.as_str()),
+            ("client_id", &client_id),
+            ("client_secret", &client_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+
+    // A request id of the client's is echoed and logged.
+    let traced = http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "o1-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "o1-trace-42");
+
+    let metrics = http
+        .get(
+            server
+                .metrics
+                .clone()
+                .expect("the banner names the metrics listener"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"mcpauth_security_events_total{kind="token.issue"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"mcpauth_mcp_calls_total{tool="echo"} 1"#));
+
+    server.terminate();
+    let mut child = server.child;
+    tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+
+    let secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 8).collect();
+    assert!(
+        secrets.len() >= 12,
+        "the flow used its secrets: {secrets:?}"
+    );
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log holds {secret}");
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "the metrics hold {secret}"
+        );
+    }
+
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request" && l["status"].is_number())
+        .collect();
+    let token_request = requests
+        .iter()
+        .find(|l| l["span"]["route"] == "/api/auth/mcp/token" && l["status"] == 200)
+        .unwrap_or_else(|| panic!("a token request line in {log}"));
+    assert!(token_request["latency_ms"].is_number());
+    assert!(token_request["span"]["request_id"].is_string());
+    assert!(
+        requests
+            .iter()
+            .any(|l| l["span"]["request_id"] == "o1-trace-42"),
+        "the client's request id is logged"
+    );
+    let issued = lines
+        .iter()
+        .find(|l| l["event"] == "token.issue")
+        .unwrap_or_else(|| panic!("a token.issue event in {log}"));
+    assert_eq!(issued["client_id"], client_id.as_str());
+    assert!(issued["user_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(issued["span"]["request_id"].is_string());
+}
+
+/// Builds a server with `configure`, returning it and its metrics address (if any).
+async fn build(
+    configure: impl FnOnce(&mut mcpauth_server::Settings),
+) -> (TestApp, Option<std::net::SocketAddr>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", dir.path().join("m.db").display());
+    configure(&mut settings);
+    let app = Application::build(&settings, Some(Arc::new(ManualClock::new())))
+        .await
+        .unwrap();
+    let metrics = app.metrics_address();
+    let base = app.issuer().to_owned();
+    tokio::spawn(app.run_until(async move {
+        // Keeps the directory (and its database) until the test's runtime ends.
+        let _dir = dir;
+        std::future::pending::<()>().await
+    }));
+    (TestApp::external(&base), metrics)
+}
+
+#[tokio::test]
+async fn o2_metrics_are_never_served_on_the_public_listener() {
+    // Off by default: no metrics anywhere.
+    let (app, metrics) = build(|_| {}).await;
+    assert_eq!(metrics, None);
+    let public = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+
+    // Configured: on its own listener only.
+    let (app, metrics) = build(|s| s.metrics_bind = Some("127.0.0.1:0".into())).await;
+    let metrics = metrics.expect("a metrics listener");
+    assert_ne!(app.url("/"), format!("http://{metrics}/"));
+    let public = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    app.full_flow("mcp:tools").await;
+    let scraped = app
+        .http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let text = scraped.text().await.unwrap();
+    for expected in [
+        r#"mcpauth_http_requests_total{method="POST",route="/api/auth/mcp/register",status="201"} 1"#,
+        r#"mcpauth_http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        "mcpauth_http_request_duration_seconds_bucket{",
+        r#"mcpauth_security_events_total{kind="token.issue"} 1"#,
+        r#"mcpauth_security_events_total{kind="consent.granted"} 1"#,
+        r#"mcpauth_db_connections_open{pool="write"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_accepted_or_generated_and_echoed() {
+    let app = spawn_app().await;
+    let kept = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "abc-123");
+    // Missing or unusable (it would break a log line): the server makes one.
+    for sent in [None, Some("has space"), Some("{\"json\":true}")] {
+        let mut request = app.http.get(app.url("/api/auth/mcp/jwks"));
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        let response = request.send().await.unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(id.len() >= 16 && Some(id) != sent, "{sent:?} → {id}");
+    }
+    // Errors carry it too.
+    let missing = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn readyz_checks_the_database_and_the_redis_rate_limits() {
+    let app = spawn_app().await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.text().await.unwrap(), "ready");
+
+    // Redis holds the rate limits and does not answer: not ready, liveness unchanged.
+    let (redis_app, _) = build(|s| {
+        s.rate_limits.enabled = true;
+        s.redis_url = Some("redis://127.0.0.1:1".into());
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let ready = redis_app
+        .http
+        .get(redis_app.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().await.unwrap().contains("redis"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let live = redis_app
+        .http
+        .get(redis_app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+}
