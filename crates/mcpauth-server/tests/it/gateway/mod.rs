@@ -228,10 +228,8 @@ async fn each_upstream_is_its_own_protected_resource() {
     assert_eq!(metadata["resource"], gateway.resource("/mcp/a"));
     assert_eq!(metadata["authorization_servers"], json!([app.base]));
     assert_eq!(metadata["resource_name"], "upstream /mcp/a");
-    assert_eq!(
-        metadata["scopes_supported"],
-        json!(["openid", "profile", "email", "mcp:tools", ADMIN_SCOPE])
-    );
+    // Only the scopes an ordinary call needs: a tool's extra scope is asked for by step-up.
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:tools"]));
     // The authorization server grants the upstreams' tool scopes, and refuses unknown resources.
     let as_metadata = gateway
         .get_json("/.well-known/oauth-authorization-server")
