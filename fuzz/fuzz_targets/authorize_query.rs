@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
         default_scope: Scopes::parse("openid").unwrap_or_default(),
         scopes_supported: Scopes::parse("openid profile email offline_access mcp:tools")
             .unwrap_or_default(),
+        consent_scopes: Scopes::parse("mcp:admin").unwrap_or_default(),
         resource: "https://mcp.example.com/api/mcp".to_owned(),
+        other_resources: vec!["https://mcp.example.com/mcp/notes".to_owned()],
         require_pkce_for_confidential: true,
     };
     let _ = AuthorizationRequest::parse(&params, &policy, true);
