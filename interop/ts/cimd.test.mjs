@@ -15,13 +15,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import dns from "node:dns";
 import fs from "node:fs";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { HeadlessProvider } from "./lib/headless-provider.mjs";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { startServer, signUp, freePort } from "./lib/server.mjs";
@@ -91,49 +91,12 @@ after(async () => {
 });
 
 /** The SDK's OAuthClientProvider with a metadata document URL; the browser step is headless. */
-class CimdProvider {
+class CimdProvider extends HeadlessProvider {
   constructor() {
-    this.callbacks = [];
-  }
-  get redirectUrl() {
-    return REDIRECT_URI;
+    super({ redirectUri: REDIRECT_URI, user: USER, clientName: "unused: no registration" });
   }
   get clientMetadataUrl() {
     return documentUrl;
-  }
-  get clientMetadata() {
-    return { client_name: "unused: no registration", redirect_uris: [REDIRECT_URI] };
-  }
-  state() {
-    this._state = randomBytes(16).toString("base64url");
-    return this._state;
-  }
-  clientInformation() {
-    return this._client;
-  }
-  saveClientInformation(info) {
-    this._client = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  saveCodeVerifier(v) {
-    this._verifier = v;
-  }
-  codeVerifier() {
-    return this._verifier;
-  }
-  async redirectToAuthorization(authorizationUrl) {
-    const cb = await authorizeHeadlessly(authorizationUrl, {
-      redirectUri: REDIRECT_URI,
-      email: USER.email,
-      password: USER.password,
-    });
-    if (cb.state !== this._state) throw new Error(`state mismatch: sent ${this._state}, got ${cb.state}`);
-    this.callbacks.push(cb);
   }
 }
 
