@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ (cargo-fuzz, libFuzzer, nightly) for a bounded time on its
-# committed corpus (fuzz/corpus/TARGET; inputs found during the run are added there).
+# committed corpus (fuzz/corpus/TARGET; inputs found during the run go to target/fuzz/found/TARGET).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20)
 #
@@ -18,8 +18,12 @@ cargo +nightly fuzz build
 for target in $targets; do
   echo "---- fuzz $target (${seconds}s)"
   mkdir -p "corpus/$target"
+  # New inputs go to a scratch directory (libFuzzer writes to the first one), so a run leaves
+  # the committed corpus as it is; add finds to corpus/ deliberately, minimized (cargo fuzz cmin).
+  found="$CARGO_TARGET_DIR/found/$target"
+  mkdir -p "$found"
   log="$CARGO_TARGET_DIR/fuzz-$target.log"
-  if ! cargo +nightly fuzz run "$target" "corpus/$target" -- \
+  if ! cargo +nightly fuzz run "$target" "$found" "corpus/$target" -- \
     -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1; then
     tail -n 60 "$log"
