@@ -35,9 +35,7 @@ impl McpSession {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
-}
 
-impl McpSession {
     /// The session [`McpAuth::with_mcp_auth`] attached to a request.
     pub fn from_extensions(extensions: &axum::http::Extensions) -> Option<&McpSession> {
         extensions.get::<McpSession>()
