@@ -62,6 +62,9 @@ pub struct Upstream {
     /// How long the upstream may take to start its answer (status and headers). A streamed
     /// answer, once started, may last as long as the upstream keeps it open.
     pub response_timeout: Duration,
+    /// PEM certificate authorities trusted for an `https://` upstream besides the system's
+    /// (a private CA); none: the system's only.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 impl Upstream {
@@ -75,6 +78,7 @@ impl Upstream {
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(120),
+            extra_roots_pem: None,
         }
     }
 }
@@ -88,11 +92,9 @@ pub enum GatewayError {
     /// mcpauth was not configured with this resource.
     #[error("{0:?} is not a protected resource of this mcpauth (add it to the options' resources)")]
     UnknownResource(String),
-    /// Only plain-http upstreams are supported in this build.
-    #[error(
-        "upstream url {0:?}: https upstreams are not supported yet; use http on a private network"
-    )]
-    Https(String),
+    /// The extra certificate authorities are not a PEM bundle of certificates.
+    #[error("upstream url {0:?}: its certificate authorities are not valid PEM certificates")]
+    Roots(String),
     /// The HTTP client could not be built.
     #[error("could not build the upstream client: {0}")]
     Client(#[from] reqwest::Error),
@@ -122,22 +124,28 @@ impl Gateway {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| GatewayError::Url(upstream.url.clone()))?;
-        if url.scheme() == "https" {
-            return Err(GatewayError::Https(upstream.url.clone()));
-        }
         if auth.with_mcp_auth_for(&upstream.resource).is_none() {
             return Err(GatewayError::UnknownResource(upstream.resource.clone()));
         }
         let path = url::Url::parse(&upstream.resource)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .map_err(|_| GatewayError::UnknownResource(upstream.resource.clone()))?;
-        let client = reqwest::Client::builder()
+        // An https upstream's certificate is verified (system roots plus any extra ones); no
+        // option turns verification off.
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(upstream.connect_timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(pem) = &upstream.extra_roots_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|roots| !roots.is_empty())
+                .ok_or_else(|| GatewayError::Roots(upstream.url.clone()))?;
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder.build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 auth: auth.clone(),

@@ -116,6 +116,9 @@ pub struct UpstreamSettings {
     pub headers: BTreeMap<String, String>,
     /// Seconds the upstream may take to start answering; default 120.
     pub timeout_secs: Option<u64>,
+    /// A PEM file of certificate authorities trusted for an `https://` upstream besides the
+    /// system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[cimd]`: clients identified by Client ID Metadata Documents.
@@ -519,6 +522,15 @@ impl Settings {
             upstream.tool_scopes = settings.tool_scopes.clone().into_iter().collect();
             if let Some(seconds) = settings.timeout_secs {
                 upstream.response_timeout = Duration::from_secs(seconds);
+            }
+            if let Some(file) = &settings.ca_file {
+                let pem = std::fs::read(file).map_err(|e| {
+                    anyhow::anyhow!(
+                        "upstream {path}: cannot read ca_file {}: {e}",
+                        file.display()
+                    )
+                })?;
+                upstream.extra_roots_pem = Some(pem);
             }
             for (name, raw) in &settings.headers {
                 let value = expand_env(raw)

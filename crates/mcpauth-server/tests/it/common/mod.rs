@@ -1,6 +1,8 @@
 //! Test kit: starts the real server (the same composition the binary runs) on port 0 with a
 //! fresh SQLite file and a clock the test can move, and drives it over real HTTP.
 
+pub mod tls;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+
+pub use tls::TestTls;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -560,3 +560,61 @@ async fn one_upstream_replaces_the_demo_at_api_mcp() {
     assert!(seen.get("authorization").is_none());
     assert!(seen["x-mcpauth-user-id"].as_str().is_some());
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_the_system_roots_and_its_ca_file() {
+    let upstream = upstream::spawn().await;
+    let tls = TestTls::new();
+    let https = upstream::spawn_tls_front(&upstream, &tls).await;
+    let app = spawn_app_with(|settings| {
+        let mut trusted = upstream_at("/mcp/trusted", &https);
+        trusted.ca_file = Some(tls.ca_file.clone());
+        settings.upstreams = vec![trusted, upstream_at("/mcp/unknown-ca", &https)];
+    })
+    .await;
+    let gateway = Gateway { app, upstream };
+
+    let token = gateway.token("/mcp/trusted", "mcp:tools").await;
+    let response = gateway
+        .post("/mcp/trusted", &token, &call("headers"))
+        .send()
+        .await
+        .unwrap();
+    let seen = received_headers(response).await;
+    assert!(seen.get("authorization").is_none());
+    assert_eq!(
+        seen["host"],
+        https
+            .trim_start_matches("https://")
+            .trim_end_matches("/mcp")
+    );
+
+    // Same server, but its CA is not trusted for this upstream: the certificate is refused and
+    // nothing reaches the upstream.
+    let token = gateway.token("/mcp/unknown-ca", "mcp:tools").await;
+    let refused = gateway
+        .post("/mcp/unknown-ca", &token, &call("headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+}
+
+#[tokio::test]
+async fn an_upstream_ca_file_that_is_not_pem_certificates_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("ca.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", dir.path().join("db").display());
+    let mut upstream = upstream_at("/mcp/a", "https://localhost:1/mcp");
+    upstream.ca_file = Some(garbage);
+    settings.upstreams = vec![upstream];
+    let error = match mcpauth_server::Application::build(&settings, None).await {
+        Ok(_) => panic!("a garbage ca_file must stop the start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains("certificate"), "{error}");
+}

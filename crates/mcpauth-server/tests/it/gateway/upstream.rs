@@ -48,6 +48,31 @@ pub async fn spawn() -> Upstream {
     }
 }
 
+/// An `https://` front for `upstream` on its own port: terminates TLS with `tls`'s certificate
+/// and passes the bytes through to the plain upstream. Returns the https URL of the MCP endpoint.
+pub async fn spawn_tls_front(upstream: &Upstream, tls: &crate::common::TestTls) -> String {
+    let plain = upstream.url.trim_start_matches("http://");
+    let backend = plain.split('/').next().unwrap().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tls.acceptor.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    format!("https://localhost:{port}/mcp")
+}
+
 /// Counts an answer dropped before its end.
 struct Unfinished {
     abandoned: Arc<AtomicUsize>,
