@@ -84,6 +84,8 @@ pub struct ConsentPage<'a> {
     pub verified_host: Option<&'a str>,
     /// Whether the name was chosen by the client itself (dynamic registration), unverified.
     pub name_is_self_asserted: bool,
+    /// Whether the operator registered the client (configuration or the admin CLI).
+    pub registered_by_operator: bool,
     /// The requested scopes.
     pub scopes: Vec<ScopeView>,
     /// Email of the signed-in user.

@@ -63,7 +63,17 @@ async fn s03_trusted_client_without_skip_consent_still_asks() {
             &TestApp::authorize_params("internal-dashboard", &challenge, "openid", "s"),
         )
         .await;
-    assert!(location(&response).starts_with("/consent?"));
+    let target = location(&response);
+    assert!(target.starts_with("/consent?"));
+    // SECURITY M7: the operator chose this name, so the page does not call it self-asserted.
+    let (_, _, body) = get_page(&browser, &app.url(&target)).await;
+    let page = html_unescape(&body);
+    assert!(page.contains("Internal Dashboard"), "{page}");
+    assert!(
+        page.contains("Registered by the operator of this server"),
+        "{page}"
+    );
+    assert!(!page.contains("self-asserted"), "{page}");
 }
 
 #[tokio::test]

@@ -388,7 +388,10 @@ pub async fn consent_page(
             .redirect_uris
             .iter()
             .all(|uri| redirect_uri::is_loopback(uri.as_str())),
-        name_is_self_asserted: verified_host.is_none() && !name.trim().is_empty(),
+        name_is_self_asserted: verified_host.is_none()
+            && client.registered_dynamically
+            && !name.trim().is_empty(),
+        registered_by_operator: verified_host.is_none() && !client.registered_dynamically,
         verified_host: verified_host.as_deref(),
         scopes,
         user_email: &user.email,
