@@ -138,12 +138,12 @@ where
                 return inner.call(request).await;
             }
             let (parts, body) = request.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
-                return Ok(mcpauth::JsonRpc::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is too large",
-                )
-                .into_response());
+            let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    let (status, why) = mcpauth::unreadable_body(&error);
+                    return Ok(mcpauth::JsonRpc::new(status, why).into_response());
+                }
             };
             if let Err(mismatch) = check_headers(&parts.headers, &bytes) {
                 return Ok(mismatch.into_response());

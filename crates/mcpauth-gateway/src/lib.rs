@@ -228,11 +228,9 @@ impl Inner {
         let body = if method == Method::POST {
             match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
                 Ok(bytes) => bytes,
-                Err(_) => {
-                    return refusal(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the request body is too large",
-                    );
+                Err(error) => {
+                    let (status, why) = mcpauth::unreadable_body(&error);
+                    return refusal(status, why);
                 }
             }
         } else {

@@ -163,12 +163,9 @@ impl McpAuthLayer {
             let (parts, body) = request.into_parts();
             let bytes = axum::body::to_bytes(body, MAX_MCP_BODY)
                 .await
-                .map_err(|_| {
-                    JsonRpc::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the request body is too large",
-                    )
-                    .into_response()
+                .map_err(|error| {
+                    let (status, why) = crate::params::unreadable_body(&error);
+                    JsonRpc::new(status, why).into_response()
                 })?;
             let called = called_tools(&bytes);
             count_tool_calls(called.as_deref(), &self.tool_scopes);

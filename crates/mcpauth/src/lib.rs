@@ -72,6 +72,7 @@ pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
 pub use options::{
     McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
 };
+pub use params::unreadable_body;
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimits;
 pub use rate_limit::{

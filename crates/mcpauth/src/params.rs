@@ -54,13 +54,46 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 pub async fn read_body(body: Body) -> Result<Bytes, OAuthJson> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| OAuthJson {
-            error: OAuthError::invalid_request(format!(
-                "the request body is larger than {MAX_BODY_BYTES} bytes or could not be read"
-            )),
-            basic_challenge: false,
-            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+        .map_err(|error| {
+            let (status, why) = unreadable_body(&error);
+            let description = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    format!("the request body is larger than {MAX_BODY_BYTES} bytes")
+                }
+                _ => why.to_owned(),
+            };
+            OAuthJson {
+                error: OAuthError::invalid_request(description),
+                basic_challenge: false,
+                status: Some(status),
+            }
         })
+}
+
+/// The status and reason for a request body that [`axum::body::to_bytes`] could not read: 413
+/// over the size limit, 408 when the server's body read timeout cut it off, 400 otherwise (e.g.
+/// the client broke the connection off).
+pub fn unreadable_body(error: &axum::Error) -> (StatusCode, &'static str) {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            );
+        }
+        if current.is::<tower_http::timeout::TimeoutError>() {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body was not sent in time",
+            );
+        }
+        cause = current.source();
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        "the request body could not be read",
+    )
 }
 
 #[cfg(test)]
