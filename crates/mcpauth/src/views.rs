@@ -86,6 +86,10 @@ pub struct ConsentPage<'a> {
     pub name_is_self_asserted: bool,
     /// Whether the operator registered the client (configuration or the admin CLI).
     pub registered_by_operator: bool,
+    /// The name of the MCP server (protected resource) the tokens will be for.
+    pub resource_name: &'a str,
+    /// Its canonical URI: the one place the tokens will work.
+    pub resource_uri: &'a str,
     /// The requested scopes.
     pub scopes: Vec<ScopeView>,
     /// Email of the signed-in user.

@@ -376,6 +376,9 @@ pub async fn consent_page(
     let verified_host = cimd::is_document_url(&client.client_id)
         .then(|| cimd::document_host(&client.client_id))
         .flatten();
+    let resource_name = auth
+        .resource(&pending.resource)
+        .map_or(pending.resource.as_str(), |resource| resource.name.as_str());
     let page = ConsentPage {
         csrf_token: &csrf,
         consent_code,
@@ -392,6 +395,8 @@ pub async fn consent_page(
             && client.registered_dynamically
             && !name.trim().is_empty(),
         registered_by_operator: verified_host.is_none() && !client.registered_dynamically,
+        resource_name,
+        resource_uri: &pending.resource,
         verified_host: verified_host.as_deref(),
         scopes,
         user_email: &user.email,

@@ -255,6 +255,28 @@ async fn each_upstream_is_its_own_protected_resource() {
 }
 
 #[tokio::test]
+async fn the_consent_page_names_the_upstream_the_tokens_will_be_for() {
+    let gateway = spawn_gateway().await;
+    let app = &gateway.app;
+    let client_id = app.register_public(REDIRECT_URI).await;
+    let browser = app.signed_in_browser().await;
+    let (_, challenge) = pkce();
+    let resource = gateway.resource("/mcp/b");
+    let mut params = TestApp::authorize_params(&client_id, &challenge, "mcp:tools", "s");
+    params.push(("resource", &resource));
+    let target = location(&app.authorize(&browser, &params).await);
+    assert!(target.starts_with("/consent?"), "{target}");
+    let (_, _, body) = get_page(&browser, &app.url(&target)).await;
+    let page = html_unescape(&body);
+    assert!(
+        page.contains(&format!(
+            "For <strong>upstream /mcp/b</strong> at <span class=\"mono\">{resource}</span>"
+        )),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn the_identity_assertion_verifies_against_the_jwks_for_that_upstream_only() {
     let gateway = spawn_gateway().await;
     let app = &gateway.app;
