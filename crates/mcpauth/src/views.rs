@@ -186,6 +186,10 @@ pub struct AccountPage<'a> {
     pub user_name: &'a str,
     /// Email of the signed-in user.
     pub user_email: &'a str,
+    /// Whether that address is verified (shown next to it).
+    pub email_verified: bool,
+    /// Whether the page offers to mail a verification link (unverified, and mail is sent).
+    pub can_send_verification: bool,
     /// What the last action did, shown in a `role="status"` box at the top.
     pub notice: Option<&'a str>,
     /// That the password was changed, shown in the password section.
