@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -136,10 +136,9 @@ impl Mailer for SmtpMailer {
             .to
             .parse()
             .map_err(|e| MailError(format!("invalid recipient: {e}")))?;
-        // 7bit when the text allows it (ours does): the link stays intact in the raw message,
-        // with no quoted-printable soft line breaks for a mail client to undo.
-        let body = Body::new_with_encoding(mail.text.clone(), ContentTransferEncoding::SevenBit)
-            .unwrap_or_else(|_| Body::new(mail.text.clone()));
+        // lettre picks the transfer encoding: quoted-printable for our long link lines, which
+        // every mail client decodes.
+        let body = Body::new(mail.text.clone());
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
