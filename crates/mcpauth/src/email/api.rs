@@ -9,9 +9,7 @@ use axum::response::{IntoResponse, Response};
 use mcpauth_core::{AccountFieldError, Params};
 use serde_json::json;
 
-use super::{
-    MailRequestError, RESET_PAGE, ResetError, VERIFIED_PAGE, same_origin_target, with_param,
-};
+use super::{RESET_PAGE, ResetError, VERIFIED_PAGE, same_origin_target, with_param};
 use crate::McpAuth;
 use crate::account::json_params;
 use crate::accounts::AccountError;
@@ -36,22 +34,6 @@ fn callback_or(auth: &McpAuth, raw: Option<&str>, default: &str) -> Result<Strin
     match raw.filter(|raw| !raw.is_empty()) {
         None => Ok(default.to_owned()),
         Some(raw) => same_origin_target(&auth.options().issuer, raw).ok_or(()),
-    }
-}
-
-impl IntoResponse for MailRequestError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Unavailable => ApiError::bad_request(
-                "EMAIL_NOT_AVAILABLE",
-                "This server is not configured to send mail",
-            )
-            .into_response(),
-            Self::InvalidEmail => {
-                ApiError::bad_request("INVALID_EMAIL", "Invalid email").into_response()
-            }
-            Self::RateLimited(limited) => AccountError::RateLimited(limited).into_response(),
-        }
     }
 }
 
@@ -95,18 +77,6 @@ pub async fn reset_password_link(
         Err(error) => return ApiError::from(error).into_response(),
     };
     redirect(StatusCode::FOUND, &location)
-}
-
-impl IntoResponse for ResetError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::InvalidToken => {
-                ApiError::bad_request("INVALID_TOKEN", "Invalid token").into_response()
-            }
-            Self::Account(error) => error.into_response(),
-            Self::Store(error) => ApiError::from(error).into_response(),
-        }
-    }
 }
 
 /// `POST {base}/reset-password` with `{newPassword, token}` (the token may also come in the
