@@ -858,3 +858,124 @@ async fn without_smtp_the_features_say_they_are_unavailable() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn s30_answers_do_not_wait_for_the_mail() {
+    // An SMTP server that accepts connections and never says a word: a send would hang until
+    // the SMTP timeout (5 s here). The answer comes at once all the same, because the lookup,
+    // the token and the send happen after it, for known and unknown addresses alike.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let app = spawn_app_with(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Off;
+        settings.smtp = Some(SmtpSettings {
+            host: "127.0.0.1".to_owned(),
+            port: Some(port),
+            tls: mcpauth::SmtpTls::None,
+            username: None,
+            password: None,
+            from: "mcpauth <no-reply@mcpauth.test>".to_owned(),
+            timeout_secs: 5,
+        });
+    })
+    .await;
+    let known = unique_email();
+    app.sign_up(&client(), &known).await;
+    for email in [known, unique_email()] {
+        let started = std::time::Instant::now();
+        let (status, _) = request_reset_api(&app, &email).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_cli_resets_a_password_and_ends_the_sessions() {
+    let app = spawn_app_with(|settings| settings.revoke_grants_on_password_change = true).await;
+    let flow = app.full_flow("openid mcp:tools").await;
+    let access = flow.tokens["access_token"].as_str().unwrap().to_owned();
+    let email = session_of(&app, &flow.browser).await["user"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", app.db_path.display());
+    let mut command = crate::common::mcpauth(dir.path());
+    // The command reads the deployment's configuration, as the server does.
+    command
+        .env("MCPAUTH_REVOKE_GRANTS_ON_PASSWORD_CHANGE", "true")
+        .args([
+            "user",
+            "reset-password",
+            "--email",
+            &email,
+            "--password-stdin",
+        ])
+        .args(["--database-url", &database_url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"set by the administrator\n")
+            .await
+            .unwrap();
+    }
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 session(s) ended"), "{stdout}");
+    assert_eq!(session_of(&app, &flow.browser).await, Value::Null);
+    assert_eq!(
+        sign_in_status(&app, &email, "set by the administrator").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sign_in_status(&app, &email, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    crate::common::after_revocation_check().await;
+    assert_eq!(app.session_status(&access).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        audit_kinds(&app)
+            .await
+            .contains(&"admin.user.reset_password".to_owned())
+    );
+
+    // A password that breaks the rules is refused with a clear error, nothing changed.
+    let output = crate::common::mcpauth(dir.path())
+        .args([
+            "user",
+            "reset-password",
+            "--email",
+            &email,
+            "--password",
+            "short",
+        ])
+        .args(["--database-url", &database_url])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
+}
