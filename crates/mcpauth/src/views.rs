@@ -56,6 +56,8 @@ pub struct SignUpPage<'a> {
     pub client_name: Option<&'a str>,
     /// Link target for "Sign in" (already includes the query).
     pub sign_in_href: &'a str,
+    /// Whether sign-up mails a link to verify the address (said under the email field).
+    pub verification_mail: bool,
 }
 
 /// The consent page (`POST /consent` form with Allow / Deny buttons).

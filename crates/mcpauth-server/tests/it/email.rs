@@ -752,6 +752,8 @@ async fn s30_optional_verification_mails_a_link_and_the_account_page_shows_it() 
     let (app, mut inbox) = app_with_inbox(|_| {}).await;
     let email = unique_email();
     let user = browser();
+    let (_, _, sign_up) = get_page(&user, &app.url("/sign-up")).await;
+    assert!(sign_up.contains("link to verify this address"));
     assert_eq!(
         sign_up_page(&app, &user, &email).await.status(),
         StatusCode::SEE_OTHER
@@ -831,6 +833,8 @@ async fn without_smtp_the_features_say_they_are_unavailable() {
     assert!(body.contains("EMAIL_NOT_AVAILABLE"), "{body}");
     let (_, _, page) = get_page(&browser(), &app.url("/forgot-password")).await;
     assert!(page.contains("not set up to send email"));
+    let (_, _, sign_up) = get_page(&browser(), &app.url("/sign-up")).await;
+    assert!(!sign_up.contains("link to verify this address"));
 
     // Verification cannot be required without a way to send mail.
     let dir = tempfile::tempdir().unwrap();

@@ -312,6 +312,7 @@ pub async fn sign_up_page(
         name: "",
         client_name: name.as_deref(),
         sign_in_href: &sign_in_href,
+        verification_mail: auth.email().sends_verification(),
     };
     render(StatusCode::OK, &page, csrf_cookie)
 }
@@ -359,6 +360,7 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 name,
                 client_name: shown.client_name.as_deref(),
                 sign_in_href: &shown.other_page,
+                verification_mail: auth.email().sends_verification(),
             };
             render(error.page_status(), &page, [])
         }
