@@ -130,11 +130,26 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
         return ApiError::bad_request("INVALID_REQUEST", "email and password are required")
             .into_response();
     };
+    // Better Auth's `callbackURL`: where the verification link leads (this origin only).
+    let callback = match params.get("callbackURL").filter(|c| !c.is_empty()) {
+        None => crate::email::VERIFIED_PAGE.to_owned(),
+        Some(raw) => match crate::email::same_origin_target(&auth.options().issuer, raw) {
+            Some(target) => target,
+            None => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "INVALID_CALLBACK_URL",
+                    "Invalid callbackURL: only paths or URLs on this server are allowed",
+                )
+                .into_response();
+            }
+        },
+    };
     let user = match auth.create_user(email, password, params.get("name")).await {
         Ok(user) => user,
         Err(error) => return error.into_response(),
     };
-    crate::email::after_sign_up(&auth, &user);
+    crate::email::after_sign_up(&auth, &user, &callback);
     if auth.email().verification() == EmailVerification::Required {
         // Better Auth's answer when verification is required: no session until verified.
         return NoStore(axum::Json(

@@ -983,3 +983,70 @@ async fn admin_cli_resets_a_password_and_ends_the_sessions() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
 }
+
+#[tokio::test]
+async fn s30_required_verification_resumes_the_authorization_after_the_link() {
+    let (app, mut inbox) = app_with_inbox(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Required;
+    })
+    .await;
+    let client_id = app.register_public(crate::common::REDIRECT_URI).await;
+    let (_verifier, challenge) = crate::common::pkce();
+    let user = browser();
+    let params = TestApp::authorize_params(&client_id, &challenge, "openid", "st-1");
+    let response = app.authorize(&user, &params).await;
+    let sign_in = location(&response);
+    assert!(sign_in.starts_with("/sign-in?"), "{sign_in}");
+    let sign_up = sign_in.replacen("/sign-in", "/sign-up", 1);
+
+    // Sign up for the client: no session yet, the link is mailed.
+    let (_, _, html) = get_page(&user, &app.url(&sign_up)).await;
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let sealed = input_value(&html, "authorize_query").expect("the request rides along");
+    let email = unique_email();
+    let response = user
+        .post(app.url("/sign-up"))
+        .header("origin", &app.base)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("authorize_query", sealed.as_str()),
+            ("name", "Pending User"),
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The link verifies the address and leads back to the sign-in page of that request.
+    let link = inbox.next().await.link();
+    let response = user.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let back = location(&response);
+    assert_eq!(
+        back, sign_in,
+        "back to the sign-in page of the same request"
+    );
+    let (_, _, html) = get_page(&user, &app.url(&back)).await;
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let sealed = input_value(&html, "authorize_query").unwrap();
+    let response = user
+        .post(app.url("/sign-in"))
+        .header("origin", &app.base)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("authorize_query", sealed.as_str()),
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let next = location(&response);
+    assert!(
+        next.starts_with("/consent") || next.starts_with(crate::common::REDIRECT_URI),
+        "the authorization goes on: {next}"
+    );
+}

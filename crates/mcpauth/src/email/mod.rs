@@ -449,15 +449,27 @@ pub(crate) async fn request_verification(
     .await
 }
 
-/// After a sign-up: mails the new user a verification link, when verification mail is sent
-/// (not rate limited: sign-up has its own limit).
-pub(crate) fn after_sign_up(auth: &McpAuth, user: &User) {
+/// After a sign-up: mails the new user a verification link leading to `callback` (a checked
+/// same-origin path), when verification mail is sent (not rate limited: sign-up has its own
+/// limit).
+pub(crate) fn after_sign_up(auth: &McpAuth, user: &User, callback: &str) {
     if auth.email().sends_verification() {
         auth.email().enqueue(Job::Verification {
             email: user.email.clone(),
-            callback: VERIFIED_PAGE.to_owned(),
+            callback: callback.to_owned(),
         });
     }
+}
+
+/// Where the verification link of a sign-up made during an authorization request leads: when
+/// verification is required the sign-up cannot go on to the client, so the link leads back to
+/// the sign-in page of that request (which resumes it); otherwise to the "verified" page.
+pub(crate) fn sign_up_callback(auth: &McpAuth, pending_authorization: Option<&str>) -> String {
+    pending_authorization
+        .filter(|_| auth.email().verification() == EmailVerification::Required)
+        .map(|query| format!("{}?{query}", auth.options().login_page))
+        .and_then(|target| same_origin_path(&target).map(str::to_owned))
+        .unwrap_or_else(|| VERIFIED_PAGE.to_owned())
 }
 
 /// Whether a reset link still works (for showing its form; nothing is consumed).

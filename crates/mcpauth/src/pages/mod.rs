@@ -343,7 +343,8 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
     };
     match result {
         Ok(user) => {
-            crate::email::after_sign_up(&auth, &user);
+            let callback = crate::email::sign_up_callback(&auth, pending);
+            crate::email::after_sign_up(&auth, &user, &callback);
             if auth.email().verification() == crate::EmailVerification::Required {
                 return email::verify_before_signing_in(&auth, &parts.headers, &user.email);
             }
