@@ -256,6 +256,27 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
+    /// Marks a user's email address verified (they followed a link mailed to it); `false`
+    /// when there is no such user.
+    async fn set_email_verified(&self, user_id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Completes a password reset in one transaction: takes the verification value stored
+    /// under `identifier` (the user's id; of concurrent callers only one gets it, and an
+    /// expired one is only deleted), stores `password_hash` as that user's password, marks
+    /// their email verified (the reset proved they read mail sent to it), ends every session of
+    /// theirs, and, when `revoke_grants`, revokes every grant and forgets their consents (moving
+    /// the revocation epoch, as [`Store::revoke_grants`] does); then appends `audit` with the
+    /// user's id. Returns the user's id, or `None` (writing nothing) when there was no
+    /// unexpired value or its user is gone.
+    async fn reset_password(
+        &self,
+        identifier: &str,
+        password_hash: &str,
+        now: i64,
+        revoke_grants: bool,
+        audit: &AuditEvent,
+    ) -> Result<Option<String>, StoreError>;
+
     /// A user's unexpired sessions, newest first.
     async fn user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
 

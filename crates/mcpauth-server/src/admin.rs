@@ -93,6 +93,42 @@ impl Admin {
         }
     }
 
+    /// `user reset-password`: sets a new password, ends every session of the user and, with
+    /// `revoke_grants_on_password_change`, disconnects every app (their tokens stop working).
+    pub async fn reset_password(&self, who: &str, password: &str) -> anyhow::Result<()> {
+        let user = self.find_user(who).await?;
+        let accounts = Accounts::new(Arc::clone(&self.store), Arc::new(SystemClock));
+        let hash = accounts
+            .new_password_hash(password)
+            .await
+            .map_err(|e| anyhow!("could not set the password: {e}"))?;
+        self.store.set_password(&user.id, &hash, now()).await?;
+        let sessions = self.store.delete_user_sessions(&user.id, None).await?;
+        let revoke = self.settings.revoke_grants_on_password_change;
+        let grants = if revoke {
+            self.store.revoke_grants(&user.id, None, now()).await?
+        } else {
+            0
+        };
+        self.audit(
+            "admin.user.reset_password",
+            Some(&user.id),
+            None,
+            json!({ "email": user.email, "sessions_ended": sessions, "grants_revoked": grants }),
+        )
+        .await?;
+        let apps = if revoke {
+            format!(", {grants} app grant(s) revoked")
+        } else {
+            String::new()
+        };
+        emit(&format!(
+            "password of <{}> (id {}) reset; {sessions} session(s) ended{apps}\n",
+            clean(&user.email),
+            user.id
+        ))
+    }
+
     /// `user list`: every user, oldest first.
     pub async fn list_users(&self, output: Output) -> anyhow::Result<()> {
         let users = self.store.list_users().await?;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -95,6 +96,88 @@ pub struct Settings {
     pub body_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM before the server exits anyway.
     pub shutdown_timeout_secs: u64,
+    /// `required`, `optional` (default) or `off`: whether users must verify their address.
+    pub email_verification: mcpauth::EmailVerification,
+    /// `[email]`: mailed links.
+    pub email: EmailSettings,
+    /// `[smtp]`: the SMTP server password-reset and verification mail goes through; none: no
+    /// mail (in development the links go to the log, see `email.log_links`).
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// `[email]`: mailed links (password reset, verification).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSettings {
+    /// Seconds a mailed link works (1 to 3600).
+    pub token_expires_in: i64,
+    /// Without `[smtp]`, write the links to the log instead of mailing them. Default: on with
+    /// a loopback issuer (development), off otherwise; `true` with another issuer refuses to
+    /// start: never in production.
+    pub log_links: Option<bool>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            token_expires_in: mcpauth::EmailOptions::default().token_expires_in,
+            log_links: None,
+        }
+    }
+}
+
+/// `[smtp]`: where mail goes out.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    /// Default by `tls`: 587 (`starttls`), 465 (`tls`), 25 (`none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none` (a relay on this machine, or tests).
+    #[serde(default)]
+    pub tls: mcpauth::SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Also `MCPAUTH_SMTP__PASSWORD`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The `From` address, e.g. `"Example <no-reply@example.com>"`.
+    pub from: String,
+    /// Seconds a connection or command may take.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_timeout() -> u64 {
+    10
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `issuer` is on this machine (`localhost`, `127.0.0.0/8`, `[::1]`): a development
+/// server, where mailed links may go to the log.
+pub fn is_loopback_issuer(issuer: &str) -> bool {
+    match url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `[[upstreams]]`: one MCP server behind the gateway.
@@ -226,6 +309,10 @@ pub struct RateLimitSettings {
     pub sign_up_per_ip: u32,
     pub register_per_ip: u32,
     pub token_per_ip: u32,
+    /// Password-reset and verification mail requests per client address.
+    pub email_per_ip: u32,
+    /// Password-reset and verification mail requests per email address.
+    pub email_per_address: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -240,6 +327,8 @@ impl Default for RateLimitSettings {
             sign_up_per_ip: d.sign_up_per_ip,
             register_per_ip: d.register_per_ip,
             token_per_ip: d.token_per_ip,
+            email_per_ip: d.email_per_ip,
+            email_per_address: d.email_per_address,
         }
     }
 }
@@ -294,6 +383,9 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_timeout_secs: 30,
+            email_verification: d.email.verification,
+            email: EmailSettings::default(),
+            smtp: None,
         }
     }
 }
@@ -370,6 +462,36 @@ impl Settings {
         }
     }
 
+    /// What sends mail: SMTP when `[smtp]` is set; the log in development (see
+    /// [`EmailSettings::log_links`]); otherwise nothing.
+    pub fn mailer(&self, issuer: &str) -> anyhow::Result<Option<Arc<dyn mcpauth::Mailer>>> {
+        match (&self.smtp, self.email.log_links) {
+            (Some(_), Some(true)) => {
+                anyhow::bail!("email.log_links = true and [smtp] exclude each other")
+            }
+            (Some(smtp), _) => {
+                let mailer = mcpauth::SmtpMailer::new(&mcpauth::SmtpOptions {
+                    host: smtp.host.clone(),
+                    port: smtp.port,
+                    tls: smtp.tls,
+                    username: smtp.username.clone(),
+                    password: smtp.password.clone(),
+                    from: smtp.from.clone(),
+                    timeout: std::time::Duration::from_secs(smtp.timeout_secs),
+                })
+                .map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
+                Ok(Some(Arc::new(mailer)))
+            }
+            (None, Some(true)) if !is_loopback_issuer(issuer) => anyhow::bail!(
+                "email.log_links = true writes password-reset links to the log: only with a loopback issuer (development), not {issuer}"
+            ),
+            (None, Some(true) | None) if is_loopback_issuer(issuer) => {
+                Ok(Some(Arc::new(mcpauth::LogMailer)))
+            }
+            (None, _) => Ok(None),
+        }
+    }
+
     /// The library options these settings describe, for an issuer.
     pub fn options(&self, issuer: &str) -> anyhow::Result<McpAuthOptions> {
         let mut o = McpAuthOptions::new(issuer);
@@ -426,6 +548,8 @@ impl Settings {
                 sign_up_per_ip: r.sign_up_per_ip,
                 register_per_ip: r.register_per_ip,
                 token_per_ip: r.token_per_ip,
+                email_per_ip: r.email_per_ip,
+                email_per_address: r.email_per_address,
             }
         } else {
             RateLimitOptions::disabled()
@@ -452,6 +576,11 @@ impl Settings {
             per_host_concurrency: c.per_host_concurrency,
             per_host_per_minute: c.per_host_per_minute,
         };
+        o.email = mcpauth::EmailOptions {
+            verification: self.email_verification,
+            token_expires_in: self.email.token_expires_in,
+        };
+        o.mailer = self.mailer(issuer)?;
         let main_path = path_of(&o.resource);
         for upstream in self.all_upstreams(&main_path) {
             let scopes = if upstream.scopes.is_empty() {

@@ -174,7 +174,17 @@ impl Application {
         let upstreams = settings.gateway_upstreams(&options)?;
         let (backend, rate_limits, redis_check) = rate_limit_backend(settings).await?;
         options.rate_limit_backend = backend;
+        let mailer_configured = options.mailer.is_some();
         let auth = McpAuth::new(store, options).await?;
+        match (&settings.smtp, mailer_configured) {
+            (Some(smtp), _) => tracing::info!(host = %smtp.host, "mail goes out through SMTP"),
+            (None, true) => tracing::warn!(
+                "DEVELOPMENT MODE: no [smtp] configured, so password-reset and verification links are WRITTEN TO THIS LOG instead of being mailed. Never run like this in production: configure [smtp]"
+            ),
+            (None, false) => tracing::info!(
+                "no [smtp] configured: password reset by email and verification mail are unavailable (admins: `mcpauth user reset-password`)"
+            ),
+        }
         let ready = auth.clone();
         let mut router = auth.router();
         // An upstream at the main resource's path replaces the demo there.

@@ -126,6 +126,24 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a user's password (admins, for a user who cannot reset it by email): ends every
+    /// session of theirs and, with `revoke_grants_on_password_change`, disconnects every app.
+    ResetPassword {
+        /// The user's email (or id).
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
+        email: String,
+        /// The new password; read from standard input when omitted.
+        #[arg(
+            long,
+            env = "MCPAUTH_PASSWORD",
+            hide_env_values = true,
+            conflicts_with = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the new password from standard input (the default without --password).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// List every user, oldest first.
     List {
         /// Print JSON instead of a table.
@@ -390,6 +408,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             Output::from_json_flag(json),
                         )
                         .await
+                }
+                UserCommand::ResetPassword {
+                    email,
+                    password,
+                    password_stdin: _,
+                } => {
+                    let password = match password {
+                        Some(password) => password,
+                        None => {
+                            let mut input = String::new();
+                            std::io::stdin().read_to_string(&mut input)?;
+                            input.trim_end_matches(['\r', '\n']).to_owned()
+                        }
+                    };
+                    admin.reset_password(&email, &password).await
                 }
                 UserCommand::List { json } => admin.list_users(Output::from_json_flag(json)).await,
                 UserCommand::Disable { user } => admin.set_user_disabled(&user, true).await,

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use crate::McpAuth;
 use crate::accounts::AccountError;
 use crate::authorize::resume_authorization;
-use crate::browser_session::{browser_session, end_session, pending_authorization, start_session};
+use crate::browser_session::{
+    SignInRefused, browser_session, end_session, pending_authorization, start_session,
+};
+use crate::email::EmailVerification;
 use crate::errors::{ApiError, NoStore};
 use crate::params::{params_from_body, read_body};
 use crate::rate_limit::Limit;
@@ -78,7 +81,7 @@ pub(crate) async fn check_credentials(
     }
 }
 
-fn user_json(user: &User) -> Value {
+pub(crate) fn user_json(user: &User) -> Value {
     json!({
         "id": user.id,
         "name": user.name,
@@ -90,7 +93,7 @@ fn user_json(user: &User) -> Value {
     })
 }
 
-async fn json_params(
+pub(crate) async fn json_params(
     auth: &McpAuth,
     request: Request,
 ) -> Result<(HeaderMap, axum::http::Extensions, Params), Response> {
@@ -127,10 +130,33 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
         return ApiError::bad_request("INVALID_REQUEST", "email and password are required")
             .into_response();
     };
+    // Better Auth's `callbackURL`: where the verification link leads (this origin only).
+    let callback = match params.get("callbackURL").filter(|c| !c.is_empty()) {
+        None => crate::email::VERIFIED_PAGE.to_owned(),
+        Some(raw) => match crate::email::same_origin_target(&auth.options().issuer, raw) {
+            Some(target) => target,
+            None => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "INVALID_CALLBACK_URL",
+                    "Invalid callbackURL: only paths or URLs on this server are allowed",
+                )
+                .into_response();
+            }
+        },
+    };
     let user = match auth.create_user(email, password, params.get("name")).await {
         Ok(user) => user,
         Err(error) => return error.into_response(),
     };
+    crate::email::after_sign_up(&auth, &user, &callback);
+    if auth.email().verification() == EmailVerification::Required {
+        // Better Auth's answer when verification is required: no session until verified.
+        return NoStore(axum::Json(
+            json!({ "token": null, "user": user_json(&user) }),
+        ))
+        .into_response();
+    }
     signed_in_response(&auth, &user, &headers, &ip).await
 }
 
@@ -160,7 +186,18 @@ async fn signed_in_response(
 ) -> Response {
     let (session, cookie) = match start_session(auth, user, headers, ip).await {
         Ok(started) => started,
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(SignInRefused::EmailNotVerified) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "EMAIL_NOT_VERIFIED",
+                "Email not verified",
+            )
+            .into_response();
+        }
+        Err(SignInRefused::Disabled) => {
+            return AccountError::InvalidCredentials.into_response();
+        }
+        Err(SignInRefused::Store(error)) => return ApiError::from(error).into_response(),
     };
     let mut body = json!({ "redirect": false, "token": null, "user": user_json(user) });
     let pending = pending_authorization(auth, headers);

@@ -79,6 +79,13 @@ impl Accounts {
         })
     }
 
+    /// The argon2id hash of a new password that meets the rules (what `mcpauth user
+    /// reset-password` stores).
+    pub async fn new_password_hash(&self, password: &str) -> Result<String, AccountError> {
+        let password = Password::parse(password)?;
+        self.hash_password(password.as_str()).await
+    }
+
     /// True when `password` matches `hash`; with no hash, takes as long and says no.
     pub(crate) async fn verify_password(&self, password: &str, hash: Option<String>) -> bool {
         self.passwords.verify(password.to_owned(), hash).await

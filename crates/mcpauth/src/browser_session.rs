@@ -8,15 +8,48 @@ use mcpauth_core::{StoreError, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
+use crate::email::EmailVerification;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
-/// Starts a browser session; returns the cookie to set.
+/// Why a user whose credentials checked out gets no session.
+#[derive(Debug)]
+pub(crate) enum SignInRefused {
+    /// The account is disabled.
+    Disabled,
+    /// `email_verification = "required"` and the address is not verified yet.
+    EmailNotVerified,
+    /// The session could not be stored.
+    Store(StoreError),
+}
+
+impl From<StoreError> for SignInRefused {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// The email-verification gate of sign-in: with `email_verification = "required"` an account
+/// whose address is not verified does not get a session, however it signed in.
+fn require_verified_email(auth: &McpAuth, user: &User) -> Result<(), SignInRefused> {
+    if auth.email().verification() == EmailVerification::Required && !user.email_verified {
+        return Err(SignInRefused::EmailNotVerified);
+    }
+    Ok(())
+}
+
+/// Starts a browser session; returns the cookie to set. Every successful sign-in ends here,
+/// whatever proved who the user is, so the rules of who may have a session live here: a
+/// disabled account never gets one, nor (when verification is required) an unverified one.
 pub(crate) async fn start_session(
     auth: &McpAuth,
     user: &User,
     headers: &HeaderMap,
     ip: &str,
-) -> Result<(Session, HeaderValue), StoreError> {
+) -> Result<(Session, HeaderValue), SignInRefused> {
+    if user.disabled {
+        return Err(SignInRefused::Disabled);
+    }
+    require_verified_email(auth, user)?;
     let token = secret::random_token();
     let now = auth.now();
     let session = Session {

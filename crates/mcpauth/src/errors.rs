@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::cimd::ClientLookupError;
+use crate::email::{MailRequestError, ResetError};
 use crate::views::ErrorPage;
 
 /// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:
@@ -398,6 +399,36 @@ impl IntoResponse for PageError {
         match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(_) => (self.status, self.message).into_response(),
+        }
+    }
+}
+
+/// A refused request for mail (password reset, verification), in the account API's shape.
+impl IntoResponse for MailRequestError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unavailable => ApiError::bad_request(
+                "EMAIL_NOT_AVAILABLE",
+                "This server is not configured to send mail",
+            )
+            .into_response(),
+            Self::InvalidEmail => {
+                ApiError::bad_request("INVALID_EMAIL", "Invalid email").into_response()
+            }
+            Self::RateLimited(limited) => AccountError::RateLimited(limited).into_response(),
+        }
+    }
+}
+
+/// A refused password reset, in the account API's shape (Better Auth's `INVALID_TOKEN`).
+impl IntoResponse for ResetError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::InvalidToken => {
+                ApiError::bad_request("INVALID_TOKEN", "Invalid token").into_response()
+            }
+            Self::Account(error) => error.into_response(),
+            Self::Store(error) => ApiError::from(error).into_response(),
         }
     }
 }

@@ -17,6 +17,9 @@
 //!   database or Redis).
 //! - `token_cache`: validated access tokens kept in memory, bounded by the revocation epoch.
 //! - `web`: cookies, CSRF, same-origin checks, security headers and client addresses.
+//! - [`email`]: password reset by link and email verification: the [`Mailer`] seam (SMTP or
+//!   the development log), single-use hashed tokens, the background mail queue, and Better
+//!   Auth's email endpoints (`email::api`); their pages are in `pages::email`.
 //!
 //! Where a request becomes a response:
 //! - `errors`: every error → response mapping (OAuth JSON, the account API's JSON, JSON-RPC
@@ -42,6 +45,7 @@ mod browser_session;
 pub mod cimd;
 mod client_auth;
 mod discovery;
+pub mod email;
 mod errors;
 mod guard;
 mod keys;
@@ -65,6 +69,10 @@ mod web;
 pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
+pub use email::{
+    EmailOptions, EmailVerification, LogMailer, MailError, Mailer, OutgoingMail, SmtpMailer,
+    SmtpOptions, SmtpTls,
+};
 pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};

@@ -12,6 +12,7 @@ use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret}
 
 use crate::accounts::{AccountError, Accounts};
 use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
+use crate::email::{EmailService, EmailVerification};
 use crate::keys::{KeyError, SigningKeys};
 use crate::options::{CimdOptions, McpAuthOptions, TrustedClient};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
@@ -42,6 +43,35 @@ fn invalid(option: &'static str, reason: impl Into<String>) -> BuildError {
     }
 }
 
+/// A security-log entry at `at`: the one choke point every security event passes, counted (and
+/// logged) when it is created — before a store method writes it in its transaction, so an
+/// event whose write then fails is counted too (its request answers 503). `kind` is one of this
+/// crate's fixed names, never client input, so the label set stays bounded.
+pub(crate) fn security_event(
+    at: i64,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    ip: Option<&str>,
+    detail: serde_json::Value,
+) -> AuditEvent {
+    metrics::counter!("mcpauth_security_events_total", "kind" => kind.to_owned()).increment(1);
+    tracing::info!(
+        event = kind,
+        user_id = user_id.unwrap_or_default(),
+        client_id = client_id.unwrap_or_default(),
+        "security event"
+    );
+    AuditEvent {
+        at,
+        kind: kind.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        client_id: client_id.map(str::to_owned),
+        ip: ip.map(str::to_owned),
+        detail: detail.to_string(),
+    }
+}
+
 /// The handle to an mcpauth authorization server: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct McpAuth {
@@ -65,6 +95,8 @@ struct Inner {
     clients: StampedMap<Client>,
     /// Clients whose `client_id` is a metadata document URL.
     documents: ClientDocuments,
+    /// Password-reset and verification mail.
+    email: EmailService,
 }
 
 /// What the options say once checked: the issuer and resource as URLs, and the scopes.
@@ -170,6 +202,18 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
         return Err(invalid(
             "cimd",
             "max_document_bytes and the timeouts must be positive, and 0 <= min_cache_seconds <= max_cache_seconds",
+        ));
+    }
+    if !(1..=crate::email::MAX_TOKEN_LIFETIME).contains(&options.email.token_expires_in) {
+        return Err(invalid(
+            "email.token_expires_in",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    if options.email.verification == EmailVerification::Required && options.mailer.is_none() {
+        return Err(invalid(
+            "email_verification",
+            "\"required\" needs a way to send mail: configure SMTP",
         ));
     }
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
@@ -384,6 +428,13 @@ impl McpAuth {
                 options.cimd.clone(),
                 pinned,
             ),
+            email: EmailService::new(
+                options.email.clone(),
+                options.mailer.clone(),
+                store.clone(),
+                options.clock.clone(),
+                format!("{}{}", options.issuer, options.base_path),
+            ),
             token_cache,
             store,
             authorization_policy: AuthorizationPolicy {
@@ -469,6 +520,10 @@ impl McpAuth {
 
     pub(crate) fn site(&self) -> &Site {
         &self.inner.site
+    }
+
+    pub(crate) fn email(&self) -> &EmailService {
+        &self.inner.email
     }
 
     pub(crate) fn limiter(&self) -> &RateLimiter {
@@ -560,25 +615,7 @@ impl McpAuth {
         ip: Option<&str>,
         detail: serde_json::Value,
     ) -> AuditEvent {
-        // The one choke point every security event passes: counted (and logged) when it is
-        // created, which is before a store method writes it in its transaction, so an event
-        // whose write then fails is counted too (its request answers 503). `kind` is one of
-        // this crate's fixed names, never client input, so the label set stays bounded.
-        metrics::counter!("mcpauth_security_events_total", "kind" => kind.to_owned()).increment(1);
-        tracing::info!(
-            event = kind,
-            user_id = user_id.unwrap_or_default(),
-            client_id = client_id.unwrap_or_default(),
-            "security event"
-        );
-        AuditEvent {
-            at: self.now(),
-            kind: kind.to_owned(),
-            user_id: user_id.map(str::to_owned),
-            client_id: client_id.map(str::to_owned),
-            ip: ip.map(str::to_owned),
-            detail: detail.to_string(),
-        }
+        security_event(self.now(), kind, user_id, client_id, ip, detail)
     }
 
     /// `{issuer}{base_path}{path}`: the absolute URL of an endpoint.

@@ -161,6 +161,11 @@ pub struct McpAuthOptions {
     pub cimd: crate::CimdOptions,
     /// Fetches metadata documents; `None`: [`crate::HttpFetcher`] built from `cimd`.
     pub cimd_fetcher: Option<Arc<dyn crate::ClientMetadataFetcher>>,
+    /// Email verification and the lifetime of mailed links.
+    pub email: crate::EmailOptions,
+    /// Sends password-reset and verification mail; `None`: no mail (password reset by email
+    /// is then unavailable, and `email.verification` may not be `Required`).
+    pub mailer: Option<Arc<dyn crate::Mailer>>,
 }
 
 impl McpAuthOptions {
@@ -216,6 +221,8 @@ impl McpAuthOptions {
             token_cache: crate::TokenCacheOptions::default(),
             cimd: crate::CimdOptions::default(),
             cimd_fetcher: None,
+            email: crate::EmailOptions::default(),
+            mailer: None,
         }
     }
 }

@@ -45,6 +45,11 @@ pub struct RateLimitOptions {
     pub register_per_ip: u32,
     /// Token requests per client address.
     pub token_per_ip: u32,
+    /// Requests for a password-reset or verification mail per client address (SECURITY S30).
+    pub email_per_ip: u32,
+    /// Requests for a password-reset or verification mail per email address, whether or not
+    /// it has an account (S30).
+    pub email_per_address: u32,
 }
 
 impl Default for RateLimitOptions {
@@ -56,6 +61,8 @@ impl Default for RateLimitOptions {
             sign_up_per_ip: 10,
             register_per_ip: 30,
             token_per_ip: 600,
+            email_per_ip: 10,
+            email_per_address: 3,
         }
     }
 }
@@ -70,6 +77,8 @@ impl RateLimitOptions {
             sign_up_per_ip: 0,
             register_per_ip: 0,
             token_per_ip: 0,
+            email_per_ip: 0,
+            email_per_address: 0,
         }
     }
 }
@@ -318,6 +327,8 @@ pub(crate) enum Limit {
     SignUpPerIp,
     RegisterPerIp,
     TokenPerIp,
+    EmailPerIp,
+    EmailPerAddress,
 }
 
 impl Limit {
@@ -329,6 +340,8 @@ impl Limit {
             Limit::SignUpPerIp => "sign_up_per_ip",
             Limit::RegisterPerIp => "register_per_ip",
             Limit::TokenPerIp => "token_per_ip",
+            Limit::EmailPerIp => "email_per_ip",
+            Limit::EmailPerAddress => "email_per_address",
         }
     }
 }
@@ -377,6 +390,11 @@ impl RateLimiter {
             Limit::SignUpPerIp => (o.sign_up_per_ip, format!("sign-up:{key}")),
             Limit::RegisterPerIp => (o.register_per_ip, format!("register:{key}")),
             Limit::TokenPerIp => (o.token_per_ip, format!("token:{key}")),
+            Limit::EmailPerIp => (o.email_per_ip, format!("email:{key}")),
+            Limit::EmailPerAddress => (
+                o.email_per_address,
+                format!("email-address:{}", secret::hash_token(key)),
+            ),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::authorize::{authorize_endpoint, consent_api};
 use crate::discovery::{
     oauth_discovery_metadata, oauth_protected_resource_metadata, other_resource_metadata,
 };
+use crate::email::api as email_api;
 use crate::register::register_client;
 use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
@@ -119,6 +120,20 @@ fn build(auth: McpAuth) -> Router {
             post(pages::revoke_all_sessions),
         )
         .route("/", get(pages::home_page))
+        // Password reset and email verification (SECURITY S30).
+        .route(
+            "/forgot-password",
+            get(pages::forgot_password_page).post(pages::forgot_password_submit),
+        )
+        .route(
+            "/reset-password",
+            get(pages::reset_password_page).post(pages::reset_password_submit),
+        )
+        .route("/email-verified", get(pages::email_verified_page))
+        .route(
+            "/verify-email/resend",
+            post(pages::resend_verification_submit),
+        )
         .layer(from_fn(page_headers));
 
     let account = Router::new()
@@ -126,7 +141,32 @@ fn build(auth: McpAuth) -> Router {
         .route(&format!("{base}/sign-in/email"), post(sign_in_email))
         .route(&format!("{base}/sign-out"), post(sign_out))
         .route(&format!("{base}/get-session"), get(get_session))
-        .route(&format!("{base}/oauth2/consent"), post(consent_api));
+        .route(&format!("{base}/oauth2/consent"), post(consent_api))
+        // Better Auth's email endpoints (the mailed links, too, open here).
+        .route(
+            &format!("{base}/request-password-reset"),
+            post(email_api::request_password_reset),
+        )
+        .route(
+            &format!("{base}/forget-password"),
+            post(email_api::request_password_reset),
+        )
+        .route(
+            &format!("{base}/reset-password/{{token}}"),
+            get(email_api::reset_password_link),
+        )
+        .route(
+            &format!("{base}/reset-password"),
+            post(email_api::reset_password),
+        )
+        .route(
+            &format!("{base}/send-verification-email"),
+            post(email_api::send_verification_email),
+        )
+        .route(
+            &format!("{base}/verify-email"),
+            get(email_api::verify_email),
+        );
 
     Router::new()
         .merge(cross_origin)

@@ -56,6 +56,8 @@ pub struct SignUpPage<'a> {
     pub client_name: Option<&'a str>,
     /// Link target for "Sign in" (already includes the query).
     pub sign_in_href: &'a str,
+    /// Whether sign-up mails a link to verify the address (said under the email field).
+    pub verification_mail: bool,
 }
 
 /// The consent page (`POST /consent` form with Allow / Deny buttons).
@@ -192,6 +194,10 @@ pub struct AccountPage<'a> {
     pub user_name: &'a str,
     /// Email of the signed-in user.
     pub user_email: &'a str,
+    /// Whether that address is verified (shown next to it).
+    pub email_verified: bool,
+    /// Whether the page offers to mail a verification link (unverified, and mail is sent).
+    pub can_send_verification: bool,
     /// What the last action did, shown in a `role="status"` box at the top.
     pub notice: Option<&'a str>,
     /// That the password was changed, shown in the password section.

@@ -21,6 +21,7 @@ mod backup;
 mod cimd;
 mod cli;
 mod discovery;
+mod email;
 mod example;
 mod faults;
 mod field_clients;

@@ -170,6 +170,22 @@ fn insert_audit(event: &AuditEvent) -> Query<'_> {
     .bind(&event.detail)
 }
 
+/// Stores a user's password hash: their credential account, created or updated.
+fn upsert_password<'a>(user_id: &'a str, password_hash: &'a str, now: i64) -> Query<'a> {
+    query(
+        r#"INSERT INTO "account"
+               (id, account_id, provider_id, user_id, password, created_at, updated_at)
+           VALUES ($1, $2, $3, $2, $4, $5, $5)
+           ON CONFLICT (provider_id, account_id) DO UPDATE SET
+               password = excluded.password, updated_at = excluded.updated_at"#,
+    )
+    .bind(random_id())
+    .bind(user_id)
+    .bind(CREDENTIAL_PROVIDER)
+    .bind(password_hash)
+    .bind(now)
+}
+
 /// Records that tokens were just issued from a family (for "last used" on grants).
 fn mark_family_used(family_id: &str, at: i64) -> Query<'_> {
     query(r#"UPDATE "oauthTokenFamily" SET last_used_at = $2 WHERE id = $1"#)
@@ -193,6 +209,51 @@ fn revoke_family(family_id: &str, now: i64) -> Query<'_> {
 /// they all take the counter's row lock before any other, in the same order.
 fn bump_revocation_epoch<'a>() -> Query<'a> {
     query(r#"UPDATE "mcpauthRevocationEpoch" SET epoch = epoch + 1 WHERE id = 1"#)
+}
+
+/// Revokes a user's grants (all, or one client's) and forgets the matching consents, inside
+/// `tx`, moving the revocation epoch; returns how many grants that had issued tokens were
+/// revoked.
+async fn revoke_grants_in<DB: Backend>(
+    tx: &mut Tx<DB>,
+    user_id: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    tx.execute(bump_revocation_epoch()).await?;
+    let revoked = tx
+        .execute(
+            query(
+                r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+                       WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)
+                         AND revoked_at IS NULL AND last_used_at IS NOT NULL"#,
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(now),
+        )
+        .await?;
+    // Families of codes not yet exchanged die too, silently: their codes must not work.
+    tx.execute(
+        query(
+            r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
+                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL"#,
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now),
+    )
+    .await?;
+    tx.execute(
+        query(
+            r#"DELETE FROM "oauthConsent"
+                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)"#,
+        )
+        .bind(user_id)
+        .bind(client_id),
+    )
+    .await?;
+    Ok(revoked)
 }
 
 /// Runs one statement that may end tokens early, after moving the revocation epoch, in one
@@ -1098,21 +1159,8 @@ impl<DB: Backend> Store for SqlStore<DB> {
         password_hash: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.execute(
-            query(
-                r#"INSERT INTO "account"
-                       (id, account_id, provider_id, user_id, password, created_at, updated_at)
-                   VALUES ($1, $2, $3, $2, $4, $5, $5)
-                   ON CONFLICT (provider_id, account_id) DO UPDATE SET
-                       password = excluded.password, updated_at = excluded.updated_at"#,
-            )
-            .bind(random_id())
-            .bind(user_id)
-            .bind(CREDENTIAL_PROVIDER)
-            .bind(password_hash)
-            .bind(now),
-        )
-        .await?;
+        self.execute(upsert_password(user_id, password_hash, now))
+            .await?;
         Ok(())
     }
 
@@ -1219,41 +1267,80 @@ impl<DB: Backend> Store for SqlStore<DB> {
         now: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        let revoked = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
-                       WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)
-                         AND revoked_at IS NULL AND last_used_at IS NOT NULL"#,
-                )
-                .bind(user_id)
-                .bind(client_id)
-                .bind(now),
-            )
-            .await?;
-        // Families of codes not yet exchanged die too, silently: their codes must not work.
-        tx.execute(
-            query(
-                r#"UPDATE "oauthTokenFamily" SET revoked_at = $3
-                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL"#,
-            )
-            .bind(user_id)
-            .bind(client_id)
-            .bind(now),
-        )
-        .await?;
-        tx.execute(
-            query(
-                r#"DELETE FROM "oauthConsent"
-                   WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)"#,
-            )
-            .bind(user_id)
-            .bind(client_id),
-        )
-        .await?;
+        let revoked = revoke_grants_in(&mut tx, user_id, client_id, now).await?;
         tx.commit().await?;
         Ok(revoked)
+    }
+
+    async fn set_email_verified(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                query(r#"UPDATE "user" SET email_verified = $2, updated_at = $3 WHERE id = $1"#)
+                    .bind(user_id)
+                    .bind(true)
+                    .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn reset_password(
+        &self,
+        identifier: &str,
+        password_hash: &str,
+        now: i64,
+        revoke_grants: bool,
+        audit: &AuditEvent,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Taken inside the transaction: a reset that fails leaves its link usable, and of
+        // concurrent resets with one link only the one whose DELETE removed the row goes on.
+        let row = tx
+            .fetch_optional(
+                query(
+                    r#"DELETE FROM "verification" WHERE identifier = $1
+                       RETURNING value, expires_at"#,
+                )
+                .bind(identifier),
+            )
+            .await?;
+        let taken = decode_optional(row, |row| {
+            Ok((
+                get::<String, _>(row, "value")?,
+                get::<i64, _>(row, "expires_at")?,
+            ))
+        })?;
+        let Some(user_id) =
+            taken.and_then(|(value, expires_at)| (expires_at > now).then_some(value))
+        else {
+            // An expired value is deleted all the same: it can never be used.
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let updated = tx
+            .execute(
+                query(r#"UPDATE "user" SET email_verified = $2, updated_at = $3 WHERE id = $1"#)
+                    .bind(&user_id)
+                    .bind(true)
+                    .bind(now),
+            )
+            .await?;
+        if updated != 1 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        tx.execute(upsert_password(&user_id, password_hash, now))
+            .await?;
+        tx.execute(query(r#"DELETE FROM "session" WHERE user_id = $1"#).bind(&user_id))
+            .await?;
+        if revoke_grants {
+            revoke_grants_in(&mut tx, &user_id, None, now).await?;
+        }
+        let mut audit = audit.clone();
+        audit.user_id = Some(user_id.clone());
+        tx.execute(insert_audit(&audit)).await?;
+        tx.commit().await?;
+        Ok(Some(user_id))
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {

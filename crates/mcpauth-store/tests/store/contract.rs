@@ -956,6 +956,149 @@ pub async fn user_administration(store: &dyn Store) {
     assert!(!store.delete_user("u1").await.unwrap());
 }
 
+/// A password reset (SECURITY S30): the link's value is taken once, in the transaction that
+/// sets the password, marks the email verified, ends every session, optionally revokes every
+/// grant, and writes the audit entry with the user's id.
+pub async fn password_reset_in_one_transaction(store: &dyn Store) {
+    let (_, access_token, _) = seed_tokens(store).await;
+    store
+        .create_session(&session("s2", "u1", NOW + 3600))
+        .await
+        .unwrap();
+    // Unknown and expired links change nothing; an expired one is gone afterwards.
+    let audit_event = audit("password_reset_completed");
+    assert_eq!(
+        store
+            .reset_password("reset:none", "$argon2id$x", NOW, true, &audit_event)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .put_verification("reset:old", "u1", NOW + 10, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reset_password("reset:old", "$argon2id$x", NOW + 10, true, &audit_event)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_verification("reset:old", NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(store.user_sessions("u1", NOW).await.unwrap().len(), 2);
+
+    // Without revoking grants: password, verified flag, sessions, audit; tokens still work.
+    store
+        .put_verification("reset:a", "u1", NOW + 600, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reset_password("reset:a", "$argon2id$new", NOW + 1, false, &audit_event)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u1")
+    );
+    let (_, hash) = store
+        .user_by_email("u1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$new"));
+    assert!(store.user_sessions("u1", NOW).await.unwrap().is_empty());
+    let logged = store.audit_events(1).await.unwrap();
+    assert_eq!(logged[0].kind, "password_reset_completed");
+    assert_eq!(logged[0].user_id.as_deref(), Some("u1"));
+    let grant = store
+        .access_token(&access_token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!grant.family_revoked);
+    // Used once: the same link again does nothing.
+    assert_eq!(
+        store
+            .reset_password("reset:a", "$argon2id$again", NOW + 2, true, &audit_event)
+            .await
+            .unwrap(),
+        None
+    );
+    let (_, hash) = store
+        .user_by_email("u1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$new"));
+
+    // With grants revoked: the tokens die and the epoch moves.
+    let epoch = store.revocation_epoch().await.unwrap();
+    store
+        .put_verification("reset:b", "u1", NOW + 600, NOW)
+        .await
+        .unwrap();
+    store
+        .reset_password("reset:b", "$argon2id$newer", NOW + 3, true, &audit_event)
+        .await
+        .unwrap();
+    let grant = store
+        .access_token(&access_token.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(grant.family_revoked);
+    assert!(store.revocation_epoch().await.unwrap() > epoch);
+
+    // The reset proves the address: an unverified user comes out verified.
+    let mut unverified = user("u2", "u2@example.com");
+    unverified.email_verified = false;
+    store.create_user(&unverified, "$argon2id$h").await.unwrap();
+    store
+        .put_verification("reset:u2", "u2", NOW + 600, NOW)
+        .await
+        .unwrap();
+    store
+        .reset_password("reset:u2", "$argon2id$u2", NOW + 3, false, &audit_event)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_by_id("u2")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+
+    // A link whose user is gone does nothing.
+    store
+        .put_verification("reset:c", "nobody", NOW + 600, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reset_password("reset:c", "$argon2id$x", NOW + 4, false, &audit_event)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn email_verified_flag(store: &dyn Store) {
+    let mut unverified = user("u1", "u1@example.com");
+    unverified.email_verified = false;
+    store.create_user(&unverified, "$argon2id$h").await.unwrap();
+    assert!(store.set_email_verified("u1", NOW + 1).await.unwrap());
+    let user = store.user_by_id("u1").await.unwrap().unwrap();
+    assert!(user.email_verified);
+    assert_eq!(user.updated_at, NOW + 1);
+    assert!(!store.set_email_verified("nobody", NOW).await.unwrap());
+}
+
 pub async fn client_administration(store: &dyn Store) {
     let (_, access_token, _) = seed_tokens(store).await;
     store.create_client(&client("c2")).await.unwrap();
@@ -1719,6 +1862,8 @@ macro_rules! contract_tests {
             revocation_epoch_moves_with_revocations,
             purge_expired_keeps_what_still_works,
             user_administration,
+            password_reset_in_one_transaction,
+            email_verified_flag,
             client_administration,
             grants_and_their_revocation,
             signing_keys_rotate,

@@ -94,6 +94,8 @@ async fn show(
         csrf_token: &csrf,
         user_name: &user.name,
         user_email: &user.email,
+        email_verified: user.email_verified,
+        can_send_verification: !user.email_verified && auth.email().sends_verification(),
         notice: match message {
             Message::Top(text) => Some(text),
             _ => None,

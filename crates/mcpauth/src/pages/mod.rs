@@ -3,9 +3,14 @@
 //! from this origin (SECURITY S25); credential posts answer 303 (S19).
 
 mod account;
+mod email;
 
 pub use account::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
+};
+pub use email::{
+    email_verified_page, forgot_password_page, forgot_password_submit, resend_verification_submit,
+    reset_password_page, reset_password_submit,
 };
 
 use askama::Template;
@@ -21,7 +26,7 @@ use crate::account::check_credentials;
 use crate::accounts::AccountError;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
-use crate::browser_session::{browser_session, end_session, start_session};
+use crate::browser_session::{SignInRefused, browser_session, end_session, start_session};
 use crate::errors::PageError;
 use crate::params::{params_from_body, read_body};
 use crate::views::{
@@ -259,7 +264,18 @@ async fn signed_in(
 ) -> Response {
     let (session, cookie) = match start_session(auth, user, headers, ip).await {
         Ok(started) => started,
-        Err(error) => return PageError::from(error).into_response(),
+        Err(SignInRefused::EmailNotVerified) => {
+            return email::unverified_sign_in(auth, headers, &user.email);
+        }
+        Err(SignInRefused::Disabled) => {
+            return PageError::new(
+                StatusCode::FORBIDDEN,
+                "This account is disabled",
+                "This account cannot sign in. Ask an administrator.",
+            )
+            .into_response();
+        }
+        Err(SignInRefused::Store(error)) => return PageError::from(error).into_response(),
     };
     let cookies = [cookie, auth.site().clear_cookie(AUTHORIZE_COOKIE)];
     match pending {
@@ -296,6 +312,7 @@ pub async fn sign_up_page(
         name: "",
         client_name: name.as_deref(),
         sign_in_href: &sign_in_href,
+        verification_mail: auth.email().sends_verification(),
     };
     render(StatusCode::OK, &page, csrf_cookie)
 }
@@ -325,7 +342,14 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
         }
     };
     match result {
-        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, None).await,
+        Ok(user) => {
+            let callback = crate::email::sign_up_callback(&auth, pending);
+            crate::email::after_sign_up(&auth, &user, &callback);
+            if auth.email().verification() == crate::EmailVerification::Required {
+                return email::verify_before_signing_in(&auth, &parts.headers, &user.email);
+            }
+            signed_in(&auth, &parts.headers, &user, &ip, pending, None).await
+        }
         Err(error) => {
             let shown = shown_again(&auth, &parts.headers, pending, "/sign-in").await;
             let message = error.to_string();
@@ -337,6 +361,7 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 name,
                 client_name: shown.client_name.as_deref(),
                 sign_in_href: &shown.other_page,
+                verification_mail: auth.email().sends_verification(),
             };
             render(error.page_status(), &page, [])
         }
