@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use crate::McpAuth;
 use crate::accounts::AccountError;
 use crate::authorize::resume_authorization;
-use crate::browser_session::{browser_session, end_session, pending_authorization, start_session};
+use crate::browser_session::{
+    SessionRefused, browser_session, end_session, pending_authorization, start_session,
+};
 use crate::errors::{ApiError, NoStore};
 use crate::params::{params_from_body, read_body};
 use crate::rate_limit::Limit;
@@ -27,6 +29,9 @@ pub(crate) async fn check_credentials(
     password: &str,
     ip: &str,
 ) -> Result<User, AccountError> {
+    if !auth.options().password_login {
+        return Err(AccountError::PasswordLoginDisabled);
+    }
     let now = auth.now();
     let limiter = &auth.limiter();
     limiter
@@ -160,7 +165,15 @@ async fn signed_in_response(
 ) -> Response {
     let (session, cookie) = match start_session(auth, user, headers, ip).await {
         Ok(started) => started,
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(SessionRefused::Disabled) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "USER_DISABLED",
+                "this account is disabled",
+            )
+            .into_response();
+        }
+        Err(SessionRefused::Store(error)) => return ApiError::from(error).into_response(),
     };
     let mut body = json!({ "redirect": false, "token": null, "user": user_json(user) });
     let pending = pending_authorization(auth, headers);

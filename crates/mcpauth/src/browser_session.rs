@@ -10,13 +10,36 @@ use serde_json::{Value, json};
 use crate::McpAuth;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
-/// Starts a browser session; returns the cookie to set.
+/// Why no session was started for a user whose sign-in otherwise succeeded.
+#[derive(Debug)]
+pub(crate) enum SessionRefused {
+    /// The user is disabled: whatever a password or an identity provider says, they stay out.
+    Disabled,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for SessionRefused {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// Starts a browser session; returns the cookie to set. Every successful sign-in — password
+/// (page or JSON API), sign-up, upstream identity provider — ends here, so the rules that keep
+/// a signed-in user out live here too: a disabled user gets no session.
 pub(crate) async fn start_session(
     auth: &McpAuth,
     user: &User,
     headers: &HeaderMap,
     ip: &str,
-) -> Result<(Session, HeaderValue), StoreError> {
+) -> Result<(Session, HeaderValue), SessionRefused> {
+    // Read again rather than trusting the caller's copy: an upstream sign-in or a link found
+    // the user a moment ago, and an operator may have disabled them since.
+    match auth.store().user_by_id(&user.id).await? {
+        Some(current) if !current.disabled => {}
+        _ => return Err(SessionRefused::Disabled),
+    }
     let token = secret::random_token();
     let now = auth.now();
     let session = Session {

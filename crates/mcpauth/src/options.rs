@@ -161,6 +161,17 @@ pub struct McpAuthOptions {
     pub cimd: crate::CimdOptions,
     /// Fetches metadata documents; `None`: [`crate::HttpFetcher`] built from `cimd`.
     pub cimd_fetcher: Option<Arc<dyn crate::ClientMetadataFetcher>>,
+    /// Upstream identity providers offered on the sign-in page ("Continue with …").
+    pub identity_providers: Vec<crate::upstream::UpstreamProvider>,
+    /// Whether users may sign in and sign up with an email and password. With `false`, only
+    /// the identity providers sign users in (at least one is then needed). Default true.
+    pub password_login: bool,
+    /// Email domains whose addresses may have an account (password sign-up and every upstream
+    /// sign-in; upstream addresses must be verified). Empty, with `allowed_emails` empty too:
+    /// anyone.
+    pub allowed_email_domains: Vec<String>,
+    /// Single addresses that may have an account, besides `allowed_email_domains`.
+    pub allowed_emails: Vec<String>,
 }
 
 impl McpAuthOptions {
@@ -216,6 +227,10 @@ impl McpAuthOptions {
             token_cache: crate::TokenCacheOptions::default(),
             cimd: crate::CimdOptions::default(),
             cimd_fetcher: None,
+            identity_providers: Vec::new(),
+            password_login: true,
+            allowed_email_domains: Vec::new(),
+            allowed_emails: Vec::new(),
         }
     }
 }
@@ -234,6 +249,8 @@ impl std::fmt::Debug for McpAuthOptions {
                 &self.initial_access_token.as_ref().map(|_| "<redacted>"),
             )
             .field("rate_limit_backend", &self.rate_limit_backend)
+            .field("identity_providers", &self.identity_providers)
+            .field("password_login", &self.password_login)
             .finish_non_exhaustive()
     }
 }

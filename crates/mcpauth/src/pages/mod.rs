@@ -3,10 +3,12 @@
 //! from this origin (SECURITY S25); credential posts answer 303 (S19).
 
 mod account;
+mod sign_in_methods;
 
 pub use account::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
 };
+pub(crate) use sign_in_methods::unlink_provider;
 
 use askama::Template;
 use axum::extract::{RawQuery, Request, State};
@@ -21,7 +23,7 @@ use crate::account::check_credentials;
 use crate::accounts::AccountError;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
-use crate::browser_session::{browser_session, end_session, start_session};
+use crate::browser_session::{SessionRefused, browser_session, end_session, start_session};
 use crate::errors::PageError;
 use crate::params::{params_from_body, read_body};
 use crate::views::{
@@ -48,7 +50,10 @@ fn render(
     response
 }
 
-fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+pub(crate) fn see_other(
+    location: &str,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
     let mut response = redirect(StatusCode::SEE_OTHER, location);
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -57,7 +62,10 @@ fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> 
 }
 
 /// A form post's parameters, after the CSRF and same-origin checks.
-async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), PageError> {
+pub(crate) async fn form_post(
+    auth: &McpAuth,
+    request: Request,
+) -> Result<(Parts, Params), PageError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(body)
         .await
@@ -82,7 +90,7 @@ fn sealed_query(auth: &McpAuth, query: Option<&str>) -> Option<String> {
 }
 
 /// The authorization request from a form's hidden field, if intact.
-fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
+pub(crate) fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
     let query = auth
         .site()
         .verify_value(FORM_QUERY, params.get("authorize_query")?)?;
@@ -158,6 +166,7 @@ pub async fn sign_in_page(
     let name = client_name(&auth, pending).await;
     let sign_up_href = with_query("/sign-up", pending);
     let sealed = sealed_query(&auth, pending);
+    let social_action = auth.endpoint("/sign-in/social");
     let page = SignInPage {
         csrf_token: &csrf,
         authorize_query: sealed.as_deref(),
@@ -166,6 +175,9 @@ pub async fn sign_in_page(
         client_name: name.as_deref(),
         sign_up_href: &sign_up_href,
         return_to: return_to.as_deref(),
+        providers: provider_views(&auth),
+        social_action: &social_action,
+        password_login: auth.options().password_login,
     };
     render(StatusCode::OK, &page, cookies)
 }
@@ -232,6 +244,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Err(error) => {
             let shown = shown_again(&auth, &parts.headers, pending, "/sign-up").await;
             let message = error.to_string();
+            let social_action = auth.endpoint("/sign-in/social");
             let page = SignInPage {
                 csrf_token: &shown.csrf,
                 authorize_query: shown.sealed.as_deref(),
@@ -240,6 +253,9 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 client_name: shown.client_name.as_deref(),
                 sign_up_href: &shown.other_page,
                 return_to,
+                providers: provider_views(&auth),
+                social_action: &social_action,
+                password_login: auth.options().password_login,
             };
             render(error.page_status(), &page, [])
         }
@@ -249,7 +265,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
 /// After a successful sign-in or sign-up form: continue the authorization request the form
 /// carried, or go to `return_to` (a checked same-origin path), or home. Either way the
 /// pending-request cookie is spent.
-async fn signed_in(
+pub(crate) async fn signed_in(
     auth: &McpAuth,
     headers: &HeaderMap,
     user: &User,
@@ -259,7 +275,15 @@ async fn signed_in(
 ) -> Response {
     let (session, cookie) = match start_session(auth, user, headers, ip).await {
         Ok(started) => started,
-        Err(error) => return PageError::from(error).into_response(),
+        Err(SessionRefused::Disabled) => {
+            return PageError::new(
+                StatusCode::FORBIDDEN,
+                "Account disabled",
+                "This account is disabled. Ask the administrator to enable it.",
+            )
+            .into_response();
+        }
+        Err(SessionRefused::Store(error)) => return PageError::from(error).into_response(),
     };
     let cookies = [cookie, auth.site().clear_cookie(AUTHORIZE_COOKIE)];
     match pending {
@@ -277,6 +301,18 @@ async fn signed_in(
     }
 }
 
+/// The "Continue with …" buttons: every configured upstream provider.
+fn provider_views(auth: &McpAuth) -> Vec<views::ProviderView> {
+    auth.options()
+        .identity_providers
+        .iter()
+        .map(|p| views::ProviderView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect()
+}
+
 /// `GET /sign-up`.
 pub async fn sign_up_page(
     State(auth): State<McpAuth>,
@@ -284,6 +320,10 @@ pub async fn sign_up_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pending = authorize_query(query.as_deref());
+    if !auth.options().password_login {
+        // Accounts come from the identity providers: their buttons are on the sign-in page.
+        return see_other(&with_query("/sign-in", pending), []);
+    }
     let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let name = client_name(&auth, pending).await;
     let sign_in_href = with_query("/sign-in", pending);
