@@ -232,4 +232,7 @@ pub struct AccountPage<'a> {
     pub linkable_providers: Vec<ProviderView>,
     /// Why the last sign-in-method action was refused, shown in that section.
     pub methods_error: Option<&'a str>,
+    /// Whether the user has a password (users from an identity provider may have none: the
+    /// password section is then not shown).
+    pub has_password: bool,
 }

@@ -122,6 +122,7 @@ pub(super) async fn show(
             Message::Methods(text) => Some(text),
             _ => None,
         },
+        has_password: methods.0.iter().any(|m| m.id == "credential"),
         sign_in_methods: methods.0,
         linkable_providers: methods.1,
     };

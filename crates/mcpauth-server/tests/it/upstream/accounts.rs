@@ -259,6 +259,7 @@ async fn s29_unlinking_the_last_method_is_refused_and_linking_from_the_account_p
     let (_, _, html) = get_page(&browser, &app.url("/account")).await;
     assert!(!html.contains("action=\"/account/unlink"));
     assert!(html.contains("Link Provider beta"));
+    assert!(!html.contains("Change password"), "no password to change");
     let refused = account_form(&app, &browser, "/account/unlink", "alpha").await;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     assert!(
