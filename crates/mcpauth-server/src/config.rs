@@ -751,4 +751,59 @@ mod tests {
         relative.upstreams[0].path = "mcp/notes/".into();
         assert!(relative.gateway_upstreams(&options).is_err());
     }
+
+    #[test]
+    fn identity_providers_from_mcpauth_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mcpauth.toml");
+        std::fs::write(
+            &file,
+            r#"
+password_login = false
+allowed_email_domains = ["example.com"]
+
+[[identity_providers]]
+id = "corp"
+name = "Corp SSO"
+issuer = "https://idp.example.com/"
+client_id = "mcpauth"
+client_secret = "${PATH}"
+trust_email = true
+required_claim = { name = "groups", value = "mcp" }
+
+[[identity_providers]]
+id = "github"
+type = "github"
+client_id = "Ov23li"
+client_secret = "secret"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file), FlagOverrides::default()).unwrap();
+        let options = settings.options("https://auth.example.com").unwrap();
+        assert!(!options.password_login);
+        assert_eq!(options.allowed_email_domains, ["example.com"]);
+        let corp = &options.identity_providers[0];
+        assert_eq!((corp.id.as_str(), corp.name.as_str()), ("corp", "Corp SSO"));
+        assert!(corp.trust_email);
+        assert_eq!(corp.required_claim.as_ref().unwrap().value, "mcp");
+        assert_eq!(options.identity_providers[1].name, "GitHub");
+
+        // What is missing or misspelt is an error at start, naming the provider.
+        let broken = |edit: fn(&mut IdentityProviderSettings)| {
+            let mut settings = settings.clone();
+            edit(&mut settings.identity_providers[0]);
+            settings
+                .options("https://auth.example.com")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(broken(|p| p.issuer = None).contains("needs an issuer"));
+        assert!(broken(|p| p.kind = Some("saml".into())).contains("type must be"));
+        assert!(
+            broken(|p| p.client_secret = Some("${MCPAUTH_TEST_SURELY_UNSET}".into()))
+                .contains("MCPAUTH_TEST_SURELY_UNSET")
+        );
+        assert!(broken(|p| p.client_id = None).contains("needs a client_id"));
+    }
 }

@@ -353,3 +353,45 @@ async fn password_login_false_leaves_only_the_providers() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn identity_provider_options_are_checked_at_start() {
+    let build = |configure: fn(&mut mcpauth_server::Settings)| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings();
+        settings.database_url = format!("sqlite://{}", dir.path().join("db").display());
+        configure(&mut settings);
+        mcpauth_server::Application::build(&settings, None)
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+    };
+    let nobody = build(|s| s.password_login = false).await.unwrap();
+    assert!(nobody.contains("nobody could sign in"), "{nobody}");
+    let twice = build(|s| {
+        s.identity_providers = vec![
+            oidc_provider("corp", "https://idp.test"),
+            oidc_provider("corp", "https://other.test"),
+        ]
+    })
+    .await
+    .unwrap();
+    assert!(twice.contains("used twice"), "{twice}");
+    for id in ["credential", "Corp", "a/b", ""] {
+        let error = build(match id {
+            "credential" => {
+                |s| s.identity_providers = vec![oidc_provider("credential", "https://idp.test")]
+            }
+            "Corp" => |s| s.identity_providers = vec![oidc_provider("Corp", "https://idp.test")],
+            "a/b" => |s| s.identity_providers = vec![oidc_provider("a/b", "https://idp.test")],
+            _ => |s| s.identity_providers = vec![oidc_provider("", "https://idp.test")],
+        })
+        .await;
+        assert!(error.is_some(), "id {id:?} is refused");
+    }
+    // A provider that is not reachable does not stop the server from starting.
+    assert_eq!(
+        build(|s| s.identity_providers = vec![oidc_provider("corp", "https://idp.invalid")]).await,
+        None
+    );
+}
