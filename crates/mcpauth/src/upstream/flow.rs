@@ -553,6 +553,15 @@ async fn account_for(
             .await?
             .iter()
             .any(|a| a.provider_id == provider.id);
+        if existing.disabled {
+            // Linked or not, a disabled user stays out: link nothing to them either.
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "disabled",
+                "Account disabled",
+                "This account is disabled. Ask the administrator to enable it.".to_owned(),
+            ));
+        }
         if verified && existing.email_verified && !has_this_provider {
             match store
                 .link_account(&existing.id, &provider.id, &identity.subject, auth.now())

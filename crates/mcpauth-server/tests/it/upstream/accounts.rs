@@ -243,6 +243,12 @@ async fn s29_a_disabled_user_stays_out() {
     assert_eq!(trip.status(), StatusCode::FORBIDDEN);
     assert!(trip.response.text().await.unwrap().contains("disabled"));
     assert_eq!(signed_in_as(&app, &browser).await, None);
+    // Nor does another provider with the same verified address get linked to them.
+    op.next_identity("ada-beta", verified("ada@example.com"));
+    let trip = sign_in_with(&app, &browser, "beta").await;
+    assert_eq!(trip.status(), StatusCode::FORBIDDEN);
+    assert_eq!(signed_in_as(&app, &browser).await, None);
+    assert_eq!(providers_of(&app, "ada@example.com").await, ["alpha"]);
 }
 
 #[tokio::test]
