@@ -21,18 +21,18 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
-const GH_CLIENT_ID: &str = "Iv1.standin";
-const GH_SECRET: &str = "github-stand-in-client-secret";
+pub(super) const GH_CLIENT_ID: &str = "Iv1.standin";
+pub(super) const GH_SECRET: &str = "github-stand-in-client-secret";
 
 #[derive(Default)]
-struct Stand {
+pub(super) struct Stand {
     /// `(user document, emails)` of whoever signs in next.
-    next: (Value, Value),
+    pub(super) next: (Value, Value),
     codes: HashMap<String, (String, (Value, Value))>,
     tokens: HashMap<String, (Value, Value)>,
 }
 
-type Shared = Arc<Mutex<Stand>>;
+pub(super) type Shared = Arc<Mutex<Stand>>;
 
 async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     if q.get("client_id").map(String::as_str) != Some(GH_CLIENT_ID)
@@ -109,7 +109,7 @@ async fn emails(State(s): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn stand_in() -> (String, Shared, tokio::sync::oneshot::Sender<()>) {
+pub(super) async fn stand_in() -> (String, Shared, tokio::sync::oneshot::Sender<()>) {
     let shared: Shared = Arc::default();
     let app = Router::new()
         .route("/login/oauth/authorize", get(authorize))

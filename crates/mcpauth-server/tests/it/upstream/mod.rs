@@ -5,10 +5,12 @@
 //! - `refusals`: the refusals a real OP never provokes (foreign issuer or audience, wrong nonce,
 //!   expiry, an unknown key), against `test_op`, a small OP written for the tests;
 //! - `accounts`: linking, unlinking, allow-lists, required claims, disabled users;
+//! - `contract`: the promises of the `IdentityProvider` trait, on each implementation;
 //! - `github`: the GitHub preset against a local stand-in serving GitHub's documented shapes
 //!   (GitHub itself cannot be reached from the test machines).
 
 mod accounts;
+mod contract;
 mod github;
 mod refusals;
 mod second_mcpauth;
