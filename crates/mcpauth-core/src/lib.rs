@@ -13,6 +13,8 @@
 //! - [`grant`]: the token endpoint's rules: what binds a code (RFC 6749 §4.1.3, RFC 7636 §4.6)
 //!   and a refresh token (RFC 6749 §6), the retry window, who gets a refresh token.
 //! - [`account`]: email, password and display-name rules for user accounts.
+//! - [`sign_in_policy`]: who may have an account: email allow-lists and an upstream's
+//!   required claim (SECURITY S29).
 //! - [`return_to`]: where a page may send the browser back to (same-origin paths only).
 //! - [`secret`]: random tokens, their at-rest hashes, constant-time comparison, HMAC signing and
 //!   the authenticated encryption used for the refresh-retry response.
@@ -40,6 +42,7 @@ pub mod redirect_uri;
 pub mod return_to;
 pub mod scope;
 pub mod secret;
+pub mod sign_in_policy;
 pub mod store;
 
 pub use account::{AccountFieldError, DisplayName, Email, Password};

@@ -442,3 +442,28 @@ pub struct AuditEvent {
     /// Further details as JSON text (never a secret).
     pub detail: String,
 }
+
+/// One way a user signs in: a row of Better Auth's `account` table. `provider_id` is
+/// `credential` for the email-and-password credential (`account_id` is then the user's id), or
+/// the configured id of an upstream identity provider (`account_id` is then the provider's
+/// subject for the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedAccount {
+    /// `credential`, or an upstream identity provider's id.
+    pub provider_id: String,
+    /// The user's identifier at that provider.
+    pub account_id: String,
+    /// When the account was linked, in seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// What [`crate::Store::unlink_account`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlink {
+    /// The provider's accounts were removed from the user.
+    Unlinked,
+    /// Nothing changed: it is the user's last way in.
+    LastWayIn,
+    /// Nothing changed: the user has no account at that provider.
+    NotLinked,
+}

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey,
-    TokenFamily, User,
+    CodeRedemption, Consent, GrantSummary, LinkedAccount, RefreshToken, Reissue, Rotation, Session,
+    SigningKey, TokenFamily, Unlink, User,
 };
 
 #[async_trait]
@@ -51,6 +51,43 @@ pub trait Store: Send + Sync + 'static {
         email: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
+    /// The user an upstream account (`provider_id`, `account_id`) is linked to, disabled or not.
+    async fn user_by_account(
+        &self,
+        provider_id: &str,
+        account_id: &str,
+    ) -> Result<Option<User>, StoreError>;
+    /// Creates a user who signs in only through an upstream provider (no password) and links
+    /// the account, in one transaction. [`StoreError::Conflict`] when the email is taken or the
+    /// account is linked already.
+    async fn create_user_with_account(
+        &self,
+        user: &User,
+        provider_id: &str,
+        account_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Links an upstream account to an existing user. [`StoreError::Conflict`] when that
+    /// account is linked already (to this user or another).
+    async fn link_account(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        account_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Every way `user_id` signs in, oldest first: the password credential (only when it has a
+    /// password) and each linked upstream account.
+    async fn user_accounts(&self, user_id: &str) -> Result<Vec<LinkedAccount>, StoreError>;
+    /// Removes the user's accounts at `provider_id` (never the password credential), unless
+    /// that would leave the user no way in ([`Unlink::LastWayIn`]). Decided and done in one
+    /// transaction that locks the user's row, so concurrent unlinks cannot both remove the
+    /// last two ways in.
+    async fn unlink_account(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        now: i64,
+    ) -> Result<Unlink, StoreError>;
     /// A user by id, disabled or not.
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 

@@ -103,6 +103,133 @@ pub struct Settings {
     /// `[smtp]`: the SMTP server password-reset and verification mail goes through; none: no
     /// mail (in development the links go to the log, see `email.log_links`).
     pub smtp: Option<SmtpSettings>,
+    /// `[[identity_providers]]`: upstream sign-in ("Continue with …").
+    pub identity_providers: Vec<IdentityProviderSettings>,
+    /// Sign-in and sign-up with email and password; `false` leaves only the identity providers.
+    pub password_login: bool,
+    /// Email domains whose addresses may have an account (empty, with `allowed_emails` empty:
+    /// anyone).
+    pub allowed_email_domains: Vec<String>,
+    /// Single addresses that may have an account.
+    pub allowed_emails: Vec<String>,
+}
+
+/// `[[identity_providers]]`: one upstream identity provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityProviderSettings {
+    /// In the callback URL (`{issuer}{base_path}/callback/{id}`) and the `account` table.
+    pub id: String,
+    /// `oidc` (default): any OpenID provider, from `issuer`; `github`: the GitHub preset.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// On the button: "Continue with {name}"; default the id (`GitHub` for GitHub).
+    pub name: Option<String>,
+    /// OpenID issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: Option<String>,
+    /// Client id at the provider; `${NAME}` reads the environment; default the environment
+    /// variable `MCPAUTH_IDP_<ID>_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// Client secret; `${NAME}` reads the environment; default `MCPAUTH_IDP_<ID>_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// OpenID scopes besides `openid`; default `["email", "profile"]`.
+    pub scopes: Vec<String>,
+    /// Treat the provider's emails as verified even without `email_verified` (see the README).
+    pub trust_email: bool,
+    /// A claim every identity must carry, e.g. `{ name = "groups", value = "mcp-users" }`.
+    pub required_claim: Option<RequiredClaimSettings>,
+    /// GitHub only: base URL of the web flow (GitHub Enterprise Server, or a test stand-in).
+    pub web_url: Option<String>,
+    /// GitHub only: base URL of the REST API.
+    pub api_url: Option<String>,
+}
+
+/// `required_claim = { name = "…", value = "…" }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredClaimSettings {
+    pub name: String,
+    pub value: String,
+}
+
+impl IdentityProviderSettings {
+    /// A credential from the setting (with `${NAME}` read from the environment), else from
+    /// `MCPAUTH_IDP_<ID>_<WHAT>`.
+    fn credential(
+        &self,
+        configured: Option<&String>,
+        what: &str,
+    ) -> anyhow::Result<Option<String>> {
+        if let Some(raw) = configured {
+            return expand_env(raw).map(Some).map_err(|name| {
+                anyhow::anyhow!(
+                    "identity provider {:?}: {what} names the environment variable {name}, which is not set",
+                    self.id
+                )
+            });
+        }
+        let var = format!(
+            "MCPAUTH_IDP_{}_{what}",
+            self.id.to_ascii_uppercase().replace('-', "_")
+        );
+        Ok(std::env::var(&var).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// The provider these settings describe.
+    pub fn provider(&self) -> anyhow::Result<mcpauth::UpstreamProvider> {
+        let id = &self.id;
+        let client_id = self
+            .credential(self.client_id.as_ref(), "CLIENT_ID")?
+            .ok_or_else(|| anyhow::anyhow!("identity provider {id:?} needs a client_id"))?;
+        let client_secret = self.credential(self.client_secret.as_ref(), "CLIENT_SECRET")?;
+        let (name, provider): (String, std::sync::Arc<dyn mcpauth::IdentityProvider>) =
+            match self.kind.as_deref().unwrap_or("oidc") {
+                "oidc" => {
+                    let issuer = self.issuer.clone().ok_or_else(|| {
+                        anyhow::anyhow!("identity provider {id:?} (oidc) needs an issuer")
+                    })?;
+                    let provider = mcpauth_idp::OidcProvider::new(mcpauth_idp::OidcConfig {
+                        issuer,
+                        client_id,
+                        client_secret,
+                        scopes: self.scopes.clone(),
+                        http: mcpauth_idp::HttpOptions::default(),
+                    })
+                    .map_err(|e| anyhow::anyhow!("identity provider {id:?}: {e}"))?;
+                    (id.clone(), std::sync::Arc::new(provider))
+                }
+                "github" => {
+                    let secret = client_secret.ok_or_else(|| {
+                        anyhow::anyhow!("identity provider {id:?} (github) needs a client_secret")
+                    })?;
+                    let mut config = mcpauth_idp::GitHubConfig::new(client_id, secret);
+                    if let Some(web) = &self.web_url {
+                        config.web_url = web.clone();
+                    }
+                    if let Some(api) = &self.api_url {
+                        config.api_url = api.clone();
+                    }
+                    let provider = mcpauth_idp::GitHubProvider::new(config)
+                        .map_err(|e| anyhow::anyhow!("identity provider {id:?}: {e}"))?;
+                    ("GitHub".to_owned(), std::sync::Arc::new(provider))
+                }
+                other => anyhow::bail!(
+                    "identity provider {id:?}: type must be oidc or github, not {other:?}"
+                ),
+            };
+        Ok(mcpauth::UpstreamProvider {
+            id: id.clone(),
+            name: self.name.clone().unwrap_or(name),
+            trust_email: self.trust_email,
+            required_claim: self.required_claim.as_ref().map(|c| {
+                mcpauth::upstream::RequiredClaim {
+                    name: c.name.clone(),
+                    value: c.value.clone(),
+                }
+            }),
+            provider,
+        })
+    }
 }
 
 /// `[email]`: mailed links (password reset, verification).
@@ -386,6 +513,10 @@ impl Default for Settings {
             email_verification: d.email.verification,
             email: EmailSettings::default(),
             smtp: None,
+            identity_providers: Vec::new(),
+            password_login: true,
+            allowed_email_domains: Vec::new(),
+            allowed_emails: Vec::new(),
         }
     }
 }
@@ -539,6 +670,14 @@ impl Settings {
             })?;
         o.key_encryption_secret = self.key_encryption_secret.clone();
         o.additional_user_info_claims = self.additional_user_info_claims.clone();
+        o.identity_providers = self
+            .identity_providers
+            .iter()
+            .map(IdentityProviderSettings::provider)
+            .collect::<anyhow::Result<_>>()?;
+        o.password_login = self.password_login;
+        o.allowed_email_domains = self.allowed_email_domains.clone();
+        o.allowed_emails = self.allowed_emails.clone();
         let r = &self.rate_limits;
         o.rate_limits = if r.enabled {
             RateLimitOptions {
@@ -752,5 +891,60 @@ mod tests {
         let mut relative = settings;
         relative.upstreams[0].path = "mcp/notes/".into();
         assert!(relative.gateway_upstreams(&options).is_err());
+    }
+
+    #[test]
+    fn identity_providers_from_mcpauth_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mcpauth.toml");
+        std::fs::write(
+            &file,
+            r#"
+password_login = false
+allowed_email_domains = ["example.com"]
+
+[[identity_providers]]
+id = "corp"
+name = "Corp SSO"
+issuer = "https://idp.example.com/"
+client_id = "mcpauth"
+client_secret = "${PATH}"
+trust_email = true
+required_claim = { name = "groups", value = "mcp" }
+
+[[identity_providers]]
+id = "github"
+type = "github"
+client_id = "Ov23li"
+client_secret = "secret"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file), FlagOverrides::default()).unwrap();
+        let options = settings.options("https://auth.example.com").unwrap();
+        assert!(!options.password_login);
+        assert_eq!(options.allowed_email_domains, ["example.com"]);
+        let corp = &options.identity_providers[0];
+        assert_eq!((corp.id.as_str(), corp.name.as_str()), ("corp", "Corp SSO"));
+        assert!(corp.trust_email);
+        assert_eq!(corp.required_claim.as_ref().unwrap().value, "mcp");
+        assert_eq!(options.identity_providers[1].name, "GitHub");
+
+        // What is missing or misspelt is an error at start, naming the provider.
+        let broken = |edit: fn(&mut IdentityProviderSettings)| {
+            let mut settings = settings.clone();
+            edit(&mut settings.identity_providers[0]);
+            settings
+                .options("https://auth.example.com")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(broken(|p| p.issuer = None).contains("needs an issuer"));
+        assert!(broken(|p| p.kind = Some("saml".into())).contains("type must be"));
+        assert!(
+            broken(|p| p.client_secret = Some("${MCPAUTH_TEST_SURELY_UNSET}".into()))
+                .contains("MCPAUTH_TEST_SURELY_UNSET")
+        );
+        assert!(broken(|p| p.client_id = None).contains("needs a client_id"));
     }
 }

@@ -315,7 +315,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 writeln!(out, "  Upstream:      {upstream}")?;
             }
-            writeln!(out, "  Sign up:       {issuer}/sign-up")?;
+            if options.password_login {
+                writeln!(out, "  Sign up:       {issuer}/sign-up")?;
+            }
+            // What to register at each identity provider as its redirect (callback) URI.
+            for provider in &options.identity_providers {
+                writeln!(
+                    out,
+                    "  Sign-in with:  {} (redirect URI {issuer}{}/callback/{})",
+                    provider.name, options.base_path, provider.id
+                )?;
+            }
             writeln!(out, "  Listening on:  {}", app.address())?;
             writeln!(
                 out,

@@ -30,6 +30,9 @@ pub(crate) async fn check_credentials(
     password: &str,
     ip: &str,
 ) -> Result<User, AccountError> {
+    if !auth.options().password_login {
+        return Err(AccountError::PasswordLoginDisabled);
+    }
     let now = auth.now();
     let limiter = &auth.limiter();
     limiter
@@ -195,7 +198,12 @@ async fn signed_in_response(
             .into_response();
         }
         Err(SignInRefused::Disabled) => {
-            return AccountError::InvalidCredentials.into_response();
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "USER_DISABLED",
+                "this account is disabled",
+            )
+            .into_response();
         }
         Err(SignInRefused::Store(error)) => return ApiError::from(error).into_response(),
     };

@@ -28,6 +28,12 @@ pub enum AccountError {
     /// deliberately not said).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// The address is outside `allowed_email_domains` / `allowed_emails`.
+    #[error("this email address is not allowed to have an account here")]
+    EmailNotAllowed,
+    /// Password sign-in and sign-up are turned off (`password_login = false`).
+    #[error("signing in with a password is turned off; use one of the sign-in providers")]
+    PasswordLoginDisabled,
     /// Too many attempts from this address or on this account.
     #[error("too many attempts; try again in {} seconds", .0.retry_after)]
     RateLimited(RateLimited),

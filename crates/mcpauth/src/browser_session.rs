@@ -37,19 +37,23 @@ fn require_verified_email(auth: &McpAuth, user: &User) -> Result<(), SignInRefus
     Ok(())
 }
 
-/// Starts a browser session; returns the cookie to set. Every successful sign-in ends here,
-/// whatever proved who the user is, so the rules of who may have a session live here: a
-/// disabled account never gets one, nor (when verification is required) an unverified one.
+/// Starts a browser session; returns the cookie to set. Every successful sign-in — password
+/// (page or JSON API), sign-up, upstream identity provider — ends here, so the rules of who may
+/// have a session live here: a disabled account never gets one, nor (when verification is
+/// required) an unverified one.
 pub(crate) async fn start_session(
     auth: &McpAuth,
     user: &User,
     headers: &HeaderMap,
     ip: &str,
 ) -> Result<(Session, HeaderValue), SignInRefused> {
-    if user.disabled {
-        return Err(SignInRefused::Disabled);
-    }
-    require_verified_email(auth, user)?;
+    // Read again rather than trusting the caller's copy: an upstream sign-in or a link found
+    // the user a moment ago, and an operator may have disabled (or a link verified) them since.
+    let current = match auth.store().user_by_id(&user.id).await? {
+        Some(current) if !current.disabled => current,
+        _ => return Err(SignInRefused::Disabled),
+    };
+    require_verified_email(auth, &current)?;
     let token = secret::random_token();
     let now = auth.now();
     let session = Session {

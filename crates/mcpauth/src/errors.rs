@@ -145,6 +145,7 @@ impl AccountError {
         match self {
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailNotAllowed | Self::PasswordLoginDisabled => StatusCode::FORBIDDEN,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -169,6 +170,8 @@ impl IntoResponse for AccountError {
                 (StatusCode::BAD_REQUEST, "INVALID_NAME")
             }
             Self::EmailTaken => (StatusCode::UNPROCESSABLE_ENTITY, "USER_ALREADY_EXISTS"),
+            Self::EmailNotAllowed => (StatusCode::FORBIDDEN, "EMAIL_NOT_ALLOWED"),
+            Self::PasswordLoginDisabled => (StatusCode::FORBIDDEN, "PASSWORD_LOGIN_DISABLED"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "INVALID_EMAIL_OR_PASSWORD"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),

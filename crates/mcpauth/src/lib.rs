@@ -34,6 +34,8 @@
 //!   [`ProtectedResource`]s), with their metadata URLs and scopes.
 //! - `session`, `guard`: [`McpSession`] from a bearer token, and `with_mcp_auth`, the layer
 //!   that protects an MCP endpoint (`with_mcp_auth_for`: another protected resource).
+//! - [`upstream`]: sign-in through upstream identity providers — the [`IdentityProvider`]
+//!   trait (implemented in `mcpauth-idp`) and the flow's rules (state, linking, allow-lists).
 //! - `router`: which path answers what.
 
 #![warn(missing_docs)]
@@ -63,6 +65,7 @@ mod router;
 mod session;
 mod token;
 mod token_cache;
+pub mod upstream;
 mod views;
 mod web;
 
@@ -90,6 +93,7 @@ pub use rate_limit::{
 pub use router::cors;
 pub use session::McpSession;
 pub use token_cache::TokenCacheOptions;
+pub use upstream::{IdentityProvider, UpstreamError, UpstreamIdentity, UpstreamProvider};
 
 /// The parsers that read untrusted input, reachable for the fuzz targets in `fuzz/`. Not part
 /// of the API: thin wrappers that change nothing about how the server uses them.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mcpauth_core::client_registration::ConfiguredClient;
 use mcpauth_core::model::{AuditEvent, Client};
+use mcpauth_core::sign_in_policy::EmailAllowList;
 use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
 
 use crate::accounts::{AccountError, Accounts};
@@ -97,6 +98,8 @@ struct Inner {
     documents: ClientDocuments,
     /// Password-reset and verification mail.
     email: EmailService,
+    /// `allowed_email_domains` and `allowed_emails`.
+    email_allow_list: EmailAllowList,
 }
 
 /// What the options say once checked: the issuer and resource as URLs, and the scopes.
@@ -219,6 +222,7 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
     if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(invalid("secret", "must be at least 32 characters"));
     }
+    check_identity_providers(options)?;
     Ok(Checked {
         issuer,
         resource,
@@ -227,6 +231,42 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
         default_scope,
         consent_scopes,
     })
+}
+
+/// Provider ids that can be a path segment and an `account` row's `providerId`, each once;
+/// and some way to sign in.
+fn check_identity_providers(options: &McpAuthOptions) -> Result<(), BuildError> {
+    let mut seen = std::collections::HashSet::new();
+    for provider in &options.identity_providers {
+        if !crate::upstream::valid_provider_id(&provider.id) {
+            return Err(invalid(
+                "identity_providers",
+                format!(
+                    "id {:?}: lower-case letters, digits, - and _ (at most 32), not \"credential\"",
+                    provider.id
+                ),
+            ));
+        }
+        if !seen.insert(provider.id.as_str()) {
+            return Err(invalid(
+                "identity_providers",
+                format!("id {:?} is used twice", provider.id),
+            ));
+        }
+        if provider.name.trim().is_empty() {
+            return Err(invalid(
+                "identity_providers",
+                format!("provider {:?} needs a name", provider.id),
+            ));
+        }
+    }
+    if !options.password_login && options.identity_providers.is_empty() {
+        return Err(invalid(
+            "password_login",
+            "is false and no identity provider is configured: nobody could sign in",
+        ));
+    }
+    Ok(())
 }
 
 /// `options.resources` as URLs: absolute http(s) URIs without fragment (RFC 8707 §2), each at
@@ -436,6 +476,10 @@ impl McpAuth {
                 format!("{}{}", options.issuer, options.base_path),
             ),
             token_cache,
+            email_allow_list: EmailAllowList::new(
+                &options.allowed_email_domains,
+                &options.allowed_emails,
+            ),
             store,
             authorization_policy: AuthorizationPolicy {
                 default_scope: checked.default_scope,
@@ -476,6 +520,15 @@ impl McpAuth {
         password: &str,
         name: Option<&str>,
     ) -> Result<mcpauth_core::model::User, AccountError> {
+        if !self.inner.options.password_login {
+            return Err(AccountError::PasswordLoginDisabled);
+        }
+        let allowed = mcpauth_core::Email::parse(email)
+            .map(|address| self.inner.email_allow_list.allows(&address))
+            .unwrap_or(true);
+        if !allowed {
+            return Err(AccountError::EmailNotAllowed);
+        }
         self.inner.accounts.create_user(email, password, name).await
     }
 
@@ -508,6 +561,20 @@ impl McpAuth {
 
     pub(crate) fn now(&self) -> i64 {
         self.inner.options.clock.now()
+    }
+
+    /// The upstream identity provider with this id.
+    pub(crate) fn identity_provider(&self, id: &str) -> Option<&crate::upstream::UpstreamProvider> {
+        self.inner
+            .options
+            .identity_providers
+            .iter()
+            .find(|p| p.id == id)
+    }
+
+    /// Who may have an account (`allowed_email_domains`, `allowed_emails`).
+    pub(crate) fn email_allow_list(&self) -> &EmailAllowList {
+        &self.inner.email_allow_list
     }
 
     pub(crate) fn accounts(&self) -> &Accounts {

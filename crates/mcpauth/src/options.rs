@@ -166,6 +166,17 @@ pub struct McpAuthOptions {
     /// Sends password-reset and verification mail; `None`: no mail (password reset by email
     /// is then unavailable, and `email.verification` may not be `Required`).
     pub mailer: Option<Arc<dyn crate::Mailer>>,
+    /// Upstream identity providers offered on the sign-in page ("Continue with …").
+    pub identity_providers: Vec<crate::upstream::UpstreamProvider>,
+    /// Whether users may sign in and sign up with an email and password. With `false`, only
+    /// the identity providers sign users in (at least one is then needed). Default true.
+    pub password_login: bool,
+    /// Email domains whose addresses may have an account (password sign-up and every upstream
+    /// sign-in; upstream addresses must be verified). Empty, with `allowed_emails` empty too:
+    /// anyone.
+    pub allowed_email_domains: Vec<String>,
+    /// Single addresses that may have an account, besides `allowed_email_domains`.
+    pub allowed_emails: Vec<String>,
 }
 
 impl McpAuthOptions {
@@ -223,6 +234,10 @@ impl McpAuthOptions {
             cimd_fetcher: None,
             email: crate::EmailOptions::default(),
             mailer: None,
+            identity_providers: Vec::new(),
+            password_login: true,
+            allowed_email_domains: Vec::new(),
+            allowed_emails: Vec::new(),
         }
     }
 }
@@ -241,6 +256,8 @@ impl std::fmt::Debug for McpAuthOptions {
                 &self.initial_access_token.as_ref().map(|_| "<redacted>"),
             )
             .field("rate_limit_backend", &self.rate_limit_backend)
+            .field("identity_providers", &self.identity_providers)
+            .field("password_login", &self.password_login)
             .finish_non_exhaustive()
     }
 }

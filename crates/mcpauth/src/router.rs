@@ -23,7 +23,7 @@ use crate::register::register_client;
 use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
-use crate::{oidc, pages, revocation};
+use crate::{oidc, pages, revocation, upstream};
 
 impl McpAuth {
     /// The router with every endpoint and page mcpauth serves. Serve it with
@@ -134,6 +134,17 @@ fn build(auth: McpAuth) -> Router {
             "/verify-email/resend",
             post(pages::resend_verification_submit),
         )
+        // Upstream identity providers: the start (Better Auth's path) and the callback.
+        .route(
+            &format!("{base}/sign-in/social"),
+            post(upstream::upstream_sign_in),
+        )
+        .route(
+            &format!("{base}/callback/{{provider}}"),
+            get(upstream::upstream_callback),
+        )
+        .route("/account/link", post(upstream::link_start))
+        .route("/account/unlink", post(pages::unlink_provider))
         .layer(from_fn(page_headers));
 
     let account = Router::new()

@@ -35,6 +35,32 @@ pub struct SignInPage<'a> {
     /// Where to go after signing in (a same-origin path, already checked), carried in a
     /// hidden `return_to` field.
     pub return_to: Option<&'a str>,
+    /// The upstream identity providers: one "Continue with …" button each.
+    pub providers: Vec<ProviderView>,
+    /// Where the provider buttons post (`{base}/sign-in/social`).
+    pub social_action: &'a str,
+    /// Whether the password form (and the sign-up link) is shown.
+    pub password_login: bool,
+}
+
+/// An upstream identity provider as a button or a row on the account page.
+pub struct ProviderView {
+    /// The provider's id, posted back as `provider`.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+}
+
+/// One way to sign in, on the account page.
+pub struct SignInMethodView {
+    /// `credential` or the provider's id (posted back by Unlink).
+    pub id: String,
+    /// "Password" or the provider's name.
+    pub name: String,
+    /// When it was added (UTC).
+    pub added_at: String,
+    /// Whether it can be removed here: an upstream provider, and not the last way in.
+    pub can_unlink: bool,
 }
 
 /// The sign-up page (`POST /sign-up` form).
@@ -212,4 +238,13 @@ pub struct AccountPage<'a> {
     pub password_change_revokes_apps: bool,
     /// The shortest password accepted, for the form's hint and `minlength`.
     pub min_password: usize,
+    /// The ways the user signs in (password, linked providers).
+    pub sign_in_methods: Vec<SignInMethodView>,
+    /// Configured providers the user has not linked yet.
+    pub linkable_providers: Vec<ProviderView>,
+    /// Why the last sign-in-method action was refused, shown in that section.
+    pub methods_error: Option<&'a str>,
+    /// Whether the user has a password (users from an identity provider may have none: the
+    /// password section is then not shown).
+    pub has_password: bool,
 }

@@ -40,3 +40,4 @@ mod token;
 mod token_cache;
 mod trusted_clients;
 mod two_instances;
+mod upstream;

@@ -21,8 +21,8 @@
 use async_trait::async_trait;
 use mcpauth_core::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, RefreshToken, Reissue, Rotation, Session, SigningKey,
-    TokenFamily, User,
+    CodeRedemption, Consent, GrantSummary, LinkedAccount, RefreshToken, Reissue, Rotation, Session,
+    SigningKey, TokenFamily, Unlink, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
@@ -113,6 +113,26 @@ fn insert_client<'a>(sql: &'static str, client: &'a Client) -> Query<'a> {
         .bind(client.skip_consent)
         .bind(client.created_at)
         .bind(client.registered_dynamically)
+}
+
+/// A row of `"account"` linking an upstream account to a user (no password).
+fn insert_account<'a>(
+    user_id: &'a str,
+    provider_id: &'a str,
+    account_id: &'a str,
+    now: i64,
+) -> Query<'a> {
+    query(
+        r#"INSERT INTO "account"
+               (id, account_id, provider_id, user_id, password, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, NULL, $5, $5)"#,
+    )
+    .bind(random_id())
+    .bind(account_id)
+    .bind(provider_id)
+    .bind(user_id)
+    .bind(now)
+    .on_unique_violation("account already linked")
 }
 
 fn insert_access_token(access: &AccessToken) -> Query<'_> {
@@ -462,6 +482,161 @@ impl<DB: Backend> Store for SqlStore<DB> {
             )
             .await?;
         decode_optional(row, rows::user_u)
+    }
+
+    async fn user_by_account(
+        &self,
+        provider_id: &str,
+        account_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    user_columns_as_u!(),
+                    r#" FROM "account" a JOIN "user" u ON u.id = a.user_id
+                        WHERE a.provider_id = $1 AND a.account_id = $2"#
+                ))
+                .bind(provider_id)
+                .bind(account_id),
+            )
+            .await?;
+        decode_optional(row, rows::user_u)
+    }
+
+    async fn create_user_with_account(
+        &self,
+        user: &User,
+        provider_id: &str,
+        account_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            query(
+                r#"INSERT INTO "user"
+                       (id, name, email, email_verified, image, created_at, updated_at, disabled)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+            )
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(user.email_verified)
+            .bind(&user.image)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .bind(user.disabled)
+            .on_unique_violation("email already registered"),
+        )
+        .await?;
+        tx.execute(insert_account(
+            &user.id,
+            provider_id,
+            account_id,
+            user.created_at,
+        ))
+        .await?;
+        tx.commit().await
+    }
+
+    async fn link_account(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        account_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(insert_account(user_id, provider_id, account_id, now))
+            .await?;
+        Ok(())
+    }
+
+    async fn user_accounts(&self, user_id: &str) -> Result<Vec<LinkedAccount>, StoreError> {
+        let rows = self
+            .fetch_all(
+                query(
+                    r#"SELECT provider_id, account_id, created_at FROM "account"
+                       WHERE user_id = $1 AND (provider_id <> $2 OR password IS NOT NULL)
+                       ORDER BY created_at, id"#,
+                )
+                .bind(user_id)
+                .bind(CREDENTIAL_PROVIDER),
+            )
+            .await?;
+        decode_all(rows, |row| {
+            Ok(LinkedAccount {
+                provider_id: get(row, "provider_id")?,
+                account_id: get(row, "account_id")?,
+                created_at: get(row, "created_at")?,
+            })
+        })
+    }
+
+    async fn unlink_account(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        now: i64,
+    ) -> Result<Unlink, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Touching the user's row first locks it (PostgreSQL) or holds the write lock
+        // (SQLite): a concurrent unlink for the same user waits, then counts what this one left.
+        let users = tx
+            .execute(
+                query(r#"UPDATE "user" SET updated_at = $2 WHERE id = $1"#)
+                    .bind(user_id)
+                    .bind(now),
+            )
+            .await?;
+        if users == 0 || provider_id == CREDENTIAL_PROVIDER {
+            tx.rollback().await?;
+            return Ok(Unlink::NotLinked);
+        }
+        let others = tx
+            .fetch_optional(
+                query(
+                    r#"SELECT COUNT(*) AS n FROM "account"
+                       WHERE user_id = $1 AND provider_id <> $2
+                         AND (provider_id <> $3 OR password IS NOT NULL)"#,
+                )
+                .bind(user_id)
+                .bind(provider_id)
+                .bind(CREDENTIAL_PROVIDER),
+            )
+            .await?;
+        let others: i64 = match &others {
+            Some(row) => get(row, "n")?,
+            None => 0,
+        };
+        let linked = tx
+            .fetch_optional(
+                query(
+                    r#"SELECT COUNT(*) AS n FROM "account"
+                       WHERE user_id = $1 AND provider_id = $2"#,
+                )
+                .bind(user_id)
+                .bind(provider_id),
+            )
+            .await?;
+        let linked: i64 = match &linked {
+            Some(row) => get(row, "n")?,
+            None => 0,
+        };
+        if linked == 0 {
+            tx.rollback().await?;
+            return Ok(Unlink::NotLinked);
+        }
+        if others == 0 {
+            tx.rollback().await?;
+            return Ok(Unlink::LastWayIn);
+        }
+        tx.execute(
+            query(r#"DELETE FROM "account" WHERE user_id = $1 AND provider_id = $2"#)
+                .bind(user_id)
+                .bind(provider_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Unlink::Unlinked)
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {

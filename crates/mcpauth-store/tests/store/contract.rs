@@ -18,6 +18,8 @@ use mcpauth_core::{Store, StoreError};
 
 use crate::support::{scopes, uri};
 
+pub use crate::contract_accounts::{concurrent_unlink_keeps_a_way_in, linked_accounts};
+
 pub const NOW: i64 = 1_700_000_000;
 
 /// Counts the rows of a table, looking past the trait (for promises such as "exactly one
@@ -1872,6 +1874,7 @@ macro_rules! contract_tests {
             refresh_reissue_generations,
             purge_forgets_unused_registered_clients,
             rate_limit_windows,
+            linked_accounts,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
@@ -1880,6 +1883,7 @@ macro_rules! contract_tests {
             concurrent_rotation_once,
             concurrent_reissue_spends_once,
             concurrent_rate_limit_hits_all_count,
+            concurrent_unlink_keeps_a_way_in,
         );
         contract_tests!(@counted $fresh, $rows:
             concurrent_save_consent_one_row,

@@ -30,6 +30,11 @@ const NOTICES: &[(&str, &str)] = &[
     ("sessions", "You were signed out of every other session."),
     ("password", "Your password was changed."),
     (
+        "linked",
+        "The sign-in method was linked. You can now sign in with it.",
+    ),
+    ("unlinked", "The sign-in method was removed."),
+    (
         "password-apps",
         "Your password was changed and every app was disconnected.",
     ),
@@ -63,16 +68,18 @@ pub async fn account_page(
 }
 
 /// What the account page says besides its content.
-enum Message<'a> {
+pub(super) enum Message<'a> {
     None,
     /// At the top of the page.
     Top(&'a str),
     /// In the password section: the change went through (`Ok`) or was refused (`Err`).
     Password(Result<&'a str, &'a str>),
+    /// In the sign-in methods section: why an unlink was refused.
+    Methods(&'a str),
 }
 
 /// Renders the account page for this session.
-async fn show(
+pub(super) async fn show(
     auth: &McpAuth,
     headers: &HeaderMap,
     session: &Session,
@@ -82,9 +89,10 @@ async fn show(
 ) -> Response {
     let store = &auth.store();
     let now = auth.now();
-    let (grants, sessions) = match tokio::try_join!(
+    let (grants, sessions, methods) = match tokio::try_join!(
         store.grants(Some(&user.id), None, now),
         store.user_sessions(&user.id, now),
+        super::sign_in_methods::methods(auth, &user.id),
     ) {
         Ok(found) => found,
         Err(error) => return PageError::from(error).into_response(),
@@ -112,6 +120,13 @@ async fn show(
         other_sessions: sessions.iter().filter(|s| s.id != session.id).count(),
         password_change_revokes_apps: auth.options().revoke_grants_on_password_change,
         min_password: MIN_PASSWORD,
+        methods_error: match message {
+            Message::Methods(text) => Some(text),
+            _ => None,
+        },
+        has_password: methods.0.iter().any(|m| m.id == "credential"),
+        sign_in_methods: methods.0,
+        linkable_providers: methods.1,
     };
     render(status, &page, csrf_cookie)
 }
@@ -181,7 +196,7 @@ fn is_https(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|url| url.scheme() == "https" && url.host().is_some())
 }
 
-fn utc_text(unix: i64) -> String {
+pub(super) fn utc_text(unix: i64) -> String {
     let t = UtcDateTime::from_unix(unix);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} UTC",
@@ -199,15 +214,18 @@ fn utc_iso(unix: i64) -> String {
 }
 
 /// A checked form post from a signed-in browser: its session, user, address and fields.
-struct AccountPost {
-    headers: HeaderMap,
-    ip: String,
-    params: Params,
-    session: Session,
-    user: User,
+pub(super) struct AccountPost {
+    pub(super) headers: HeaderMap,
+    pub(super) ip: String,
+    pub(super) params: Params,
+    pub(super) session: Session,
+    pub(super) user: User,
 }
 
-async fn account_post(auth: &McpAuth, request: Request) -> Result<AccountPost, Response> {
+pub(super) async fn account_post(
+    auth: &McpAuth,
+    request: Request,
+) -> Result<AccountPost, Response> {
     let (parts, params) = form_post(auth, request)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -226,7 +244,7 @@ async fn account_post(auth: &McpAuth, request: Request) -> Result<AccountPost, R
 
 impl AccountPost {
     /// Appends to the security log (never fatal).
-    async fn audit(&self, auth: &McpAuth, kind: &str, client_id: Option<&str>) {
+    pub(super) async fn audit(&self, auth: &McpAuth, kind: &str, client_id: Option<&str>) {
         let detail = serde_json::json!({ "via": "account_page" });
         auth.audit(kind, Some(&self.user.id), client_id, Some(&self.ip), detail)
             .await;

@@ -4,6 +4,7 @@
 
 mod account;
 mod email;
+mod sign_in_methods;
 
 pub use account::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
@@ -12,6 +13,7 @@ pub use email::{
     email_verified_page, forgot_password_page, forgot_password_submit, resend_verification_submit,
     reset_password_page, reset_password_submit,
 };
+pub(crate) use sign_in_methods::unlink_provider;
 
 use askama::Template;
 use axum::extract::{RawQuery, Request, State};
@@ -53,7 +55,10 @@ fn render(
     response
 }
 
-fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+pub(crate) fn see_other(
+    location: &str,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
     let mut response = redirect(StatusCode::SEE_OTHER, location);
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -62,7 +67,10 @@ fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> 
 }
 
 /// A form post's parameters, after the CSRF and same-origin checks.
-async fn form_post(auth: &McpAuth, request: Request) -> Result<(Parts, Params), PageError> {
+pub(crate) async fn form_post(
+    auth: &McpAuth,
+    request: Request,
+) -> Result<(Parts, Params), PageError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(body)
         .await
@@ -87,7 +95,7 @@ fn sealed_query(auth: &McpAuth, query: Option<&str>) -> Option<String> {
 }
 
 /// The authorization request from a form's hidden field, if intact.
-fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
+pub(crate) fn form_query(auth: &McpAuth, params: &Params) -> Option<String> {
     let query = auth
         .site()
         .verify_value(FORM_QUERY, params.get("authorize_query")?)?;
@@ -163,6 +171,7 @@ pub async fn sign_in_page(
     let name = client_name(&auth, pending).await;
     let sign_up_href = with_query("/sign-up", pending);
     let sealed = sealed_query(&auth, pending);
+    let social_action = auth.endpoint("/sign-in/social");
     let page = SignInPage {
         csrf_token: &csrf,
         authorize_query: sealed.as_deref(),
@@ -171,6 +180,9 @@ pub async fn sign_in_page(
         client_name: name.as_deref(),
         sign_up_href: &sign_up_href,
         return_to: return_to.as_deref(),
+        providers: provider_views(&auth),
+        social_action: &social_action,
+        password_login: auth.options().password_login,
     };
     render(StatusCode::OK, &page, cookies)
 }
@@ -237,6 +249,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
         Err(error) => {
             let shown = shown_again(&auth, &parts.headers, pending, "/sign-up").await;
             let message = error.to_string();
+            let social_action = auth.endpoint("/sign-in/social");
             let page = SignInPage {
                 csrf_token: &shown.csrf,
                 authorize_query: shown.sealed.as_deref(),
@@ -245,6 +258,9 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 client_name: shown.client_name.as_deref(),
                 sign_up_href: &shown.other_page,
                 return_to,
+                providers: provider_views(&auth),
+                social_action: &social_action,
+                password_login: auth.options().password_login,
             };
             render(error.page_status(), &page, [])
         }
@@ -254,7 +270,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
 /// After a successful sign-in or sign-up form: continue the authorization request the form
 /// carried, or go to `return_to` (a checked same-origin path), or home. Either way the
 /// pending-request cookie is spent.
-async fn signed_in(
+pub(crate) async fn signed_in(
     auth: &McpAuth,
     headers: &HeaderMap,
     user: &User,
@@ -270,8 +286,8 @@ async fn signed_in(
         Err(SignInRefused::Disabled) => {
             return PageError::new(
                 StatusCode::FORBIDDEN,
-                "This account is disabled",
-                "This account cannot sign in. Ask an administrator.",
+                "Account disabled",
+                "This account is disabled. Ask the administrator to enable it.",
             )
             .into_response();
         }
@@ -293,6 +309,18 @@ async fn signed_in(
     }
 }
 
+/// The "Continue with …" buttons: every configured upstream provider.
+fn provider_views(auth: &McpAuth) -> Vec<views::ProviderView> {
+    auth.options()
+        .identity_providers
+        .iter()
+        .map(|p| views::ProviderView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect()
+}
+
 /// `GET /sign-up`.
 pub async fn sign_up_page(
     State(auth): State<McpAuth>,
@@ -300,6 +328,10 @@ pub async fn sign_up_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pending = authorize_query(query.as_deref());
+    if !auth.options().password_login {
+        // Accounts come from the identity providers: their buttons are on the sign-in page.
+        return see_other(&with_query("/sign-in", pending), []);
+    }
     let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let name = client_name(&auth, pending).await;
     let sign_in_href = with_query("/sign-in", pending);
