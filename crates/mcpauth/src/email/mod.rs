@@ -413,6 +413,12 @@ async fn queue_mail_request(
     Ok(())
 }
 
+/// Whether passwords can be reset by mail here: a mailer is configured, and passwords sign
+/// users in at all (`password_login`; with only identity providers there is nothing to reset).
+pub(crate) fn resets_passwords(auth: &McpAuth) -> bool {
+    auth.email().available() && auth.options().password_login
+}
+
 /// Asks for a reset link to be mailed to `email` if it has an account. `callback` is a checked
 /// same-origin path the link leads to (with `?token=…`).
 pub(crate) async fn request_password_reset(
@@ -421,7 +427,7 @@ pub(crate) async fn request_password_reset(
     callback: &str,
     ip: &str,
 ) -> Result<(), MailRequestError> {
-    if !auth.email().available() {
+    if !resets_passwords(auth) {
         return Err(MailRequestError::Unavailable);
     }
     queue_mail_request(auth, email, ip, |email| Job::PasswordReset {
@@ -498,6 +504,9 @@ pub(crate) async fn complete_password_reset(
         .hit(Limit::SignInPerIp, ip, auth.now())
         .await
         .map_err(|limited| ResetError::Account(AccountError::RateLimited(limited)))?;
+    if !auth.options().password_login {
+        return Err(ResetError::Account(AccountError::PasswordLoginDisabled));
+    }
     let password = Password::parse(new_password).map_err(AccountError::from)?;
     if !reset_link_works(auth, token).await? {
         return Err(ResetError::InvalidToken);

@@ -119,7 +119,7 @@ pub async fn forgot_password_page(State(auth): State<McpAuth>, headers: HeaderMa
     let (csrf, csrf_cookie) = auth.site().csrf_token(&headers);
     let page = ForgotPasswordPage {
         csrf_token: &csrf,
-        available: auth.email().available(),
+        available: email::resets_passwords(&auth),
         error: None,
         email: "",
     };

@@ -352,6 +352,18 @@ async fn password_login_false_leaves_only_the_providers() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let sign_up = browser.get(app.url("/sign-up")).send().await.unwrap();
     assert_eq!(location(&sign_up), "/sign-in");
+    // No password reset either: there are no passwords to sign in with.
+    let reset = client()
+        .post(app.url("/api/auth/request-password-reset"))
+        .header("origin", &app.base)
+        .json(&json!({ "email": "a@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), StatusCode::BAD_REQUEST);
+    assert!(reset.text().await.unwrap().contains("EMAIL_NOT_AVAILABLE"));
+    let (_, _, forgot) = get_page(&browser, &app.url("/forgot-password")).await;
+    assert!(!forgot.contains("type=\"email\""), "{forgot}");
     // The providers still work.
     op.next_identity("ada-alpha", verified("ada@example.com"));
     assert_eq!(
