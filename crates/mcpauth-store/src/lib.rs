@@ -68,7 +68,10 @@ mod shared;
 pub mod sqlite;
 
 pub use postgres::{PG_MIGRATOR, PgStore, PgStoreOptions, pg_schema_sql};
+/// The rusqlite crate the SQLite backend runs on (for [`SqliteStore::with_connection`]).
+pub use rusqlite;
 pub use shared::{Backend, SqlStore};
 pub use sqlite::{
-    DEFAULT_MAX_CONNECTIONS, SQLITE_MIGRATOR, SqliteStore, backup_sqlite, sqlite_schema_sql,
+    ConnectionUsage, DEFAULT_MAX_CONNECTIONS, SQLITE_MIGRATOR, SqliteStore, backup_sqlite,
+    sqlite_schema_sql,
 };

@@ -1782,13 +1782,13 @@ mod sqlite {
     }
 
     pub fn rows(store: &SqliteStore) -> crate::contract::Rows {
-        let pool = store.pool().clone();
+        let store = store.clone();
         Box::new(move |table| {
-            let pool = pool.clone();
+            let store = store.clone();
             Box::pin(async move {
                 let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(&pool)
+                store
+                    .with_connection(move |conn| conn.query_row(&sql, [], |row| row.get(0)))
                     .await
                     .unwrap()
             })
