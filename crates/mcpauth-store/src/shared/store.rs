@@ -827,6 +827,26 @@ impl<B: Backend> Store for SqlStore<B> {
         decode_optional(row, rows::code)
     }
 
+    async fn unused_code_with_user(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<(AuthorizationCode, User)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT k.*, ",
+                    user_columns_as_u!(),
+                    " FROM (SELECT ",
+                    code_columns!(),
+                    r#" FROM "oauthAuthorizationCode" WHERE code_hash = $1 AND used_at IS NULL) k
+                        JOIN "user" u ON u.id = k.user_id"#
+                ))
+                .bind(code_hash),
+            )
+            .await?;
+        decode_optional(row, |row| Ok((rows::code(row)?, rows::user_u(row)?)))
+    }
+
     async fn redeem_code(
         &self,
         code_hash: &str,
@@ -906,6 +926,36 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?;
         decode_optional(row, |row| {
             Ok((rows::refresh_token(row)?, rows::family_f(row)?))
+        })
+    }
+
+    async fn refresh_token_with_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily, User)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    refresh_token_columns!(),
+                    ", ",
+                    family_columns_as_f!(),
+                    ", ",
+                    user_columns_as_u!(),
+                    r#" FROM "oauthRefreshToken" t
+                        JOIN "oauthTokenFamily" f ON f.id = t.family_id
+                        JOIN "user" u ON u.id = t.user_id
+                        WHERE t.token_hash = $1"#
+                ))
+                .bind(token_hash),
+            )
+            .await?;
+        decode_optional(row, |row| {
+            Ok((
+                rows::refresh_token(row)?,
+                rows::family_f(row)?,
+                rows::user_u(row)?,
+            ))
         })
     }
 
