@@ -3,7 +3,26 @@
 //! Every operation is one closure handed to the backend ([`SqlStore::read`],
 //! [`SqlStore::write`], or a single-statement shortcut such as [`SqlStore::execute`]): the
 //! closure owns copies of the arguments it needs, runs its statements on one connection, in
-//! autocommit mode or in a transaction it begins and commits itself. Every statement is written with `$n` placeholders
+//! autocommit mode or in a transaction it begins and commits itself. A multi-statement write
+//! reads:
+//!
+//! ```text
+//! async fn do_it(&self, thing: &Thing, now: i64) -> Result<(), StoreError> {
+//!     let thing = thing.clone();            // the closure owns what it uses...
+//!     self.write(move |tx| {
+//!         Box::pin(async move {
+//!             let thing = &thing;           // ...and the body borrows it as before
+//!             tx.begin().await?;            // BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL
+//!             tx.execute(query("…").bind(&thing.id).bind(now)).await?;
+//!             tx.commit().await             // left open (an error on the way): rolled back
+//!         })
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! On SQLite the whole closure runs on the writer thread in one go: one hand-off per operation,
+//! not per statement. Reads that need several statements use [`SqlStore::read`] likewise. Every statement is written with `$n` placeholders
 //! and SQL both dialects accept (`ON CONFLICT … DO UPDATE`, `RETURNING`, `excluded.`).
 //!
 //! The atomicity the trait promises comes from single conditional statements, which both

@@ -19,7 +19,7 @@ mod conn;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -80,6 +80,7 @@ struct Threads {
     reader_count: u32,
     busy_readers: Arc<AtomicU32>,
     busy_writer: Arc<AtomicU32>,
+    operations: Arc<AtomicU64>,
     joins: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -100,6 +101,9 @@ pub struct ConnectionUsage {
     pub busy_readers: u32,
     /// Whether the write connection is running an operation now.
     pub writer_busy: bool,
+    /// Operations the connection threads have started since the store was opened: each
+    /// [`Store`](mcpauth_core::Store) call is one, however many statements it runs.
+    pub operations: u64,
 }
 
 impl SqlStore<Sqlite> {
@@ -152,6 +156,7 @@ impl SqlStore<Sqlite> {
             readers: threads.reader_count,
             busy_readers: threads.busy_readers.load(Ordering::Relaxed),
             writer_busy: threads.busy_writer.load(Ordering::Relaxed) > 0,
+            operations: threads.operations.load(Ordering::Relaxed),
         }
     }
 
@@ -205,6 +210,7 @@ impl SqliteHandle {
     fn start(writer: Connection, readers: Vec<Connection>) -> Result<SqliteHandle, StoreError> {
         let busy_writer = Arc::new(AtomicU32::new(0));
         let busy_readers = Arc::new(AtomicU32::new(0));
+        let operations = Arc::new(AtomicU64::new(0));
         let reader_count = u32::try_from(readers.len()).unwrap_or(u32::MAX);
         let mut joins = Vec::new();
 
@@ -215,6 +221,7 @@ impl SqliteHandle {
             writer,
             writer_rx,
             busy_writer.clone(),
+            operations.clone(),
         )?);
 
         let readers_tx = if readers.is_empty() {
@@ -229,6 +236,7 @@ impl SqliteHandle {
                     reader,
                     readers_rx.clone(),
                     busy_readers.clone(),
+                    operations.clone(),
                 )?);
             }
             Some(readers_tx)
@@ -239,6 +247,7 @@ impl SqliteHandle {
             reader_count,
             busy_readers,
             busy_writer,
+            operations,
             joins: Mutex::new(joins),
         })))
     }
@@ -302,6 +311,7 @@ fn spawn(
     conn: Connection,
     queue: Arc<Mutex<Receiver<Job>>>,
     busy: Arc<AtomicU32>,
+    operations: Arc<AtomicU64>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name(name.to_owned())
@@ -314,6 +324,7 @@ fn spawn(
                     Err(_) => break,
                 };
                 busy.fetch_add(1, Ordering::Relaxed);
+                operations.fetch_add(1, Ordering::Relaxed);
                 job(&mut conn);
                 busy.fetch_sub(1, Ordering::Relaxed);
             }

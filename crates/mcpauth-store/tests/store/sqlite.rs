@@ -367,3 +367,83 @@ async fn abandoned_operations_finish_whole() {
     assert!(users >= 25, "{users}");
     store.create_user(&user("last"), "h").await.unwrap();
 }
+
+/// Each `Store` call is one operation on the database threads — one hand-off — however many
+/// statements it runs: the refresh grant's read, a rotation (six statements in a
+/// transaction), a replayed code (three statements and a transaction), a lost redemption.
+#[tokio::test]
+async fn one_operation_per_store_call() {
+    use mcpauth_core::model::{AccessToken, AuditEvent, CodeRedemption, RefreshToken, Rotation};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(&dir.path().join("ops.db")).await;
+    seed(&store, "u1", "c1").await;
+    let operations = || store.connection_usage().operations;
+    let access = |id: &str| AccessToken {
+        id: id.to_owned(),
+        token_hash: format!("ah-{id}"),
+        family_id: "f-u1".to_owned(),
+        client_id: "c1".to_owned(),
+        user_id: "u1".to_owned(),
+        scopes: crate::support::scopes("openid"),
+        audience: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 60,
+        created_at: NOW,
+    };
+    let refresh = |id: &str| RefreshToken {
+        id: id.to_owned(),
+        token_hash: format!("rh-{id}"),
+        family_id: "f-u1".to_owned(),
+        client_id: "c1".to_owned(),
+        user_id: "u1".to_owned(),
+        scopes: crate::support::scopes("openid"),
+        resource: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 600,
+        created_at: NOW,
+        rotated_at: None,
+        retry_response: None,
+    };
+    let audit = AuditEvent {
+        at: NOW,
+        kind: "token.refresh".to_owned(),
+        user_id: Some("u1".to_owned()),
+        client_id: Some("c1".to_owned()),
+        ip: None,
+        detail: "{}".to_owned(),
+    };
+
+    let before = operations();
+    assert!(
+        store
+            .refresh_token_with_user("rh-u1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(operations(), before + 1);
+    let rotated = store
+        .rotate_refresh_token(
+            "rh-u1",
+            NOW + 1,
+            "sealed",
+            &access("a2"),
+            &refresh("r2"),
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated);
+    assert_eq!(operations(), before + 2);
+    assert_eq!(
+        store.consume_code("ch-u1", NOW + 2).await.unwrap(),
+        CodeRedemption::Replayed
+    );
+    assert_eq!(operations(), before + 3);
+    assert!(
+        !store
+            .redeem_code("ch-u1", NOW + 3, &access("a3"), None, &audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(operations(), before + 4);
+}
