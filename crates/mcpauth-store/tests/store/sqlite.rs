@@ -77,10 +77,10 @@ async fn rejects_non_sqlite_urls_without_echoing_them() {
 }
 
 /// The settings of one connection: journal mode, synchronous, foreign keys, busy timeout (ms),
-/// journal size limit.
+/// journal size limit, WAL pages between automatic checkpoints.
 fn settings(
     conn: &mcpauth_store::rusqlite::Connection,
-) -> mcpauth_store::rusqlite::Result<(String, i64, i64, i64, i64)> {
+) -> mcpauth_store::rusqlite::Result<(String, i64, i64, i64, i64, i64)> {
     let one =
         |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get::<_, i64>(0));
     Ok((
@@ -89,6 +89,7 @@ fn settings(
         one("foreign_keys")?,
         one("busy_timeout")?,
         one("journal_size_limit")?,
+        one("wal_autocheckpoint")?,
     ))
 }
 
@@ -98,7 +99,7 @@ async fn connection_settings() {
     let store = SqliteStore::connect(&file_url(&dir.path().join("p.db")))
         .await
         .unwrap();
-    let expected = ("wal".to_owned(), 1, 1, 5000, 64 << 20);
+    let expected = ("wal".to_owned(), 1, 1, 5000, 64 << 20, 10_000);
     // Every reader (4 by default) and the writer have the same settings.
     assert_eq!(store.connection_usage().readers, 4);
     for _ in 0..8 {
