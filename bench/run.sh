@@ -90,7 +90,6 @@ stamp="$(date +%Y%m%dT%H%M%S)"
 out="${out:-$target_dir/bench/$stamp$([[ $quick == 1 ]] && echo -quick || true)}"
 mkdir -p "$out/raw"
 out="$(cd "$out" && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/mcpauth-bench.XXXXXX")"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- tools -----------------------------------------------------------------------------------
@@ -123,6 +122,7 @@ done
 pids=()      # servers
 child=""     # the load generator running in the foreground
 bg_jobs=()   # load generators running in parallel (the PostgreSQL two-instance runs)
+work=""     # the temporary directory (set once the traps are in place)
 stop_pid() {
   local pid="$1"
   kill -0 "$pid" 2>/dev/null || return 0
@@ -150,6 +150,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# the temporary databases: made only now, so that an early exit (a missing tool) leaves none
+work="$(mktemp -d "${TMPDIR:-/tmp}/mcpauth-bench.XXXXXX")"
 
 # run a command in the background and wait for it, so that a signal reaches the trap at once
 fg() {
