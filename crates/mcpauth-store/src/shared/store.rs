@@ -885,8 +885,8 @@ impl<B: Backend> Store for SqlStore<B> {
                 let refresh = refresh.as_ref();
                 let audit = &audit;
                 tx.begin().await?;
-                // The conditional UPDATE decides the single winner (on PostgreSQL, concurrent callers
-                // wait on its row lock and then find the code used).
+                // The conditional UPDATE decides the single winner (on PostgreSQL, concurrent
+                // callers wait on its row lock and then find the code used).
                 let redeemed = tx
                     .execute(
                         query(
@@ -1003,8 +1003,8 @@ impl<B: Backend> Store for SqlStore<B> {
                 let Some((family_id, generation)) =
                     spend_refresh_token(tx, old_hash, now, retry_response).await?
                 else {
-                    // Lost the race (or the token was rotated long ago): report the winner's rotation
-                    // and write nothing.
+                    // Lost the race (or the token was rotated long ago): report the winner's
+                    // rotation and write nothing.
                     let earlier = earlier_rotation(tx, old_hash).await?;
                     tx.rollback().await?;
                     return match earlier {
@@ -1017,7 +1017,8 @@ impl<B: Backend> Store for SqlStore<B> {
                         Some((None, _)) => Err(StoreError::Database(
                             "refresh token neither rotated nor rotatable".to_owned(),
                         )),
-                        // Gone since the caller looked it up (its user, client or family was deleted).
+                        // Gone since the caller looked it up (its user, client or family was
+                        // deleted).
                         None => Err(StoreError::Conflict(
                             "the refresh token no longer exists".to_owned(),
                         )),
@@ -1115,7 +1116,8 @@ impl<B: Backend> Store for SqlStore<B> {
                 };
                 // The decision, as one conditional write on the family's row: the token is exactly
                 // one generation behind the head, the head advanced within the window, the grant is
-                // alive. It does not advance the grant, so tolerated reuses never extend the window.
+                // alive. It does not advance the grant, so tolerated reuses never extend the
+                // window.
                 let tolerated = tx
                     .execute(
                         query(
@@ -1187,8 +1189,8 @@ impl<B: Backend> Store for SqlStore<B> {
         self.write(move |tx| {
             Box::pin(async move {
                 tx.begin().await?;
-                // Families deleted at their absolute end take their tokens with them, possibly before
-                // the tokens' own expiry: announce it like a revocation.
+                // Families deleted at their absolute end take their tokens with them, possibly
+                // before the tokens' own expiry: announce it like a revocation.
                 tx.execute(bump_revocation_epoch()).await?;
                 let mut removed = 0;
                 for &statement in STATEMENTS {

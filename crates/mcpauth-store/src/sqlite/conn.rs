@@ -52,10 +52,10 @@ impl LiteConn {
     /// Rolls back a transaction an operation left open (it failed inside it, or SQLite's own
     /// rollback after a failed COMMIT left nothing to do), so the next operation starts clean.
     pub(super) fn end_transaction(&mut self) {
-        if !self.conn.is_autocommit() {
-            if let Err(err) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %err, "rolling back an unfinished SQLite transaction failed");
-            }
+        if !self.conn.is_autocommit()
+            && let Err(err) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %err, "rolling back an unfinished SQLite transaction failed");
         }
     }
 
