@@ -19,11 +19,70 @@ use crate::shared::{Arg, OpFuture, Query, sealed};
 /// A database thread's connection, lent to one operation at a time.
 pub struct LiteConn {
     conn: Connection,
+    /// Inside a group transaction (see `run_group`): an operation's transaction is a savepoint.
+    group: bool,
+    /// The operation's own transaction (a savepoint, in a group) is open.
+    inner_open: bool,
 }
 
 impl LiteConn {
     pub(super) fn new(conn: Connection) -> LiteConn {
-        LiteConn { conn }
+        LiteConn {
+            conn,
+            group: false,
+            inner_open: false,
+        }
+    }
+
+    /// Begins a group transaction.
+    pub(super) fn start_group(&mut self) -> Result<(), StoreError> {
+        self.run_batch("BEGIN IMMEDIATE")?;
+        self.group = true;
+        Ok(())
+    }
+
+    /// Whether the group transaction is still open (SQLite rolls a transaction back by itself
+    /// after some errors, a full disk among them).
+    pub(super) fn group_alive(&self) -> bool {
+        self.group && !self.conn.is_autocommit()
+    }
+
+    /// Starts an operation of the group: a savepoint to roll back to if it fails.
+    pub(super) fn start_member(&mut self) -> Result<(), StoreError> {
+        self.inner_open = false;
+        self.run_batch("SAVEPOINT member")
+    }
+
+    /// Ends an operation of the group: keeps its writes, or (it failed, or left its own
+    /// transaction open) rolls them back.
+    pub(super) fn end_member(&mut self, failed: bool) {
+        if !self.group_alive() {
+            return;
+        }
+        let undo = if failed || self.inner_open {
+            "ROLLBACK TO member; RELEASE member"
+        } else {
+            "RELEASE member"
+        };
+        if let Err(err) = self.run_batch(undo) {
+            tracing::warn!(error = %err, "ending a grouped SQLite write failed");
+        }
+        self.inner_open = false;
+    }
+
+    /// Commits the group transaction (or finds it rolled back already).
+    pub(super) fn end_group(&mut self) -> Result<(), StoreError> {
+        let alive = self.group_alive();
+        self.group = false;
+        let committed = if alive {
+            self.run_batch("COMMIT")
+        } else {
+            Err(StoreError::Database(
+                "the grouped SQLite transaction was rolled back".to_owned(),
+            ))
+        };
+        self.end_transaction();
+        committed
     }
 
     /// The rusqlite connection itself.
@@ -52,6 +111,7 @@ impl LiteConn {
     /// Rolls back a transaction an operation left open (it failed inside it, or SQLite's own
     /// rollback after a failed COMMIT left nothing to do), so the next operation starts clean.
     pub(super) fn end_transaction(&mut self) {
+        self.inner_open = false;
         if !self.conn.is_autocommit()
             && let Err(err) = self.conn.execute_batch("ROLLBACK")
         {
@@ -171,17 +231,29 @@ impl sealed::Conn for LiteConn {
     /// read lock and then deadlock upgrading it; a writer in another process waits on the busy
     /// timeout instead.
     fn begin(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        ready(self.run_batch("BEGIN IMMEDIATE"))
+        let begun = if self.group {
+            self.run_batch("SAVEPOINT tx")
+        } else {
+            self.run_batch("BEGIN IMMEDIATE")
+        };
+        self.inner_open = begun.is_ok();
+        ready(begun)
     }
 
     /// A COMMIT that fails (a full disk) leaves SQLite to roll back by itself, or the
     /// transaction open; either way the operation ends in [`LiteConn::end_transaction`].
     fn commit(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        ready(self.run_batch("COMMIT"))
+        self.inner_open = false;
+        ready(self.run_batch(if self.group { "RELEASE tx" } else { "COMMIT" }))
     }
 
     fn rollback(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        ready(self.run_batch("ROLLBACK"))
+        self.inner_open = false;
+        ready(self.run_batch(if self.group {
+            "ROLLBACK TO tx; RELEASE tx"
+        } else {
+            "ROLLBACK"
+        }))
     }
 }
 

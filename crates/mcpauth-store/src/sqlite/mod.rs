@@ -9,7 +9,8 @@
 //! its statements, its whole transaction), and its result comes back through a oneshot
 //! channel: one hand-off per operation instead of one per statement. Writers queue in process,
 //! first come first served; a writer in another process (the admin CLI) is waited for on the
-//! 5 s busy timeout.
+//! 5 s busy timeout. The writer commits the writes waiting at the same moment together (group
+//! commit, see `run_group`).
 //!
 //! The schema is applied from the same embedded migration files as before, with the same
 //! `_sqlx_migrations` bookkeeping sqlx keeps, so a database created by an older mcpauth (on
@@ -71,8 +72,24 @@ pub enum Sqlite {}
 /// mcpauth's storage in one SQLite database file.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-/// A closure run on a database thread.
-type Job = Box<dyn FnOnce(&mut LiteConn) + Send>;
+/// Writes waiting together that the writer thread commits in one transaction, at most.
+const GROUP_LIMIT: usize = 64;
+
+/// A closure run on a database thread. It runs the operation and returns whether the operation
+/// failed, and what answers its caller once its writes are committed (given the error of a
+/// failed group `COMMIT`, if that is how it ended).
+struct Job {
+    /// Whether the writer may run it inside a group transaction (store operations may; a
+    /// migration or maintenance closure that manages transactions itself may not).
+    groupable: bool,
+    run: RunJob,
+}
+
+/// Runs a job's operation: whether it failed, and what answers its caller.
+type RunJob = Box<dyn FnOnce(&mut LiteConn) -> (bool, Answer) + Send>;
+
+/// Answers a job's caller, given the error of the group `COMMIT` that held its writes, if any.
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 /// The database threads of a store: where operations are sent.
 #[derive(Clone)]
@@ -228,6 +245,7 @@ impl SqliteHandle {
             writer_rx,
             busy_writer.clone(),
             operations.clone(),
+            true,
         )?);
 
         let readers_tx = if readers.is_empty() {
@@ -243,6 +261,7 @@ impl SqliteHandle {
                     readers_rx.clone(),
                     busy_readers.clone(),
                     operations.clone(),
+                    false,
                 )?);
             }
             Some(readers_tx)
@@ -287,21 +306,52 @@ impl SqliteHandle {
         T: Send + 'static,
         F: FnOnce(&mut LiteConn) -> Result<T, StoreError> + Send + 'static,
     {
+        self.call_with(write, false, f).await
+    }
+
+    /// [`Self::call`], for a store operation: the writer may commit it together with other
+    /// writes waiting at the same moment (see [`run_group`]).
+    async fn call_grouped<T, F>(&self, write: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut LiteConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call_with(write, true, f).await
+    }
+
+    async fn call_with<T, F>(&self, write: bool, groupable: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut LiteConn) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let run = move |conn: &mut LiteConn| -> (bool, Answer) {
+            // A panic inside the operation fails that operation only; the thread and its
+            // connection stay (the transaction, if any, is rolled back).
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+                    Err(StoreError::Database(
+                        "a SQLite operation panicked".to_owned(),
+                    ))
+                });
+            let failed = result.is_err();
+            let answer: Answer = Box::new(move |commit: Option<&StoreError>| {
+                let _ = reply.send(match commit {
+                    // A failed COMMIT is a database failure for every write of the group.
+                    Some(err) => Err(StoreError::Database(match err {
+                        StoreError::Database(text) | StoreError::Conflict(text) => text.clone(),
+                    })),
+                    None => result,
+                });
+            });
+            (failed, answer)
+        };
         self.send(
             write,
-            Box::new(move |conn: &mut LiteConn| {
-                // A panic inside the operation fails that operation only; the thread and its
-                // connection stay (the transaction, if any, is rolled back below).
-                let result =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
-                        Err(StoreError::Database(
-                            "a SQLite operation panicked".to_owned(),
-                        ))
-                    });
-                conn.end_transaction();
-                let _ = reply.send(result);
-            }),
+            Job {
+                groupable,
+                run: Box::new(run),
+            },
         )?;
         answer.await.map_err(|_| closed())?
     }
@@ -318,24 +368,87 @@ fn spawn(
     queue: Arc<Mutex<Receiver<Job>>>,
     busy: Arc<AtomicU32>,
     operations: Arc<AtomicU64>,
+    group: bool,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
             let mut conn = LiteConn::new(conn);
+            let mut pending = std::collections::VecDeque::new();
             loop {
-                // Readers share one queue: the one holding the lock waits for the next job.
-                let job = match queue.lock().unwrap_or_else(PoisonError::into_inner).recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                };
+                if pending.is_empty() {
+                    // Readers share one queue: the one holding the lock waits for the next
+                    // job. The writer takes every write waiting (see run_group).
+                    let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                    match queue.recv() {
+                        Ok(job) => pending.push_back(job),
+                        Err(_) => break,
+                    }
+                    if group {
+                        while pending.len() < GROUP_LIMIT {
+                            match queue.try_recv() {
+                                Ok(job) => pending.push_back(job),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 busy.fetch_add(1, Ordering::Relaxed);
-                operations.fetch_add(1, Ordering::Relaxed);
-                job(&mut conn);
+                let mut batch = Vec::new();
+                while let Some(job) = pending.pop_front() {
+                    if !job.groupable && !batch.is_empty() {
+                        pending.push_front(job);
+                        break;
+                    }
+                    let alone = !job.groupable;
+                    batch.push(job);
+                    if alone {
+                        break;
+                    }
+                }
+                operations.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                run_group(&mut conn, batch);
                 busy.fetch_sub(1, Ordering::Relaxed);
             }
         })
         .map_err(|err| StoreError::Database(format!("cannot start a SQLite thread: {err}")))
+}
+
+/// Runs `jobs` and answers their callers. One job runs on its own, as it would anyway. Several
+/// (writes that were waiting at the same moment) run in one transaction — **group commit** —
+/// each inside a savepoint of its own: a job that fails is rolled back to its savepoint without
+/// touching the others, and a transaction a job begins is a nested savepoint. Every caller is
+/// answered only after the `COMMIT` that holds its writes; if that `COMMIT` fails, every job of
+/// the group is told so (nothing of theirs was written). Pages several of the writes change
+/// (table tails, the audit log, a family's or user's index entries) go to the WAL once, and
+/// there is one commit instead of one per write.
+fn run_group(conn: &mut LiteConn, jobs: Vec<Job>) {
+    if jobs.len() == 1 || conn.start_group().is_err() {
+        for job in jobs {
+            let (_, answer) = (job.run)(conn);
+            conn.end_transaction();
+            answer(None);
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if !conn.group_alive() || conn.start_member().is_err() {
+            // The group transaction is gone (SQLite rolled it back after an error): the rest
+            // run on their own.
+            let (_, answer) = (job.run)(conn);
+            conn.end_transaction();
+            answer(None);
+            continue;
+        }
+        let (failed, answer) = (job.run)(conn);
+        conn.end_member(failed);
+        answers.push(answer);
+    }
+    let committed = conn.end_group();
+    for answer in answers {
+        answer(committed.as_ref().err());
+    }
 }
 
 impl sealed::Exec for Sqlite {
@@ -349,7 +462,7 @@ impl sealed::Exec for Sqlite {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut LiteConn) -> OpFuture<'c, T> + Send + 'static,
     {
-        handle.call(write, move |conn| conn.drive(op)).await
+        handle.call_grouped(write, move |conn| conn.drive(op)).await
     }
 
     async fn migrate(handle: &SqliteHandle) -> Result<(), StoreError> {
@@ -519,6 +632,9 @@ fn open(target: &Target, create: bool) -> Result<Connection, StoreError> {
             .map_err(failed)?;
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(failed)?;
+    // The savepoints of grouped writes keep their undo records in memory, not in temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(failed)?;
     Ok(conn)
 }
