@@ -19,6 +19,12 @@
 #                      with --quick when wrk is not installed)
 #   --server-env "K=V ..."  extra environment for the mcpauth servers (experiments, e.g.
 #                      MALLOC_ARENA_MAX=2); recorded in meta.json
+#   --scenarios LIST   comma-separated subset of: validate, mcp, gateway (with gateway_latency and
+#                      gateway_python), exchange (with authorize), dcr, refresh, scale (default: all)
+#   --postgres URL     also run the selected validate/exchange/dcr/refresh scenarios with mcpauth on
+#                      PostgreSQL (a loopback server; a fresh database is created there and dropped
+#                      afterwards, with psql): one instance vs two instances on the same database,
+#                      the load split evenly between the two (scenarios pg_<name>, targets one/two)
 # Environment: MCPAUTH_BIN (server binary), SHARED_DIR (the shared/ folder holding
 # peers/better-auth), CARGO_TARGET_DIR.
 #
@@ -41,6 +47,7 @@ case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 # ---- options ---------------------------------------------------------------------------------
 command_line="bench/run.sh${*:+ $*}"
 quick=0 pairs="" duration="" warmup="" scale="" profile=release build=1 out="" keep=0 loadgen_only=0 server_env=""
+scenarios=all postgres_url=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -54,6 +61,8 @@ while [[ $# -gt 0 ]]; do
     --keep) keep=1 ;;
     --loadgen-only) loadgen_only=1 ;;
     --server-env) server_env="$2"; shift ;;
+    --scenarios) scenarios="$2"; shift ;;
+    --postgres) postgres_url="$2"; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -64,6 +73,13 @@ if [[ $quick == 1 ]]; then
 else
   pairs="${pairs:-3}" duration="${duration:-8}" warmup="${warmup:-2}" scale="${scale:-1000000}"
 fi
+# want NAME: whether scenario NAME was selected (--scenarios)
+want() { [[ $scenarios == all || ",$scenarios," == *",$1,"* ]]; }
+for name in ${scenarios//,/ }; do
+  case "$name" in all|validate|mcp|gateway|exchange|dcr|refresh|scale) ;;
+    *) echo "bench: unknown scenario $name (see --help)" >&2; exit 2 ;; esac
+done
+want scale || scale=0
 conc=32        # validation and MCP scenarios (wrk -c32)
 token_conc=16  # authorize / token exchange / refresh (as the peer's own benchmark)
 dcr_conc=16    # registration (as the peer's own benchmark)
@@ -74,10 +90,12 @@ stamp="$(date +%Y%m%dT%H%M%S)"
 out="${out:-$target_dir/bench/$stamp$([[ $quick == 1 ]] && echo -quick || true)}"
 mkdir -p "$out/raw"
 out="$(cd "$out" && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/mcpauth-bench.XXXXXX")"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- tools -----------------------------------------------------------------------------------
+if [[ -n "$postgres_url" ]]; then
+  command -v psql >/dev/null || { echo "bench: --postgres needs psql" >&2; exit 2; }
+fi
 for tool in node npm python3 curl cargo; do
   command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
 done
@@ -103,6 +121,8 @@ done
 # ---- processes: everything started here is stopped by PID on exit -----------------------------
 pids=()      # servers
 child=""     # the load generator running in the foreground
+bg_jobs=()   # load generators running in parallel (the PostgreSQL two-instance runs)
+work=""     # the temporary directory (set once the traps are in place)
 stop_pid() {
   local pid="$1"
   kill -0 "$pid" 2>/dev/null || return 0
@@ -115,7 +135,11 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [[ -n "$child" ]] && kill -TERM "$child" 2>/dev/null || true
+  for job in "${bg_jobs[@]}"; do kill -TERM "$job" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  if [[ -n "${pg_db:-}" ]]; then
+    psql "$postgres_url" -qX -c "DROP DATABASE IF EXISTS \"$pg_db\"" >/dev/null 2>&1 || log "could not drop database $pg_db"
+  fi
   if [[ $keep == 1 ]]; then
     log "kept the databases in $work"
   else
@@ -126,6 +150,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# the temporary databases: made only now, so that an early exit (a missing tool) leaves none
+work="$(mktemp -d "${TMPDIR:-/tmp}/mcpauth-bench.XXXXXX")"
 
 # run a command in the background and wait for it, so that a signal reaches the trap at once
 fg() {
@@ -186,7 +212,8 @@ if [[ "$(cat "$peer_dir/.npm-ci-stamp" 2>/dev/null || true)" != "$lock_hash" ]] 
 fi
 
 # ---- servers ---------------------------------------------------------------------------------
-# start_mcpauth NAME [SERVE_FLAGS...]: fresh database $work/NAME.db; sets NAME_pid, NAME_issuer, NAME_url
+# start_mcpauth NAME [SERVE_FLAGS...]: fresh database $work/NAME/mcpauth.db (or $DATABASE_URL when
+# set); sets NAME_pid, NAME_issuer, NAME_url
 start_mcpauth() {
   local name="$1" dir="$work/$1"
   shift
@@ -197,7 +224,7 @@ start_mcpauth() {
   local extra_env=()
   [[ -n "$server_env" ]] && read -r -a extra_env <<<"$server_env"
   (cd "$dir" && exec env "${unset_args[@]}" "${extra_env[@]}" MCPAUTH_RATE_LIMITS__ENABLED=false NO_COLOR=1 \
-    "$mcpauth_bin" serve --bind 127.0.0.1:0 --database-url "sqlite://$dir/mcpauth.db" "$@") >"$out/$name.log" 2>&1 &
+    "$mcpauth_bin" serve --bind 127.0.0.1:0 --database-url "${DATABASE_URL:-sqlite://$dir/mcpauth.db}" "$@") >"$out/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   local issuer="" listen=""
@@ -398,15 +425,16 @@ log "sanity checks passed"
 # 1. token validation hot path
 v_m() { TOKEN="$m_token" http_load validate mcpauth "$1" "$main_pid" "$main_url/api/auth/mcp/get-session" bearer "$conc" "$2"; }
 v_p() { TOKEN="$p_token" http_load validate peer "$1" "$peer_pid" "$peer_url/api/protected" bearer "$conc" "$2"; }
-pairs_of validate v_m v_p
+want validate && pairs_of validate v_m v_p
 
 # 2. MCP tools/call echo: with a bearer (mcpauth) vs the same rmcp server without auth
 mcp_m() { TOKEN="$m_token" http_load mcp mcpauth "$1" "$main_pid" "$main_url/api/mcp" mcp "$conc" "$2"; }
 mcp_b() { TOKEN="" http_load mcp baseline "$1" "$baseline_pid" "$baseline_url/api/mcp" mcp "$conc" "$2"; }
-pairs_of mcp mcp_m mcp_b
+want mcp && pairs_of mcp mcp_m mcp_b
 
 # 2b. the gateway: the same call through `mcpauth serve --upstream` (a second instance) to
 # mcp-baseline, vs mcp-baseline directly; 32 conns for throughput, 1 for the latency it adds
+if want gateway; then
 start_mcpauth gw --upstream "$baseline_url/api/mcp"
 fg timeout 120 node "$here/prep.mjs" --base "$gw_url" --origin "$gw_issuer" --out "$work/prep-gw.json" --chains 0 \
   --scope "openid mcp:tools"
@@ -449,6 +477,7 @@ if [[ -x "$py_venv/bin/python" ]]; then
 else
   log "no Python venv at $py_venv (interop/python/run.sh builds it): skipping the gateway-to-Python scenario"
 fi
+fi  # want gateway
 
 # 3. authorization code -> token: mint codes for both first, then exchange each exactly once
 mint() {  # mint NAME(mcpauth|peer) PAIR DURATION
@@ -466,6 +495,7 @@ exchange() {  # exchange NAME PAIR DURATION
 }
 x_m() { exchange mcpauth "$1" "$2"; }
 x_p() { exchange peer "$1" "$2"; }
+if want exchange; then
 log "scenario exchange: each pair mints codes on both servers (GET authorize), then exchanges them"
 for i in $(seq 0 "$pairs"); do
   d="$duration"; [[ $i == 0 ]] && d="$warmup"
@@ -473,11 +503,12 @@ for i in $(seq 0 "$pairs"); do
   mint peer "$i" "$d"
   if (( i % 2 == 1 || i == 0 )); then x_m "$i" "$d"; x_p "$i" "$d"; else x_p "$i" "$d"; x_m "$i" "$d"; fi
 done
+fi
 
 # 4. dynamic client registration
 dcr_m() { http_load dcr mcpauth "$1" "$main_pid" "$main_url/api/auth/mcp/register" dcr "$dcr_conc" "$2"; }
 dcr_p() { http_load dcr peer "$1" "$peer_pid" "$peer_url/api/auth/mcp/register" dcr "$dcr_conc" "$2"; }
-pairs_of dcr dcr_m dcr_p
+want dcr && pairs_of dcr dcr_m dcr_p
 
 # 5. refresh grants: one chain per connection, each refresh token used once (rotation)
 json_get "$work/prep-mcpauth.json" refreshTokens >"$work/refresh-mcpauth.txt"
@@ -492,7 +523,7 @@ refresh() {  # refresh NAME PAIR DURATION
 }
 r_m() { refresh mcpauth "$1" "$2"; }
 r_p() { refresh peer "$1" "$2"; }
-pairs_of refresh r_m r_p
+want refresh && pairs_of refresh r_m r_p
 
 # 6. memory after load
 sleep 1
@@ -507,6 +538,121 @@ cat >"$out/memory.json" <<JSON
  "baseline": {"rss_idle_kb": $baseline_rss_idle, "rss_after_load_kb": $baseline_rss_after}}
 JSON
 log "RSS idle/after load: mcpauth $((main_rss_idle / 1024))/$((main_rss_after / 1024)) MiB, peer $((peer_rss_idle / 1024))/$((peer_rss_after / 1024)) MiB"
+
+# 6b. PostgreSQL (--postgres): mcpauth alone, on one local PostgreSQL: one instance vs two instances
+# sharing the database, the same total load split evenly between the two (scenarios pg_<name>,
+# targets "two" and "one"; server CPU is that of both processes for "two").
+# pg_load SCEN TARGET PAIR DURATION: runs SCEN's load on pga (one) or on pga and pgb at once (two)
+pg_load() {
+  local scen="$1" tgt="$2" pair="$3" d="$4" insts=(pga) inst
+  [[ $tgt == two ]] && insts=(pga pgb)
+  local n=${#insts[@]} files=() procs=() ticks0=0 jobs_here=()
+  for inst in "${insts[@]}"; do
+    local pid_var="${inst}_pid" url_var="${inst}_url" token_var="${inst}_token"
+    local pid="${!pid_var}" url="${!url_var}" prep="$work/prep-$inst.json"
+    local file="$out/raw/pg_$scen-$tgt-$inst-$pair"
+    need_loopback "$url"
+    procs+=("$pid")
+    ticks0=$(( ticks0 + $(cpu_ticks "$pid") ))
+    case "$scen" in
+      validate|dcr)
+        local c=$conc
+        [[ $scen == dcr ]] && c=$dcr_conc
+        c=$(( c / n ))
+        local path=/api/auth/mcp/get-session kind=bearer
+        [[ $scen == dcr ]] && path=/api/auth/mcp/register kind=dcr
+        if [[ $loadgen_only == 0 ]]; then
+          file+=.txt
+          TOKEN="${!token_var}" timeout $((d + 60)) wrk -t1 -c"$c" -d"${d}s" --timeout 10s --latency \
+            -s "$here/wrk-$([[ $kind == bearer ]] && echo bearer || echo dcr).lua" "$url$path" >"$file" &
+        else
+          file+=.json
+          local args=(--header "Authorization: Bearer ${!token_var}")
+          [[ $kind == dcr ]] && args=(--method POST --content-type application/json --template \
+            '{"client_name":"wrk-dcr","redirect_uris":["http://localhost:9999/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}')
+          timeout $((d + 60)) "$loadgen" fixed --url "$url$path" --conc "$c" --duration "$d" "${args[@]}" >"$file" &
+        fi ;;
+      authorize)
+        file+=.json
+        timeout $((d + 60)) "$loadgen" mint --url "$url$(json_get "$prep" authorizePath)" \
+          --header "Cookie: $(json_get "$prep" cookie)" --conc $((token_conc / n)) --duration "$d" --max 500000 \
+          --out "$work/codes-$inst.txt" >"$file" & ;;
+      exchange)
+        file+=.json
+        timeout $((d + 60)) "$loadgen" list --url "$url/api/auth/mcp/token" --template "$(json_get "$prep" exchangeTemplate)" \
+          --in "$work/codes-$inst.txt" --conc $((token_conc / n)) --duration "$d" >"$file" & ;;
+      refresh)
+        # pga keeps $chains chains; with two instances it runs the first half, pgb its own half
+        file+=.json
+        local chain_in="$work/refresh-$inst.txt"
+        if [[ $tgt == two && $inst == pga ]]; then
+          head -n $((chains / 2)) "$work/refresh-pga.txt" >"$work/refresh-pga-half.txt"
+          tail -n +$((chains / 2 + 1)) "$work/refresh-pga.txt" >"$work/refresh-pga-rest.txt"
+          chain_in="$work/refresh-pga-half.txt"
+        fi
+        timeout $((d + 60)) "$loadgen" chain --url "$url/api/auth/mcp/token" --template "$(json_get "$prep" refreshTemplate)" \
+          --in "$chain_in" --out "$chain_in.next" --conc $(( $(wc -l <"$chain_in") )) --duration "$d" >"$file" & ;;
+    esac
+    jobs_here+=("$!")
+    bg_jobs+=("$!")
+    files+=("$file")
+  done
+  local rc=0 j
+  for j in "${jobs_here[@]}"; do wait "$j" || rc=$?; done
+  bg_jobs=()
+  [[ $rc == 0 ]] || { echo "bench: pg_$scen ($tgt) load failed" >&2; exit 1; }
+  if [[ $scen == refresh ]]; then
+    for inst in "${insts[@]}"; do
+      if [[ $tgt == two && $inst == pga ]]; then
+        cat "$work/refresh-pga-half.txt.next" "$work/refresh-pga-rest.txt" >"$work/refresh-pga.txt"
+      else
+        mv "$work/refresh-$inst.txt.next" "$work/refresh-$inst.txt"
+      fi
+    done
+  fi
+  [[ "$pair" == 0 ]] && return 0
+  local ticks=0 pid
+  for pid in "${procs[@]}"; do ticks=$(( ticks + $(cpu_ticks "$pid") )); done
+  local joined
+  joined="$(IFS='|'; echo "${files[*]}")"
+  printf '{"scenario":"%s","target":"%s","pair":%s,"tool":"%s","file":"%s","cpu_ticks":%s,"tick_hz":%s,"rss_kb":%s}\n' \
+    "pg_$scen" "$tgt" "$pair" "$([[ $loadgen_only == 0 && $scen =~ ^(validate|dcr)$ ]] && echo wrk || echo loadgen)" \
+    "$joined" "$(( ticks - ticks0 ))" "$TICK" "$(rss_kb "${procs[0]}")" >>"$results"
+}
+if [[ -n "$postgres_url" ]]; then
+  need_loopback "$postgres_url"
+  pg_db="mcpauth_bench_${stamp,,}"
+  psql "$postgres_url" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$pg_db\"" >/dev/null
+  pg_db_url="$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$postgres_url" "$pg_db")"
+  DATABASE_URL="$pg_db_url" start_mcpauth pga
+  DATABASE_URL="$pg_db_url" start_mcpauth pgb
+  fg timeout 120 node "$here/prep.mjs" --base "$pga_url" --origin "$pga_issuer" --out "$work/prep-pga.json" \
+    --chains "$chains" --scope "openid profile email offline_access mcp:tools"
+  fg timeout 120 node "$here/prep.mjs" --base "$pgb_url" --origin "$pgb_issuer" --out "$work/prep-pgb.json" \
+    --chains $((chains / 2)) --scope "openid profile email offline_access mcp:tools"
+  pga_token="$(json_get "$work/prep-pga.json" accessToken)"
+  pgb_token="$(json_get "$work/prep-pgb.json" accessToken)"
+  check "PostgreSQL instance a get-session" 200 -H "Authorization: Bearer $pga_token" "$pga_url/api/auth/mcp/get-session"
+  check "PostgreSQL instance b get-session" 200 -H "Authorization: Bearer $pgb_token" "$pgb_url/api/auth/mcp/get-session"
+  json_get "$work/prep-pga.json" refreshTokens >"$work/refresh-pga.txt"
+  json_get "$work/prep-pgb.json" refreshTokens >"$work/refresh-pgb.txt"
+  pg_pairs() {  # pg_pairs SCEN...: warm-up, then the pairs, alternating which of two/one goes first
+    local scen i order
+    log "PostgreSQL scenario(s) $*: two instances vs one, $pairs pair(s) of ${duration}s"
+    for i in $(seq 0 "$pairs"); do
+      local d="$duration"; [[ $i == 0 ]] && d="$warmup"
+      for order in $( (( i % 2 == 1 || i == 0 )) && echo "two one" || echo "one two"); do
+        for scen in "$@"; do pg_load "$scen" "$order" "$i" "$d"; done
+      done
+    done
+  }
+  want validate && pg_pairs validate
+  want exchange && pg_pairs authorize exchange
+  want dcr && pg_pairs dcr
+  want refresh && pg_pairs refresh
+  stop_pid "$pga_pid"
+  stop_pid "$pgb_pid"
+fi
 
 # 7. scale: validation with $scale live tokens vs 1 000, two fresh mcpauth instances side by side
 if [[ "$scale" -gt 0 ]]; then

@@ -68,8 +68,16 @@ with open(os.path.join(out, "results.jsonl")) as f:
         if not line.strip():
             continue
         rec = json.loads(line)
-        path = rec["file"]
-        parsed = parse_wrk(path) if path.endswith(".txt") else parse_loadgen(path)
+        # Several files (joined by "|"): simultaneous loads on several instances, summed.
+        parts = [parse_wrk(p) if p.endswith(".txt") else parse_loadgen(p) for p in rec["file"].split("|")]
+        parsed = dict(parts[0])
+        for part in parts[1:]:
+            for key in ("rps", "requests", "completed", "errors", "timeouts"):
+                parsed[key] = (parsed.get(key) or 0) + (part.get(key) or 0)
+            for key in ("p50", "p90", "p99"):  # the slower instance's
+                if part.get(key) is not None:
+                    parsed[key] = max(parsed.get(key) or 0, part[key])
+            parsed["first_errors"] = (parsed.get("first_errors") or []) + (part.get("first_errors") or [])
         rec.update(parsed)
         rec["cpu_us_per_req"] = (
             rec["cpu_ticks"] / rec["tick_hz"] * 1e6 / rec["completed"] if rec["completed"] else None
@@ -205,6 +213,18 @@ r = paired("refresh", "mcpauth", "peer")
 if r["pairs"]:
     rows.append(("Refresh grants (rotation), 16 chains — grants/s",
                  fmt_rate(r["a_rps"]), fmt_rate(r["b_rps"]), x(r["ratio"]), "", ""))
+# 5b. PostgreSQL (--postgres): two instances on one database vs one
+for scen, label in (("validate", "token validation, 32 conns — req/s"),
+                    ("authorize", "minting codes (GET authorize), 16 conc — codes/s"),
+                    ("exchange", "code → token exchange, 16 conc — tokens/s"),
+                    ("dcr", "registration, 16 conns — registrations/s"),
+                    ("refresh", "refresh grants, 16 chains — grants/s")):
+    s = paired("pg_" + scen, "two", "one")
+    if s["pairs"]:
+        rows.append((f"PostgreSQL, {label}: two instances (load split) vs one",
+                     fmt_rate(s["a_rps"]) + " (two)", fmt_rate(s["b_rps"]) + " (one)", x(s["ratio"]), "", ""))
+        rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(s['a_p50'])} / {fmt_ms(s['a_p99'])}",
+                     f"{fmt_ms(s['b_p50'])} / {fmt_ms(s['b_p99'])}", "", "", ""))
 # 6. memory
 mm, pm = memory.get("mcpauth", {}), memory.get("peer", {})
 if mm and pm:

@@ -175,6 +175,13 @@ pub trait Store: Send + Sync + 'static {
     /// The code with this hash if it exists and has not been used (nothing changes).
     async fn unused_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError>;
 
+    /// Like [`Store::unused_code`], with the code's user, in one read (the code exchange needs
+    /// both). A code's user always exists: deleting a user deletes its codes.
+    async fn unused_code_with_user(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<(AuthorizationCode, User)>, StoreError>;
+
     /// Redeems a code and stores what it was exchanged for, in one transaction: marks the code
     /// used if it was not, then stores the tokens and `audit`. Returns false, writing nothing,
     /// when the code was already used or is gone; [`Store::consume_code`] then tells which and
@@ -196,6 +203,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &str,
     ) -> Result<Option<(RefreshToken, TokenFamily)>, StoreError>;
+
+    /// Like [`Store::refresh_token`], with the token's user, in one read (the refresh grant
+    /// needs all three). A token's user always exists: deleting a user deletes its tokens.
+    async fn refresh_token_with_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily, User)>, StoreError>;
 
     /// Rotates `old_hash` to the given successors, storing `retry_response` on the old token
     /// and, when it rotates, `audit`; see the module documentation for the atomicity this

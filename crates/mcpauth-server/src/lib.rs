@@ -75,13 +75,11 @@ async fn open_store_reporting(
             .context("could not migrate the database")?;
         let pools = store.clone();
         let usage: PoolUsage = Arc::new(move || {
+            let usage = pools.connection_usage();
+            let idle_readers = usage.readers.saturating_sub(usage.busy_readers);
             vec![
-                ("read", pools.pool().size(), pools.pool().num_idle()),
-                (
-                    "write",
-                    pools.writer_pool().size(),
-                    pools.writer_pool().num_idle(),
-                ),
+                ("read", usage.readers, idle_readers as usize),
+                ("write", 1, usize::from(!usage.writer_busy)),
             ]
         });
         Ok((Arc::new(store), usage))

@@ -1,4 +1,4 @@
-//! Mapping sqlx errors into [`StoreError`].
+//! Mapping database errors (sqlx's for PostgreSQL, rusqlite's for SQLite) into [`StoreError`].
 //!
 //! Both variants keep the database's error code (PostgreSQL's SQLSTATE, e.g. `23505`; SQLite's
 //! extended result code, e.g. `2067`) in their text, so that logs show it.
@@ -23,6 +23,25 @@ pub(crate) fn store_err(err: sqlx::Error, on_unique: Option<&str>) -> StoreError
 /// Any database failure, as a [`StoreError::Database`] whose message is for logs.
 pub(crate) fn db_err(err: sqlx::Error) -> StoreError {
     store_err(err, None)
+}
+
+/// SQLite's extended result codes for a violated UNIQUE and PRIMARY KEY constraint.
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+
+/// A failed SQLite call as a [`StoreError`], like [`store_err`]. The message shows SQLite's
+/// extended result code as `(code: N)` before SQLite's own text.
+pub(crate) fn lite_err(err: rusqlite::Error, on_unique: Option<&str>) -> StoreError {
+    let Some(failure) = err.sqlite_error() else {
+        return StoreError::Database(err.to_string());
+    };
+    let code = failure.extended_code;
+    match on_unique {
+        Some(what) if code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY => {
+            StoreError::Conflict(format!("{what} (code {code})"))
+        }
+        _ => StoreError::Database(format!("(code: {code}) {err}")),
+    }
 }
 
 /// `text`, followed by the database's error code unless the text already shows it (SQLite's

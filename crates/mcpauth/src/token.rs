@@ -70,7 +70,7 @@ async fn exchange_code(
     let store = &auth.store();
     // Read first, redeem last: everything the answer needs is checked and built before the one
     // write transaction that redeems the code and stores the tokens.
-    let Some(record) = store.unused_code(&code_hash).await? else {
+    let Some((record, user)) = store.unused_code_with_user(&code_hash).await? else {
         return Err(spent_code(auth, client, &code_hash, now, ip).await);
     };
     let binding = CodeBinding {
@@ -88,10 +88,8 @@ async fn exchange_code(
         now,
     );
     let user = match checked {
-        Ok(()) => match store.user_by_id(&record.user_id).await? {
-            Some(user) if !user.disabled => Ok(user),
-            _ => Err(OAuthError::invalid_grant("the user no longer exists")),
-        },
+        Ok(()) if !user.disabled => Ok(user),
+        Ok(()) => Err(OAuthError::invalid_grant("the user no longer exists")),
         Err(error) => Err(error),
     };
     let user = match user {
@@ -208,9 +206,9 @@ async fn refresh(
     let old_hash = secret::hash_token(presented);
     let now = auth.now();
     let invalid = || OAuthError::invalid_grant("the refresh token is not valid");
-    let (old, family) = auth
+    let (old, family, user) = auth
         .store()
-        .refresh_token(&old_hash)
+        .refresh_token_with_user(&old_hash)
         .await?
         .ok_or_else(invalid)?;
     let binding = RefreshBinding {
@@ -238,9 +236,8 @@ async fn refresh(
     let granted = &old.scopes;
     let scopes = grant::narrow_scope(granted, params.get("scope"))?;
     grant::check_refresh_resource(&old.resource, &params.all("resource"))?;
-    match auth.store().user_by_id(&old.user_id).await? {
-        Some(user) if !user.disabled => {}
-        _ => return Err(OAuthError::invalid_grant("the user no longer exists").into()),
+    if user.disabled {
+        return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
     let issued = Issued::new(
         auth,

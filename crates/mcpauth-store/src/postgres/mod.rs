@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use mcpauth_core::StoreError;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Pool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Postgres, Transaction};
 
-use crate::shared::{SqlStore, impl_exec_queries, schema_sql, sealed};
+use crate::error::{db_err, store_err};
+use crate::shared::{OpFuture, Query, SqlStore, schema_sql, sealed};
 
 /// The schema migrations, embedded from `migrations/postgres/`.
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -111,6 +113,21 @@ impl SqlStore<Postgres> {
         tracing::debug!("opened PostgreSQL store");
         Ok(SqlStore::from_pool(pool))
     }
+
+    /// Wraps an existing pool. The caller is responsible for its connection settings.
+    pub fn from_pool(pool: PgPool) -> Self {
+        SqlStore { handle: pool }
+    }
+
+    /// The pool every operation uses, for health checks and maintenance.
+    pub fn pool(&self) -> &PgPool {
+        &self.handle
+    }
+
+    /// Closes every connection; pending operations finish first.
+    pub async fn close(&self) {
+        self.handle.close().await;
+    }
 }
 
 /// The connection settings in `url`, which is never echoed in errors: it may hold a password.
@@ -129,21 +146,133 @@ fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
 }
 
 impl sealed::Exec for Postgres {
-    /// A plain `BEGIN` (READ COMMITTED): the conditional statements inside take the row locks
-    /// that serialise the races the trait cares about.
-    fn begin_write(
-        pool: &PgPool,
-    ) -> impl Future<Output = Result<Transaction<'static, Postgres>, sqlx::Error>> + Send + '_ {
-        pool.begin()
+    type Handle = PgPool;
+    type Conn = PgConn;
+
+    /// Runs the operation on the caller's task with one pooled connection, taken at its first
+    /// statement. Reads and writes share the pool.
+    async fn run<T, F>(pool: &PgPool, _write: bool, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConn) -> OpFuture<'c, T> + Send + 'static,
+    {
+        let mut conn = PgConn {
+            pool: pool.clone(),
+            idle: None,
+            tx: None,
+        };
+        // Dropping a transaction still open (an error inside it) rolls it back.
+        op(&mut conn).await
     }
 
-    impl_exec_queries!(Postgres);
-
-    async fn migrate(pool: &Pool<Postgres>) -> Result<(), StoreError> {
+    async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         PG_MIGRATOR
             .run(pool)
             .await
             .map_err(|err| StoreError::Database(format!("migration failed: {err}")))
+    }
+}
+
+/// A PostgreSQL operation's connection: taken from the pool at the first statement, and held
+/// by a transaction between `begin` and `commit`.
+pub struct PgConn {
+    pool: PgPool,
+    idle: Option<PoolConnection<Postgres>>,
+    tx: Option<Transaction<'static, Postgres>>,
+}
+
+impl PgConn {
+    /// The connection to run the next statement on.
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if let Some(tx) = self.tx.as_mut() {
+            return Ok(&mut **tx);
+        }
+        let idle = match self.idle.take() {
+            Some(idle) => idle,
+            None => self.pool.acquire().await.map_err(db_err)?,
+        };
+        Ok(&mut **self.idle.insert(idle))
+    }
+
+    /// The open transaction, or an error naming the misuse.
+    fn open_transaction(&mut self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.tx
+            .take()
+            .ok_or_else(|| StoreError::Database("no transaction is open".to_owned()))
+    }
+}
+
+impl sealed::Conn for PgConn {
+    type Row = PgRow;
+
+    fn execute<'a>(
+        &'a mut self,
+        query: Query<'a>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a {
+        let on_unique = query.on_unique();
+        let query = query.into_sqlx::<Postgres>();
+        async move {
+            let conn = self.connection().await?;
+            query
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(|err| store_err(err, on_unique))
+        }
+    }
+
+    fn fetch_optional<'a>(
+        &'a mut self,
+        query: Query<'a>,
+    ) -> impl Future<Output = Result<Option<PgRow>, StoreError>> + Send + 'a {
+        let on_unique = query.on_unique();
+        let query = query.into_sqlx::<Postgres>();
+        async move {
+            let conn = self.connection().await?;
+            query
+                .fetch_optional(conn)
+                .await
+                .map_err(|err| store_err(err, on_unique))
+        }
+    }
+
+    fn fetch_all<'a>(
+        &'a mut self,
+        query: Query<'a>,
+    ) -> impl Future<Output = Result<Vec<PgRow>, StoreError>> + Send + 'a {
+        let on_unique = query.on_unique();
+        let query = query.into_sqlx::<Postgres>();
+        async move {
+            let conn = self.connection().await?;
+            query
+                .fetch_all(conn)
+                .await
+                .map_err(|err| store_err(err, on_unique))
+        }
+    }
+
+    /// A plain `BEGIN` (READ COMMITTED): the conditional statements inside take the row locks
+    /// that serialise the races the trait cares about.
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        if self.tx.is_some() {
+            return Err(StoreError::Database(
+                "a transaction is open already".to_owned(),
+            ));
+        }
+        let idle = match self.idle.take() {
+            Some(idle) => idle,
+            None => self.pool.acquire().await.map_err(db_err)?,
+        };
+        self.tx = Some(Transaction::begin(idle, None).await.map_err(db_err)?);
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        self.open_transaction()?.commit().await.map_err(db_err)
+    }
+
+    async fn rollback(&mut self) -> Result<(), StoreError> {
+        self.open_transaction()?.rollback().await.map_err(db_err)
     }
 }
 

@@ -2,12 +2,27 @@
 //! every query and every row decoder, written once for both databases.
 //!
 //! The shared code never names a database. It builds a [`Query`] (SQL text with `$n`
-//! placeholders plus dynamically typed [`Arg`]s) and hands it to the backend through the sealed
-//! [`Exec`](sealed::Exec) trait, which each backend implements in a few lines: bind the
-//! arguments, run the statement, return sqlx rows. Rows are decoded through [`rows::DbRow`],
-//! which any sqlx row that can decode text, integers and booleans implements. What genuinely
-//! differs between the dialects — how a write transaction begins, the embedded migrations — is
-//! all that the backend modules implement.
+//! placeholders plus dynamically typed [`Arg`]s) and runs it on a connection of the sealed
+//! [`Conn`](sealed::Conn) trait: `execute`, `fetch_optional`, `fetch_all`, and `begin`/`commit`/
+//! `rollback` for a write transaction. Rows come back as the backend's row type, decoded through
+//! [`rows::DbRow`].
+//!
+//! A [`Store`](mcpauth_core::Store) operation is one closure over such a connection, handed to
+//! the backend whole by [`SqlStore::read`] or [`SqlStore::write`] (the sealed
+//! [`Exec`](sealed::Exec) trait): the operation's statements, its transaction and the decisions
+//! between them all happen inside that one call. PostgreSQL (sqlx) runs the closure's future on
+//! the caller's task with one pooled connection. SQLite (rusqlite) sends the closure to the
+//! thread that owns a connection, where every statement completes at once, so the future is
+//! driven to its end in a single poll: one hand-off per operation, however many statements it
+//! has. The closure owns what it needs (the operation clones its arguments in), so that it can
+//! outlive a caller that gives up waiting: a transaction, once started, always ends — committed
+//! or rolled back — on the database side.
+//!
+//! Single statements have shortcuts ([`SqlStore::execute`], [`SqlStore::write_returning`],
+//! [`SqlStore::fetch_optional`], [`SqlStore::fetch_all`]) that are such an operation of one
+//! statement. What genuinely differs between the dialects — how a write transaction begins,
+//! the embedded migrations, how connections are held — is all that the backend modules
+//! implement.
 
 pub(crate) mod rows;
 pub(crate) mod store;
@@ -15,95 +30,88 @@ pub(crate) mod store;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 
 use mcpauth_core::{RedirectUri, Scopes, StoreError};
 use sqlx::migrate::{MigrationType, Migrator};
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Encode, Pool, Transaction, Type};
+use sqlx::{Database, Encode, Type};
 
-use crate::error::{db_err, store_err};
-
-/// A database that [`SqlStore`] can keep mcpauth's records in: [`sqlx::Sqlite`]
-/// ([`SqliteStore`](crate::SqliteStore)) or [`sqlx::Postgres`] ([`PgStore`](crate::PgStore)).
+/// A database that [`SqlStore`] can keep mcpauth's records in: [`sqlx::Postgres`]
+/// ([`PgStore`](crate::PgStore)) or [`Sqlite`](crate::sqlite::Sqlite)
+/// ([`SqliteStore`](crate::SqliteStore), on rusqlite).
 ///
 /// The trait is sealed: its machinery is private to this crate.
 pub trait Backend: sealed::Exec {}
 
-impl<DB: sealed::Exec> Backend for DB {}
+impl<B: sealed::Exec> Backend for B {}
+
+/// A boxed, sendable future: what an operation's closure returns.
+pub(crate) type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
 
 pub(crate) mod sealed {
     use super::*;
 
-    /// The backend's half of the shared code: running a [`Query`] on a connection.
-    ///
-    /// Implementations bind the arguments before the future starts, so the futures borrow only
-    /// the connection.
-    pub trait Exec: Database<Row: rows::DbRow> {
-        /// Begins a transaction for a multi-statement write.
-        fn begin_write(
-            pool: &Pool<Self>,
-        ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send + '_;
+    /// The backend's half of the shared code: running an operation, a closure over one
+    /// connection, as one unit.
+    pub trait Exec: Sized + Send + Sync + 'static {
+        /// What a store holds: pools, or the handles of the database threads.
+        type Handle: Clone + Send + Sync + fmt::Debug + 'static;
+        /// The connection an operation's closure gets.
+        type Conn: Conn;
+
+        /// Runs `op` on a connection for reads (`write == false`) or the one(s) for writes,
+        /// and returns its result. A transaction `op` leaves open is rolled back.
+        fn run<T, F>(
+            handle: &Self::Handle,
+            write: bool,
+            op: F,
+        ) -> impl Future<Output = Result<T, StoreError>> + Send + '_
+        where
+            T: Send + 'static,
+            F: for<'c> FnOnce(&'c mut Self::Conn) -> OpFuture<'c, T> + Send + 'static;
+
+        /// Applies the dialect's embedded migrations.
+        fn migrate(
+            handle: &Self::Handle,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+    }
+
+    /// A connection as the shared operations see it. Errors are already [`StoreError`]s (a
+    /// unique violation is a `Conflict` where the query says so).
+    pub trait Conn: Send {
+        /// A result row, owned.
+        type Row: rows::DbRow + Send + 'static;
 
         /// Runs a statement; returns how many rows it changed.
         fn execute<'a>(
-            conn: &'a mut Self::Connection,
+            &'a mut self,
             query: Query<'a>,
-        ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+        ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a;
 
         /// Runs a query expected to return at most one row.
         fn fetch_optional<'a>(
-            conn: &'a mut Self::Connection,
+            &'a mut self,
             query: Query<'a>,
-        ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'a;
+        ) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send + 'a;
 
         /// Runs a query and collects every row.
         fn fetch_all<'a>(
-            conn: &'a mut Self::Connection,
+            &'a mut self,
             query: Query<'a>,
-        ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+        ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send + 'a;
 
-        /// Applies the dialect's embedded migrations.
-        fn migrate(pool: &Pool<Self>) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+        /// Begins a transaction for a multi-statement write (SQLite: `BEGIN IMMEDIATE`).
+        fn begin(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+
+        /// Commits the transaction.
+        fn commit(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+
+        /// Rolls the transaction back.
+        fn rollback(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
     }
 }
 
-/// Implements [`sealed::Exec`]'s query methods for a concrete database. The bodies are the same
-/// for every database; they are emitted per database rather than written as generic functions
-/// because sqlx offers `rows_affected` only on each database's own result type.
-macro_rules! impl_exec_queries {
-    ($db:ty) => {
-        fn execute<'a>(
-            conn: &'a mut <$db as sqlx::Database>::Connection,
-            query: $crate::shared::Query<'a>,
-        ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-            let query = query.into_sqlx::<$db>();
-            async move { Ok(query.execute(conn).await?.rows_affected()) }
-        }
-
-        fn fetch_optional<'a>(
-            conn: &'a mut <$db as sqlx::Database>::Connection,
-            query: $crate::shared::Query<'a>,
-        ) -> impl std::future::Future<
-            Output = Result<Option<<$db as sqlx::Database>::Row>, sqlx::Error>,
-        > + Send
-        + 'a {
-            let query = query.into_sqlx::<$db>();
-            async move { query.fetch_optional(conn).await }
-        }
-
-        fn fetch_all<'a>(
-            conn: &'a mut <$db as sqlx::Database>::Connection,
-            query: $crate::shared::Query<'a>,
-        ) -> impl std::future::Future<
-            Output = Result<Vec<<$db as sqlx::Database>::Row>, sqlx::Error>,
-        > + Send
-        + 'a {
-            let query = query.into_sqlx::<$db>();
-            async move { query.fetch_all(conn).await }
-        }
-    };
-}
-pub(crate) use impl_exec_queries;
+pub(crate) use sealed::Conn;
 
 /// One argument of a [`Query`]: every value mcpauth stores is text, an integer or a boolean,
 /// each possibly NULL (booleans never are).
@@ -211,13 +219,37 @@ impl<'a> Query<'a> {
         self
     }
 
-    /// Runs the query with `run`, reporting a failure as a [`StoreError`].
-    async fn run<T, F>(self, run: impl FnOnce(Self) -> F) -> Result<T, StoreError>
-    where
-        F: Future<Output = Result<T, sqlx::Error>>,
-    {
-        let on_unique = self.on_unique;
-        run(self).await.map_err(|err| store_err(err, on_unique))
+    /// The statement's text.
+    pub(crate) fn sql(&self) -> &'static str {
+        self.sql
+    }
+
+    /// The arguments, `$1` first.
+    pub(crate) fn args(&self) -> &[Arg<'a>] {
+        &self.args
+    }
+
+    /// What a unique violation means, if the statement says (see
+    /// [`Query::on_unique_violation`]).
+    pub(crate) fn on_unique(&self) -> Option<&'static str> {
+        self.on_unique
+    }
+
+    /// The same query owning its arguments, so that it can move to another thread.
+    pub(crate) fn into_owned(self) -> Query<'static> {
+        Query {
+            sql: self.sql,
+            args: self
+                .args
+                .into_iter()
+                .map(|arg| match arg {
+                    Arg::Text(text) => Arg::Text(text.map(|text| Cow::Owned(text.into_owned()))),
+                    Arg::Int(int) => Arg::Int(int),
+                    Arg::Bool(flag) => Arg::Bool(flag),
+                })
+                .collect(),
+            on_unique: self.on_unique,
+        }
     }
 
     /// The sqlx query for database `DB`, with every argument encoded.
@@ -240,119 +272,64 @@ impl<'a> Query<'a> {
     }
 }
 
-/// A write transaction, rolled back if dropped before [`Tx::commit`].
-pub(crate) struct Tx<DB: Database>(Transaction<'static, DB>);
-
-impl<DB: Backend> Tx<DB> {
-    pub(crate) async fn execute(&mut self, query: Query<'_>) -> Result<u64, StoreError> {
-        query.run(|query| DB::execute(&mut self.0, query)).await
-    }
-
-    pub(crate) async fn fetch_optional(
-        &mut self,
-        query: Query<'_>,
-    ) -> Result<Option<DB::Row>, StoreError> {
-        query
-            .run(|query| DB::fetch_optional(&mut self.0, query))
-            .await
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(db_err)
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.0.rollback().await.map_err(db_err)
-    }
-}
-
-/// mcpauth's storage in an SQL database: [`SqliteStore`](crate::SqliteStore) or
-/// [`PgStore`](crate::PgStore). Cloning is cheap and shares the connection pools.
+/// mcpauth's storage in a SQL database: [`SqliteStore`](crate::SqliteStore) or
+/// [`PgStore`](crate::PgStore). Cloning is cheap and shares the connections.
 ///
 /// Every [`Store`](mcpauth_core::Store) method is implemented once for both databases, with the
 /// same SQL; see the crate documentation for how the concurrency promises are kept.
-///
-/// Reads and writes may use different pools: SQLite allows one writer at a time, so its store
-/// gives writes a pool of their own with a single connection (writers then queue in process,
-/// first come first served, instead of sleeping in SQLite's busy handler), and reads the rest.
-/// PostgreSQL uses one pool for both.
-pub struct SqlStore<DB: Database> {
-    pub(crate) pool: Pool<DB>,
-    pub(crate) writer: Pool<DB>,
+pub struct SqlStore<B: Backend> {
+    pub(crate) handle: B::Handle,
 }
 
-impl<DB: Database> Clone for SqlStore<DB> {
+impl<B: Backend> Clone for SqlStore<B> {
     fn clone(&self) -> Self {
         SqlStore {
-            pool: self.pool.clone(),
-            writer: self.writer.clone(),
+            handle: self.handle.clone(),
         }
     }
 }
 
-impl<DB: Database> fmt::Debug for SqlStore<DB> {
+impl<B: Backend> fmt::Debug for SqlStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlStore")
-            .field("database", &DB::NAME)
-            .field("pool", &self.pool)
-            .field("writer", &self.writer)
+            .field("handle", &self.handle)
             .finish()
     }
 }
 
-impl<DB: Database> SqlStore<DB> {
-    /// Wraps an existing pool, used for reads and writes alike. The caller is responsible for
-    /// its connection settings (for SQLite, foreign keys must be on for the schema's cascades
-    /// to work).
-    pub fn from_pool(pool: Pool<DB>) -> Self {
-        SqlStore {
-            writer: pool.clone(),
-            pool,
-        }
-    }
-
-    /// Wraps a pool for reads and another for writes (see the type's documentation).
-    pub fn from_pools(readers: Pool<DB>, writer: Pool<DB>) -> Self {
-        SqlStore {
-            pool: readers,
-            writer,
-        }
-    }
-
-    /// The pool reads use, for health checks and maintenance.
-    pub fn pool(&self) -> &Pool<DB> {
-        &self.pool
-    }
-
-    /// The pool writes use (the same as [`Self::pool`] unless the store was opened with two).
-    pub fn writer_pool(&self) -> &Pool<DB> {
-        &self.writer
-    }
-
-    /// Closes every connection; pending operations finish first.
-    pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
-    }
-}
-
-impl<DB: Backend> SqlStore<DB> {
+impl<B: Backend> SqlStore<B> {
     /// Applies the embedded migrations that have not been applied yet; safe to call on every
     /// start and from several instances at once (same as
     /// [`Store::migrate`](mcpauth_core::Store::migrate)).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        DB::migrate(&self.writer).await
+        B::migrate(&self.handle).await
     }
 
-    /// A transaction for a multi-statement write (see [`sealed::Exec::begin_write`]).
-    pub(crate) async fn begin_write(&self) -> Result<Tx<DB>, StoreError> {
-        DB::begin_write(&self.writer).await.map(Tx).map_err(db_err)
+    /// Runs a reading operation: `op` gets a read connection, and may run several queries on
+    /// it (each in autocommit mode unless it begins a transaction).
+    pub(crate) async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut B::Conn) -> OpFuture<'c, T> + Send + 'static,
+    {
+        B::run(&self.handle, false, op).await
+    }
+
+    /// Runs a writing operation: `op` gets the write connection; a multi-statement write
+    /// begins a transaction on it, and one it leaves open is rolled back.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut B::Conn) -> OpFuture<'c, T> + Send + 'static,
+    {
+        B::run(&self.handle, true, op).await
     }
 
     /// Runs one writing statement in autocommit mode; returns how many rows it changed.
     pub(crate) async fn execute(&self, query: Query<'_>) -> Result<u64, StoreError> {
-        let mut conn = acquire(&self.writer).await?;
-        query.run(|query| DB::execute(&mut conn, query)).await
+        let query = query.into_owned();
+        self.write(move |conn| Box::pin(async move { conn.execute(query).await }))
+            .await
     }
 
     /// Runs one writing statement that returns at most one row (`… RETURNING`), in
@@ -360,10 +337,9 @@ impl<DB: Backend> SqlStore<DB> {
     pub(crate) async fn write_returning(
         &self,
         query: Query<'_>,
-    ) -> Result<Option<DB::Row>, StoreError> {
-        let mut conn = acquire(&self.writer).await?;
-        query
-            .run(|query| DB::fetch_optional(&mut conn, query))
+    ) -> Result<Option<<B::Conn as Conn>::Row>, StoreError> {
+        let query = query.into_owned();
+        self.write(move |conn| Box::pin(async move { conn.fetch_optional(query).await }))
             .await
     }
 
@@ -371,23 +347,21 @@ impl<DB: Backend> SqlStore<DB> {
     pub(crate) async fn fetch_optional(
         &self,
         query: Query<'_>,
-    ) -> Result<Option<DB::Row>, StoreError> {
-        let mut conn = acquire(&self.pool).await?;
-        query
-            .run(|query| DB::fetch_optional(&mut conn, query))
+    ) -> Result<Option<<B::Conn as Conn>::Row>, StoreError> {
+        let query = query.into_owned();
+        self.read(move |conn| Box::pin(async move { conn.fetch_optional(query).await }))
             .await
     }
 
     /// Runs one read query in autocommit mode; every row.
-    pub(crate) async fn fetch_all(&self, query: Query<'_>) -> Result<Vec<DB::Row>, StoreError> {
-        let mut conn = acquire(&self.pool).await?;
-        query.run(|query| DB::fetch_all(&mut conn, query)).await
+    pub(crate) async fn fetch_all(
+        &self,
+        query: Query<'_>,
+    ) -> Result<Vec<<B::Conn as Conn>::Row>, StoreError> {
+        let query = query.into_owned();
+        self.read(move |conn| Box::pin(async move { conn.fetch_all(query).await }))
+            .await
     }
-}
-
-/// A connection from `pool`.
-async fn acquire<DB: Database>(pool: &Pool<DB>) -> Result<PoolConnection<DB>, StoreError> {
-    pool.acquire().await.map_err(db_err)
 }
 
 /// The whole schema of `migrator` as SQL text, every migration in order (for

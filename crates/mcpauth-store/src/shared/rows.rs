@@ -7,7 +7,8 @@
 //!
 //! The decoders are generic over [`DbRow`], so the same code reads SQLite and PostgreSQL rows:
 //! text is `TEXT` on both, times are `INTEGER`/`BIGINT` (`i64`), and booleans are `INTEGER`
-//! 0/1 on SQLite and `BOOLEAN` on PostgreSQL, both of which sqlx decodes as `bool`.
+//! 0/1 on SQLite (decoded by the SQLite backend's own row type) and `BOOLEAN` on PostgreSQL
+//! (any sqlx row decodes through [`Column`]'s blanket implementation).
 //!
 //! Typed fields are parsed here, once, with core's parsers: scopes (`TEXT`, space-delimited)
 //! with [`Scopes::parse`], redirect URIs (`TEXT`, or a JSON array of strings for a client's)

@@ -1,7 +1,28 @@
 //! [`Store`] for [`SqlStore`], once for every [`Backend`].
 //!
-//! Single-statement operations run on the pool in autocommit mode; multi-statement writes run
-//! in [`SqlStore::begin_write`] transactions. Every statement is written with `$n` placeholders
+//! Every operation is one closure handed to the backend ([`SqlStore::read`],
+//! [`SqlStore::write`], or a single-statement shortcut such as [`SqlStore::execute`]): the
+//! closure owns copies of the arguments it needs, runs its statements on one connection, in
+//! autocommit mode or in a transaction it begins and commits itself. A multi-statement write
+//! reads:
+//!
+//! ```text
+//! async fn do_it(&self, thing: &Thing, now: i64) -> Result<(), StoreError> {
+//!     let thing = thing.clone();            // the closure owns what it uses...
+//!     self.write(move |tx| {
+//!         Box::pin(async move {
+//!             let thing = &thing;           // ...and the body borrows it as before
+//!             tx.begin().await?;            // BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL
+//!             tx.execute(query("…").bind(&thing.id).bind(now)).await?;
+//!             tx.commit().await             // left open (an error on the way): rolled back
+//!         })
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! On SQLite the whole closure runs on the writer thread in one go: one hand-off per operation,
+//! not per statement. Reads that need several statements use [`SqlStore::read`] likewise. Every statement is written with `$n` placeholders
 //! and SQL both dialects accept (`ON CONFLICT … DO UPDATE`, `RETURNING`, `excluded.`).
 //!
 //! The atomicity the trait promises comes from single conditional statements, which both
@@ -32,7 +53,7 @@ use super::rows::{
     consent_columns, family_columns_as_f, get, grant_columns, refresh_token_columns,
     session_columns, signing_key_columns, user_columns_as_u,
 };
-use super::{Backend, Query, SqlStore, Tx, query};
+use super::{Backend, Conn, Query, SqlStore, query};
 
 /// The key in `"mcpauthSetting"` that holds the server secret.
 const SERVER_SECRET_KEY: &str = "server_secret";
@@ -234,8 +255,8 @@ fn bump_revocation_epoch<'a>() -> Query<'a> {
 /// Revokes a user's grants (all, or one client's) and forgets the matching consents, inside
 /// `tx`, moving the revocation epoch; returns how many grants that had issued tokens were
 /// revoked.
-async fn revoke_grants_in<DB: Backend>(
-    tx: &mut Tx<DB>,
+async fn revoke_grants_in<C: Conn>(
+    tx: &mut C,
     user_id: &str,
     client_id: Option<&str>,
     now: i64,
@@ -279,23 +300,30 @@ async fn revoke_grants_in<DB: Backend>(
 /// Runs one statement that may end tokens early, after moving the revocation epoch, in one
 /// transaction; true when it changed exactly one row. `disable` and delete statements of users
 /// and clients go through here (enabling moves no epoch: nothing ends early).
-async fn revoking_change<DB: Backend>(
-    store: &SqlStore<DB>,
+async fn revoking_change<B: Backend>(
+    store: &SqlStore<B>,
     change: Query<'_>,
     revokes: bool,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.begin_write().await?;
-    if revokes {
-        tx.execute(bump_revocation_epoch()).await?;
-    }
-    let changed = tx.execute(change).await?;
-    tx.commit().await?;
-    Ok(changed == 1)
+    let change = change.into_owned();
+    store
+        .write(move |c| {
+            Box::pin(async move {
+                c.begin().await?;
+                if revokes {
+                    c.execute(bump_revocation_epoch()).await?;
+                }
+                let changed = c.execute(change).await?;
+                c.commit().await?;
+                Ok(changed == 1)
+            })
+        })
+        .await
 }
 
 /// Stores newly issued tokens, in the caller's transaction, and marks their family used.
-async fn store_tokens<DB: Backend>(
-    tx: &mut Tx<DB>,
+async fn store_tokens<C: Conn>(
+    tx: &mut C,
     access: &AccessToken,
     refresh: Option<&RefreshToken>,
 ) -> Result<(), StoreError> {
@@ -312,8 +340,8 @@ async fn store_tokens<DB: Backend>(
 /// transaction; its family and generation when this call marked it, `None` when it was rotated
 /// already (or is gone). The conditional UPDATE decides the single winner of concurrent calls
 /// (and, on PostgreSQL, takes the row lock that makes the others wait for the winner's commit).
-async fn spend_refresh_token<DB: Backend>(
-    tx: &mut Tx<DB>,
+async fn spend_refresh_token<C: Conn>(
+    tx: &mut C,
     old_hash: &str,
     now: i64,
     retry_response: &str,
@@ -339,8 +367,8 @@ fn family_and_generation<R: DbRow>(row: &R) -> Result<(String, i64), StoreError>
 
 /// When a refresh token was rotated and the answer sealed then, as committed; `None` when the
 /// token is gone.
-async fn earlier_rotation<DB: Backend>(
-    tx: &mut Tx<DB>,
+async fn earlier_rotation<C: Conn>(
+    tx: &mut C,
     old_hash: &str,
 ) -> Result<Option<(Option<i64>, Option<String>)>, StoreError> {
     let row = tx
@@ -387,7 +415,7 @@ pub(crate) const ACCESS_TOKEN_GRANT_SQL: &str = concat!(
 );
 
 #[async_trait]
-impl<DB: Backend> Store for SqlStore<DB> {
+impl<B: Backend> Store for SqlStore<B> {
     async fn migrate(&self) -> Result<(), StoreError> {
         SqlStore::migrate(self).await
     }
@@ -413,40 +441,49 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "user"
-                       (id, name, email, email_verified, image, created_at, updated_at, disabled)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-            )
-            .bind(&user.id)
-            .bind(&user.name)
-            .bind(&user.email)
-            .bind(user.email_verified)
-            .bind(&user.image)
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .bind(user.disabled)
-            .on_unique_violation("email already registered"),
-        )
-        .await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "account"
-                       (id, account_id, provider_id, user_id, password, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
-            )
-            .bind(random_id())
-            .bind(&user.id)
-            .bind(CREDENTIAL_PROVIDER)
-            .bind(&user.id)
-            .bind(password_hash)
-            .bind(user.created_at)
-            .bind(user.updated_at),
-        )
-        .await?;
-        tx.commit().await
+        let user = user.clone();
+        let password_hash = password_hash.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let user = &user;
+                let password_hash = password_hash.as_str();
+                tx.begin().await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "user"
+                               (id, name, email, email_verified, image, created_at, updated_at, disabled)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                    )
+                    .bind(&user.id)
+                    .bind(&user.name)
+                    .bind(&user.email)
+                    .bind(user.email_verified)
+                    .bind(&user.image)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .bind(user.disabled)
+                    .on_unique_violation("email already registered"),
+                )
+                .await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "account"
+                               (id, account_id, provider_id, user_id, password, created_at, updated_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+                    )
+                    .bind(random_id())
+                    .bind(&user.id)
+                    .bind(CREDENTIAL_PROVIDER)
+                    .bind(&user.id)
+                    .bind(password_hash)
+                    .bind(user.created_at)
+                    .bind(user.updated_at),
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn user_by_email(
@@ -510,32 +547,41 @@ impl<DB: Backend> Store for SqlStore<DB> {
         provider_id: &str,
         account_id: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "user"
-                       (id, name, email, email_verified, image, created_at, updated_at, disabled)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-            )
-            .bind(&user.id)
-            .bind(&user.name)
-            .bind(&user.email)
-            .bind(user.email_verified)
-            .bind(&user.image)
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .bind(user.disabled)
-            .on_unique_violation("email already registered"),
-        )
-        .await?;
-        tx.execute(insert_account(
-            &user.id,
-            provider_id,
-            account_id,
-            user.created_at,
-        ))
-        .await?;
-        tx.commit().await
+        let user = user.clone();
+        let provider_id = provider_id.to_owned();
+        let account_id = account_id.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (user, provider_id, account_id) = (&user, provider_id.as_str(), account_id.as_str());
+                tx.begin().await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "user"
+                               (id, name, email, email_verified, image, created_at, updated_at, disabled)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                    )
+                    .bind(&user.id)
+                    .bind(&user.name)
+                    .bind(&user.email)
+                    .bind(user.email_verified)
+                    .bind(&user.image)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .bind(user.disabled)
+                    .on_unique_violation("email already registered"),
+                )
+                .await?;
+                tx.execute(insert_account(
+                    &user.id,
+                    provider_id,
+                    account_id,
+                    user.created_at,
+                ))
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn link_account(
@@ -577,66 +623,74 @@ impl<DB: Backend> Store for SqlStore<DB> {
         provider_id: &str,
         now: i64,
     ) -> Result<Unlink, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Touching the user's row first locks it (PostgreSQL) or holds the write lock
-        // (SQLite): a concurrent unlink for the same user waits, then counts what this one left.
-        let users = tx
-            .execute(
-                query(r#"UPDATE "user" SET updated_at = $2 WHERE id = $1"#)
-                    .bind(user_id)
-                    .bind(now),
-            )
-            .await?;
-        if users == 0 || provider_id == CREDENTIAL_PROVIDER {
-            tx.rollback().await?;
-            return Ok(Unlink::NotLinked);
-        }
-        let others = tx
-            .fetch_optional(
-                query(
-                    r#"SELECT COUNT(*) AS n FROM "account"
-                       WHERE user_id = $1 AND provider_id <> $2
-                         AND (provider_id <> $3 OR password IS NOT NULL)"#,
+        let user_id = user_id.to_owned();
+        let provider_id = provider_id.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (user_id, provider_id) = (user_id.as_str(), provider_id.as_str());
+                tx.begin().await?;
+                // Touching the user's row first locks it (PostgreSQL) or holds the write lock
+                // (SQLite): a concurrent unlink for the same user waits, then counts what this one left.
+                let users = tx
+                    .execute(
+                        query(r#"UPDATE "user" SET updated_at = $2 WHERE id = $1"#)
+                            .bind(user_id)
+                            .bind(now),
+                    )
+                    .await?;
+                if users == 0 || provider_id == CREDENTIAL_PROVIDER {
+                    tx.rollback().await?;
+                    return Ok(Unlink::NotLinked);
+                }
+                let others = tx
+                    .fetch_optional(
+                        query(
+                            r#"SELECT COUNT(*) AS n FROM "account"
+                               WHERE user_id = $1 AND provider_id <> $2
+                                 AND (provider_id <> $3 OR password IS NOT NULL)"#,
+                        )
+                        .bind(user_id)
+                        .bind(provider_id)
+                        .bind(CREDENTIAL_PROVIDER),
+                    )
+                    .await?;
+                let others: i64 = match &others {
+                    Some(row) => get(row, "n")?,
+                    None => 0,
+                };
+                let linked = tx
+                    .fetch_optional(
+                        query(
+                            r#"SELECT COUNT(*) AS n FROM "account"
+                               WHERE user_id = $1 AND provider_id = $2"#,
+                        )
+                        .bind(user_id)
+                        .bind(provider_id),
+                    )
+                    .await?;
+                let linked: i64 = match &linked {
+                    Some(row) => get(row, "n")?,
+                    None => 0,
+                };
+                if linked == 0 {
+                    tx.rollback().await?;
+                    return Ok(Unlink::NotLinked);
+                }
+                if others == 0 {
+                    tx.rollback().await?;
+                    return Ok(Unlink::LastWayIn);
+                }
+                tx.execute(
+                    query(r#"DELETE FROM "account" WHERE user_id = $1 AND provider_id = $2"#)
+                        .bind(user_id)
+                        .bind(provider_id),
                 )
-                .bind(user_id)
-                .bind(provider_id)
-                .bind(CREDENTIAL_PROVIDER),
-            )
-            .await?;
-        let others: i64 = match &others {
-            Some(row) => get(row, "n")?,
-            None => 0,
-        };
-        let linked = tx
-            .fetch_optional(
-                query(
-                    r#"SELECT COUNT(*) AS n FROM "account"
-                       WHERE user_id = $1 AND provider_id = $2"#,
-                )
-                .bind(user_id)
-                .bind(provider_id),
-            )
-            .await?;
-        let linked: i64 = match &linked {
-            Some(row) => get(row, "n")?,
-            None => 0,
-        };
-        if linked == 0 {
-            tx.rollback().await?;
-            return Ok(Unlink::NotLinked);
-        }
-        if others == 0 {
-            tx.rollback().await?;
-            return Ok(Unlink::LastWayIn);
-        }
-        tx.execute(
-            query(r#"DELETE FROM "account" WHERE user_id = $1 AND provider_id = $2"#)
-                .bind(user_id)
-                .bind(provider_id),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Unlink::Unlinked)
+                .await?;
+                tx.commit().await?;
+                Ok(Unlink::Unlinked)
+            })
+        })
+        .await
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
@@ -700,10 +754,17 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn save_client(&self, client: &Client) -> Result<(), StoreError> {
         // An existing client may change (its secret, its redirect URIs): announce it.
-        let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        tx.execute(insert_client(UPSERT_CLIENT, client)).await?;
-        tx.commit().await
+        let client = client.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let client = &client;
+                tx.begin().await?;
+                tx.execute(bump_revocation_epoch()).await?;
+                tx.execute(insert_client(UPSERT_CLIENT, client)).await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -755,44 +816,53 @@ impl<DB: Backend> Store for SqlStore<DB> {
         client: &Client,
         document: &ClientDocument,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let before = tx
-            .fetch_optional(
-                query(r#"SELECT redirect_uris FROM "oauthApplication" WHERE client_id = $1"#)
-                    .bind(&client.client_id),
-            )
-            .await?;
-        let redirects = json_array(client.redirect_uris.iter().map(RedirectUri::as_str));
-        let changed = match before {
-            Some(row) => get::<String, _>(&row, "redirect_uris")? != redirects,
-            None => false,
-        };
-        if changed {
-            tx.execute(bump_revocation_epoch()).await?;
-            tx.execute(
-                query(r#"DELETE FROM "oauthConsent" WHERE client_id = $1"#).bind(&client.client_id),
-            )
-            .await?;
-        }
-        tx.execute(insert_client(UPSERT_DOCUMENT_CLIENT, client))
-            .await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "oauthClientMetadataDocument" (client_id, etag, fetched_at, expires_at)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (client_id) DO UPDATE
-                   SET etag = excluded.etag,
-                       fetched_at = excluded.fetched_at,
-                       expires_at = excluded.expires_at"#,
-            )
-            .bind(&document.client_id)
-            .bind(&document.etag)
-            .bind(document.fetched_at)
-            .bind(document.expires_at),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(changed)
+        let client = client.clone();
+        let document = document.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let client = &client;
+                let document = &document;
+                tx.begin().await?;
+                let before = tx
+                    .fetch_optional(
+                        query(r#"SELECT redirect_uris FROM "oauthApplication" WHERE client_id = $1"#)
+                            .bind(&client.client_id),
+                    )
+                    .await?;
+                let redirects = json_array(client.redirect_uris.iter().map(RedirectUri::as_str));
+                let changed = match before {
+                    Some(row) => get::<String, _>(&row, "redirect_uris")? != redirects,
+                    None => false,
+                };
+                if changed {
+                    tx.execute(bump_revocation_epoch()).await?;
+                    tx.execute(
+                        query(r#"DELETE FROM "oauthConsent" WHERE client_id = $1"#).bind(&client.client_id),
+                    )
+                    .await?;
+                }
+                tx.execute(insert_client(UPSERT_DOCUMENT_CLIENT, client))
+                    .await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "oauthClientMetadataDocument" (client_id, etag, fetched_at, expires_at)
+                           VALUES ($1, $2, $3, $4)
+                           ON CONFLICT (client_id) DO UPDATE
+                           SET etag = excluded.etag,
+                               fetched_at = excluded.fetched_at,
+                               expires_at = excluded.expires_at"#,
+                    )
+                    .bind(&document.client_id)
+                    .bind(&document.etag)
+                    .bind(document.fetched_at)
+                    .bind(document.expires_at),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(changed)
+            })
+        })
+        .await
     }
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StoreError> {
@@ -910,82 +980,109 @@ impl<DB: Backend> Store for SqlStore<DB> {
         code: &AuthorizationCode,
         family: &TokenFamily,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "oauthTokenFamily"
-                       (id, client_id, user_id, scopes, resource, created_at, expires_at,
-                        revoked_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-            )
-            .bind(&family.id)
-            .bind(&family.client_id)
-            .bind(&family.user_id)
-            .bind(&family.scopes)
-            .bind(&family.resource)
-            .bind(family.created_at)
-            .bind(family.expires_at)
-            .bind(family.revoked_at),
-        )
-        .await?;
-        tx.execute(
-            query(
-                r#"INSERT INTO "oauthAuthorizationCode"
-                       (code_hash, client_id, user_id, session_id, redirect_uri, scopes,
-                        code_challenge, resource, nonce, auth_time, family_id, expires_at,
-                        created_at, used_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)"#,
-            )
-            .bind(&code.code_hash)
-            .bind(&code.client_id)
-            .bind(&code.user_id)
-            .bind(&code.session_id)
-            .bind(&code.redirect_uri)
-            .bind(&code.scopes)
-            .bind(&code.code_challenge)
-            .bind(&code.resource)
-            .bind(&code.nonce)
-            .bind(code.auth_time)
-            .bind(&code.family_id)
-            .bind(code.expires_at)
-            .bind(code.created_at),
-        )
-        .await?;
-        tx.commit().await
+        let code = code.clone();
+        let family = family.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let code = &code;
+                let family = &family;
+                tx.begin().await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "oauthTokenFamily"
+                               (id, client_id, user_id, scopes, resource, created_at, expires_at,
+                                revoked_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                    )
+                    .bind(&family.id)
+                    .bind(&family.client_id)
+                    .bind(&family.user_id)
+                    .bind(&family.scopes)
+                    .bind(&family.resource)
+                    .bind(family.created_at)
+                    .bind(family.expires_at)
+                    .bind(family.revoked_at),
+                )
+                .await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "oauthAuthorizationCode"
+                               (code_hash, client_id, user_id, session_id, redirect_uri, scopes,
+                                code_challenge, resource, nonce, auth_time, family_id, expires_at,
+                                created_at, used_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)"#,
+                    )
+                    .bind(&code.code_hash)
+                    .bind(&code.client_id)
+                    .bind(&code.user_id)
+                    .bind(&code.session_id)
+                    .bind(&code.redirect_uri)
+                    .bind(&code.scopes)
+                    .bind(&code.code_challenge)
+                    .bind(&code.resource)
+                    .bind(&code.nonce)
+                    .bind(code.auth_time)
+                    .bind(&code.family_id)
+                    .bind(code.expires_at)
+                    .bind(code.created_at),
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption, StoreError> {
-        // One conditional statement: of concurrent callers exactly one sees used_at IS NULL.
-        let redeemed = self
-            .write_returning(
-                query(concat!(
-                    r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
-                       WHERE code_hash = $1 AND used_at IS NULL
-                       RETURNING "#,
-                    code_columns!()
-                ))
-                .bind(code_hash)
-                .bind(now),
-            )
+        let code_hash = code_hash.to_owned();
+        let (redemption, revoked) = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    // One conditional statement: of concurrent callers exactly one sees
+                    // used_at IS NULL.
+                    let redeemed = tx
+                        .fetch_optional(
+                            query(concat!(
+                                r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
+                                   WHERE code_hash = $1 AND used_at IS NULL
+                                   RETURNING "#,
+                                code_columns!()
+                            ))
+                            .bind(&code_hash)
+                            .bind(now),
+                        )
+                        .await?;
+                    if let Some(row) = redeemed {
+                        let code = rows::code(&row)?;
+                        return Ok((CodeRedemption::Redeemed(Box::new(code)), None));
+                    }
+                    let row = tx
+                        .fetch_optional(
+                            query(
+                                r#"SELECT family_id FROM "oauthAuthorizationCode"
+                                   WHERE code_hash = $1"#,
+                            )
+                            .bind(&code_hash),
+                        )
+                        .await?;
+                    let Some(family_id) =
+                        decode_optional(row, |row| get::<String, _>(row, "family_id"))?
+                    else {
+                        return Ok((CodeRedemption::Unknown, None));
+                    };
+                    // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
+                    tx.begin().await?;
+                    tx.execute(bump_revocation_epoch()).await?;
+                    tx.execute(revoke_family(&family_id, now)).await?;
+                    tx.commit().await?;
+                    Ok((CodeRedemption::Replayed, Some(family_id)))
+                })
+            })
             .await?;
-        if let Some(row) = redeemed {
-            return Ok(CodeRedemption::Redeemed(Box::new(rows::code(&row)?)));
+        if let Some(family_id) = revoked {
+            tracing::warn!(family_id = %family_id, "authorization code replayed; token family revoked");
         }
-
-        let row = self
-            .fetch_optional(
-                query(r#"SELECT family_id FROM "oauthAuthorizationCode" WHERE code_hash = $1"#)
-                    .bind(code_hash),
-            )
-            .await?;
-        let Some(family_id) = decode_optional(row, |row| get::<String, _>(row, "family_id"))?
-        else {
-            return Ok(CodeRedemption::Unknown);
-        };
-        // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
-        Store::revoke_family(self, &family_id, now).await?;
-        tracing::warn!(family_id = %family_id, "authorization code replayed; token family revoked");
-        Ok(CodeRedemption::Replayed)
+        Ok(redemption)
     }
 
     async fn unused_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError> {
@@ -1002,6 +1099,26 @@ impl<DB: Backend> Store for SqlStore<DB> {
         decode_optional(row, rows::code)
     }
 
+    async fn unused_code_with_user(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<(AuthorizationCode, User)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT k.*, ",
+                    user_columns_as_u!(),
+                    " FROM (SELECT ",
+                    code_columns!(),
+                    r#" FROM "oauthAuthorizationCode" WHERE code_hash = $1 AND used_at IS NULL) k
+                        JOIN "user" u ON u.id = k.user_id"#
+                ))
+                .bind(code_hash),
+            )
+            .await?;
+        decode_optional(row, |row| Ok((rows::code(row)?, rows::user_u(row)?)))
+    }
+
     async fn redeem_code(
         &self,
         code_hash: &str,
@@ -1010,27 +1127,40 @@ impl<DB: Backend> Store for SqlStore<DB> {
         refresh: Option<&RefreshToken>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The conditional UPDATE decides the single winner (on PostgreSQL, concurrent callers
-        // wait on its row lock and then find the code used).
-        let redeemed = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
-                       WHERE code_hash = $1 AND used_at IS NULL"#,
-                )
-                .bind(code_hash)
-                .bind(now),
-            )
-            .await?;
-        if redeemed == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        store_tokens(&mut tx, access, refresh).await?;
-        tx.execute(insert_audit(audit)).await?;
-        tx.commit().await?;
-        Ok(true)
+        let code_hash = code_hash.to_owned();
+        let access = access.clone();
+        let refresh = refresh.cloned();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let code_hash = code_hash.as_str();
+                let access = &access;
+                let refresh = refresh.as_ref();
+                let audit = &audit;
+                tx.begin().await?;
+                // The conditional UPDATE decides the single winner (on PostgreSQL, concurrent
+                // callers wait on its row lock and then find the code used).
+                let redeemed = tx
+                    .execute(
+                        query(
+                            r#"UPDATE "oauthAuthorizationCode" SET used_at = $2
+                               WHERE code_hash = $1 AND used_at IS NULL"#,
+                        )
+                        .bind(code_hash)
+                        .bind(now),
+                    )
+                    .await?;
+                if redeemed == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                store_tokens(tx, access, refresh).await?;
+                tx.execute(insert_audit(audit)).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     async fn access_token(&self, token_hash: &str) -> Result<Option<AccessTokenGrant>, StoreError> {
@@ -1071,6 +1201,36 @@ impl<DB: Backend> Store for SqlStore<DB> {
         })
     }
 
+    async fn refresh_token_with_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily, User)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    refresh_token_columns!(),
+                    ", ",
+                    family_columns_as_f!(),
+                    ", ",
+                    user_columns_as_u!(),
+                    r#" FROM "oauthRefreshToken" t
+                        JOIN "oauthTokenFamily" f ON f.id = t.family_id
+                        JOIN "user" u ON u.id = t.user_id
+                        WHERE t.token_hash = $1"#
+                ))
+                .bind(token_hash),
+            )
+            .await?;
+        decode_optional(row, |row| {
+            Ok((
+                rows::refresh_token(row)?,
+                rows::family_f(row)?,
+                rows::user_u(row)?,
+            ))
+        })
+    }
+
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -1080,54 +1240,70 @@ impl<DB: Backend> Store for SqlStore<DB> {
         refresh: &RefreshToken,
         audit: &AuditEvent,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let Some((family_id, generation)) =
-            spend_refresh_token(&mut tx, old_hash, now, retry_response).await?
-        else {
-            // Lost the race (or the token was rotated long ago): report the winner's rotation
-            // and write nothing.
-            let earlier = earlier_rotation(&mut tx, old_hash).await?;
-            tx.rollback().await?;
-            return match earlier {
-                Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
-                    rotated_at,
-                    retry_response,
-                }),
-                // Unreachable: the UPDATE skips only rotated rows, and a rotation is never
-                // undone.
-                Some((None, _)) => Err(StoreError::Database(
-                    "refresh token neither rotated nor rotatable".to_owned(),
-                )),
-                // Gone since the caller looked it up (its user, client or family was deleted).
-                None => Err(StoreError::Conflict(
-                    "the refresh token no longer exists".to_owned(),
-                )),
-            };
-        };
-        // Advance the grant, if this token is still of its head generation. A sibling (a
-        // tolerated reissue) that rotated first has moved the head on: then this token is
-        // superseded and nothing is written. On PostgreSQL the family's row lock orders
-        // concurrent advances; the loser re-reads the committed generation.
-        let advanced = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthTokenFamily"
-                       SET generation = generation + 1, advanced_at = $3
-                       WHERE id = $1 AND generation = $2"#,
-                )
-                .bind(&family_id)
-                .bind(generation)
-                .bind(now),
-            )
-            .await?;
-        if advanced == 0 {
-            tx.rollback().await?;
-            return Ok(Rotation::Superseded);
-        }
-        store_tokens(&mut tx, access, Some(refresh)).await?;
-        tx.execute(insert_audit(audit)).await?;
-        tx.commit().await?;
-        Ok(Rotation::Rotated)
+        let old_hash = old_hash.to_owned();
+        let retry_response = retry_response.to_owned();
+        let access = access.clone();
+        let refresh = refresh.clone();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let old_hash = old_hash.as_str();
+                let retry_response = retry_response.as_str();
+                let access = &access;
+                let refresh = &refresh;
+                let audit = &audit;
+                tx.begin().await?;
+                let Some((family_id, generation)) =
+                    spend_refresh_token(tx, old_hash, now, retry_response).await?
+                else {
+                    // Lost the race (or the token was rotated long ago): report the winner's
+                    // rotation and write nothing.
+                    let earlier = earlier_rotation(tx, old_hash).await?;
+                    tx.rollback().await?;
+                    return match earlier {
+                        Some((Some(rotated_at), retry_response)) => Ok(Rotation::AlreadyRotated {
+                            rotated_at,
+                            retry_response,
+                        }),
+                        // Unreachable: the UPDATE skips only rotated rows, and a rotation is never
+                        // undone.
+                        Some((None, _)) => Err(StoreError::Database(
+                            "refresh token neither rotated nor rotatable".to_owned(),
+                        )),
+                        // Gone since the caller looked it up (its user, client or family was
+                        // deleted).
+                        None => Err(StoreError::Conflict(
+                            "the refresh token no longer exists".to_owned(),
+                        )),
+                    };
+                };
+                // Advance the grant, if this token is still of its head generation. A sibling (a
+                // tolerated reissue) that rotated first has moved the head on: then this token is
+                // superseded and nothing is written. On PostgreSQL the family's row lock orders
+                // concurrent advances; the loser re-reads the committed generation.
+                let advanced = tx
+                    .execute(
+                        query(
+                            r#"UPDATE "oauthTokenFamily"
+                               SET generation = generation + 1, advanced_at = $3
+                               WHERE id = $1 AND generation = $2"#,
+                        )
+                        .bind(&family_id)
+                        .bind(generation)
+                        .bind(now),
+                    )
+                    .await?;
+                if advanced == 0 {
+                    tx.rollback().await?;
+                    return Ok(Rotation::Superseded);
+                }
+                store_tokens(tx, access, Some(refresh)).await?;
+                tx.execute(insert_audit(audit)).await?;
+                tx.commit().await?;
+                Ok(Rotation::Rotated)
+            })
+        })
+        .await
     }
 
     async fn reissue_refresh_token(
@@ -1140,75 +1316,100 @@ impl<DB: Backend> Store for SqlStore<DB> {
         refresh: &RefreshToken,
         audit: &AuditEvent,
     ) -> Result<Reissue, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let token = match retry_response {
-            // Spend the superseded token, so that a retry gets this answer; of concurrent
-            // presentations one marks it and the others get its answer (or nothing).
-            Some(retry_response) => {
-                match spend_refresh_token(&mut tx, old_hash, now, retry_response).await? {
-                    Some(token) => Some(token),
-                    None => {
-                        let earlier = earlier_rotation(&mut tx, old_hash).await?;
-                        tx.rollback().await?;
-                        return Ok(match earlier {
-                            Some((Some(rotated_at), retry_response)) => Reissue::AlreadyRotated {
-                                rotated_at,
-                                retry_response,
-                            },
-                            _ => Reissue::Refused,
-                        });
+        let old_hash = old_hash.to_owned();
+        let retry_response = retry_response.map(str::to_owned);
+        let access = access.clone();
+        let refresh = refresh.clone();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let old_hash = old_hash.as_str();
+                let retry_response = retry_response.as_deref();
+                let access = &access;
+                let refresh = &refresh;
+                let audit = &audit;
+                tx.begin().await?;
+                let token = match retry_response {
+                    // Spend the superseded token, so that a retry gets this answer; of concurrent
+                    // presentations one marks it and the others get its answer (or nothing).
+                    Some(retry_response) => {
+                        match spend_refresh_token(tx, old_hash, now, retry_response).await? {
+                            Some(token) => Some(token),
+                            None => {
+                                let earlier = earlier_rotation(tx, old_hash).await?;
+                                tx.rollback().await?;
+                                return Ok(match earlier {
+                                    Some((Some(rotated_at), retry_response)) => {
+                                        Reissue::AlreadyRotated {
+                                            rotated_at,
+                                            retry_response,
+                                        }
+                                    }
+                                    _ => Reissue::Refused,
+                                });
+                            }
+                        }
                     }
-                }
-            }
-            None => {
-                let row = tx
-                    .fetch_optional(
+                    None => {
+                        let row = tx
+                            .fetch_optional(
+                                query(
+                                    r#"SELECT family_id, generation FROM "oauthRefreshToken"
+                                       WHERE token_hash = $1"#,
+                                )
+                                .bind(old_hash),
+                            )
+                            .await?;
+                        decode_optional(row, family_and_generation)?
+                    }
+                };
+                let Some((family_id, generation)) = token else {
+                    tx.rollback().await?;
+                    return Ok(Reissue::Refused);
+                };
+                // The decision, as one conditional write on the family's row: the token is exactly
+                // one generation behind the head, the head advanced within the window, the grant is
+                // alive. It does not advance the grant, so tolerated reuses never extend the
+                // window.
+                let tolerated = tx
+                    .execute(
                         query(
-                            r#"SELECT family_id, generation FROM "oauthRefreshToken"
-                               WHERE token_hash = $1"#,
+                            r#"UPDATE "oauthTokenFamily" SET last_used_at = $3
+                               WHERE id = $1 AND generation = $2 + 1
+                                 AND advanced_at IS NOT NULL AND advanced_at >= $3 - $4
+                                 AND revoked_at IS NULL AND expires_at > $3"#,
                         )
-                        .bind(old_hash),
+                        .bind(&family_id)
+                        .bind(generation)
+                        .bind(now)
+                        .bind(window),
                     )
                     .await?;
-                decode_optional(row, family_and_generation)?
-            }
-        };
-        let Some((family_id, generation)) = token else {
-            tx.rollback().await?;
-            return Ok(Reissue::Refused);
-        };
-        // The decision, as one conditional write on the family's row: the token is exactly
-        // one generation behind the head, the head advanced within the window, the grant is
-        // alive. It does not advance the grant, so tolerated reuses never extend the window.
-        let tolerated = tx
-            .execute(
-                query(
-                    r#"UPDATE "oauthTokenFamily" SET last_used_at = $3
-                       WHERE id = $1 AND generation = $2 + 1
-                         AND advanced_at IS NOT NULL AND advanced_at >= $3 - $4
-                         AND revoked_at IS NULL AND expires_at > $3"#,
-                )
-                .bind(&family_id)
-                .bind(generation)
-                .bind(now)
-                .bind(window),
-            )
-            .await?;
-        if tolerated == 0 {
-            tx.rollback().await?;
-            return Ok(Reissue::Refused);
-        }
-        store_tokens(&mut tx, access, Some(refresh)).await?;
-        tx.execute(insert_audit(audit)).await?;
-        tx.commit().await?;
-        Ok(Reissue::Reissued)
+                if tolerated == 0 {
+                    tx.rollback().await?;
+                    return Ok(Reissue::Refused);
+                }
+                store_tokens(tx, access, Some(refresh)).await?;
+                tx.execute(insert_audit(audit)).await?;
+                tx.commit().await?;
+                Ok(Reissue::Reissued)
+            })
+        })
+        .await
     }
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        tx.execute(revoke_family(family_id, now)).await?;
-        tx.commit().await
+        let family_id = family_id.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let family_id = family_id.as_str();
+                tx.begin().await?;
+                tx.execute(bump_revocation_epoch()).await?;
+                tx.execute(revoke_family(family_id, now)).await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn revocation_epoch(&self) -> Result<i64, StoreError> {
@@ -1238,16 +1439,21 @@ impl<DB: Backend> Store for SqlStore<DB> {
                      WHERE f.client_id = "oauthApplication".client_id
                        AND f.last_used_at IS NOT NULL)"#,
         ];
-        let mut tx = self.begin_write().await?;
-        // Families deleted at their absolute end take their tokens with them, possibly before
-        // the tokens' own expiry: announce it like a revocation.
-        tx.execute(bump_revocation_epoch()).await?;
-        let mut removed = 0;
-        for &statement in STATEMENTS {
-            removed += tx.execute(query(statement).bind(now)).await?;
-        }
-        tx.commit().await?;
-        Ok(removed)
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                // Families deleted at their absolute end take their tokens with them, possibly
+                // before the tokens' own expiry: announce it like a revocation.
+                tx.execute(bump_revocation_epoch()).await?;
+                let mut removed = 0;
+                for &statement in STATEMENTS {
+                    removed += tx.execute(query(statement).bind(now)).await?;
+                }
+                tx.commit().await?;
+                Ok(removed)
+            })
+        })
+        .await
     }
 
     async fn rate_limit_hit(
@@ -1441,10 +1647,17 @@ impl<DB: Backend> Store for SqlStore<DB> {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let revoked = revoke_grants_in(&mut tx, user_id, client_id, now).await?;
-        tx.commit().await?;
-        Ok(revoked)
+        let user_id = user_id.to_owned();
+        let client_id = client_id.map(str::to_owned);
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                let revoked = revoke_grants_in(tx, &user_id, client_id.as_deref(), now).await?;
+                tx.commit().await?;
+                Ok(revoked)
+            })
+        })
+        .await
     }
 
     async fn set_email_verified(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
@@ -1467,55 +1680,64 @@ impl<DB: Backend> Store for SqlStore<DB> {
         revoke_grants: bool,
         audit: &AuditEvent,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Taken inside the transaction: a reset that fails leaves its link usable, and of
-        // concurrent resets with one link only the one whose DELETE removed the row goes on.
-        let row = tx
-            .fetch_optional(
-                query(
-                    r#"DELETE FROM "verification" WHERE identifier = $1
-                       RETURNING value, expires_at"#,
-                )
-                .bind(identifier),
-            )
-            .await?;
-        let taken = decode_optional(row, |row| {
-            Ok((
-                get::<String, _>(row, "value")?,
-                get::<i64, _>(row, "expires_at")?,
-            ))
-        })?;
-        let Some(user_id) =
-            taken.and_then(|(value, expires_at)| (expires_at > now).then_some(value))
-        else {
-            // An expired value is deleted all the same: it can never be used.
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let updated = tx
-            .execute(
-                query(r#"UPDATE "user" SET email_verified = $2, updated_at = $3 WHERE id = $1"#)
-                    .bind(&user_id)
-                    .bind(true)
-                    .bind(now),
-            )
-            .await?;
-        if updated != 1 {
-            tx.commit().await?;
-            return Ok(None);
-        }
-        tx.execute(upsert_password(&user_id, password_hash, now))
-            .await?;
-        tx.execute(query(r#"DELETE FROM "session" WHERE user_id = $1"#).bind(&user_id))
-            .await?;
-        if revoke_grants {
-            revoke_grants_in(&mut tx, &user_id, None, now).await?;
-        }
-        let mut audit = audit.clone();
-        audit.user_id = Some(user_id.clone());
-        tx.execute(insert_audit(&audit)).await?;
-        tx.commit().await?;
-        Ok(Some(user_id))
+        let identifier = identifier.to_owned();
+        let password_hash = password_hash.to_owned();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (identifier, password_hash) = (identifier.as_str(), password_hash.as_str());
+                tx.begin().await?;
+                // Taken inside the transaction: a reset that fails leaves its link usable, and of
+                // concurrent resets with one link only the one whose DELETE removed the row goes on.
+                let row = tx
+                    .fetch_optional(
+                        query(
+                            r#"DELETE FROM "verification" WHERE identifier = $1
+                               RETURNING value, expires_at"#,
+                        )
+                        .bind(identifier),
+                    )
+                    .await?;
+                let taken = decode_optional(row, |row| {
+                    Ok((
+                        get::<String, _>(row, "value")?,
+                        get::<i64, _>(row, "expires_at")?,
+                    ))
+                })?;
+                let Some(user_id) =
+                    taken.and_then(|(value, expires_at)| (expires_at > now).then_some(value))
+                else {
+                    // An expired value is deleted all the same: it can never be used.
+                    tx.commit().await?;
+                    return Ok(None);
+                };
+                let updated = tx
+                    .execute(
+                        query(r#"UPDATE "user" SET email_verified = $2, updated_at = $3 WHERE id = $1"#)
+                            .bind(&user_id)
+                            .bind(true)
+                            .bind(now),
+                    )
+                    .await?;
+                if updated != 1 {
+                    tx.commit().await?;
+                    return Ok(None);
+                }
+                tx.execute(upsert_password(&user_id, password_hash, now))
+                    .await?;
+                tx.execute(query(r#"DELETE FROM "session" WHERE user_id = $1"#).bind(&user_id))
+                    .await?;
+                if revoke_grants {
+                    revoke_grants_in(tx, &user_id, None, now).await?;
+                }
+                let mut audit = audit.clone();
+                audit.user_id = Some(user_id.clone());
+                tx.execute(insert_audit(&audit)).await?;
+                tx.commit().await?;
+                Ok(Some(user_id))
+            })
+        })
+        .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
@@ -1530,29 +1752,38 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn rotate_signing_key(&self, key: &SigningKey, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        tx.execute(bump_revocation_epoch()).await?;
-        tx.execute(
-            query(r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#)
-                .bind(now),
-        )
-        .await?;
-        tx.execute(
-            query(concat!(
-                r#"INSERT INTO "oauthSigningKey" ("#,
-                signing_key_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6)"
-            ))
-            .bind(&key.kid)
-            .bind(&key.algorithm)
-            .bind(&key.private_key_sealed)
-            .bind(&key.public_jwk)
-            .bind(key.created_at)
-            .bind(key.retired_at)
-            .on_unique_violation("a signing key with this kid exists"),
-        )
-        .await?;
-        tx.commit().await
+        let key = key.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let key = &key;
+                tx.begin().await?;
+                tx.execute(bump_revocation_epoch()).await?;
+                tx.execute(
+                    query(
+                        r#"UPDATE "oauthSigningKey" SET retired_at = $1 WHERE retired_at IS NULL"#,
+                    )
+                    .bind(now),
+                )
+                .await?;
+                tx.execute(
+                    query(concat!(
+                        r#"INSERT INTO "oauthSigningKey" ("#,
+                        signing_key_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.private_key_sealed)
+                    .bind(&key.public_jwk)
+                    .bind(key.created_at)
+                    .bind(key.retired_at)
+                    .on_unique_violation("a signing key with this kid exists"),
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 
     async fn prune_signing_keys(&self, retired_before: i64) -> Result<u64, StoreError> {

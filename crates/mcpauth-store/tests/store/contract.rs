@@ -675,6 +675,68 @@ pub async fn redeem_code_lifecycle(store: &dyn Store) {
     assert!(grant.expect("still stored").family_revoked);
 }
 
+/// The joined reads of the code exchange and the refresh grant: the same code, token and
+/// family as the plain lookups, with the user, in one read.
+pub async fn lookups_with_user(store: &dyn Store) {
+    let (code, family) = seed_grant(store).await;
+    let expected_user = store.user_by_id("u1").await.unwrap().expect("user");
+    let (found, user) = store
+        .unused_code_with_user(&code.code_hash)
+        .await
+        .unwrap()
+        .expect("the unused code");
+    assert_eq!((found, user), (code.clone(), expected_user.clone()));
+    assert_eq!(
+        store.unused_code_with_user("no-such-code").await.unwrap(),
+        None
+    );
+
+    let access = access("a1", &family);
+    let refresh = refresh("r1", &family);
+    exchange(store, &code.code_hash, &access, Some(&refresh)).await;
+    assert_eq!(
+        store.unused_code_with_user(&code.code_hash).await.unwrap(),
+        None
+    );
+
+    let (token, fam) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token");
+    let joined = store
+        .refresh_token_with_user(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("refresh token with its user");
+    assert_eq!(joined, (token, fam, expected_user));
+    assert_eq!(
+        store
+            .refresh_token_with_user("no-such-token")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A disabled user is still returned (the caller refuses it), a deleted one takes its
+    // tokens with it.
+    assert!(store.set_user_disabled("u1", true, NOW + 1).await.unwrap());
+    let (_, _, user) = store
+        .refresh_token_with_user(&refresh.token_hash)
+        .await
+        .unwrap()
+        .expect("still there");
+    assert!(user.disabled);
+    assert!(store.delete_user("u1").await.unwrap());
+    assert_eq!(
+        store
+            .refresh_token_with_user(&refresh.token_hash)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 pub async fn concurrent_redeem_code_once(store: Arc<dyn Store>) {
     let (code, family) = seed_grant(store.as_ref()).await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -1859,6 +1921,7 @@ macro_rules! contract_tests {
             verifications,
             code_lifecycle,
             redeem_code_lifecycle,
+            lookups_with_user,
             tokens_and_lookup,
             revoke_family_kills_tokens,
             revocation_epoch_moves_with_revocations,
@@ -1931,13 +1994,13 @@ mod sqlite {
     }
 
     pub fn rows(store: &SqliteStore) -> crate::contract::Rows {
-        let pool = store.pool().clone();
+        let store = store.clone();
         Box::new(move |table| {
-            let pool = pool.clone();
+            let store = store.clone();
             Box::pin(async move {
                 let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(&pool)
+                store
+                    .with_connection(move |conn| conn.query_row(&sql, [], |row| row.get(0)))
                     .await
                     .unwrap()
             })

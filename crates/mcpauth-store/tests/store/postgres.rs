@@ -228,11 +228,11 @@ struct Shape {
 
 async fn sqlite_shape() -> Shape {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let pool = store.pool();
+    // Read the schema with sqlx's driver, a second reader of the file.
+    let pool = &sqlx::SqlitePool::connect(&url).await.unwrap();
     let mut shape = Shape::default();
     for row in sqlx::query(
         r#"SELECT m.name AS t, c.name AS c, c.type AS ty, c."notnull" AS nn, c.pk AS pk

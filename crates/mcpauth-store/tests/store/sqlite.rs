@@ -22,10 +22,18 @@ async fn migrated(path: &Path) -> SqliteStore {
 
 async fn count(store: &SqliteStore, table: &'static str) -> i64 {
     let sql = format!(r#"SELECT COUNT(*) FROM "{table}""#);
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(store.pool())
+    store
+        .with_connection(move |conn| conn.query_row(&sql, [], |row| row.get(0)))
         .await
         .unwrap()
+}
+
+/// Runs `sql` on the store's write connection.
+async fn run(store: &SqliteStore, sql: &'static str) {
+    store
+        .with_connection(move |conn| conn.execute_batch(sql))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -68,57 +76,44 @@ async fn rejects_non_sqlite_urls_without_echoing_them() {
     }
 }
 
+/// The settings of one connection: journal mode, synchronous, foreign keys, busy timeout (ms),
+/// journal size limit, WAL pages between automatic checkpoints.
+fn settings(
+    conn: &mcpauth_store::rusqlite::Connection,
+) -> mcpauth_store::rusqlite::Result<(String, i64, i64, i64, i64, i64)> {
+    let one =
+        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get::<_, i64>(0));
+    Ok((
+        conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+        one("synchronous")?,
+        one("foreign_keys")?,
+        one("busy_timeout")?,
+        one("journal_size_limit")?,
+        one("wal_autocheckpoint")?,
+    ))
+}
+
 #[tokio::test]
 async fn connection_settings() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::connect(&file_url(&dir.path().join("p.db")))
         .await
         .unwrap();
-    let pool = store.pool();
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(journal, "wal");
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(synchronous, 1, "NORMAL");
-    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(foreign_keys, 1);
-    let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(busy_timeout, 5000);
-    assert_eq!(pool.options().get_max_connections(), 4);
-    // Writes have a connection of their own, with the same settings.
-    let writer = store.writer_pool();
-    assert_eq!(writer.options().get_max_connections(), 1);
-    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(writer)
-        .await
-        .unwrap();
-    assert_eq!(journal_mode, "wal");
-    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(writer)
-        .await
-        .unwrap();
-    assert_eq!(foreign_keys, 1);
-    let size_limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
-        .fetch_one(writer)
-        .await
-        .unwrap();
-    assert_eq!(size_limit, 64 << 20);
+    let expected = ("wal".to_owned(), 1, 1, 5000, 64 << 20, 10_000);
+    // Every reader (4 by default) and the writer have the same settings.
+    assert_eq!(store.connection_usage().readers, 4);
+    for _ in 0..8 {
+        assert_eq!(
+            store.with_read_connection(settings).await.unwrap(),
+            expected
+        );
+    }
+    assert_eq!(store.with_connection(settings).await.unwrap(), expected);
 
     let small = SqliteStore::connect_with(&file_url(&dir.path().join("q.db")), 3)
         .await
         .unwrap();
-    assert_eq!(small.pool().options().get_max_connections(), 3);
+    assert_eq!(small.connection_usage().readers, 3);
 }
 
 #[tokio::test]
@@ -126,7 +121,7 @@ async fn memory_database_is_one_connection() {
     let store = SqliteStore::connect_with("sqlite::memory:", 8)
         .await
         .unwrap();
-    assert_eq!(store.pool().options().get_max_connections(), 1);
+    assert_eq!(store.connection_usage().readers, 0);
     store.migrate().await.unwrap();
     store.create_user(&user("u1"), "h").await.unwrap();
     assert!(store.user_by_id("u1").await.unwrap().is_some());
@@ -142,10 +137,7 @@ async fn deleting_a_user_cascades() {
         assert_eq!(count(&store, table).await, 2, "{table}");
     }
 
-    sqlx::query(r#"DELETE FROM "user" WHERE id = 'u1'"#)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    run(&store, r#"DELETE FROM "user" WHERE id = 'u1'"#).await;
     for table in OWNED_TABLES {
         assert_eq!(count(&store, table).await, 1, "{table}");
     }
@@ -159,10 +151,11 @@ async fn deleting_a_client_cascades() {
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
 
-    sqlx::query(r#"DELETE FROM "oauthApplication" WHERE client_id = 'c1'"#)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    run(
+        &store,
+        r#"DELETE FROM "oauthApplication" WHERE client_id = 'c1'"#,
+    )
+    .await;
     for table in [
         "oauthConsent",
         "oauthTokenFamily",
@@ -204,10 +197,7 @@ async fn stores_sharing_a_file_agree() {
     let second = SqliteStore::connect(&url).await.unwrap();
     first.migrate().await.unwrap();
     second.migrate().await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(first.pool())
-        .await
-        .unwrap();
+    let applied = count(&first, "_sqlx_migrations").await;
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .unwrap()
         .count();
@@ -233,10 +223,10 @@ async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
     let store = migrated(&dir.path().join("typed.db")).await;
     seed(&store, "u1", "c1").await;
     let text = |sql: &'static str| {
-        let pool = store.pool().clone();
+        let store = store.clone();
         async move {
-            sqlx::query_scalar::<_, String>(sql)
-                .fetch_one(&pool)
+            store
+                .with_connection(move |conn| conn.query_row(sql, [], |row| row.get::<_, String>(0)))
                 .await
                 .unwrap()
         }
@@ -256,10 +246,8 @@ async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
     assert_eq!(text(r#"SELECT scopes FROM "oauthConsent""#).await, "openid");
 
     let corrupt = |sql: &'static str| {
-        let pool = store.pool().clone();
-        async move {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
+        let store = store.clone();
+        async move { run(&store, sql).await }
     };
     let database_error = |result: Result<(), StoreError>, column: &str| match result {
         Err(StoreError::Database(msg)) => assert!(msg.contains(column), "{msg}"),
@@ -291,4 +279,172 @@ async fn typed_columns_keep_their_text_and_refuse_corrupt_values() {
         store.unused_code("ch-u1").await.map(drop),
         "oauthAuthorizationCode.redirect_uri",
     );
+}
+
+/// A database created and migrated by sqlx's own SQLite driver (what mcpauth used before this
+/// backend) opens and works as it is, and sqlx accepts the bookkeeping this backend writes:
+/// both keep `_sqlx_migrations` the same way.
+#[tokio::test]
+async fn migrations_are_interchangeable_with_sqlx() {
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Old → new: sqlx migrates, the store opens it, finds nothing to do, and works.
+    let old = dir.path().join("old.db");
+    let mut conn = SqliteConnectOptions::from_str(&file_url(&old))
+        .unwrap()
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    mcpauth_store::SQLITE_MIGRATOR.run(&mut conn).await.unwrap();
+    seed(&crate::sqlite::migrated_existing(&old).await, "u1", "c1").await;
+    let store = crate::sqlite::migrated_existing(&old).await;
+    assert!(store.access_token("ah-u1").await.unwrap().is_some());
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert_eq!(count(&store, "_sqlx_migrations").await, files as i64);
+    store.close().await;
+
+    // New → old: the store migrates; sqlx validates the checksums and applies nothing.
+    let new = dir.path().join("new.db");
+    let store = migrated(&new).await;
+    store.close().await;
+    let mut conn = SqliteConnectOptions::from_str(&file_url(&new))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    mcpauth_store::SQLITE_MIGRATOR.run(&mut conn).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(applied, files as i64);
+
+    // A migration changed after it was applied is refused, not re-run.
+    let changed = dir.path().join("changed.db");
+    let store = migrated(&changed).await;
+    run(
+        &store,
+        "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 1",
+    )
+    .await;
+    match store.migrate().await {
+        Err(StoreError::Database(msg)) => assert!(msg.contains("modified"), "{msg}"),
+        other => panic!("expected a refused migration, got {other:?}"),
+    }
+}
+
+/// A store on an existing database file, migrated.
+async fn migrated_existing(path: &Path) -> SqliteStore {
+    let url = format!("{}?mode=rw", file_url(path));
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// An operation whose caller stops waiting still runs to its end on the database thread:
+/// its transaction is either wholly there or not at all, and the store keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_operations_finish_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(&dir.path().join("abandon.db")).await;
+    for n in 0..50 {
+        let store = store.clone();
+        let user = user(&format!("u{n}"));
+        let call = tokio::spawn(async move { store.create_user(&user, "h").await });
+        if n % 2 == 0 {
+            call.abort();
+        }
+    }
+    // Every user has exactly its credential account (both rows of one transaction, or neither).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let users = count(&store, "user").await;
+    assert_eq!(count(&store, "account").await, users);
+    assert!(users >= 25, "{users}");
+    store.create_user(&user("last"), "h").await.unwrap();
+}
+
+/// Each `Store` call is one operation on the database threads — one hand-off — however many
+/// statements it runs: the refresh grant's read, a rotation (six statements in a
+/// transaction), a replayed code (three statements and a transaction), a lost redemption.
+#[tokio::test]
+async fn one_operation_per_store_call() {
+    use mcpauth_core::model::{AccessToken, AuditEvent, CodeRedemption, RefreshToken, Rotation};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = migrated(&dir.path().join("ops.db")).await;
+    seed(&store, "u1", "c1").await;
+    let operations = || store.connection_usage().operations;
+    let access = |id: &str| AccessToken {
+        id: id.to_owned(),
+        token_hash: format!("ah-{id}"),
+        family_id: "f-u1".to_owned(),
+        client_id: "c1".to_owned(),
+        user_id: "u1".to_owned(),
+        scopes: crate::support::scopes("openid"),
+        audience: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 60,
+        created_at: NOW,
+    };
+    let refresh = |id: &str| RefreshToken {
+        id: id.to_owned(),
+        token_hash: format!("rh-{id}"),
+        family_id: "f-u1".to_owned(),
+        client_id: "c1".to_owned(),
+        user_id: "u1".to_owned(),
+        scopes: crate::support::scopes("openid"),
+        resource: "https://mcp.example/".to_owned(),
+        expires_at: NOW + 600,
+        created_at: NOW,
+        rotated_at: None,
+        retry_response: None,
+    };
+    let audit = AuditEvent {
+        at: NOW,
+        kind: "token.refresh".to_owned(),
+        user_id: Some("u1".to_owned()),
+        client_id: Some("c1".to_owned()),
+        ip: None,
+        detail: "{}".to_owned(),
+    };
+
+    let before = operations();
+    assert!(
+        store
+            .refresh_token_with_user("rh-u1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(operations(), before + 1);
+    let rotated = store
+        .rotate_refresh_token(
+            "rh-u1",
+            NOW + 1,
+            "sealed",
+            &access("a2"),
+            &refresh("r2"),
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated);
+    assert_eq!(operations(), before + 2);
+    assert_eq!(
+        store.consume_code("ch-u1", NOW + 2).await.unwrap(),
+        CodeRedemption::Replayed
+    );
+    assert_eq!(operations(), before + 3);
+    assert!(
+        !store
+            .redeem_code("ch-u1", NOW + 3, &access("a3"), None, &audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(operations(), before + 4);
 }
