@@ -136,6 +136,24 @@ fn insert_client<'a>(sql: &'static str, client: &'a Client) -> Query<'a> {
         .bind(client.registered_dynamically)
 }
 
+/// A new row of `"user"`; an address that already has one is a conflict.
+fn insert_user(user: &User) -> Query<'_> {
+    query(
+        r#"INSERT INTO "user"
+               (id, name, email, email_verified, image, created_at, updated_at, disabled)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(user.email_verified)
+    .bind(&user.image)
+    .bind(user.created_at)
+    .bind(user.updated_at)
+    .bind(user.disabled)
+    .on_unique_violation("email already registered")
+}
+
 /// A row of `"account"` linking an upstream account to a user (no password).
 fn insert_account<'a>(
     user_id: &'a str,
@@ -448,23 +466,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 let user = &user;
                 let password_hash = password_hash.as_str();
                 tx.begin().await?;
-                tx.execute(
-                    query(
-                        r#"INSERT INTO "user"
-                               (id, name, email, email_verified, image, created_at, updated_at, disabled)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-                    )
-                    .bind(&user.id)
-                    .bind(&user.name)
-                    .bind(&user.email)
-                    .bind(user.email_verified)
-                    .bind(&user.image)
-                    .bind(user.created_at)
-                    .bind(user.updated_at)
-                    .bind(user.disabled)
-                    .on_unique_violation("email already registered"),
-                )
-                .await?;
+                tx.execute(insert_user(user)).await?;
                 tx.execute(
                     query(
                         r#"INSERT INTO "account"
@@ -552,25 +554,10 @@ impl<B: Backend> Store for SqlStore<B> {
         let account_id = account_id.to_owned();
         self.write(move |tx| {
             Box::pin(async move {
-                let (user, provider_id, account_id) = (&user, provider_id.as_str(), account_id.as_str());
+                let (user, provider_id, account_id) =
+                    (&user, provider_id.as_str(), account_id.as_str());
                 tx.begin().await?;
-                tx.execute(
-                    query(
-                        r#"INSERT INTO "user"
-                               (id, name, email, email_verified, image, created_at, updated_at, disabled)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-                    )
-                    .bind(&user.id)
-                    .bind(&user.name)
-                    .bind(&user.email)
-                    .bind(user.email_verified)
-                    .bind(&user.image)
-                    .bind(user.created_at)
-                    .bind(user.updated_at)
-                    .bind(user.disabled)
-                    .on_unique_violation("email already registered"),
-                )
-                .await?;
+                tx.execute(insert_user(user)).await?;
                 tx.execute(insert_account(
                     &user.id,
                     provider_id,
