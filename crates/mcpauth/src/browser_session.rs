@@ -49,11 +49,26 @@ pub(crate) async fn start_session(
 ) -> Result<(Session, HeaderValue), SignInRefused> {
     // Read again rather than trusting the caller's copy: an upstream sign-in or a link found
     // the user a moment ago, and an operator may have disabled (or a link verified) them since.
-    let current = match auth.store().user_by_id(&user.id).await? {
-        Some(current) if !current.disabled => current,
-        _ => return Err(SignInRefused::Disabled),
+    let refused = match auth.store().user_by_id(&user.id).await? {
+        Some(current) if !current.disabled => require_verified_email(auth, &current).err(),
+        _ => Some(SignInRefused::Disabled),
     };
-    require_verified_email(auth, &current)?;
+    if let Some(refused) = refused {
+        // The credentials (or the provider) said yes: the log says why there is no session.
+        let reason = match refused {
+            SignInRefused::EmailNotVerified => "email_not_verified",
+            _ => "disabled",
+        };
+        auth.audit(
+            "sign_in.refused",
+            Some(&user.id),
+            None,
+            Some(ip),
+            json!({ "reason": reason }),
+        )
+        .await;
+        return Err(refused);
+    }
     let token = secret::random_token();
     let now = auth.now();
     let session = Session {

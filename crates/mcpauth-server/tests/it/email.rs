@@ -715,6 +715,13 @@ async fn s30_required_verification_gates_sign_in_until_the_link_is_followed() {
         api.json::<Value>().await.unwrap()["code"],
         "EMAIL_NOT_VERIFIED"
     );
+    // The log says why those sign-ins got no session.
+    let refused = audit_kinds(&app)
+        .await
+        .iter()
+        .filter(|kind| *kind == "sign_in.refused")
+        .count();
+    assert_eq!(refused, 2);
 
     // The resend button mails a new link.
     let csrf = input_value(&html, "csrf_token").unwrap();
