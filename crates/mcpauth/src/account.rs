@@ -102,12 +102,7 @@ pub(crate) async fn json_params(
 ) -> Result<(HeaderMap, axum::http::Extensions, Params), Response> {
     let (parts, body) = request.into_parts();
     if !auth.site().same_origin(&parts.headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "INVALID_ORIGIN",
-            "requests from other sites are not accepted",
-        )
-        .into_response());
+        return Err(ApiError::cross_origin().into_response());
     }
     let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
     let params = params_from_body(&parts.headers, &bytes, &[])
@@ -236,12 +231,7 @@ async fn signed_in_response(
 pub async fn sign_out(State(auth): State<McpAuth>, request: Request) -> Response {
     let headers = request.headers();
     if !auth.site().same_origin(headers) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "INVALID_ORIGIN",
-            "requests from other sites are not accepted",
-        )
-        .into_response();
+        return ApiError::cross_origin().into_response();
     }
     if let Err(error) = end_session(&auth, headers).await {
         return ApiError::from(error).into_response();

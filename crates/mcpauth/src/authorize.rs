@@ -359,12 +359,7 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Response {
 pub async fn consent_api(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if !auth.site().same_origin(&parts.headers) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "INVALID_ORIGIN",
-            "requests from other sites are not accepted",
-        )
-        .into_response();
+        return ApiError::cross_origin().into_response();
     }
     let user = match browser_session(&auth, &parts.headers).await {
         Ok(Some((_, user))) => user,

@@ -96,6 +96,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The refusal of an account API request from another site (CSRF defence).
+    pub fn cross_origin() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "INVALID_ORIGIN",
+            "requests from other sites are not accepted",
+        )
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

@@ -185,12 +185,7 @@ pub(crate) async fn upstream_sign_in(State(auth): State<McpAuth>, request: Reque
 async fn json_start(auth: &McpAuth, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if !auth.site().same_origin(&parts.headers) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "INVALID_ORIGIN",
-            "requests from other sites are not accepted",
-        )
-        .into_response();
+        return ApiError::cross_origin().into_response();
     }
     let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
     if let Err(limited) = auth
