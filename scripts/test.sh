@@ -12,7 +12,7 @@
 #   4. browser end-to-end test      e2e/browser: npm ci && node --test   (Chromium + playwright-core)
 #   4b. browser email test          e2e/browser: node --test email.test.mjs   (password reset and
 #                                   verification; mail received by smtp-server from npm)
-#   4c. upstream sign-in (browser)  e2e/browser: node --test upstream.test.mjs   (oidc-provider in-process as the upstream IdP)
+#   4c. identity provider (browser) e2e/browser: node --test identity_provider.test.mjs   (oidc-provider in-process as the identity provider)
 #   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
 #   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
 #   6b. CIMD interop                interop/ts: node --test cimd.test.mjs   (TS SDK clientMetadataUrl, mcp-remote --client-metadata-url; openssl)
@@ -106,9 +106,9 @@ browser_email_test() (
 )
 
 # Same folder and packages as the browser test (npm ci again only if that step did not run it).
-upstream_browser_test() (
+identity_provider_browser_test() (
   cd "$root/e2e/browser" && { [[ -d node_modules/oidc-provider ]] || npm ci --no-audit --no-fund; } \
-    && node --test --test-reporter=spec upstream.test.mjs
+    && node --test --test-reporter=spec identity_provider.test.mjs
 )
 
 # ---- examples (crates/mcpauth/examples) ----
@@ -127,7 +127,7 @@ run "build the server binary (cargo build -p mcpauth-server)" cargo build -p mcp
 
 with_binary "browser end-to-end test (e2e/browser)" browser_test
 with_binary "browser email test: password reset, verification (e2e/browser/email.test.mjs)" browser_email_test
-with_binary "upstream sign-in in the browser (e2e/browser: oidc-provider as the upstream IdP)" upstream_browser_test
+with_binary "sign-in through an identity provider in the browser (e2e/browser: oidc-provider)" identity_provider_browser_test
 with_binary "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "$root/e2e/peer-flow/run.sh"
 
 # ---- interop: TypeScript SDK clients and the conformance suite (interop/ts, interop/conformance) ----

@@ -12,8 +12,8 @@
 //!   resource, and the redirects that carry the answer.
 //! - [`grant`]: the token endpoint's rules: what binds a code (RFC 6749 §4.1.3, RFC 7636 §4.6)
 //!   and a refresh token (RFC 6749 §6), the retry window, who gets a refresh token.
-//! - [`account`]: email, password and display-name rules for user accounts.
-//! - [`sign_in_policy`]: who may have an account: email allow-lists and an upstream's
+//! - [`account_fields`]: email, password and display-name rules for user accounts.
+//! - [`sign_in_policy`]: who may have an account: email allow-lists and an identity provider's
 //!   required claim (SECURITY S29).
 //! - [`return_to`]: where a page may send the browser back to (same-origin paths only).
 //! - [`secret`]: random tokens, their at-rest hashes, constant-time comparison, HMAC signing and
@@ -28,7 +28,7 @@
 
 #![warn(missing_docs)]
 
-pub mod account;
+pub mod account_fields;
 pub mod authorization_request;
 pub mod cimd;
 pub mod client_registration;
@@ -45,7 +45,7 @@ pub mod secret;
 pub mod sign_in_policy;
 pub mod store;
 
-pub use account::{AccountFieldError, DisplayName, Email, Password};
+pub use account_fields::{AccountFieldError, DisplayName, Email, Password};
 pub use authorization_request::{AuthorizationPolicy, AuthorizationRequest, Prompt};
 pub use client_registration::ClientRegistration;
 pub use clock::{Clock, ManualClock, SystemClock, UtcDateTime};

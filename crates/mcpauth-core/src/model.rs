@@ -445,11 +445,11 @@ pub struct AuditEvent {
 
 /// One way a user signs in: a row of Better Auth's `account` table. `provider_id` is
 /// `credential` for the email-and-password credential (`account_id` is then the user's id), or
-/// the configured id of an upstream identity provider (`account_id` is then the provider's
+/// the configured id of an identity provider (`account_id` is then the provider's
 /// subject for the user).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedAccount {
-    /// `credential`, or an upstream identity provider's id.
+    /// `credential`, or an identity provider's id.
     pub provider_id: String,
     /// The user's identifier at that provider.
     pub account_id: String,

@@ -1,10 +1,10 @@
 //! Who may have an account (SECURITY S29): the operator's allow-lists of email domains and
-//! addresses, applied to every upstream sign-in and to password sign-up, and the claim an
-//! upstream provider may be required to assert (for example a group).
+//! addresses, applied to every sign-in and to password sign-up, and the claim an
+//! provider may be required to assert (for example a group).
 
 use serde_json::Value;
 
-use crate::account::Email;
+use crate::account_fields::Email;
 
 /// `allowed_email_domains` and `allowed_emails`: when both are empty, every address is allowed;
 /// otherwise an address must be on the list of addresses or in one of the domains (exactly:
@@ -49,7 +49,7 @@ impl EmailAllowList {
     }
 }
 
-/// A claim an upstream identity must carry: `name` equal to `value`, or, when the claim is an
+/// A claim an identity must carry: `name` equal to `value`, or, when the claim is an
 /// array (groups, roles), containing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequiredClaim {

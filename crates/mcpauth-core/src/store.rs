@@ -51,13 +51,13 @@ pub trait Store: Send + Sync + 'static {
         email: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
-    /// The user an upstream account (`provider_id`, `account_id`) is linked to, disabled or not.
+    /// The user an account (`provider_id`, `account_id`) is linked to, disabled or not.
     async fn user_by_account(
         &self,
         provider_id: &str,
         account_id: &str,
     ) -> Result<Option<User>, StoreError>;
-    /// Creates a user who signs in only through an upstream provider (no password) and links
+    /// Creates a user who signs in only through an provider (no password) and links
     /// the account, in one transaction. [`StoreError::Conflict`] when the email is taken or the
     /// account is linked already.
     async fn create_user_with_account(
@@ -66,7 +66,7 @@ pub trait Store: Send + Sync + 'static {
         provider_id: &str,
         account_id: &str,
     ) -> Result<(), StoreError>;
-    /// Links an upstream account to an existing user. [`StoreError::Conflict`] when that
+    /// Links an account to an existing user. [`StoreError::Conflict`] when that
     /// account is linked already (to this user or another).
     async fn link_account(
         &self,
@@ -76,7 +76,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
     /// Every way `user_id` signs in, oldest first: the password credential (only when it has a
-    /// password) and each linked upstream account.
+    /// password) and each linked account.
     async fn user_accounts(&self, user_id: &str) -> Result<Vec<LinkedAccount>, StoreError>;
     /// Removes the user's accounts at `provider_id` (never the password credential), unless
     /// that would leave the user no way in ([`Unlink::LastWayIn`]). Decided and done in one

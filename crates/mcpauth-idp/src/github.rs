@@ -7,8 +7,8 @@
 //! tests can run against a local stand-in serving GitHub's documented shapes (GitHub itself
 //! cannot be reached from the test machines).
 
-use mcpauth::upstream::{AuthorizationStart, CodeExchange};
-use mcpauth::{IdentityProvider, UpstreamError, UpstreamIdentity};
+use mcpauth::identity_provider::{AuthorizationStart, CodeExchange};
+use mcpauth::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -114,14 +114,15 @@ impl GitHubProvider {
         })
     }
 
-    fn client(&self, redirect_uri: &str) -> Result<Client, UpstreamError> {
+    fn client(&self, redirect_uri: &str) -> Result<Client, IdentityProviderError> {
         Ok(BasicClient::new(self.client_id.clone())
             .set_client_secret(self.client_secret.clone())
             .set_auth_uri(self.auth_url.clone())
             .set_token_uri(self.token_url.clone())
             .set_redirect_uri(
-                RedirectUrl::new(redirect_uri.to_owned())
-                    .map_err(|e| UpstreamError::Unavailable(format!("callback URL: {e}")))?,
+                RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| {
+                    IdentityProviderError::Unavailable(format!("callback URL: {e}"))
+                })?,
             ))
     }
 
@@ -130,7 +131,7 @@ impl GitHubProvider {
         &self,
         path: &str,
         token: &str,
-    ) -> Result<(T, Value), UpstreamError> {
+    ) -> Result<(T, Value), IdentityProviderError> {
         let response = self
             .http
             .client()
@@ -140,25 +141,25 @@ impl GitHubProvider {
             .header("x-github-api-version", "2022-11-28")
             .send()
             .await
-            .map_err(|e| UpstreamError::Unavailable(format!("GitHub API {path}: {e}")))?;
+            .map_err(|e| IdentityProviderError::Unavailable(format!("GitHub API {path}: {e}")))?;
         let response = read_limited(response)
             .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+            .map_err(|e| IdentityProviderError::Unavailable(e.to_string()))?;
         if response.status() == http::StatusCode::UNAUTHORIZED {
-            return Err(UpstreamError::Refused(format!(
+            return Err(IdentityProviderError::Refused(format!(
                 "GitHub API {path} refused the token"
             )));
         }
         if !response.status().is_success() {
-            return Err(UpstreamError::Unavailable(format!(
+            return Err(IdentityProviderError::Unavailable(format!(
                 "GitHub API {path} answered {}",
                 response.status()
             )));
         }
         let raw: Value = serde_json::from_slice(response.body())
-            .map_err(|e| UpstreamError::Unavailable(format!("GitHub API {path}: {e}")))?;
+            .map_err(|e| IdentityProviderError::Unavailable(format!("GitHub API {path}: {e}")))?;
         let typed = serde_json::from_value(raw.clone())
-            .map_err(|e| UpstreamError::Unavailable(format!("GitHub API {path}: {e}")))?;
+            .map_err(|e| IdentityProviderError::Unavailable(format!("GitHub API {path}: {e}")))?;
         Ok((typed, raw))
     }
 }
@@ -168,7 +169,7 @@ impl IdentityProvider for GitHubProvider {
     async fn authorization_url(
         &self,
         start: &AuthorizationStart<'_>,
-    ) -> Result<url::Url, UpstreamError> {
+    ) -> Result<url::Url, IdentityProviderError> {
         let state = start.state.to_owned();
         let verifier = PkceCodeVerifier::new(start.code_verifier.to_owned());
         let (url, _) = self
@@ -184,7 +185,7 @@ impl IdentityProvider for GitHubProvider {
     async fn identity(
         &self,
         exchange: &CodeExchange<'_>,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<ProviderIdentity, IdentityProviderError> {
         let token = self
             .client(exchange.redirect_uri)?
             .exchange_code(AuthorizationCode::new(exchange.code.to_owned()))
@@ -193,17 +194,19 @@ impl IdentityProvider for GitHubProvider {
             .await
             .map_err(|error| match error {
                 RequestTokenError::ServerResponse(answer) => {
-                    UpstreamError::Refused(format!("GitHub refused the code: {answer}"))
+                    IdentityProviderError::Refused(format!("GitHub refused the code: {answer}"))
                 }
                 // GitHub answers a bad code with 200 and `{"error": …}`, which is no token.
-                RequestTokenError::Parse(_, body) => UpstreamError::Refused(format!(
+                RequestTokenError::Parse(_, body) => IdentityProviderError::Refused(format!(
                     "GitHub gave no token: {}",
                     String::from_utf8_lossy(&body)
                         .chars()
                         .take(200)
                         .collect::<String>()
                 )),
-                other => UpstreamError::Unavailable(format!("GitHub token request: {other}")),
+                other => {
+                    IdentityProviderError::Unavailable(format!("GitHub token request: {other}"))
+                }
             })?;
         let access = token.access_token().secret();
         let (user, raw_user): (GitHubUser, Value) = self.api("/user", access).await?;
@@ -214,7 +217,7 @@ impl IdentityProvider for GitHubProvider {
             _ => Map::new(),
         };
         claims.insert("login".to_owned(), Value::String(user.login.clone()));
-        Ok(UpstreamIdentity {
+        Ok(ProviderIdentity {
             subject: user.id.to_string(),
             email_verified: primary.as_ref().is_some_and(|e| e.verified),
             email: primary.map(|e| e.email),

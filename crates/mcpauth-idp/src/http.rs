@@ -1,5 +1,5 @@
 //! The HTTP client behind `openidconnect` and `oauth2`: their `AsyncHttpClient` hook over the
-//! workspace's reqwest, so no second HTTP stack is linked. Upstream URLs come from the
+//! workspace's reqwest, so no second HTTP stack is linked. Provider URLs come from the
 //! operator's configuration (not from clients), but answers are still bounded: connect and
 //! total timeouts, no redirects (a token endpoint that redirects is refused, never followed),
 //! and at most [`MAX_BODY`] bytes read.

@@ -1,7 +1,7 @@
-//! Upstream identity providers for mcpauth: implementations of
+//! identity providers for mcpauth: implementations of
 //! [`mcpauth::IdentityProvider`], which the `mcpauth` binary builds from
 //! `[[identity_providers]]`. The rules around them (state, nonce, PKCE, linking, allow-lists)
-//! are the library's (`mcpauth::upstream`); this crate only speaks each provider's protocol.
+//! are the library's (`mcpauth::identity_provider`); this crate only speaks each provider's protocol.
 //!
 //! - [`oidc`]: any OpenID Connect provider, from its issuer URL (discovery, the code flow with
 //!   PKCE and nonce, the id_token verified against the provider's JWKS by `openidconnect`,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth::upstream::{AuthorizationStart, CodeExchange};
-use mcpauth::{IdentityProvider, UpstreamError, UpstreamIdentity};
+use mcpauth::identity_provider::{AuthorizationStart, CodeExchange};
+use mcpauth::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
@@ -114,7 +114,7 @@ impl OidcProvider {
 
     /// The provider's metadata: kept, or discovered when older than [`METADATA_LIFETIME`] or
     /// when `refresh` asks and the last fetch is older than [`MIN_REFETCH`].
-    async fn metadata(&self, refresh: bool) -> Result<CoreProviderMetadata, UpstreamError> {
+    async fn metadata(&self, refresh: bool) -> Result<CoreProviderMetadata, IdentityProviderError> {
         let mut kept = self.metadata.lock().await;
         if let Some((metadata, fetched)) = kept.as_ref() {
             let age = fetched.elapsed();
@@ -124,7 +124,9 @@ impl OidcProvider {
         }
         let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| UpstreamError::Unavailable(format!("OpenID discovery failed: {e}")))?;
+            .map_err(|e| {
+                IdentityProviderError::Unavailable(format!("OpenID discovery failed: {e}"))
+            })?;
         *kept = Some((metadata.clone(), Instant::now()));
         Ok(metadata)
     }
@@ -133,7 +135,7 @@ impl OidcProvider {
         &self,
         metadata: CoreProviderMetadata,
         redirect_uri: &str,
-    ) -> Result<Client, UpstreamError> {
+    ) -> Result<Client, IdentityProviderError> {
         // client_secret_basic unless the provider says it supports only client_secret_post.
         let post_only = metadata
             .token_endpoint_auth_methods_supported()
@@ -151,7 +153,7 @@ impl OidcProvider {
                     && !names.iter().any(|n| n == "client_secret_basic")
             });
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
-            .map_err(|e| UpstreamError::Unavailable(format!("callback URL: {e}")))?;
+            .map_err(|e| IdentityProviderError::Unavailable(format!("callback URL: {e}")))?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             self.client_id.clone(),
@@ -180,7 +182,7 @@ impl IdentityProvider for OidcProvider {
     async fn authorization_url(
         &self,
         start: &AuthorizationStart<'_>,
-    ) -> Result<url::Url, UpstreamError> {
+    ) -> Result<url::Url, IdentityProviderError> {
         let client = self.client(self.metadata(false).await?, start.redirect_uri)?;
         let state = start.state.to_owned();
         let nonce = start.nonce.to_owned();
@@ -202,24 +204,26 @@ impl IdentityProvider for OidcProvider {
     async fn identity(
         &self,
         exchange: &CodeExchange<'_>,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<ProviderIdentity, IdentityProviderError> {
         let metadata = self.metadata(false).await?;
         let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().clone());
         let client = self.client(metadata, exchange.redirect_uri)?;
         let response = client
             .exchange_code(AuthorizationCode::new(exchange.code.to_owned()))
-            .map_err(|e| UpstreamError::Unavailable(format!("no token endpoint: {e}")))?
+            .map_err(|e| IdentityProviderError::Unavailable(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(exchange.code_verifier.to_owned()))
             .request_async(&self.http)
             .await
             .map_err(|error| match error {
-                RequestTokenError::ServerResponse(answer) => {
-                    UpstreamError::Refused(format!("the token endpoint refused the code: {answer}"))
+                RequestTokenError::ServerResponse(answer) => IdentityProviderError::Refused(
+                    format!("the token endpoint refused the code: {answer}"),
+                ),
+                other => {
+                    IdentityProviderError::Unavailable(format!("token request failed: {other}"))
                 }
-                other => UpstreamError::Unavailable(format!("token request failed: {other}")),
             })?;
         let id_token = response.id_token().ok_or_else(|| {
-            UpstreamError::Refused("the token response has no id_token".to_owned())
+            IdentityProviderError::Refused("the token response has no id_token".to_owned())
         })?;
         let nonce = Nonce::new(exchange.nonce.to_owned());
         let verified = {
@@ -238,7 +242,9 @@ impl IdentityProvider for OidcProvider {
                     .claims(&verifier, &nonce)
                     .map(|c| c.subject().to_string())
                     .map_err(|_| {
-                        UpstreamError::Refused(format!("the id_token is not valid: {first}"))
+                        IdentityProviderError::Refused(format!(
+                            "the id_token is not valid: {first}"
+                        ))
                     })?
             }
         };
@@ -253,7 +259,7 @@ impl IdentityProvider for OidcProvider {
                 .await?;
             // OpenID Connect Core §5.3.2: the userinfo `sub` must be the id_token's.
             if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
-                return Err(UpstreamError::Refused(
+                return Err(IdentityProviderError::Refused(
                     "userinfo is for another subject".to_owned(),
                 ));
             }
@@ -271,7 +277,7 @@ impl OidcProvider {
         &self,
         endpoint: &url::Url,
         access_token: &str,
-    ) -> Result<Map<String, Value>, UpstreamError> {
+    ) -> Result<Map<String, Value>, IdentityProviderError> {
         let response = self
             .http
             .client()
@@ -280,24 +286,26 @@ impl OidcProvider {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| UpstreamError::Unavailable(format!("userinfo request failed: {e}")))?;
+            .map_err(|e| {
+                IdentityProviderError::Unavailable(format!("userinfo request failed: {e}"))
+            })?;
         let response = crate::http::read_limited(response)
             .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+            .map_err(|e| IdentityProviderError::Unavailable(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(UpstreamError::Unavailable(format!(
+            return Err(IdentityProviderError::Unavailable(format!(
                 "userinfo answered {}",
                 response.status()
             )));
         }
         serde_json::from_slice(response.body())
-            .map_err(|e| UpstreamError::Unavailable(format!("userinfo is not JSON: {e}")))
+            .map_err(|e| IdentityProviderError::Unavailable(format!("userinfo is not JSON: {e}")))
     }
 }
 
 /// The payload of a compact JWS, as a JSON object (the signature is checked elsewhere).
-fn jwt_payload(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
-    let bad = || UpstreamError::Refused("the id_token could not be read".to_owned());
+fn jwt_payload(jwt: &str) -> Result<Map<String, Value>, IdentityProviderError> {
+    let bad = || IdentityProviderError::Refused("the id_token could not be read".to_owned());
     let payload = jwt.split('.').nth(1).ok_or_else(bad)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| bad())?;
     serde_json::from_slice(&bytes).map_err(|_| bad())
@@ -308,7 +316,7 @@ fn jwt_payload(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
 pub(crate) fn identity_from_claims(
     subject: String,
     claims: Map<String, Value>,
-) -> UpstreamIdentity {
+) -> ProviderIdentity {
     let text = |name: &str| {
         claims
             .get(name)
@@ -322,7 +330,7 @@ pub(crate) fn identity_from_claims(
         Some(Value::String(s)) => s == "true",
         _ => false,
     };
-    UpstreamIdentity {
+    ProviderIdentity {
         subject,
         email: text("email"),
         email_verified,

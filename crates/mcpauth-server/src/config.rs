@@ -176,7 +176,7 @@ impl IdentityProviderSettings {
     }
 
     /// The provider these settings describe.
-    pub fn provider(&self) -> anyhow::Result<mcpauth::UpstreamProvider> {
+    pub fn provider(&self) -> anyhow::Result<mcpauth::SignInProvider> {
         let id = &self.id;
         let client_id = self
             .credential(self.client_id.as_ref(), "CLIENT_ID")?
@@ -217,12 +217,12 @@ impl IdentityProviderSettings {
                     "identity provider {id:?}: type must be oidc or github, not {other:?}"
                 ),
             };
-        Ok(mcpauth::UpstreamProvider {
+        Ok(mcpauth::SignInProvider {
             id: id.clone(),
             name: self.name.clone().unwrap_or(name),
             trust_email: self.trust_email,
             required_claim: self.required_claim.as_ref().map(|c| {
-                mcpauth::upstream::RequiredClaim {
+                mcpauth::identity_provider::RequiredClaim {
                     name: c.name.clone(),
                     value: c.value.clone(),
                 }

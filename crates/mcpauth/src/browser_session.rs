@@ -38,7 +38,7 @@ fn require_verified_email(auth: &McpAuth, user: &User) -> Result<(), SignInRefus
 }
 
 /// Starts a browser session; returns the cookie to set. Every successful sign-in — password
-/// (page or JSON API), sign-up, upstream identity provider — ends here, so the rules of who may
+/// (page or JSON API), sign-up, identity provider — ends here, so the rules of who may
 /// have a session live here: a disabled account never gets one, nor (when verification is
 /// required) an unverified one.
 pub(crate) async fn start_session(
@@ -47,7 +47,7 @@ pub(crate) async fn start_session(
     headers: &HeaderMap,
     ip: &str,
 ) -> Result<(Session, HeaderValue), SignInRefused> {
-    // Read again rather than trusting the caller's copy: an upstream sign-in or a link found
+    // Read again rather than trusting the caller's copy: an sign-in or a link found
     // the user a moment ago, and an operator may have disabled (or a link verified) them since.
     let refused = match auth.store().user_by_id(&user.id).await? {
         Some(current) if !current.disabled => require_verified_email(auth, &current).err(),

@@ -17,9 +17,9 @@ use axum::response::{Html, IntoResponse, Response};
 use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
-use crate::accounts::AccountError;
 use crate::cimd::ClientLookupError;
 use crate::email::{MailRequestError, ResetError};
+use crate::password_accounts::AccountError;
 use crate::views::ErrorPage;
 
 /// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:

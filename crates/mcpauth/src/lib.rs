@@ -11,7 +11,8 @@
 //! - `mcp_auth`: [`McpAuth`], the options as checked at start-up (every option rule is in
 //!   `McpAuth::new`), and the services below; fields private, reached through accessors.
 //! - [`options`]: what can be configured.
-//! - `accounts`: [`Accounts`], users with an email and an argon2id password (`passwords`).
+//! - `password_accounts`: [`Accounts`], users with an email and an argon2id password
+//!   (hashing in `passwords`).
 //! - `keys`: [`SigningKeys`], id_token signing keys (generation, rotation, JWKS).
 //! - [`rate_limit`]: the rate limits and where their counters live (this process, the
 //!   database or Redis).
@@ -27,21 +28,21 @@
 //! - `params`: request bodies, and which [`mcpauth_core::Params`] parser a `Content-Type` picks.
 //! - `discovery`, `register`, `authorize`, `token`, `client_auth`, `revocation`, `oidc`: the
 //!   OAuth and OpenID endpoints.
-//! - `account`, `browser_session`: the account API (sign-up, sign-in, sign-out) and the
-//!   browser's session and login-resume cookies.
+//! - `account_api`, `browser_session`: Better Auth's JSON account API (sign-up, sign-in,
+//!   sign-out, get-session) and the browser's session and login-resume cookies.
 //! - `pages`, `views`: the server-rendered HTML pages and their templates.
 //! - `resources`: the protected resources tokens are issued for (the main MCP endpoint and
 //!   [`ProtectedResource`]s), with their metadata URLs and scopes.
 //! - `session`, `guard`: [`McpSession`] from a bearer token, and `with_mcp_auth`, the layer
 //!   that protects an MCP endpoint (`with_mcp_auth_for`: another protected resource).
-//! - [`upstream`]: sign-in through upstream identity providers — the [`IdentityProvider`]
-//!   trait (implemented in `mcpauth-idp`) and the flow's rules (state, linking, allow-lists).
+//! - [`identity_provider`]: sign-in through identity providers (OpenID Connect, GitHub): the
+//!   [`IdentityProvider`] trait (implemented in `mcpauth-idp`) and the flow's rules (state,
+//!   linking, allow-lists). "Upstream" always means an MCP server behind the gateway.
 //! - `router`: which path answers what.
 
 #![warn(missing_docs)]
 
-mod account;
-mod accounts;
+mod account_api;
 mod authorize;
 mod browser_session;
 pub mod cimd;
@@ -50,12 +51,14 @@ mod discovery;
 pub mod email;
 mod errors;
 mod guard;
+pub mod identity_provider;
 mod keys;
 mod mcp_auth;
 mod oidc;
 pub mod options;
 mod pages;
 mod params;
+mod password_accounts;
 mod passwords;
 pub mod rate_limit;
 mod register;
@@ -65,11 +68,9 @@ mod router;
 mod session;
 mod token;
 mod token_cache;
-pub mod upstream;
 mod views;
 mod web;
 
-pub use accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use email::{
@@ -78,12 +79,16 @@ pub use email::{
 };
 pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
+pub use identity_provider::{
+    IdentityProvider, IdentityProviderError, ProviderIdentity, SignInProvider,
+};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
 pub use options::{
     McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
 };
 pub use params::unreadable_body;
+pub use password_accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimits;
 pub use rate_limit::{
@@ -93,7 +98,6 @@ pub use rate_limit::{
 pub use router::cors;
 pub use session::McpSession;
 pub use token_cache::TokenCacheOptions;
-pub use upstream::{IdentityProvider, UpstreamError, UpstreamIdentity, UpstreamProvider};
 
 /// The parsers that read untrusted input, reachable for the fuzz targets in `fuzz/`. Not part
 /// of the API: thin wrappers that change nothing about how the server uses them.

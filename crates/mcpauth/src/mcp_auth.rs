@@ -11,11 +11,11 @@ use mcpauth_core::model::{AuditEvent, Client};
 use mcpauth_core::sign_in_policy::EmailAllowList;
 use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
 
-use crate::accounts::{AccountError, Accounts};
 use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
 use crate::email::{EmailService, EmailVerification};
 use crate::keys::{KeyError, SigningKeys};
 use crate::options::{CimdOptions, McpAuthOptions, TrustedClient};
+use crate::password_accounts::{AccountError, Accounts};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
 use crate::resources::Resource;
 use crate::token_cache::{StampedMap, TokenCache};
@@ -238,7 +238,7 @@ fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
 fn check_identity_providers(options: &McpAuthOptions) -> Result<(), BuildError> {
     let mut seen = std::collections::HashSet::new();
     for provider in &options.identity_providers {
-        if !crate::upstream::valid_provider_id(&provider.id) {
+        if !crate::identity_provider::valid_provider_id(&provider.id) {
             return Err(invalid(
                 "identity_providers",
                 format!(
@@ -563,8 +563,11 @@ impl McpAuth {
         self.inner.options.clock.now()
     }
 
-    /// The upstream identity provider with this id.
-    pub(crate) fn identity_provider(&self, id: &str) -> Option<&crate::upstream::UpstreamProvider> {
+    /// The identity provider with this id.
+    pub(crate) fn identity_provider(
+        &self,
+        id: &str,
+    ) -> Option<&crate::identity_provider::SignInProvider> {
         self.inner
             .options
             .identity_providers

@@ -166,13 +166,13 @@ pub struct McpAuthOptions {
     /// Sends password-reset and verification mail; `None`: no mail (password reset by email
     /// is then unavailable, and `email.verification` may not be `Required`).
     pub mailer: Option<Arc<dyn crate::Mailer>>,
-    /// Upstream identity providers offered on the sign-in page ("Continue with …").
-    pub identity_providers: Vec<crate::upstream::UpstreamProvider>,
+    /// identity providers offered on the sign-in page ("Continue with …").
+    pub identity_providers: Vec<crate::identity_provider::SignInProvider>,
     /// Whether users may sign in and sign up with an email and password. With `false`, only
     /// the identity providers sign users in (at least one is then needed). Default true.
     pub password_login: bool,
-    /// Email domains whose addresses may have an account (password sign-up and every upstream
-    /// sign-in; upstream addresses must be verified). Empty, with `allowed_emails` empty too:
+    /// Email domains whose addresses may have an account (password sign-up and every
+    /// sign-in; addresses must be verified). Empty, with `allowed_emails` empty too:
     /// anyone.
     pub allowed_email_domains: Vec<String>,
     /// Single addresses that may have an account, besides `allowed_email_domains`.

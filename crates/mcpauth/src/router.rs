@@ -13,7 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::McpAuth;
-use crate::account::{get_session, sign_in_email, sign_out, sign_up_email};
+use crate::account_api::{get_session, sign_in_email, sign_out, sign_up_email};
 use crate::authorize::{authorize_endpoint, consent_api};
 use crate::discovery::{
     oauth_discovery_metadata, oauth_protected_resource_metadata, other_resource_metadata,
@@ -23,7 +23,7 @@ use crate::register::register_client;
 use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
-use crate::{oidc, pages, revocation, upstream};
+use crate::{identity_provider, oidc, pages, revocation};
 
 impl McpAuth {
     /// The router with every endpoint and page mcpauth serves. Serve it with
@@ -137,13 +137,13 @@ fn build(auth: McpAuth) -> Router {
         // Upstream identity providers: the start (Better Auth's path) and the callback.
         .route(
             &format!("{base}/sign-in/social"),
-            post(upstream::upstream_sign_in),
+            post(identity_provider::sign_in_start),
         )
         .route(
             &format!("{base}/callback/{{provider}}"),
-            get(upstream::upstream_callback),
+            get(identity_provider::provider_callback),
         )
-        .route("/account/link", post(upstream::link_start))
+        .route("/account/link", post(identity_provider::link_start))
         .route("/account/unlink", post(pages::unlink_provider))
         .layer(from_fn(page_headers));
 

@@ -35,7 +35,7 @@ pub struct SignInPage<'a> {
     /// Where to go after signing in (a same-origin path, already checked), carried in a
     /// hidden `return_to` field.
     pub return_to: Option<&'a str>,
-    /// The upstream identity providers: one "Continue with …" button each.
+    /// The identity providers: one "Continue with …" button each.
     pub providers: Vec<ProviderView>,
     /// Where the provider buttons post (`{base}/sign-in/social`).
     pub social_action: &'a str,
@@ -43,7 +43,7 @@ pub struct SignInPage<'a> {
     pub password_login: bool,
 }
 
-/// An upstream identity provider as a button or a row on the account page.
+/// An identity provider as a button or a row on the account page.
 pub struct ProviderView {
     /// The provider's id, posted back as `provider`.
     pub id: String,
@@ -59,7 +59,7 @@ pub struct SignInMethodView {
     pub name: String,
     /// When it was added (UTC).
     pub added_at: String,
-    /// Whether it can be removed here: an upstream provider, and not the last way in.
+    /// Whether it can be removed here: an provider, and not the last way in.
     pub can_unlink: bool,
 }
 

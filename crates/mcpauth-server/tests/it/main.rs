@@ -13,7 +13,7 @@
 
 mod common;
 
-mod account;
+mod account_api;
 mod account_page;
 mod admin_cli;
 mod authorize;
@@ -26,6 +26,7 @@ mod example;
 mod faults;
 mod field_clients;
 mod gateway;
+mod identity_provider;
 mod interop_rmcp;
 mod mcp_endpoint;
 mod oidc;
@@ -40,4 +41,3 @@ mod token;
 mod token_cache;
 mod trusted_clients;
 mod two_instances;
-mod upstream;

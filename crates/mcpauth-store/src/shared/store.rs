@@ -154,7 +154,7 @@ fn insert_user(user: &User) -> Query<'_> {
     .on_unique_violation("email already registered")
 }
 
-/// A row of `"account"` linking an upstream account to a user (no password).
+/// A row of `"account"` linking an account to a user (no password).
 fn insert_account<'a>(
     user_id: &'a str,
     provider_id: &'a str,

@@ -1,5 +1,5 @@
-//! The contract for linked accounts (upstream identity providers, SECURITY S29): users created
-//! from an upstream account, linking, listing and unlinking — never the last way in. Run by
+//! The contract for linked accounts (identity providers, SECURITY S29): users created
+//! from an account, linking, listing and unlinking — never the last way in. Run by
 //! `contract_tests!` on every backend with the rest of the contract.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use mcpauth_core::{Store, StoreError};
 use crate::contract::{NOW, user};
 
 pub async fn linked_accounts(store: &dyn Store) {
-    // A user from an upstream provider has no password, only the linked account.
+    // A user from an provider has no password, only the linked account.
     let ada = user("u1", "ada@example.com");
     store
         .create_user_with_account(&ada, "oidc", "sub-ada")
@@ -33,7 +33,7 @@ pub async fn linked_accounts(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(password, None, "an upstream user has no password");
+    assert_eq!(password, None, "an user has no password");
     let accounts = store.user_accounts("u1").await.unwrap();
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].provider_id, "oidc");
@@ -49,7 +49,7 @@ pub async fn linked_accounts(store: &dyn Store) {
     assert_eq!(store.user_by_id("u2").await.unwrap(), None);
     assert_eq!(store.user_by_account("github", "42").await.unwrap(), None);
 
-    // The same upstream account cannot be created or linked twice.
+    // The same account cannot be created or linked twice.
     let other = user("u3", "other@example.com");
     assert!(matches!(
         store

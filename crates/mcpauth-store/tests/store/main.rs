@@ -2,7 +2,7 @@
 //!
 //! - [`contract`]: the behaviour every [`Store`](mcpauth_core::Store) backend must have, run
 //!   against SQLite (a file, and in memory) and PostgreSQL.
-//! - [`contract_accounts`]: the part of the contract about linked upstream accounts.
+//! - [`contract_accounts`]: the part of the contract about linked accounts.
 //! - [`sqlite`]: what is particular to the SQLite backend.
 //! - [`postgres`]: what is particular to the PostgreSQL backend.
 //! - [`support`]: a PostgreSQL schema per test, and fixtures.

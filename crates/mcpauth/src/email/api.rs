@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::{RESET_PAGE, ResetError, VERIFIED_PAGE, same_origin_target, with_param};
 use crate::McpAuth;
-use crate::account::json_params;
-use crate::accounts::AccountError;
+use crate::account_api::json_params;
 use crate::authorize::redirect;
 use crate::errors::{ApiError, NoStore};
+use crate::password_accounts::AccountError;
 
 /// Better Auth's answer to a reset request, whatever the address.
 const RESET_REQUESTED: &str =

@@ -30,7 +30,7 @@ use tokio::sync::{Semaphore, mpsc};
 pub use mailer::{LogMailer, MailError, Mailer, OutgoingMail, SmtpMailer, SmtpOptions, SmtpTls};
 
 use crate::McpAuth;
-use crate::accounts::AccountError;
+use crate::password_accounts::AccountError;
 use crate::rate_limit::{Limit, RateLimited};
 
 /// Whether users must prove they read mail sent to their address (`email_verification`).

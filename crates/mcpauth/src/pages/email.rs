@@ -13,12 +13,12 @@ use mcpauth_core::Params;
 
 use super::{form_post, render, see_other};
 use crate::McpAuth;
-use crate::accounts::MIN_PASSWORD;
 use crate::email::{
     self, MailRequestError, RESET_PAGE, ResetError, VERIFIED_PAGE, request_password_reset,
     request_verification,
 };
 use crate::errors::PageError;
+use crate::password_accounts::MIN_PASSWORD;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
 /// `GET /forgot-password`.

@@ -2,11 +2,11 @@
 //! Plain HTML forms that work without JavaScript; every post carries a CSRF token and must come
 //! from this origin (SECURITY S25); credential posts answer 303 (S19).
 
-mod account;
+mod account_page;
 mod email;
 mod sign_in_methods;
 
-pub use account::{
+pub use account_page::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
 };
 pub use email::{
@@ -24,13 +24,13 @@ use mcpauth_core::return_to::same_origin_path;
 use mcpauth_core::{cimd, redirect_uri};
 
 use crate::McpAuth;
-use crate::account::check_credentials;
-use crate::accounts::AccountError;
+use crate::account_api::check_credentials;
 use crate::authorize::{decide_consent, pending_consent, resume_authorization};
 use crate::authorize::{parse_accept, redirect};
 use crate::browser_session::{SignInRefused, browser_session, end_session, start_session};
 use crate::errors::PageError;
 use crate::params::{params_from_body, read_body};
+use crate::password_accounts::AccountError;
 use crate::views::{
     self, ConsentPage, HomePage, ScopeView, SignInPage, SignUpPage, describe_scope,
 };
@@ -309,7 +309,7 @@ pub(crate) async fn signed_in(
     }
 }
 
-/// The "Continue with …" buttons: every configured upstream provider.
+/// The "Continue with …" buttons: every configured provider.
 fn provider_views(auth: &McpAuth) -> Vec<views::ProviderView> {
     auth.options()
         .identity_providers

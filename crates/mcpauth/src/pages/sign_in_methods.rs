@@ -1,6 +1,6 @@
-//! The account page's "Sign-in methods": the password and the linked upstream providers, with
-//! Unlink (never the last way in, SECURITY S29) and Link (which starts an upstream sign-in that
-//! ends by linking, `upstream::link_start`).
+//! The account page's "Sign-in methods": the password and the linked providers, with
+//! Unlink (never the last way in, SECURITY S29) and Link (which starts an sign-in that
+//! ends by linking, `identity_provider::link_start`).
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -9,7 +9,7 @@ use mcpauth_core::StoreError;
 use mcpauth_core::model::Unlink;
 use serde_json::json;
 
-use super::account::{Message, account_post, show, utc_text};
+use super::account_page::{Message, account_post, show, utc_text};
 use super::see_other;
 use crate::McpAuth;
 use crate::errors::PageError;

@@ -12,13 +12,13 @@ use mcpauth_core::{
 use crate::passwords::PasswordHasher;
 use crate::rate_limit::RateLimited;
 
-pub use mcpauth_core::account::{MAX_PASSWORD, MIN_PASSWORD};
+pub use mcpauth_core::account_fields::{MAX_PASSWORD, MIN_PASSWORD};
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// An email address, password or name that breaks the rules of
-    /// [`mcpauth_core::account`].
+    /// [`mcpauth_core::account_fields`].
     #[error(transparent)]
     Field(#[from] AccountFieldError),
     /// Another account has this email address.

@@ -1,5 +1,5 @@
-//! Sign-in through upstream identity providers (an OpenID provider, GitHub, …): the promises a
-//! provider makes ([`IdentityProvider`]), how one is configured ([`UpstreamProvider`]), and the
+//! Sign-in through identity providers (an OpenID provider, GitHub, …): the promises a
+//! provider makes ([`IdentityProvider`]), how one is configured ([`SignInProvider`]), and the
 //! flow around it (`flow`), which is mcpauth's own and the same for every provider:
 //!
 //! - `state`, `nonce` and the PKCE verifier are made here, kept server-side (the `verification`
@@ -18,7 +18,7 @@ mod flow;
 
 use std::sync::Arc;
 
-pub(crate) use flow::{link_start, upstream_callback, upstream_sign_in};
+pub(crate) use flow::{link_start, provider_callback, sign_in_start};
 pub use mcpauth_core::sign_in_policy::RequiredClaim;
 
 /// What the browser is sent to the provider with. The provider puts these into its
@@ -52,7 +52,7 @@ pub struct CodeExchange<'a> {
 
 /// Who the provider says signed in, after every check the provider's protocol requires.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct UpstreamIdentity {
+pub struct ProviderIdentity {
     /// The provider's stable identifier for the user (`sub`; GitHub's numeric id).
     pub subject: String,
     /// The email address, if the provider shared one.
@@ -71,7 +71,7 @@ pub struct UpstreamIdentity {
 
 /// Why a provider gave no identity.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub enum IdentityProviderError {
     /// The provider's answer failed a check (signature, issuer, audience, expiry, nonce, …) or
     /// the provider refused the code: no sign-in.
     #[error("{0}")]
@@ -81,7 +81,7 @@ pub enum UpstreamError {
     Unavailable(String),
 }
 
-/// An upstream identity provider: the two steps of an authorization code flow. Implementations
+/// An identity provider: the two steps of an authorization code flow. Implementations
 /// must send `state`, the verifier's S256 challenge and (OpenID) the nonce in the authorization request,
 /// and at the exchange must send the verifier, and verify everything their protocol lets them
 /// verify before returning an identity — for OpenID Connect the id_token's signature against
@@ -92,19 +92,19 @@ pub trait IdentityProvider: Send + Sync + 'static {
     async fn authorization_url(
         &self,
         start: &AuthorizationStart<'_>,
-    ) -> Result<url::Url, UpstreamError>;
+    ) -> Result<url::Url, IdentityProviderError>;
 
     /// Redeems the code and returns the verified identity.
     async fn identity(
         &self,
         exchange: &CodeExchange<'_>,
-    ) -> Result<UpstreamIdentity, UpstreamError>;
+    ) -> Result<ProviderIdentity, IdentityProviderError>;
 }
 
-/// A configured upstream provider: its id (in the callback URL and the `account` table's
+/// A configured provider: its id (in the callback URL and the `account` table's
 /// `providerId`), the name on its button, the operator's rules for it, and the implementation.
 #[derive(Clone)]
-pub struct UpstreamProvider {
+pub struct SignInProvider {
     /// Lower-case letters, digits, `-` and `_`, at most 32; unique; not `credential`.
     pub id: String,
     /// Shown as "Continue with {name}".
@@ -112,7 +112,7 @@ pub struct UpstreamProvider {
     /// Treat the provider's email addresses as verified even when it does not say so (for
     /// providers such as Microsoft Entra that never send `email_verified`, when the operator
     /// knows the addresses are the organisation's). Default false: such users sign in by their
-    /// upstream subject, are never linked to an existing account by email, and do not pass an
+    /// subject, are never linked to an existing account by email, and do not pass an
     /// email allow-list.
     pub trust_email: bool,
     /// A claim every identity from this provider must carry (OpenID: from the id_token or
@@ -122,9 +122,9 @@ pub struct UpstreamProvider {
     pub provider: Arc<dyn IdentityProvider>,
 }
 
-impl std::fmt::Debug for UpstreamProvider {
+impl std::fmt::Debug for SignInProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamProvider")
+        f.debug_struct("SignInProvider")
             .field("id", &self.id)
             .field("name", &self.name)
             .field("trust_email", &self.trust_email)

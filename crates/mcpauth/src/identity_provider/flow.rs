@@ -1,4 +1,4 @@
-//! The upstream sign-in flow: the start (`POST {base}/sign-in/social`, Better Auth's path, as a
+//! The sign-in flow: the start (`POST {base}/sign-in/social`, Better Auth's path, as a
 //! form from the sign-in page or as JSON `{provider, callbackURL}`; `POST /account/link` from
 //! the account page), and the callback (`GET {base}/callback/{id}`), which checks the state
 //! (S28), maps the identity to a user (S29) and ends like a password sign-in.
@@ -12,7 +12,9 @@ use mcpauth_core::{DisplayName, Email, Params, StoreError, secret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{AuthorizationStart, CodeExchange, UpstreamError, UpstreamIdentity, UpstreamProvider};
+use super::{
+    AuthorizationStart, CodeExchange, IdentityProviderError, ProviderIdentity, SignInProvider,
+};
 use crate::McpAuth;
 use crate::browser_session::{browser_session, pending_authorization};
 use crate::errors::{ApiError, NoStore, PageError};
@@ -56,7 +58,7 @@ struct Started {
 async fn start(
     auth: &McpAuth,
     headers: &HeaderMap,
-    provider: &UpstreamProvider,
+    provider: &SignInProvider,
     authorize: Option<String>,
     return_to: Option<String>,
     link_user: Option<String>,
@@ -112,8 +114,8 @@ pub(crate) fn callback_url(auth: &McpAuth, provider_id: &str) -> String {
     auth.endpoint(&format!("/callback/{provider_id}"))
 }
 
-fn unavailable(provider: &UpstreamProvider, error: &UpstreamError) -> PageError {
-    tracing::warn!(provider = %provider.id, %error, "upstream identity provider unavailable");
+fn unavailable(provider: &SignInProvider, error: &IdentityProviderError) -> PageError {
+    tracing::warn!(provider = %provider.id, %error, "identity provider unavailable");
     PageError::new(
         StatusCode::BAD_GATEWAY,
         format!("{} is not answering", provider.name),
@@ -131,7 +133,7 @@ fn unknown_provider() -> PageError {
 /// `POST {base}/sign-in/social`: a form from the sign-in page (`provider`, `csrf_token`, the
 /// sealed `authorize_query`, `return_to`), answered with 303 to the provider; or Better Auth's
 /// JSON `{provider, callbackURL}`, answered with `{url, redirect: true}`.
-pub(crate) async fn upstream_sign_in(State(auth): State<McpAuth>, request: Request) -> Response {
+pub(crate) async fn sign_in_start(State(auth): State<McpAuth>, request: Request) -> Response {
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -193,7 +195,7 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
         .hit(Limit::SignInPerIp, &ip, auth.now())
         .await
     {
-        return crate::accounts::AccountError::RateLimited(limited).into_response();
+        return crate::password_accounts::AccountError::RateLimited(limited).into_response();
     }
     let bytes = match read_body(body).await {
         Ok(bytes) => bytes,
@@ -234,7 +236,7 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
 }
 
 /// `POST /account/link` with `provider`: a signed-in user adds a way to sign in. The
-/// callback links the upstream account to this user whatever its email says, as long as the
+/// callback links the account to this user whatever its email says, as long as the
 /// same browser is still signed in as them.
 pub(crate) async fn link_start(State(auth): State<McpAuth>, request: Request) -> Response {
     let (parts, params) = match form_post(&auth, request).await {
@@ -301,7 +303,7 @@ impl From<StoreError> for Refusal {
 }
 
 /// `GET {base}/callback/{id}?code=…&state=…` (or `?error=…&state=…`).
-pub(crate) async fn upstream_callback(
+pub(crate) async fn provider_callback(
     State(auth): State<McpAuth>,
     Path(provider_id): Path<String>,
     RawQuery(query): RawQuery,
@@ -329,7 +331,7 @@ pub(crate) async fn upstream_callback(
 
 async fn callback(
     auth: &McpAuth,
-    provider: Option<&UpstreamProvider>,
+    provider: Option<&SignInProvider>,
     query: Option<&str>,
     headers: &HeaderMap,
     ip: &str,
@@ -414,8 +416,8 @@ async fn callback(
         })
         .await
         .map_err(|error| match error {
-            UpstreamError::Refused(reason) => {
-                tracing::info!(provider = %provider.id, %reason, "upstream identity refused");
+            IdentityProviderError::Refused(reason) => {
+                tracing::info!(provider = %provider.id, %reason, "identity refused");
                 Refusal::new(
                     StatusCode::BAD_REQUEST,
                     "identity_refused",
@@ -426,7 +428,7 @@ async fn callback(
                     ),
                 )
             }
-            unreachable @ UpstreamError::Unavailable(_) => Refusal {
+            unreachable @ IdentityProviderError::Unavailable(_) => Refusal {
                 page: unavailable(provider, &unreachable),
                 reason: "unavailable",
             },
@@ -466,13 +468,13 @@ async fn callback(
     .await)
 }
 
-/// The operator's rules for every upstream sign-in (S29): the provider's required claim, and
+/// The operator's rules for every sign-in (S29): the provider's required claim, and
 /// the email allow-lists, which only a verified address passes. Returns the address and
 /// whether it counts as verified.
 fn check_rules(
     auth: &McpAuth,
-    provider: &UpstreamProvider,
-    identity: &UpstreamIdentity,
+    provider: &SignInProvider,
+    identity: &ProviderIdentity,
 ) -> Result<Option<(Email, bool)>, Refusal> {
     if let Some(required) = &provider.required_claim
         && !required.is_met_by(&identity.claims)
@@ -502,7 +504,7 @@ fn check_rules(
     Ok(email)
 }
 
-fn not_allowed(provider: &UpstreamProvider) -> Refusal {
+fn not_allowed(provider: &SignInProvider) -> Refusal {
     Refusal::new(
         StatusCode::FORBIDDEN,
         "email_not_allowed",
@@ -519,8 +521,8 @@ fn not_allowed(provider: &UpstreamProvider) -> Refusal {
 /// belongs to a user but is not verified on both sides is refused rather than linked (S29).
 async fn account_for(
     auth: &McpAuth,
-    provider: &UpstreamProvider,
-    identity: &UpstreamIdentity,
+    provider: &SignInProvider,
+    identity: &ProviderIdentity,
     email: Option<(Email, bool)>,
     ip: &str,
 ) -> Result<User, Refusal> {
@@ -628,8 +630,8 @@ async fn account_for(
 
 async fn linked_user(
     auth: &McpAuth,
-    provider: &UpstreamProvider,
-    identity: &UpstreamIdentity,
+    provider: &SignInProvider,
+    identity: &ProviderIdentity,
 ) -> Result<User, Refusal> {
     auth.store()
         .user_by_account(&provider.id, &identity.subject)
@@ -651,8 +653,8 @@ async fn linked_user(
 /// signed in as them.
 async fn link(
     auth: &McpAuth,
-    provider: &UpstreamProvider,
-    identity: &UpstreamIdentity,
+    provider: &SignInProvider,
+    identity: &ProviderIdentity,
     link_user: &str,
     headers: &HeaderMap,
 ) -> Result<User, Refusal> {
@@ -700,7 +702,7 @@ async fn link(
     }
 }
 
-fn linked_elsewhere(provider: &UpstreamProvider) -> Refusal {
+fn linked_elsewhere(provider: &SignInProvider) -> Refusal {
     Refusal::new(
         StatusCode::CONFLICT,
         "linked_elsewhere",

@@ -1,4 +1,4 @@
-//! Another mcpauth as the upstream OpenID provider (it is one: discovery, ES256 id_tokens,
+//! Another mcpauth as the identity provider OpenID provider (it is one: discovery, ES256 id_tokens,
 //! JWKS). It runs in-process on `127.0.0.1` while the server under test is `localhost`, so the
 //! test browser keeps their cookies apart. The downstream is registered there as a trusted
 //! client whose redirect URI is the downstream's callback.
@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// The upstream mcpauth, with the downstream registered as a client.
-async fn upstream_mcpauth() -> TestApp {
+/// The identity-provider mcpauth, with the downstream registered as a client.
+async fn idp_mcpauth() -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,18 +36,15 @@ async fn upstream_mcpauth() -> TestApp {
 
 #[tokio::test]
 async fn s28_sign_in_through_another_mcpauth_resumes_the_mcp_authorization() {
-    let upstream = upstream_mcpauth().await;
+    let idp = idp_mcpauth().await;
     let app = spawn_app_with(|s| {
-        s.identity_providers = vec![oidc_provider("corp", &upstream.base)];
+        s.identity_providers = vec![oidc_provider("corp", &idp.base)];
     })
     .await;
     let browser = browser();
-    // The person has an account at the upstream and is signed in there.
+    // The person has an account at the identity provider and is signed in there.
     let email = unique_email();
-    assert_eq!(
-        upstream.sign_up(&browser, &email).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(idp.sign_up(&browser, &email).await.status(), StatusCode::OK);
 
     // An MCP client starts an authorization here; the browser has no session.
     let client_id = app.register_public(REDIRECT_URI).await;
@@ -63,7 +60,7 @@ async fn s28_sign_in_through_another_mcpauth_resumes_the_mcp_authorization() {
 
     // "Continue with Provider corp", the round trip, the callback.
     let authorization_url = press_provider_button(&app, &browser, &sign_in_page, "corp").await;
-    assert!(authorization_url.starts_with(&upstream.url("/api/auth/mcp/authorize?")));
+    assert!(authorization_url.starts_with(&idp.url("/api/auth/mcp/authorize?")));
     let trip = through_provider(&app, &browser, &authorization_url).await;
     assert_eq!(trip.status(), StatusCode::SEE_OTHER);
 
@@ -92,7 +89,7 @@ async fn s28_sign_in_through_another_mcpauth_resumes_the_mcp_authorization() {
         StatusCode::OK
     );
 
-    // The user exists here now, created from the upstream identity and linked to it.
+    // The user exists here now, created from the identity and linked to it.
     assert_eq!(
         signed_in_as(&app, &browser).await.as_deref(),
         Some(email.as_str())
@@ -107,11 +104,11 @@ async fn s28_sign_in_through_another_mcpauth_resumes_the_mcp_authorization() {
     .await
     .unwrap();
     assert_eq!(provider, "corp");
-    // The upstream's users signed up with a password: it says `email_verified: false`.
+    // The identity provider's users signed up with a password: it says `email_verified: false`.
     assert!(!verified);
 
-    // A second sign-in finds the same user by the upstream subject.
-    let other_browser = browser_signed_in_upstream(&upstream, &email).await;
+    // A second sign-in finds the same user by the subject.
+    let other_browser = browser_signed_in_at_idp(&idp, &email).await;
     let trip = sign_in_with(&app, &other_browser, "corp").await;
     assert_eq!(trip.status(), StatusCode::SEE_OTHER);
     let users: i64 = sqlx::query_scalar(r#"SELECT COUNT(*) FROM "user""#)
@@ -121,12 +118,12 @@ async fn s28_sign_in_through_another_mcpauth_resumes_the_mcp_authorization() {
     assert_eq!(users, 1);
 }
 
-/// A browser signed in at `upstream` as the existing user `email`.
-async fn browser_signed_in_upstream(upstream: &TestApp, email: &str) -> reqwest::Client {
+/// A browser signed in at `identity_provider` as the existing user `email`.
+async fn browser_signed_in_at_idp(idp: &TestApp, email: &str) -> reqwest::Client {
     let browser = browser();
     let response = browser
-        .post(upstream.url("/api/auth/sign-in/email"))
-        .header("origin", &upstream.base)
+        .post(idp.url("/api/auth/sign-in/email"))
+        .header("origin", &idp.base)
         .json(&json!({ "email": email, "password": PASSWORD }))
         .send()
         .await
@@ -136,23 +133,20 @@ async fn browser_signed_in_upstream(upstream: &TestApp, email: &str) -> reqwest:
 }
 
 #[tokio::test]
-async fn s29_an_unverified_upstream_email_does_not_take_over_a_local_account() {
-    let upstream = upstream_mcpauth().await;
+async fn s29_an_unverified_provider_email_does_not_take_over_a_local_account() {
+    let idp = idp_mcpauth().await;
     let app = spawn_app_with(|s| {
-        s.identity_providers = vec![oidc_provider("corp", &upstream.base)];
+        s.identity_providers = vec![oidc_provider("corp", &idp.base)];
     })
     .await;
-    // The same address has a password account here and (unverified) at the upstream.
+    // The same address has a password account here and (unverified) at the idp.
     let email = unique_email();
     assert_eq!(
         app.sign_up(&client(), &email).await.status(),
         StatusCode::OK
     );
     let browser = browser();
-    assert_eq!(
-        upstream.sign_up(&browser, &email).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(idp.sign_up(&browser, &email).await.status(), StatusCode::OK);
 
     let trip = sign_in_with(&app, &browser, "corp").await;
     assert_eq!(trip.status(), StatusCode::CONFLICT);

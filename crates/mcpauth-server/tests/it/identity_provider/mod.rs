@@ -1,4 +1,4 @@
-//! Sign-in through upstream identity providers (`[[identity_providers]]`, SECURITY S28, S29):
+//! Sign-in through identity providers (`[[identity_providers]]`, SECURITY S28, S29):
 //!
 //! - `second_mcpauth`: another mcpauth, started in-process on its own host name, is the OpenID
 //!   provider; a browser signs in there and completes an MCP authorization here;
@@ -34,7 +34,7 @@ pub fn oidc_provider(id: &str, issuer: &str) -> IdentityProviderSettings {
     }
 }
 
-/// What one trip through an upstream provider ended with.
+/// What one trip through an provider ended with.
 pub struct Trip {
     /// The callback URL the provider sent the browser to.
     pub callback: String,

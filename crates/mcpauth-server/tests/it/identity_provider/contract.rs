@@ -7,8 +7,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth::upstream::{AuthorizationStart, CodeExchange};
-use mcpauth::{IdentityProvider, UpstreamError};
+use mcpauth::identity_provider::{AuthorizationStart, CodeExchange};
+use mcpauth::{IdentityProvider, IdentityProviderError};
 use mcpauth_idp::{GitHubConfig, GitHubProvider, HttpOptions, OidcConfig, OidcProvider};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -83,7 +83,7 @@ async fn contract(provider: &dyn IdentityProvider, client_id: &str, openid: bool
         })
         .await;
     assert!(
-        matches!(refused, Err(UpstreamError::Refused(_))),
+        matches!(refused, Err(IdentityProviderError::Refused(_))),
         "{refused:?}"
     );
     // A code never issued: refused.
@@ -96,7 +96,7 @@ async fn contract(provider: &dyn IdentityProvider, client_id: &str, openid: bool
         })
         .await;
     assert!(
-        matches!(refused, Err(UpstreamError::Refused(_))),
+        matches!(refused, Err(IdentityProviderError::Refused(_))),
         "{refused:?}"
     );
     // The right verifier: the identity.
@@ -150,7 +150,10 @@ async fn a_provider_that_cannot_be_reached_is_unavailable() {
         code_verifier: "v",
     };
     let error = oidc(&nowhere).authorization_url(&start).await.unwrap_err();
-    assert!(matches!(error, UpstreamError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, IdentityProviderError::Unavailable(_)),
+        "{error:?}"
+    );
     let exchange = CodeExchange {
         redirect_uri: REDIRECT,
         code: "c",
@@ -158,5 +161,8 @@ async fn a_provider_that_cannot_be_reached_is_unavailable() {
         nonce: "n",
     };
     let error = github(&nowhere).identity(&exchange).await.unwrap_err();
-    assert!(matches!(error, UpstreamError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, IdentityProviderError::Unavailable(_)),
+        "{error:?}"
+    );
 }

@@ -1,7 +1,7 @@
-//! SECURITY S29: which user an upstream identity signs in as. A second provider links to an
+//! SECURITY S29: which user an identity signs in as. A second provider links to an
 //! existing user only when both sides assert a verified email (or the signed-in user links it
 //! from the account page); unlinking never removes the last way in; the allow-lists and a
-//! provider's required claim apply to every upstream sign-in (and the lists to password
+//! provider's required claim apply to every sign-in (and the lists to password
 //! sign-up); a disabled user stays out whatever the provider says.
 
 use reqwest::{Client, StatusCode};
@@ -315,7 +315,7 @@ async fn s29_unlinking_the_last_method_is_refused_and_linking_from_the_account_p
 }
 
 #[tokio::test]
-async fn s29_an_upstream_account_linked_to_someone_else_is_not_linked_again() {
+async fn s29_a_provider_account_linked_to_someone_else_is_not_linked_again() {
     let (app, op) = two_providers(|_| {}).await;
     op.next_identity("bob-beta", verified("bob@example.com"));
     assert_eq!(

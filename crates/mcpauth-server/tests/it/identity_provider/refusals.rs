@@ -1,7 +1,7 @@
 //! SECURITY S28 against the test OP: an id_token from another issuer or for another audience,
 //! with a wrong nonce, expired, or signed by a key the provider does not publish is refused;
 //! `state` is single-use, bound to the browser that started the sign-in, and unknown states are
-//! refused; the upstream's `access_denied` ends on an error page. A refusal never leaves a
+//! refused; the provider's `access_denied` ends on an error page. A refusal never leaves a
 //! session or a user behind.
 
 use reqwest::StatusCode;

@@ -9,10 +9,10 @@ use mcpauth_core::model::{GrantSummary, Session, User};
 
 use super::{form_post, render, see_other};
 use crate::McpAuth;
-use crate::account::check_credentials;
-use crate::accounts::{AccountError, MIN_PASSWORD};
+use crate::account_api::check_credentials;
 use crate::browser_session::browser_session;
 use crate::errors::{FormRefusal, PageError};
+use crate::password_accounts::{AccountError, MIN_PASSWORD};
 use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;

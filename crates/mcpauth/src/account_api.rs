@@ -11,7 +11,6 @@ use mcpauth_core::model::User;
 use serde_json::{Value, json};
 
 use crate::McpAuth;
-use crate::accounts::AccountError;
 use crate::authorize::resume_authorization;
 use crate::browser_session::{
     SignInRefused, browser_session, end_session, pending_authorization, start_session,
@@ -19,6 +18,7 @@ use crate::browser_session::{
 use crate::email::EmailVerification;
 use crate::errors::{ApiError, NoStore};
 use crate::params::{params_from_body, read_body};
+use crate::password_accounts::AccountError;
 use crate::rate_limit::Limit;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;

@@ -1,4 +1,4 @@
-// End-to-end test of sign-in through an upstream OpenID provider, in a real browser.
+// End-to-end test of sign-in through an OpenID provider, in a real browser.
 //
 // Runs panva's oidc-provider (OpenID-certified, pinned in package.json) in this process as the
 // upstream, starts `mcpauth serve` with two `[[identity_providers]]` pointing at it, and drives
@@ -15,7 +15,7 @@
 // oidc-provider puts no email in its id_tokens when an access token can fetch it
 // (`conformIdTokenClaims`), so this also exercises mcpauth's userinfo path.
 //
-//   npm ci && node --test upstream.test.mjs     # after `cargo build -p mcpauth-server`
+//   npm ci && node --test identity_provider.test.mjs     # after `cargo build -p mcpauth-server`
 //
 // Environment: MCPAUTH_BIN, CHROMIUM_BIN, SCREENSHOT_DIR, E2E_KEEP_TMP (as browser.test.mjs).
 import { test, before, after } from "node:test";
