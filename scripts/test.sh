@@ -4,8 +4,8 @@
 #
 #   scripts/test.sh
 #
-# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c and 6b included), which need
-# the binary of step 3 and are skipped without it):
+# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c, 5b and 6b included), which
+# need the binary of step 3 and are skipped without it):
 #   1. build the library examples   cargo build -p mcpauth --examples   (step 2's example test runs one)
 #   2. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
 #   3. build the server binary      cargo build -p mcpauth-server   (reuses step 2's artifacts)
@@ -14,6 +14,9 @@
 #                                   verification; mail received by smtp-server from npm)
 #   4c. identity provider (browser) e2e/browser: node --test identity_provider.test.mjs   (oidc-provider in-process as the identity provider)
 #   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
+#   5b. container image             deploy/test-image.sh   (podman: the image recipe with step 3's binary;
+#                                   health, flow, volume across a restart, SIGTERM, two instances on
+#                                   PostgreSQL + Redis behind a proxy; deploy/compose.yaml checked)
 #   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
 #   6b. CIMD interop                interop/ts: node --test cimd.test.mjs   (TS SDK clientMetadataUrl, mcp-remote --client-metadata-url; openssl)
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
@@ -129,6 +132,13 @@ with_binary "browser end-to-end test (e2e/browser)" browser_test
 with_binary "browser email test: password reset, verification (e2e/browser/email.test.mjs)" browser_email_test
 with_binary "sign-in through an identity provider in the browser (e2e/browser: oidc-provider)" identity_provider_browser_test
 with_binary "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "$root/e2e/peer-flow/run.sh"
+
+# ---- container image (deploy/) ----
+# Builds the FROM scratch image from deploy/Containerfile with the debug binary of the build step
+# (a release build would cost CI minutes: see deploy/test-image.sh) and tests it with podman on
+# loopback. Needs podman (.ci/run installs it), PostgreSQL and Redis (as the Rust tests do).
+with_binary "container image (deploy/test-image.sh: podman, debug binary)" "$root/deploy/test-image.sh"
+# ---- end of container image ----
 
 # ---- interop: TypeScript SDK clients and the conformance suite (interop/ts, interop/conformance) ----
 # Both start their own `mcpauth serve` ($MCPAUTH_BIN) and need the binary of the build step above.

@@ -423,6 +423,50 @@ async fn rate_limit_backend(
     })
 }
 
+/// `mcpauth healthcheck`: GETs `/healthz` from the server listening on `bind` (on loopback
+/// when `bind` is 0.0.0.0 or `[::]`) over plain HTTP/1.1, each step bounded by `timeout`; Ok
+/// on a 200. For container health checks: the image has no curl.
+pub fn health_check(bind: &str, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, ToSocketAddrs};
+
+    let mut address = bind
+        .to_socket_addrs()
+        .with_context(|| format!("bind address {bind} does not resolve"))?
+        .next()
+        .with_context(|| format!("bind address {bind} does not resolve"))?;
+    anyhow::ensure!(
+        address.port() != 0,
+        "bind {bind} has no fixed port to check"
+    );
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let url = format!("http://{address}/healthz");
+    let mut stream = TcpStream::connect_timeout(&address, timeout)
+        .with_context(|| format!("could not connect to {address}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    stream
+        .take(1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("no answer from {url}"))?;
+    let head = String::from_utf8_lossy(&head);
+    let status_line = head.lines().next().unwrap_or_default();
+    match status_line.split(' ').nth(1) {
+        Some("200") => Ok(()),
+        _ => anyhow::bail!("{url} answered {status_line:?}"),
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM. The signal handlers are installed when this is called,
 /// not when the future is first polled: call it before announcing that the server is ready, so
 /// that a SIGTERM sent right after the announcement stops it cleanly.

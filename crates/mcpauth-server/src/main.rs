@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Exit 0 when the server `serve` would run with these settings answers GET /healthz
+    /// (on loopback when it binds 0.0.0.0): the container image's HEALTHCHECK (no curl there).
+    Healthcheck,
     /// Manage the id_token signing keys.
     Keys {
         #[command(subcommand)]
@@ -356,6 +359,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown).await?;
             tracing::info!("stopped");
             Ok(())
+        }
+        Command::Healthcheck => {
+            let settings = load_settings(cli.config.as_deref(), flags)?;
+            mcpauth_server::health_check(&settings.bind, std::time::Duration::from_secs(5))
         }
         Command::Migrate => {
             let settings = load_settings(cli.config.as_deref(), flags)?;

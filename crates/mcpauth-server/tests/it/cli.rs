@@ -588,3 +588,63 @@ async fn pool_and_rate_limit_backend_settings() {
         text(&output.stderr)
     );
 }
+
+/// Runs `mcpauth healthcheck` with `MCPAUTH_BIND=bind` (the container image sets it so).
+async fn healthcheck(dir: &Path, bind: &str) -> Output {
+    run(mcpauth(dir).arg("healthcheck").env("MCPAUTH_BIND", bind)).await
+}
+
+/// `mcpauth healthcheck`, the container image's HEALTHCHECK: exit 0 while the server its settings
+/// name answers /healthz with 200 (asked on loopback when it binds 0.0.0.0); exit 1 with the
+/// reason on any other status or when nothing listens.
+#[tokio::test]
+async fn healthcheck_asks_the_configured_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("health.db");
+    let server = Server::start(
+        dir.path(),
+        &["--bind", "0.0.0.0:0", "--database-url", &sqlite_url(&db)],
+    )
+    .await;
+    let port = server.address.rsplit(':').next().unwrap().to_owned();
+    let bind = format!("0.0.0.0:{port}");
+    let output = healthcheck(dir.path(), &bind).await;
+    assert!(
+        output.status.success(),
+        "healthcheck against the live server on {bind}: {}",
+        text(&output.stderr)
+    );
+
+    server.terminate().await;
+    let output = healthcheck(dir.path(), &bind).await;
+    assert!(
+        !output.status.success(),
+        "nothing listens on {bind} any more"
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("could not connect"), "{stderr}");
+
+    // Something that answers, but not 200: unhealthy.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bind = listener.local_addr().unwrap().to_string();
+    let answer = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 1024];
+        let read = socket.read(&mut request).await.unwrap();
+        socket
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&request[..read]).into_owned()
+    });
+    let output = healthcheck(dir.path(), &bind).await;
+    let request = answer.await.unwrap();
+    assert!(
+        request.starts_with("GET /healthz HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(!output.status.success(), "a 503 is not healthy");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("503"), "{stderr}");
+}
