@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::model::User;
-use mcpauth_core::return_to::same_origin_path;
+use mcpauth_core::return_to;
 use mcpauth_core::{DisplayName, Email, Params, StoreError, secret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -175,8 +175,8 @@ pub(crate) async fn sign_in_start(State(auth): State<McpAuth>, request: Request)
         Some(_) => None,
         None => params
             .get("return_to")
-            .and_then(same_origin_path)
-            .map(str::to_owned),
+            .and_then(|raw| return_to::same_origin(raw, &auth.options().issuer).ok())
+            .map(|target| target.into_owned()),
     };
     match start(&auth, &parts.headers, provider, authorize, return_to, None).await {
         Ok(started) => see_other(&started.url, [started.cookie]),
@@ -215,8 +215,8 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
     let authorize = pending_authorization(auth, &parts.headers);
     let return_to = params
         .get("callbackURL")
-        .and_then(same_origin_path)
-        .map(str::to_owned);
+        .and_then(|raw| return_to::same_origin(raw, &auth.options().issuer).ok())
+        .map(|target| target.into_owned());
     match start(auth, &parts.headers, provider, authorize, return_to, None).await {
         Ok(started) => {
             let mut response = NoStore(axum::Json(json!({
