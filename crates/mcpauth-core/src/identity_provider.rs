@@ -1,7 +1,7 @@
 //! The identity-provider seam (SECURITY S28): what an identity provider (an OpenID provider,
 //! GitHub, …) promises to mcpauth's sign-in flow, as [`Store`](crate::Store) is the seam to the
 //! database. The flow around it — state, nonce and PKCE verifier kept server-side, the
-//! callback, the linking decision — is the
+//! callback, the linking decision ([`account_linking`](crate::account_linking)) — is the
 //! same for every provider; an implementation only speaks its provider's protocol
 //! (`mcpauth-idp` holds generic OpenID Connect and GitHub).
 

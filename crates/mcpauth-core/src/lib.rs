@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod account_fields;
+pub mod account_linking;
 pub mod authorization_request;
 pub mod cimd;
 pub mod client_registration;

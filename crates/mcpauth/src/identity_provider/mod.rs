@@ -9,7 +9,8 @@
 //! - the identity the provider vouches for is then checked against the operator's rules — a
 //!   required claim, the email allow-lists — and mapped to a user: the account already linked,
 //!   a new user, or (only when both sides assert a verified email) an existing user it links to
-//!   (S29);
+//!   (S29). That decision is a pure function of core (`mcpauth_core::account_linking`); the
+//!   flow fetches what it needs, calls it and carries out what it decides;
 //! - the browser session is created by the same function as after a password sign-in, which
 //!   keeps disabled users out, and an MCP authorization in progress resumes from there.
 //!
