@@ -249,7 +249,9 @@ pub(crate) async fn link_start(State(auth): State<McpAuth>, request: Request) ->
     }
 }
 
-/// `GET {base}/callback/{id}?code=…&state=…` (or `?error=…&state=…`).
+/// `GET {base}/callback/{id}?code=…&state=…` (or `?error=…&state=…`). Counts against
+/// `sign_in_per_ip` like the start, before the state is taken: a limited browser can come back
+/// with the same answer once the window has passed.
 pub(crate) async fn provider_callback(
     State(auth): State<McpAuth>,
     Path(provider_id): Path<String>,
@@ -261,6 +263,9 @@ pub(crate) async fn provider_callback(
     let ip = auth.site().client_ip(headers, &parts.extensions);
     let provider = auth.identity_provider(&provider_id);
     let name = provider.map_or("", |p| p.name.as_str());
+    if let Err(failure) = sign_in_limit(&auth, &ip).await {
+        return failure.page_response(name);
+    }
     match callback(&auth, provider, query.as_deref(), headers, &ip).await {
         Ok(response) => response,
         Err(failure) => {
