@@ -1,4 +1,5 @@
-//! `return_to`/`next` on the sign-in and sign-out pages: same-origin paths only.
+//! Where a page or an API may send the browser back to (`return_to`, `callbackURL`,
+//! `redirectTo`): a same-origin path, or a URL of the issuer's origin given back as its path.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -6,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(path) = mcpauth_core::return_to::same_origin_path(raw) {
+    if let Ok(path) = mcpauth_core::return_to::same_origin(raw, "https://auth.example.com") {
         // What it accepts is a path on this origin: never scheme- or host-relative.
         assert!(path.starts_with('/'), "{raw:?} -> {path:?}");
         assert!(

@@ -15,7 +15,16 @@
 //! - [`account_fields`]: email, password and display-name rules for user accounts.
 //! - [`sign_in_policy`]: who may have an account: email allow-lists and an identity provider's
 //!   required claim (SECURITY S29).
-//! - [`return_to`]: where a page may send the browser back to (same-origin paths only).
+//! - [`account_linking`]: the linking decision (SECURITY S29): which user a sign-in through an
+//!   identity provider becomes (sign in, create, link by verified email, link from the account
+//!   page) or why it is refused, as one pure function of what the flow knows.
+//! - [`identity_provider`]: the `IdentityProvider` seam (SECURITY S28) — what a provider
+//!   (OpenID Connect, GitHub, in `mcpauth-idp`) promises the sign-in flow, as `Store` is the
+//!   database's.
+//! - [`return_to`]: where a page or an API may send the browser back to (`return_to`,
+//!   `callbackURL`, `redirectTo`; SECURITY S20): one rule, same-origin targets only.
+//! - [`protected_resource`]: where a protected resource is served and where its metadata
+//!   lives (RFC 9728 §3.1).
 //! - [`secret`]: random tokens, their at-rest hashes, constant-time comparison, HMAC signing and
 //!   the authenticated encryption used for the refresh-retry response.
 //! - [`pkce`]: RFC 7636 code challenges (S256 only).
@@ -29,15 +38,18 @@
 #![warn(missing_docs)]
 
 pub mod account_fields;
+pub mod account_linking;
 pub mod authorization_request;
 pub mod cimd;
 pub mod client_registration;
 pub mod clock;
 pub mod error;
 pub mod grant;
+pub mod identity_provider;
 pub mod model;
 pub mod params;
 pub mod pkce;
+pub mod protected_resource;
 pub mod redirect_uri;
 pub mod return_to;
 pub mod scope;
@@ -51,6 +63,7 @@ pub use client_registration::ClientRegistration;
 pub use clock::{Clock, ManualClock, SystemClock, UtcDateTime};
 pub use error::{ErrorCode, OAuthError, StoreError};
 pub use grant::{RefreshReusePolicy, RefreshTokenPolicy};
+pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 pub use params::Params;
 pub use redirect_uri::RedirectUri;
 pub use scope::Scopes;

@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mcpauth::{JsonRpc, McpAuth, McpAuthLayer, McpSession};
+use mcpauth_core::protected_resource;
 use tower::{Service, ServiceBuilder};
 
 use crate::identity::{Identities, IdentityError};
@@ -128,7 +129,7 @@ impl Gateway {
             return Err(GatewayError::UnknownResource(upstream.resource.clone()));
         }
         let path = url::Url::parse(&upstream.resource)
-            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .map(|u| protected_resource::locate(&u).path)
             .map_err(|_| GatewayError::UnknownResource(upstream.resource.clone()))?;
         // An https upstream's certificate is verified (system roots plus any extra ones); no
         // option turns verification off.

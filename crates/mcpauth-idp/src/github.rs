@@ -7,8 +7,9 @@
 //! tests can run against a local stand-in serving GitHub's documented shapes (GitHub itself
 //! cannot be reached from the test machines).
 
-use mcpauth::identity_provider::{AuthorizationStart, CodeExchange};
-use mcpauth::{IdentityProvider, IdentityProviderError, ProviderIdentity};
+use mcpauth_core::identity_provider::{
+    AuthorizationStart, CodeExchange, IdentityProvider, IdentityProviderError, ProviderIdentity,
+};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,

@@ -1,7 +1,11 @@
-//! identity providers for mcpauth: implementations of
-//! [`mcpauth::IdentityProvider`], which the `mcpauth` binary builds from
-//! `[[identity_providers]]`. The rules around them (state, nonce, PKCE, linking, allow-lists)
-//! are the library's (`mcpauth::identity_provider`); this crate only speaks each provider's protocol.
+//! Identity providers for mcpauth: implementations of
+//! [`mcpauth_core::identity_provider::IdentityProvider`] (the seam in core, next to `Store`;
+//! re-exported as `mcpauth::IdentityProvider`), which the `mcpauth` binary builds from
+//! `[[identity_providers]]`. This crate depends on `mcpauth-core` only, as the store does. The
+//! rules around a provider are mcpauth's: the flow (state, nonce, PKCE) is the library's
+//! (`mcpauth::identity_provider`), the linking decision and the allow-lists are core's
+//! (`mcpauth_core::account_linking`, `mcpauth_core::sign_in_policy`); this crate only speaks
+//! each provider's protocol.
 //!
 //! - [`oidc`]: any OpenID Connect provider, from its issuer URL (discovery, the code flow with
 //!   PKCE and nonce, the id_token verified against the provider's JWKS by `openidconnect`,

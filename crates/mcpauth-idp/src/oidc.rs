@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth::identity_provider::{AuthorizationStart, CodeExchange};
-use mcpauth::{IdentityProvider, IdentityProviderError, ProviderIdentity};
+use mcpauth_core::identity_provider::{
+    AuthorizationStart, CodeExchange, IdentityProvider, IdentityProviderError, ProviderIdentity,
+};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };

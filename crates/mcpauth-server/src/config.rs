@@ -822,7 +822,7 @@ impl Settings {
 /// The path of a URL, without a trailing slash (`/api/mcp`).
 fn path_of(url: &str) -> String {
     url::Url::parse(url)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .map(|u| mcpauth_core::protected_resource::locate(&u).path)
         .unwrap_or_default()
 }
 

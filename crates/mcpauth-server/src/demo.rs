@@ -142,7 +142,7 @@ pub fn router(auth: &McpAuth) -> Router {
             config,
         );
     let path = url::Url::parse(&auth.options().resource)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .map(|u| mcpauth_core::protected_resource::locate(&u).path)
         .unwrap_or_else(|_| "/api/mcp".to_owned());
     let guarded = ServiceBuilder::new()
         .layer(mcpauth::cors())

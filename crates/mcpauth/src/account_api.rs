@@ -131,9 +131,9 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
     // Better Auth's `callbackURL`: where the verification link leads (this origin only).
     let callback = match params.get("callbackURL").filter(|c| !c.is_empty()) {
         None => crate::email::VERIFIED_PAGE.to_owned(),
-        Some(raw) => match crate::email::same_origin_target(&auth.options().issuer, raw) {
-            Some(target) => target,
-            None => {
+        Some(raw) => match mcpauth_core::return_to::same_origin(raw, &auth.options().issuer) {
+            Ok(target) => target.into_owned(),
+            Err(_) => {
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
                     "INVALID_CALLBACK_URL",

@@ -8,18 +8,23 @@
 //!   §3, RFC 9728 §5.1): missing or unusable tokens (401, or 503 when the store is down) and
 //!   missing scopes (403 `insufficient_scope`);
 //! - [`PageError`] and [`FormRefusal`]: HTML pages for the browser;
+//! - [`SignInFailure`]: why a sign-in through an identity provider ended on an error page (or
+//!   the JSON start's error), core's linking [`Refusal`]s among them, with the reason the audit
+//!   log records;
 //! - [`NoStore`]: the `Cache-Control: no-store` wrapper every answer carrying a secret or
 //!   personal data goes through.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use mcpauth_core::account_linking::Refusal;
 use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::cimd::ClientLookupError;
 use crate::email::{MailRequestError, ResetError};
 use crate::password_accounts::AccountError;
+use crate::rate_limit::RateLimited;
 use crate::views::ErrorPage;
 
 /// A response that no cache may keep (RFC 6749 §5.1, RFC 9111 §5.2.2.5): `Cache-Control:
@@ -411,6 +416,231 @@ impl IntoResponse for PageError {
         match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(_) => (self.status, self.message).into_response(),
+        }
+    }
+}
+
+/// Why a sign-in through an identity provider (the start, the callback, a link from the account
+/// page) ended without a session: the page each gets, the reason `upstream_sign_in.refused`
+/// records (operator-visible data: do not rename), and the JSON start's error.
+#[derive(Debug)]
+pub(crate) enum SignInFailure {
+    /// No provider has this id.
+    UnknownProvider,
+    /// The `state` or the answer around it does not hold up (SECURITY S28).
+    State(BadState),
+    /// The user cancelled or refused at the provider (`error=access_denied`).
+    Cancelled,
+    /// The provider answered with another `error` (its code, shortened).
+    ProviderError(String),
+    /// The provider's answer failed its checks (`IdentityProviderError::Refused`).
+    IdentityRefused,
+    /// The provider could not be reached.
+    Unavailable,
+    /// The linking decision refused (SECURITY S29).
+    Linking(Refusal),
+    /// A concurrent first sign-in of the same address made the user, and this identity is not
+    /// the one linked to them.
+    TakenMeanwhile,
+    /// Over `sign_in_per_ip`.
+    RateLimited(RateLimited),
+    /// The pending sign-in could not be recorded.
+    NotStarted(String),
+    /// The store failed.
+    Storage(StoreError),
+}
+
+/// What about a callback's `state` does not hold up; each says so on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadState {
+    /// The callback's query could not be parsed.
+    Unreadable,
+    /// The callback has no `state`.
+    Missing,
+    /// No pending sign-in under it: expired, or taken already.
+    ExpiredOrUsed,
+    /// The pending sign-in's record could not be read.
+    RecordUnreadable,
+    /// The browser cookie does not match the one the sign-in started with.
+    OtherBrowser,
+    /// The sign-in was started with another provider.
+    OtherProvider,
+    /// The callback has neither `code` nor `error`.
+    NoCode,
+    /// The provider's display name could not be used for a new user.
+    NameUnusable,
+}
+
+impl From<StoreError> for SignInFailure {
+    fn from(error: StoreError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+impl From<BadState> for SignInFailure {
+    fn from(bad: BadState) -> Self {
+        Self::State(bad)
+    }
+}
+
+impl From<Refusal> for SignInFailure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Linking(refusal)
+    }
+}
+
+impl SignInFailure {
+    /// The reason recorded with `upstream_sign_in.refused`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownProvider => "unknown_provider",
+            Self::State(_) => "state",
+            Self::Cancelled => "access_denied",
+            Self::ProviderError(_) => "provider_error",
+            Self::IdentityRefused => "identity_refused",
+            Self::Unavailable => "unavailable",
+            Self::Linking(refusal) => refusal.reason(),
+            Self::TakenMeanwhile => "email_in_use",
+            Self::RateLimited(_) => "rate_limited",
+            Self::NotStarted(_) | Self::Storage(_) => "storage",
+        }
+    }
+
+    /// The error page, worded with the provider's display name.
+    pub(crate) fn page(self, provider: &str) -> PageError {
+        let bad_state = |message: &str| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "This sign-in can't be completed",
+                format!("{message} Go back to the sign-in page and start again."),
+            )
+        };
+        let not_allowed =
+            |message: String| PageError::new(StatusCode::FORBIDDEN, "Not allowed", message);
+        let in_use = |message: String| {
+            PageError::new(
+                StatusCode::CONFLICT,
+                "This email already has an account",
+                message,
+            )
+        };
+        match self {
+            Self::UnknownProvider => PageError::bad_request("There is no such sign-in provider."),
+            Self::State(bad) => bad_state(match bad {
+                BadState::Unreadable => "The answer from the provider could not be read.",
+                BadState::Missing => "The answer from the provider has no state.",
+                BadState::ExpiredOrUsed => "This sign-in has expired or was already completed.",
+                BadState::RecordUnreadable => "This sign-in could not be read.",
+                BadState::OtherBrowser => "This sign-in was started in another browser.",
+                BadState::OtherProvider => "This sign-in was started with another provider.",
+                BadState::NoCode => "The answer from the provider has no code.",
+                BadState::NameUnusable => "The name from the provider could not be used.",
+            }),
+            Self::Cancelled => PageError::new(
+                StatusCode::FORBIDDEN,
+                "Sign-in cancelled",
+                format!("{provider} did not sign you in: the request was denied or cancelled."),
+            ),
+            Self::ProviderError(code) => PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                format!("{provider} could not sign you in ({code})."),
+            ),
+            Self::IdentityRefused => PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                format!(
+                    "The answer from {provider} did not pass mcpauth's checks, so you were not signed in."
+                ),
+            ),
+            Self::Unavailable => PageError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("{provider} is not answering"),
+                format!(
+                    "Signing in with {provider} did not work because it could not be reached. Try again in a moment."
+                ),
+            ),
+            Self::Linking(refusal) => match refusal {
+                Refusal::RequiredClaimMissing => not_allowed(format!(
+                    "Your {provider} account is not allowed to sign in here."
+                )),
+                Refusal::EmailNotAllowed => not_allowed(format!(
+                    "The email address of your {provider} account is not allowed to sign in here, or {provider} did not say it is verified."
+                )),
+                Refusal::NoEmail => PageError::new(
+                    StatusCode::FORBIDDEN,
+                    "No email address",
+                    format!(
+                        "{provider} did not share an email address, which a new account needs. Allow it to share your email and try again."
+                    ),
+                ),
+                Refusal::Disabled => PageError::new(
+                    StatusCode::FORBIDDEN,
+                    "Account disabled",
+                    "This account is disabled. Ask the administrator to enable it.",
+                ),
+                Refusal::EmailInUse => in_use(format!(
+                    "An account with the email address of your {provider} account exists, and it can't be joined automatically because the address is not verified on both sides. Sign in to that account another way, then link {provider} from your account page."
+                )),
+                Refusal::NoLongerSignedIn => {
+                    bad_state("You are no longer signed in as the account that started linking.")
+                }
+                Refusal::LinkedElsewhere => PageError::new(
+                    StatusCode::CONFLICT,
+                    "Linked to another account",
+                    format!("This {provider} account already signs in to another account here."),
+                ),
+                Refusal::AlreadyLinked => PageError::new(
+                    StatusCode::CONFLICT,
+                    "Already linked",
+                    format!(
+                        "Another {provider} account is linked to your account already. Unlink it first."
+                    ),
+                ),
+            },
+            Self::TakenMeanwhile => in_use(format!(
+                "Another account uses the email address of your {provider} account."
+            )),
+            Self::RateLimited(limited) => PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!(
+                    "Too many sign-in attempts; try again in {} seconds.",
+                    limited.retry_after
+                ),
+            ),
+            Self::NotStarted(error) => {
+                PageError::bad_request(format!("The sign-in could not be started: {error}."))
+            }
+            Self::Storage(error) => error.into(),
+        }
+    }
+
+    /// The error page as a response (`Retry-After` when rate limited).
+    pub(crate) fn page_response(self, provider: &str) -> Response {
+        let limited = match &self {
+            Self::RateLimited(limited) => Some(*limited),
+            _ => None,
+        };
+        let response = self.page(provider).into_response();
+        match limited {
+            Some(limited) => limited.annotate(response),
+            None => response,
+        }
+    }
+
+    /// Better Auth's JSON start (`POST {base}/sign-in/social` with JSON): the account API's
+    /// shape.
+    pub(crate) fn api_response(self, provider: &str) -> Response {
+        match self {
+            Self::UnknownProvider => {
+                ApiError::bad_request("PROVIDER_NOT_FOUND", "no such provider").into_response()
+            }
+            Self::RateLimited(limited) => AccountError::RateLimited(limited).into_response(),
+            other => {
+                let page = other.page(provider);
+                ApiError::new(page.status, "UPSTREAM_UNAVAILABLE", page.message).into_response()
+            }
         }
     }
 }

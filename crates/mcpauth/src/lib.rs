@@ -33,17 +33,21 @@
 //! - `pages`, `views`: the server-rendered HTML pages and their templates.
 //! - `resources`: the protected resources tokens are issued for (the main MCP endpoint and
 //!   [`ProtectedResource`]s), with their metadata URLs and scopes.
-//! - `session`, `guard`: [`McpSession`] from a bearer token, and `with_mcp_auth`, the layer
-//!   that protects an MCP endpoint (`with_mcp_auth_for`: another protected resource).
-//! - [`identity_provider`]: sign-in through identity providers (OpenID Connect, GitHub): the
-//!   [`IdentityProvider`] trait (implemented in `mcpauth-idp`) and the flow's rules (state,
-//!   linking, allow-lists). "Upstream" always means an MCP server behind the gateway.
+//! - `session`, `bearer`, `guard`: [`McpSession`] (a leaf), how a bearer token becomes one
+//!   (`McpAuth::verify_bearer`, the challenges), and `with_mcp_auth`, the layer that protects an
+//!   MCP endpoint (`with_mcp_auth_for`: another protected resource).
+//! - [`identity_provider`]: sign-in through identity providers (OpenID Connect, GitHub): a
+//!   configured provider ([`SignInProvider`]) and the flow (state, nonce, PKCE, the callback),
+//!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
+//!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
+//!   "Upstream" always means an MCP server behind the gateway.
 //! - `router`: which path answers what.
 
 #![warn(missing_docs)]
 
 mod account_api;
 mod authorize;
+mod bearer;
 mod browser_session;
 pub mod cimd;
 mod client_auth;
@@ -105,9 +109,9 @@ pub use token_cache::TokenCacheOptions;
 pub mod fuzzing {
     use axum::http::HeaderMap;
 
-    /// The bearer token of an `Authorization` header (`session.rs`).
+    /// The bearer token of an `Authorization` header (`bearer.rs`).
     pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-        crate::session::bearer_token(headers).ok().flatten()
+        crate::bearer::bearer_token(headers).ok().flatten()
     }
 
     /// A cookie's value from the `Cookie` headers (`web.rs`).

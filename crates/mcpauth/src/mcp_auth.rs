@@ -9,7 +9,9 @@ use std::sync::Arc;
 use mcpauth_core::client_registration::ConfiguredClient;
 use mcpauth_core::model::{AuditEvent, Client};
 use mcpauth_core::sign_in_policy::EmailAllowList;
-use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
+use mcpauth_core::{
+    AuthorizationPolicy, Scopes, Store, StoreError, cimd, protected_resource, secret,
+};
 
 use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
 use crate::email::{EmailService, EmailVerification};
@@ -275,12 +277,12 @@ fn check_other_resources(
     options: &McpAuthOptions,
     main: &url::Url,
 ) -> Result<Vec<url::Url>, BuildError> {
-    let mut paths = vec![main.path().trim_end_matches('/').to_owned()];
+    let mut paths = vec![protected_resource::locate(main).path];
     let mut urls = Vec::new();
     for other in &options.resources {
         let url = url::Url::parse(&other.resource)
             .map_err(|e| invalid("resources", format!("{:?}: {e}", other.resource)))?;
-        let path = url.path().trim_end_matches('/').to_owned();
+        let path = protected_resource::locate(&url).path;
         if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() || path.is_empty()
         {
             return Err(invalid(

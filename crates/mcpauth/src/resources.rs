@@ -1,7 +1,9 @@
 //! The protected resources tokens are issued for (RFC 8707): the main MCP endpoint
 //! ([`McpAuthOptions::resource`](crate::McpAuthOptions::resource)) and any others
-//! ([`ProtectedResource`]), each with its path, metadata URL (RFC 9728 §3.1, path-inserted),
-//! the scopes every request needs and the scopes it advertises.
+//! ([`ProtectedResource`]), each with its path and metadata URL (RFC 9728 §3.1, by core's
+//! `protected_resource::locate`), the scopes every request needs and the scopes it advertises.
+
+use mcpauth_core::protected_resource;
 
 use crate::options::ProtectedResource;
 
@@ -10,10 +12,10 @@ use crate::options::ProtectedResource;
 pub(crate) struct Resource {
     /// Canonical URI: the audience of its tokens.
     pub uri: String,
-    /// Its path, e.g. `/api/mcp`, without a trailing slash.
-    pub path: String,
     /// Where its metadata lives, as named in its challenges.
     pub metadata_url: String,
+    /// The path its metadata is served at (`/.well-known/oauth-protected-resource/api/mcp`).
+    pub metadata_path: String,
     pub name: String,
     /// Scopes every request needs.
     pub scopes: Vec<String>,
@@ -30,14 +32,11 @@ impl Resource {
         scopes: &[String],
         scopes_supported: Vec<String>,
     ) -> Self {
-        let path = url.path().trim_end_matches('/').to_owned();
+        let location = protected_resource::locate(url);
         Self {
             uri: uri.to_owned(),
-            metadata_url: format!(
-                "{}/.well-known/oauth-protected-resource{path}",
-                url.origin().ascii_serialization(),
-            ),
-            path,
+            metadata_url: location.metadata_url,
+            metadata_path: location.metadata_path,
             name: name.to_owned(),
             scopes: scopes.to_vec(),
             scopes_supported,

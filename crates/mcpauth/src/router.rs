@@ -8,6 +8,7 @@ use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mcpauth_core::protected_resource::METADATA_PREFIX;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
@@ -15,12 +16,12 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::McpAuth;
 use crate::account_api::{get_session, sign_in_email, sign_out, sign_up_email};
 use crate::authorize::{authorize_endpoint, consent_api};
+use crate::bearer::get_mcp_session;
 use crate::discovery::{
     oauth_discovery_metadata, oauth_protected_resource_metadata, other_resource_metadata,
 };
 use crate::email::api as email_api;
 use crate::register::register_client;
-use crate::session::get_mcp_session;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
 use crate::{identity_provider, oidc, pages, revocation};
@@ -38,7 +39,7 @@ fn build(auth: McpAuth) -> Router {
     let issuer_path = url::Url::parse(&auth.options().issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let resource_path = auth.main_resource().path.clone();
+    let main_metadata_path = auth.main_resource().metadata_path.clone();
 
     let mut discovery = Router::new();
     let mut as_paths = vec![
@@ -58,9 +59,9 @@ fn build(auth: McpAuth) -> Router {
         discovery = discovery.route(&path, get(oauth_discovery_metadata));
     }
     let prm_paths = vec![
-        "/.well-known/oauth-protected-resource".to_owned(),
-        format!("/.well-known/oauth-protected-resource{resource_path}"),
-        format!("{base}/.well-known/oauth-protected-resource"),
+        METADATA_PREFIX.to_owned(),
+        main_metadata_path,
+        format!("{base}{METADATA_PREFIX}"),
     ];
     for path in dedup(prm_paths) {
         discovery = discovery.route(&path, get(oauth_protected_resource_metadata));
@@ -68,8 +69,9 @@ fn build(auth: McpAuth) -> Router {
     // Each other resource's metadata at its own path-inserted URL (RFC 9728 §3.1).
     for resource in auth.resources().iter().skip(1) {
         let resource = resource.clone();
+        let path = resource.metadata_path.clone();
         discovery = discovery.route(
-            &format!("/.well-known/oauth-protected-resource{}", resource.path),
+            &path,
             get(move |State(auth): State<McpAuth>| async move {
                 other_resource_metadata(&auth, &resource)
             }),

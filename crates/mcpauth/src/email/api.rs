@@ -6,10 +6,10 @@
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mcpauth_core::{AccountFieldError, Params};
+use mcpauth_core::{AccountFieldError, Params, return_to};
 use serde_json::json;
 
-use super::{RESET_PAGE, ResetError, VERIFIED_PAGE, same_origin_target, with_param};
+use super::{RESET_PAGE, ResetError, VERIFIED_PAGE, with_param};
 use crate::McpAuth;
 use crate::account_api::json_params;
 use crate::authorize::redirect;
@@ -33,7 +33,9 @@ fn invalid_callback(name: &str) -> Response {
 fn callback_or(auth: &McpAuth, raw: Option<&str>, default: &str) -> Result<String, ()> {
     match raw.filter(|raw| !raw.is_empty()) {
         None => Ok(default.to_owned()),
-        Some(raw) => same_origin_target(&auth.options().issuer, raw).ok_or(()),
+        Some(raw) => return_to::same_origin(raw, &auth.options().issuer)
+            .map(|target| target.into_owned())
+            .map_err(|_| ()),
     }
 }
 
@@ -138,9 +140,9 @@ pub async fn verify_email(
     let params = Params::from_query(request.uri().query(), &[]).unwrap_or_default();
     let callback = match params.get("callbackURL").filter(|c| !c.is_empty()) {
         None => None,
-        Some(raw) => match same_origin_target(&auth.options().issuer, raw) {
-            Some(target) => Some(target),
-            None => return invalid_callback("callbackURL"),
+        Some(raw) => match return_to::same_origin(raw, &auth.options().issuer) {
+            Ok(target) => Some(target.into_owned()),
+            Err(_) => return invalid_callback("callbackURL"),
         },
     };
     let ip = auth.site().client_ip(&headers, request.extensions());

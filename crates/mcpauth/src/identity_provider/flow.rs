@@ -1,13 +1,16 @@
 //! The sign-in flow: the start (`POST {base}/sign-in/social`, Better Auth's path, as a
 //! form from the sign-in page or as JSON `{provider, callbackURL}`; `POST /account/link` from
 //! the account page), and the callback (`GET {base}/callback/{id}`), which checks the state
-//! (S28), maps the identity to a user (S29) and ends like a password sign-in.
+//! (S28), maps the identity to a user (S29) and ends like a password sign-in. Which user is
+//! core's decision (`mcpauth_core::account_linking::decide`): this file fetches its facts and
+//! carries it out; every failure is a [`SignInFailure`], made a page in `errors.rs`.
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use mcpauth_core::account_linking::{self, Candidate, Decision, Facts, Linking, ProviderRules};
 use mcpauth_core::model::User;
-use mcpauth_core::return_to::same_origin_path;
+use mcpauth_core::return_to;
 use mcpauth_core::{DisplayName, Email, Params, StoreError, secret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,7 +20,7 @@ use super::{
 };
 use crate::McpAuth;
 use crate::browser_session::{browser_session, pending_authorization};
-use crate::errors::{ApiError, NoStore, PageError};
+use crate::errors::{ApiError, BadState, NoStore, SignInFailure};
 use crate::pages::{form_post, form_query, see_other, signed_in};
 use crate::params::{params_from_body, read_body};
 use crate::rate_limit::Limit;
@@ -62,7 +65,7 @@ async fn start(
     authorize: Option<String>,
     return_to: Option<String>,
     link_user: Option<String>,
-) -> Result<Started, PageError> {
+) -> Result<Started, SignInFailure> {
     let browser = match auth.site().read_cookie(headers, BROWSER_COOKIE) {
         Some(existing) if existing.len() >= 32 => existing.to_owned(),
         _ => secret::random_token(),
@@ -79,8 +82,8 @@ async fn start(
         return_to,
         link_user,
     };
-    let value = serde_json::to_string(&pending)
-        .map_err(|e| PageError::bad_request(format!("The sign-in could not be started: {e}.")))?;
+    let value =
+        serde_json::to_string(&pending).map_err(|e| SignInFailure::NotStarted(e.to_string()))?;
     let now = auth.now();
     auth.store()
         .put_verification(
@@ -114,20 +117,17 @@ pub(crate) fn callback_url(auth: &McpAuth, provider_id: &str) -> String {
     auth.endpoint(&format!("/callback/{provider_id}"))
 }
 
-fn unavailable(provider: &SignInProvider, error: &IdentityProviderError) -> PageError {
+fn unavailable(provider: &SignInProvider, error: &IdentityProviderError) -> SignInFailure {
     tracing::warn!(provider = %provider.id, %error, "identity provider unavailable");
-    PageError::new(
-        StatusCode::BAD_GATEWAY,
-        format!("{} is not answering", provider.name),
-        format!(
-            "Signing in with {} did not work because it could not be reached. Try again in a moment.",
-            provider.name
-        ),
-    )
+    SignInFailure::Unavailable
 }
 
-fn unknown_provider() -> PageError {
-    PageError::bad_request("There is no such sign-in provider.")
+/// Counts a request against `sign_in_per_ip` (the start, the callback).
+async fn sign_in_limit(auth: &McpAuth, ip: &str) -> Result<(), SignInFailure> {
+    auth.limiter()
+        .hit(Limit::SignInPerIp, ip, auth.now())
+        .await
+        .map_err(SignInFailure::RateLimited)
 }
 
 /// `POST {base}/sign-in/social`: a form from the sign-in page (`provider`, `csrf_token`, the
@@ -147,40 +147,26 @@ pub(crate) async fn sign_in_start(State(auth): State<McpAuth>, request: Request)
         Err(error) => return error.into_response(),
     };
     let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
-    if let Err(limited) = auth
-        .limiter()
-        .hit(Limit::SignInPerIp, &ip, auth.now())
-        .await
-    {
-        return limited.annotate(
-            PageError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                format!(
-                    "Too many sign-in attempts; try again in {} seconds.",
-                    limited.retry_after
-                ),
-            )
-            .into_response(),
-        );
+    if let Err(failure) = sign_in_limit(&auth, &ip).await {
+        return failure.page_response("");
     }
     let Some(provider) = params
         .get("provider")
         .and_then(|id| auth.identity_provider(id))
     else {
-        return unknown_provider().into_response();
+        return SignInFailure::UnknownProvider.page_response("");
     };
     let authorize = form_query(&auth, &params);
     let return_to = match authorize {
         Some(_) => None,
         None => params
             .get("return_to")
-            .and_then(same_origin_path)
-            .map(str::to_owned),
+            .and_then(|raw| return_to::same_origin(raw, &auth.options().issuer).ok())
+            .map(|target| target.into_owned()),
     };
     match start(&auth, &parts.headers, provider, authorize, return_to, None).await {
         Ok(started) => see_other(&started.url, [started.cookie]),
-        Err(error) => error.into_response(),
+        Err(failure) => failure.page_response(&provider.name),
     }
 }
 
@@ -190,12 +176,8 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
         return ApiError::cross_origin().into_response();
     }
     let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
-    if let Err(limited) = auth
-        .limiter()
-        .hit(Limit::SignInPerIp, &ip, auth.now())
-        .await
-    {
-        return crate::password_accounts::AccountError::RateLimited(limited).into_response();
+    if let Err(failure) = sign_in_limit(auth, &ip).await {
+        return failure.api_response("");
     }
     let bytes = match read_body(body).await {
         Ok(bytes) => bytes,
@@ -209,14 +191,14 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
         .get("provider")
         .and_then(|id| auth.identity_provider(id))
     else {
-        return ApiError::bad_request("PROVIDER_NOT_FOUND", "no such provider").into_response();
+        return SignInFailure::UnknownProvider.api_response("");
     };
     // The authorization request in progress, as the JSON sign-in resumes it.
     let authorize = pending_authorization(auth, &parts.headers);
     let return_to = params
         .get("callbackURL")
-        .and_then(same_origin_path)
-        .map(str::to_owned);
+        .and_then(|raw| return_to::same_origin(raw, &auth.options().issuer).ok())
+        .map(|target| target.into_owned());
     match start(auth, &parts.headers, provider, authorize, return_to, None).await {
         Ok(started) => {
             let mut response = NoStore(axum::Json(json!({
@@ -229,9 +211,7 @@ async fn json_start(auth: &McpAuth, request: Request) -> Response {
                 .append(header::SET_COOKIE, started.cookie);
             response
         }
-        Err(error) => {
-            ApiError::new(error.status, "UPSTREAM_UNAVAILABLE", error.message).into_response()
-        }
+        Err(failure) => failure.api_response(&provider.name),
     }
 }
 
@@ -246,13 +226,13 @@ pub(crate) async fn link_start(State(auth): State<McpAuth>, request: Request) ->
     let user = match browser_session(&auth, &parts.headers).await {
         Ok(Some((_, user))) => user,
         Ok(None) => return see_other("/sign-in?return_to=/account", []),
-        Err(error) => return PageError::from(error).into_response(),
+        Err(error) => return SignInFailure::from(error).page_response(""),
     };
     let Some(provider) = params
         .get("provider")
         .and_then(|id| auth.identity_provider(id))
     else {
-        return unknown_provider().into_response();
+        return SignInFailure::UnknownProvider.page_response("");
     };
     match start(
         &auth,
@@ -265,44 +245,13 @@ pub(crate) async fn link_start(State(auth): State<McpAuth>, request: Request) ->
     .await
     {
         Ok(started) => see_other(&started.url, [started.cookie]),
-        Err(error) => error.into_response(),
+        Err(failure) => failure.page_response(&provider.name),
     }
 }
 
-/// A sign-in that ends on an error page, with the reason for the audit log.
-struct Refusal {
-    page: PageError,
-    reason: &'static str,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, reason: &'static str, title: &str, message: String) -> Self {
-        Self {
-            page: PageError::new(status, title, message),
-            reason,
-        }
-    }
-
-    fn bad_state(message: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "state",
-            "This sign-in can't be completed",
-            format!("{message} Go back to the sign-in page and start again."),
-        )
-    }
-}
-
-impl From<StoreError> for Refusal {
-    fn from(error: StoreError) -> Self {
-        Self {
-            page: error.into(),
-            reason: "storage",
-        }
-    }
-}
-
-/// `GET {base}/callback/{id}?code=…&state=…` (or `?error=…&state=…`).
+/// `GET {base}/callback/{id}?code=…&state=…` (or `?error=…&state=…`). Counts against
+/// `sign_in_per_ip` like the start, before the state is taken: a limited browser can come back
+/// with the same answer once the window has passed.
 pub(crate) async fn provider_callback(
     State(auth): State<McpAuth>,
     Path(provider_id): Path<String>,
@@ -313,18 +262,22 @@ pub(crate) async fn provider_callback(
     let headers = &parts.headers;
     let ip = auth.site().client_ip(headers, &parts.extensions);
     let provider = auth.identity_provider(&provider_id);
+    let name = provider.map_or("", |p| p.name.as_str());
+    if let Err(failure) = sign_in_limit(&auth, &ip).await {
+        return failure.page_response(name);
+    }
     match callback(&auth, provider, query.as_deref(), headers, &ip).await {
         Ok(response) => response,
-        Err(refusal) => {
+        Err(failure) => {
             auth.audit(
                 "upstream_sign_in.refused",
                 None,
                 None,
                 Some(&ip),
-                json!({ "provider": provider.map(|p| p.id.as_str()), "reason": refusal.reason }),
+                json!({ "provider": provider.map(|p| p.id.as_str()), "reason": failure.reason() }),
             )
             .await;
-            refusal.page.into_response()
+            failure.page_response(name)
         }
     }
 }
@@ -335,19 +288,13 @@ async fn callback(
     query: Option<&str>,
     headers: &HeaderMap,
     ip: &str,
-) -> Result<Response, Refusal> {
+) -> Result<Response, SignInFailure> {
     let Some(provider) = provider else {
-        return Err(Refusal {
-            page: unknown_provider(),
-            reason: "unknown_provider",
-        });
+        return Err(SignInFailure::UnknownProvider);
     };
-    let params = Params::from_query(query, &[])
-        .map_err(|_| Refusal::bad_state("The answer from the provider could not be read."))?;
+    let params = Params::from_query(query, &[]).map_err(|_| BadState::Unreadable)?;
     let Some(state) = params.get("state") else {
-        return Err(Refusal::bad_state(
-            "The answer from the provider has no state.",
-        ));
+        return Err(BadState::Missing.into());
     };
     // Taken, not read: whatever happens next, this state can never be used again (S28).
     let Some(value) = auth
@@ -355,55 +302,29 @@ async fn callback(
         .take_verification(&verification_key(state), auth.now())
         .await?
     else {
-        return Err(Refusal::bad_state(
-            "This sign-in has expired or was already completed.",
-        ));
+        return Err(BadState::ExpiredOrUsed.into());
     };
-    let pending: Pending = serde_json::from_str(&value)
-        .map_err(|_| Refusal::bad_state("This sign-in could not be read."))?;
+    let pending: Pending = serde_json::from_str(&value).map_err(|_| BadState::RecordUnreadable)?;
     let browser = auth
         .site()
         .read_cookie(headers, BROWSER_COOKIE)
         .map(secret::hash_token)
         .unwrap_or_default();
     if !secret::constant_time_eq(browser.as_bytes(), pending.browser.as_bytes()) {
-        return Err(Refusal::bad_state(
-            "This sign-in was started in another browser.",
-        ));
+        return Err(BadState::OtherBrowser.into());
     }
     if pending.provider != provider.id {
-        return Err(Refusal::bad_state(
-            "This sign-in was started with another provider.",
-        ));
+        return Err(BadState::OtherProvider.into());
     }
     if let Some(error) = params.get("error") {
         return Err(if error == "access_denied" {
-            Refusal::new(
-                StatusCode::FORBIDDEN,
-                "access_denied",
-                "Sign-in cancelled",
-                format!(
-                    "{} did not sign you in: the request was denied or cancelled.",
-                    provider.name
-                ),
-            )
+            SignInFailure::Cancelled
         } else {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                "provider_error",
-                "Sign-in failed",
-                format!(
-                    "{} could not sign you in ({}).",
-                    provider.name,
-                    error.chars().take(64).collect::<String>()
-                ),
-            )
+            SignInFailure::ProviderError(error.chars().take(64).collect())
         });
     }
     let Some(code) = params.get("code") else {
-        return Err(Refusal::bad_state(
-            "The answer from the provider has no code.",
-        ));
+        return Err(BadState::NoCode.into());
     };
     let redirect_uri = callback_url(auth, &provider.id);
     let identity = provider
@@ -418,37 +339,106 @@ async fn callback(
         .map_err(|error| match error {
             IdentityProviderError::Refused(reason) => {
                 tracing::info!(provider = %provider.id, %reason, "identity refused");
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "identity_refused",
-                    "Sign-in failed",
-                    format!(
-                        "The answer from {} did not pass mcpauth's checks, so you were not signed in.",
-                        provider.name
-                    ),
-                )
+                SignInFailure::IdentityRefused
             }
-            unreachable @ IdentityProviderError::Unavailable(_) => Refusal {
-                page: unavailable(provider, &unreachable),
-                reason: "unavailable",
-            },
+            unreachable @ IdentityProviderError::Unavailable(_) => {
+                unavailable(provider, &unreachable)
+            }
         })?;
-    let email = check_rules(auth, provider, &identity)?;
 
-    if let Some(link_user) = &pending.link_user {
-        let user = link(auth, provider, &identity, link_user, headers).await?;
-        auth.audit(
-            "account_linked",
-            Some(&user.id),
-            None,
-            Some(ip),
-            json!({ "provider": provider.id, "via": "account_page" }),
-        )
-        .await;
-        return Ok(see_other("/account?done=linked", []));
-    }
+    // The facts of the linking decision (S29), fetched only as far as it reads them.
+    let store = auth.store();
+    let linked = store
+        .user_by_account(&provider.id, &identity.subject)
+        .await?;
+    let signed_in_user = match &pending.link_user {
+        Some(link_user) => match browser_session(auth, headers).await? {
+            Some((_, user)) if user.id == *link_user => {
+                let has_this_provider = has_provider(auth, &user, provider).await?;
+                Some(Some((user, has_this_provider)))
+            }
+            _ => Some(None),
+        },
+        None => None,
+    };
+    let address = account_linking::address(&identity);
+    let with_email = match (&linked, &signed_in_user, &address) {
+        (None, None, Some(address)) => match store.user_by_email(address.as_str()).await? {
+            Some((user, _)) => {
+                let has_this_provider = has_provider(auth, &user, provider).await?;
+                Some((user, has_this_provider))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let decision = account_linking::decide(&Facts {
+        identity: &identity,
+        rules: ProviderRules {
+            trust_email: provider.trust_email,
+            required_claim: provider.required_claim.as_ref(),
+        },
+        allow_list: auth.email_allow_list(),
+        linked: linked.as_ref(),
+        with_email: with_email.as_ref().map(candidate),
+        linking: signed_in_user.as_ref().map(|signed_in| match signed_in {
+            Some(me) => Linking::SignedIn(candidate(me)),
+            None => Linking::NotSignedIn,
+        }),
+    })?;
 
-    let user = account_for(auth, provider, &identity, email, ip).await?;
+    let user = match decision {
+        Decision::LinkToSignedInUser {
+            user,
+            already_linked,
+        } => {
+            if !already_linked {
+                match store
+                    .link_account(&user.id, &provider.id, &identity.subject, auth.now())
+                    .await
+                {
+                    Ok(()) => {}
+                    // Linked to someone else since the facts were read.
+                    Err(StoreError::Conflict(_)) => {
+                        return Err(account_linking::Refusal::LinkedElsewhere.into());
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            auth.audit(
+                "account_linked",
+                Some(&user.id),
+                None,
+                Some(ip),
+                json!({ "provider": provider.id, "via": "account_page" }),
+            )
+            .await;
+            return Ok(see_other("/account?done=linked", []));
+        }
+        Decision::SignIn(user) => user.clone(),
+        Decision::LinkThenSignIn(existing) => {
+            match store
+                .link_account(&existing.id, &provider.id, &identity.subject, auth.now())
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+            auth.audit(
+                "account_linked",
+                Some(&existing.id),
+                None,
+                Some(ip),
+                json!({ "provider": provider.id, "via": "verified_email" }),
+            )
+            .await;
+            linked_user(auth, provider, &identity).await?
+        }
+        Decision::CreateUser {
+            email,
+            email_verified,
+        } => create_user(auth, provider, &identity, email, email_verified, ip).await?,
+    };
     auth.audit(
         "upstream_sign_in",
         Some(&user.id),
@@ -468,137 +458,47 @@ async fn callback(
     .await)
 }
 
-/// The operator's rules for every sign-in (S29): the provider's required claim, and
-/// the email allow-lists, which only a verified address passes. Returns the address and
-/// whether it counts as verified.
-fn check_rules(
-    auth: &McpAuth,
-    provider: &SignInProvider,
-    identity: &ProviderIdentity,
-) -> Result<Option<(Email, bool)>, Refusal> {
-    if let Some(required) = &provider.required_claim
-        && !required.is_met_by(&identity.claims)
-    {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "required_claim",
-            "Not allowed",
-            format!(
-                "Your {} account is not allowed to sign in here.",
-                provider.name
-            ),
-        ));
+fn candidate((user, has_this_provider): &(User, bool)) -> Candidate<'_> {
+    Candidate {
+        user,
+        has_this_provider: *has_this_provider,
     }
-    let email = identity
-        .email
-        .as_deref()
-        .and_then(|e| Email::parse(e).ok())
-        .map(|e| (e, identity.email_verified || provider.trust_email));
-    let allow = auth.email_allow_list();
-    if !allow.is_open() {
-        let allowed = matches!(&email, Some((address, true)) if allow.allows(address));
-        if !allowed {
-            return Err(not_allowed(provider));
-        }
-    }
-    Ok(email)
 }
 
-fn not_allowed(provider: &SignInProvider) -> Refusal {
-    Refusal::new(
-        StatusCode::FORBIDDEN,
-        "email_not_allowed",
-        "Not allowed",
-        format!(
-            "The email address of your {} account is not allowed to sign in here, or {} did not say it is verified.",
-            provider.name, provider.name
-        ),
-    )
-}
-
-/// The user this identity signs in as: the one it is linked to; else, with a verified email
-/// on both sides, the user with that email (linked now); else a new user. An address that
-/// belongs to a user but is not verified on both sides is refused rather than linked (S29).
-async fn account_for(
+/// Whether an identity of `provider` (any subject) is linked to `user`.
+async fn has_provider(
     auth: &McpAuth,
+    user: &User,
     provider: &SignInProvider,
-    identity: &ProviderIdentity,
-    email: Option<(Email, bool)>,
-    ip: &str,
-) -> Result<User, Refusal> {
-    let store = auth.store();
-    if let Some(user) = store
-        .user_by_account(&provider.id, &identity.subject)
+) -> Result<bool, StoreError> {
+    Ok(auth
+        .store()
+        .user_accounts(&user.id)
         .await?
-    {
-        return Ok(user);
-    }
-    let Some((email, verified)) = email else {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "no_email",
-            "No email address",
-            format!(
-                "{} did not share an email address, which a new account needs. Allow it to share your email and try again.",
-                provider.name
-            ),
-        ));
-    };
-    if let Some((existing, _)) = store.user_by_email(email.as_str()).await? {
-        let has_this_provider = store
-            .user_accounts(&existing.id)
-            .await?
-            .iter()
-            .any(|a| a.provider_id == provider.id);
-        if existing.disabled {
-            // Linked or not, a disabled user stays out: link nothing to them either.
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                "disabled",
-                "Account disabled",
-                "This account is disabled. Ask the administrator to enable it.".to_owned(),
-            ));
-        }
-        if verified && existing.email_verified && !has_this_provider {
-            match store
-                .link_account(&existing.id, &provider.id, &identity.subject, auth.now())
-                .await
-            {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(error) => return Err(error.into()),
-            }
-            auth.audit(
-                "account_linked",
-                Some(&existing.id),
-                None,
-                Some(ip),
-                json!({ "provider": provider.id, "via": "verified_email" }),
-            )
-            .await;
-            return linked_user(auth, provider, identity).await;
-        }
-        return Err(Refusal::new(
-            StatusCode::CONFLICT,
-            "email_in_use",
-            "This email already has an account",
-            format!(
-                "An account with the email address of your {0} account exists, and it can't be joined automatically because the address is not verified on both sides. Sign in to that account another way, then link {0} from your account page.",
-                provider.name
-            ),
-        ));
-    }
+        .iter()
+        .any(|a| a.provider_id == provider.id))
+}
+
+/// A new user with the identity's address, linked to the identity.
+async fn create_user(
+    auth: &McpAuth,
+    provider: &SignInProvider,
+    identity: &ProviderIdentity,
+    email: Email,
+    email_verified: bool,
+    ip: &str,
+) -> Result<User, SignInFailure> {
     let now = auth.now();
     let name = identity
         .name
         .as_deref()
         .map(|n| n.chars().take(100).collect::<String>());
-    let name = DisplayName::parse(name.as_deref(), &email)
-        .map_err(|_| Refusal::bad_state("The name from the provider could not be used."))?;
+    let name = DisplayName::parse(name.as_deref(), &email).map_err(|_| BadState::NameUnusable)?;
     let user = User {
         id: secret::random_id(),
         name: name.into_string(),
         email: email.into_string(),
-        email_verified: verified,
+        email_verified,
         image: identity
             .picture
             .clone()
@@ -607,7 +507,8 @@ async fn account_for(
         updated_at: now,
         disabled: false,
     };
-    match store
+    match auth
+        .store()
         .create_user_with_account(&user, &provider.id, &identity.subject)
         .await
     {
@@ -628,88 +529,14 @@ async fn account_for(
     }
 }
 
+/// The user the identity is linked to, read again after linking it.
 async fn linked_user(
     auth: &McpAuth,
     provider: &SignInProvider,
     identity: &ProviderIdentity,
-) -> Result<User, Refusal> {
+) -> Result<User, SignInFailure> {
     auth.store()
         .user_by_account(&provider.id, &identity.subject)
         .await?
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::CONFLICT,
-                "email_in_use",
-                "This email already has an account",
-                format!(
-                    "Another account uses the email address of your {} account.",
-                    provider.name
-                ),
-            )
-        })
-}
-
-/// Links the identity to the signed-in user who started the link, if this browser is still
-/// signed in as them.
-async fn link(
-    auth: &McpAuth,
-    provider: &SignInProvider,
-    identity: &ProviderIdentity,
-    link_user: &str,
-    headers: &HeaderMap,
-) -> Result<User, Refusal> {
-    let user = match browser_session(auth, headers).await? {
-        Some((_, user)) if user.id == link_user => user,
-        _ => {
-            return Err(Refusal::bad_state(
-                "You are no longer signed in as the account that started linking.",
-            ));
-        }
-    };
-    let store = auth.store();
-    if let Some(owner) = store
-        .user_by_account(&provider.id, &identity.subject)
-        .await?
-    {
-        if owner.id == user.id {
-            return Ok(user);
-        }
-        return Err(linked_elsewhere(provider));
-    }
-    if store
-        .user_accounts(&user.id)
-        .await?
-        .iter()
-        .any(|a| a.provider_id == provider.id)
-    {
-        return Err(Refusal::new(
-            StatusCode::CONFLICT,
-            "already_linked",
-            "Already linked",
-            format!(
-                "Another {0} account is linked to your account already. Unlink it first.",
-                provider.name
-            ),
-        ));
-    }
-    match store
-        .link_account(&user.id, &provider.id, &identity.subject, auth.now())
-        .await
-    {
-        Ok(()) => Ok(user),
-        Err(StoreError::Conflict(_)) => Err(linked_elsewhere(provider)),
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn linked_elsewhere(provider: &SignInProvider) -> Refusal {
-    Refusal::new(
-        StatusCode::CONFLICT,
-        "linked_elsewhere",
-        "Linked to another account",
-        format!(
-            "This {} account already signs in to another account here.",
-            provider.name
-        ),
-    )
+        .ok_or(SignInFailure::TakenMeanwhile)
 }

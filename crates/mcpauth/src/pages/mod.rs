@@ -20,7 +20,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use mcpauth_core::model::User;
-use mcpauth_core::return_to::same_origin_path;
+use mcpauth_core::return_to;
 use mcpauth_core::{cimd, redirect_uri};
 
 use crate::McpAuth;
@@ -129,15 +129,21 @@ fn with_query(path: &str, query: Option<&str>) -> String {
 }
 
 // `return_to` (SECURITY S20): where sign-in and sign-out may send the browser afterwards, by
-// the rule of [`same_origin_path`].
+// core's one rule (`return_to::same_origin`).
 
-/// The `return_to` of a query string, if it is a same-origin path.
-fn return_to_param(query: Option<&str>) -> Option<String> {
+/// `raw` as a same-origin target, if it is one.
+fn same_origin_target(auth: &McpAuth, raw: &str) -> Option<String> {
+    return_to::same_origin(raw, &auth.options().issuer)
+        .ok()
+        .map(|target| target.into_owned())
+}
+
+/// The `return_to` of a query string, if it is a same-origin target.
+fn return_to_param(auth: &McpAuth, query: Option<&str>) -> Option<String> {
     let params = Params::from_query(query, &["resource"]).ok()?;
     params
         .get("return_to")
-        .and_then(same_origin_path)
-        .map(str::to_owned)
+        .and_then(|raw| same_origin_target(auth, raw))
 }
 
 /// `GET /sign-in`.
@@ -150,7 +156,7 @@ pub async fn sign_in_page(
     // An authorization request decides where the browser goes next; otherwise `return_to` may.
     let return_to = match pending {
         Some(_) => None,
-        None => return_to_param(query.as_deref()),
+        None => return_to_param(&auth, query.as_deref()),
     };
     let mut cookies = Vec::new();
     if pending.is_none() {
@@ -240,12 +246,24 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
     let pending = pending.as_deref();
     let return_to = match pending {
         Some(_) => None,
-        None => params.get("return_to").and_then(same_origin_path),
+        None => params
+            .get("return_to")
+            .and_then(|raw| same_origin_target(&auth, raw)),
     };
     let email = params.get("email").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
     match check_credentials(&auth, email, password, &ip).await {
-        Ok(user) => signed_in(&auth, &parts.headers, &user, &ip, pending, return_to).await,
+        Ok(user) => {
+            signed_in(
+                &auth,
+                &parts.headers,
+                &user,
+                &ip,
+                pending,
+                return_to.as_deref(),
+            )
+            .await
+        }
         Err(error) => {
             let shown = shown_again(&auth, &parts.headers, pending, "/sign-up").await;
             let message = error.to_string();
@@ -257,7 +275,7 @@ pub async fn sign_in_submit(State(auth): State<McpAuth>, request: Request) -> Re
                 email,
                 client_name: shown.client_name.as_deref(),
                 sign_up_href: &shown.other_page,
-                return_to,
+                return_to: return_to.as_deref(),
                 providers: provider_views(&auth),
                 social_action: &social_action,
                 password_login: auth.options().password_login,
@@ -534,10 +552,10 @@ pub async fn sign_out_submit(State(auth): State<McpAuth>, request: Request) -> R
         return PageError::from(error).into_response();
     }
     see_other(
-        params
+        &params
             .get("return_to")
-            .and_then(same_origin_path)
-            .unwrap_or("/sign-in"),
+            .and_then(|raw| same_origin_target(&auth, raw))
+            .unwrap_or_else(|| "/sign-in".to_owned()),
         [
             auth.site().clear_cookie(SESSION_COOKIE),
             auth.site().clear_cookie(AUTHORIZE_COOKIE),

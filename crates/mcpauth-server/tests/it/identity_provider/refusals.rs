@@ -273,3 +273,53 @@ async fn s25_the_start_is_a_csrf_protected_form() {
             .starts_with(&format!("{}/authorize?", _op.issuer))
     );
 }
+
+/// The callback counts against `sign_in_per_ip` like the start: past the limit it answers 429
+/// with `Retry-After` and signs nobody in, before taking the state — so the same answer from
+/// the provider still works once the window has passed.
+#[tokio::test]
+async fn s26_s28_the_callback_is_rate_limited_like_the_start() {
+    let op = TestOp::start().await;
+    let issuer = op.issuer.clone();
+    let app = spawn_app_with(|s| {
+        s.identity_providers = vec![oidc_provider("corp", &issuer)];
+        s.rate_limits.enabled = true;
+        s.rate_limits.sign_in_per_ip = 4;
+    })
+    .await;
+    ada(&op);
+    let browser = browser();
+    // The start: one request of the four.
+    let mut url = press_provider_button(&app, &browser, "/sign-in", "corp").await;
+    while !url.starts_with(&app.base) {
+        let response = browser.get(&url).send().await.unwrap();
+        assert!(response.status().is_redirection(), "{url}");
+        url = location(&response);
+    }
+    // Three callbacks with a state nobody issued use up the rest.
+    for _ in 0..3 {
+        let response = browser
+            .get(app.url("/api/auth/callback/corp?code=x&state=never-issued"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    let limited = browser.get(&url).send().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert!(limited.text().await.unwrap().contains("Too many"));
+    assert_eq!(signed_in_as(&app, &browser).await, None);
+
+    app.clock.advance(61);
+    let later = browser.get(&url).send().await.unwrap();
+    assert_eq!(
+        later.status(),
+        StatusCode::SEE_OTHER,
+        "the state was not spent"
+    );
+    assert_eq!(
+        signed_in_as(&app, &browser).await.as_deref(),
+        Some("ada@example.com")
+    );
+}
