@@ -87,8 +87,9 @@ pub enum ProviderKind {
     Github,
 }
 
-/// `[[identity_providers]]`: one upstream identity provider.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `[[identity_providers]]`: one upstream identity provider. Its `Debug` never shows the
+/// client secret.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityProviderSettings {
     /// In the callback URL (`{issuer}{base_path}/callback/{id}`) and the `account` table.
@@ -115,6 +116,27 @@ pub struct IdentityProviderSettings {
     pub web_url: Option<String>,
     /// GitHub only: base URL of the REST API.
     pub api_url: Option<String>,
+}
+
+impl std::fmt::Debug for IdentityProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProviderSettings")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &mcpauth::options::redacted(self.client_secret.as_deref()),
+            )
+            .field("scopes", &self.scopes)
+            .field("trust_email", &self.trust_email)
+            .field("required_claim", &self.required_claim)
+            .field("web_url", &self.web_url)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
 }
 
 /// `required_claim = { name = "…", value = "…" }`.
@@ -776,6 +798,18 @@ host = "smtp.example.com"
 from = "Example <no-reply@example.com>"
 password = "smtp-password-value"
 timeout_secs = 4
+
+[[trusted_clients]]
+client_id = "app"
+name = "App"
+client_secret = "trusted-client-secret-value-0123456789"
+redirect_uris = ["https://app.example/cb"]
+
+[[identity_providers]]
+id = "corp"
+issuer = "https://idp.example.com"
+client_id = "mcpauth"
+client_secret = "idp-client-secret-value"
 "#,
         )
         .unwrap();
@@ -790,6 +824,11 @@ timeout_secs = 4
         assert_eq!(smtp.tls, mcpauth::SmtpTls::Starttls);
         let debug = format!("{settings:?}");
         assert!(!debug.contains("smtp-password-value"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        for secret in ["trusted-client-secret-value", "idp-client-secret-value"] {
+            assert!(!debug.contains(secret), "{debug}");
+            assert!(!format!("{:?}", settings.auth.trusted_clients).contains(secret));
+        }
         let options = settings.options("https://auth.example.com").unwrap();
         assert_eq!(
             options.refresh_token_policy,

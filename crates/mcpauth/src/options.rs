@@ -21,9 +21,17 @@ pub use crate::token_cache::TokenCacheOptions;
 pub use crate::{EmailOptions, EmailVerification, SmtpOptions, SmtpTls};
 pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
 
+/// How a secret of the options shows in `Debug` (the SMTP password, client secrets, the
+/// server secret): whether it is set, never its value. Every `Debug` of options uses it, so
+/// that options can be logged.
+pub fn redacted(secret: Option<&str>) -> Option<&'static str> {
+    secret.map(|_| "<redacted>")
+}
+
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
-/// `trusted_clients`): written to the store at start-up, replacing any earlier version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `trusted_clients`): written to the store at start-up, replacing any earlier version. Its
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedClient {
     /// The client's identifier, as the client will send it.
@@ -56,6 +64,24 @@ pub struct TrustedClient {
 
 fn default_true() -> bool {
     true
+}
+
+impl std::fmt::Debug for TrustedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(self.client_secret.as_deref()))
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field("name", &self.name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("logo_uri", &self.logo_uri)
+            .field("skip_consent", &self.skip_consent)
+            .field("refresh_reuse_policy", &self.refresh_reuse_policy)
+            .finish()
+    }
 }
 
 /// A [`Duration`] as a whole number of seconds, for `*_secs` keys:
@@ -324,10 +350,10 @@ impl std::fmt::Debug for McpAuthOptions {
             .field("resource", &self.resource)
             .field("login_page", &self.login_page)
             .field("consent_page", &self.consent_page)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret", &redacted(self.secret.as_deref()))
             .field(
                 "initial_access_token",
-                &self.initial_access_token.as_ref().map(|_| "<redacted>"),
+                &redacted(self.initial_access_token.as_deref()),
             )
             .field("rate_limit_backend", &self.rate_limit_backend)
             .field("identity_providers", &self.identity_providers)

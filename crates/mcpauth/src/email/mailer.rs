@@ -96,7 +96,10 @@ impl std::fmt::Debug for SmtpOptions {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password",
+                &crate::options::redacted(self.password.as_deref()),
+            )
             .field("from", &self.from)
             .field("timeout", &self.timeout)
             .finish()
