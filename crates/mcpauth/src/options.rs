@@ -1,5 +1,5 @@
 //! The options an application configures mcpauth with (Better Auth's `mcp()` options, in Rust),
-//! and the rules they must meet ([`check_options`], run by [`crate::McpAuth::new`]).
+//! and the rules they must meet (`check_options`, run by [`crate::McpAuth::new`]).
 //!
 //! Every option is written here once: the server's `mcpauth.toml` deserializes into these
 //! types (their field names are the configuration keys, `*_secs` / `*_ms` keys through
@@ -84,7 +84,7 @@ impl std::fmt::Debug for TrustedClient {
     }
 }
 
-/// A [`Duration`] as a whole number of seconds, for `*_secs` keys:
+/// A [`Duration`](std::time::Duration) as a whole number of seconds, for `*_secs` keys:
 /// `#[serde(with = "duration_secs")]`.
 pub mod duration_secs {
     use std::time::Duration;
@@ -102,7 +102,7 @@ pub mod duration_secs {
     }
 }
 
-/// A [`Duration`] as a whole number of milliseconds, for `*_ms` keys:
+/// A [`Duration`](std::time::Duration) as a whole number of milliseconds, for `*_ms` keys:
 /// `#[serde(with = "duration_ms")]`.
 pub mod duration_ms {
     use std::time::Duration;
@@ -244,7 +244,7 @@ pub struct McpAuthOptions {
     /// tokens stop working and they must ask again). Other sessions always end. Default false.
     pub revoke_grants_on_password_change: bool,
     /// How validated access tokens are kept in memory, and how soon revocations made by other
-    /// processes are noticed (see [`TokenCacheOptions`](crate::TokenCacheOptions)).
+    /// processes are noticed (see [`TokenCacheOptions`]).
     pub token_cache: crate::TokenCacheOptions,
     /// Clients identified by metadata documents (CIMD): policy and fetch limits.
     pub cimd: crate::CimdOptions,
@@ -362,7 +362,7 @@ impl std::fmt::Debug for McpAuthOptions {
     }
 }
 
-/// Why [`McpAuth`] could not be built.
+/// Why [`McpAuth`](crate::McpAuth) could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// An option has a value mcpauth cannot work with.
