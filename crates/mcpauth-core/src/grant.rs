@@ -230,8 +230,9 @@ impl RefreshReusePolicy {
     }
 }
 
-/// Which grants get a refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which grants get a refresh token (`registered_grant` or `offline_access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefreshTokenPolicy {
     /// Clients that registered the `refresh_token` grant or asked for `offline_access`.
     #[default]

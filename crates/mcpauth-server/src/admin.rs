@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use mcpauth::{Accounts, SigningAlgorithm, SigningKeys};
+use mcpauth::{Accounts, SigningKeys};
 use mcpauth_core::client_registration::ClientFields;
 use mcpauth_core::model::{
     AuditEvent, Client, GrantSummary, GrantType, TokenEndpointAuthMethod, User,
@@ -104,7 +104,7 @@ impl Admin {
             .map_err(|e| anyhow!("could not set the password: {e}"))?;
         self.store.set_password(&user.id, &hash, now()).await?;
         let sessions = self.store.delete_user_sessions(&user.id, None).await?;
-        let revoke = self.settings.revoke_grants_on_password_change;
+        let revoke = self.settings.auth.revoke_grants_on_password_change;
         let grants = if revoke {
             self.store.revoke_grants(&user.id, None, now()).await?
         } else {
@@ -524,16 +524,11 @@ impl Admin {
     /// keys stay published until the tokens they signed have expired.
     pub async fn rotate_keys(&self, output: Output) -> anyhow::Result<()> {
         let settings = &self.settings;
-        let algorithm = SigningAlgorithm::parse(&settings.signing_algorithm).ok_or_else(|| {
-            anyhow!(
-                "signing_algorithm must be ES256 or RS256, not {:?}",
-                settings.signing_algorithm
-            )
-        })?;
+        let algorithm = settings.auth.signing_algorithm;
         let key_encryption_secret = mcpauth::key_encryption_secret(
             self.store.as_ref(),
-            settings.key_encryption_secret.as_deref(),
-            settings.secret.as_deref(),
+            settings.auth.key_encryption_secret.as_deref(),
+            settings.auth.secret.as_deref(),
         )
         .await?;
         let keys = SigningKeys::new(
@@ -541,7 +536,7 @@ impl Admin {
             Arc::new(SystemClock),
             algorithm,
             key_encryption_secret,
-            settings.access_token_expires_in,
+            settings.auth.access_token_expires_in,
         );
         let kid = keys.rotate().await?;
         self.audit("admin.keys.rotate", None, None, json!({ "kid": kid }))
@@ -653,6 +648,7 @@ impl Admin {
     fn warn_if_configured(&self, client_id: &str, what: &str) {
         if self
             .settings
+            .auth
             .trusted_clients
             .iter()
             .any(|t| t.client_id == client_id)

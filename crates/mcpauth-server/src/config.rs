@@ -1,23 +1,31 @@
 //! Server configuration: defaults, then `mcpauth.toml` (or `--config FILE`), then `MCPAUTH_*`
 //! environment variables, then command-line flags — each later source overriding the earlier.
+//!
+//! The library's options are not declared again here: the keys they share with the library
+//! deserialize straight into [`McpAuthOptions`] and its sub-structs (`[cimd]`, `[token_cache]`,
+//! `[smtp]`, the limits of `[rate_limits]`, the `[email]` link lifetime), and their defaults and
+//! rules are the library's. This file holds only what the binary alone has: where it listens
+//! and keeps its data, logs and metrics, the gateway's upstreams, the identity providers with
+//! their secrets, and the few keys that wrap library options (`enabled` and `backend` of
+//! `[rate_limits]`, `email_verification`, `[email] log_links`, the optional `issuer` and
+//! `resource`, known only once the port is bound).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use mcpauth::{
-    McpAuthOptions, ProtectedResource, RateLimitOptions, RefreshReusePolicy, RefreshTokenPolicy,
-    TrustedClient,
-};
+use mcpauth::{McpAuthOptions, ProtectedResource, RateLimitOptions};
 use mcpauth_gateway::Upstream;
 use serde::{Deserialize, Serialize};
 
+use crate::observability::LogFormat;
+
 /// Every setting of `mcpauth serve`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Settings {
     /// Address to listen on.
     pub bind: String,
@@ -31,62 +39,22 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of every key mcpauth writes to Redis (separates deployments sharing one Redis).
     pub redis_key_prefix: String,
-    pub base_path: String,
     /// Canonical URI of the MCP endpoint; default `{issuer}/api/mcp`.
     pub resource: Option<String>,
-    pub resource_name: String,
-    /// Secret for cookie signatures (≥ 32 characters); default: generated once, kept in the
-    /// database.
-    pub secret: Option<String>,
-    pub login_page: String,
-    pub consent_page: String,
-    pub code_expires_in: i64,
-    pub access_token_expires_in: i64,
-    pub refresh_token_expires_in: i64,
-    pub refresh_family_lifetime: i64,
-    pub refresh_reuse_grace: i64,
-    /// `tolerate_previous` (default) or `strict`.
-    pub refresh_reuse_policy: RefreshReusePolicy,
-    pub refresh_reuse_window: i64,
-    /// `registered_grant` or `offline_access`.
-    pub refresh_token_policy: String,
-    pub session_expires_in: i64,
-    pub default_scope: String,
-    pub resource_scopes: Vec<String>,
-    pub mcp_scopes: Vec<String>,
-    /// Scopes never granted without the user's explicit approval (default `["mcp:admin"]`).
-    pub consent_scopes: Vec<String>,
-    /// Browser origins allowed to call the MCP endpoint besides the issuer's.
-    pub mcp_allowed_origins: Vec<String>,
-    pub require_pkce_for_confidential: bool,
-    pub allow_dynamic_client_registration: bool,
-    /// A password change on the account page also disconnects every app.
-    pub revoke_grants_on_password_change: bool,
-    /// Trust `X-Forwarded-For` / `Forwarded` for the client's address (only behind a proxy
-    /// that sets them).
-    pub trust_proxy: bool,
-    /// RFC 7591 initial access token registration requests must carry; default none.
-    pub initial_access_token: Option<String>,
-    /// `[[trusted_clients]]`: clients registered by configuration.
-    pub trusted_clients: Vec<TrustedClient>,
-    /// Fields merged into the authorization server metadata.
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// `ES256` (default) or `RS256`: the algorithm of new id_token signing keys.
-    pub signing_algorithm: String,
-    /// Encrypts signing keys at rest; default: the server secret.
-    pub key_encryption_secret: Option<String>,
-    /// Claims added to every id_token and userinfo answer.
-    pub additional_user_info_claims: serde_json::Map<String, serde_json::Value>,
+    /// The library's options, read from the same top-level keys (`code_expires_in`,
+    /// `trusted_clients`, `[cimd]`, …). Skipped here because [`Settings::load`] extracts them
+    /// on their own, so that an error names the key it is about.
+    #[serde(skip)]
+    pub auth: McpAuthOptions,
+    /// `[rate_limits]`: the library's limits, plus `enabled` and `backend`.
     pub rate_limits: RateLimitSettings,
-    pub token_cache: TokenCacheSettings,
-    pub cimd: CimdSettings,
     /// An existing MCP server to protect at the resource's path (`/api/mcp`) instead of the
     /// demo, e.g. `http://127.0.0.1:8080/mcp`. Also `--upstream` on `serve`.
     pub upstream: Option<String>,
     /// `[[upstreams]]`: MCP servers protected by the gateway, each its own resource.
     pub upstreams: Vec<UpstreamSettings>,
     /// `text` (default) or `json`: one JSON object a line on standard error.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Address of the Prometheus `/metrics` listener; none (default) serves no metrics. Never
     /// the public listener: a separate port, for the monitoring network only.
     pub metrics_bind: Option<String>,
@@ -96,33 +64,39 @@ pub struct Settings {
     pub body_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM before the server exits anyway.
     pub shutdown_timeout_secs: u64,
-    /// `required`, `optional` (default) or `off`: whether users must verify their address.
+    /// `required`, `optional` (default) or `off`: whether users must verify their address
+    /// (the library's `email.verification`, spelt at the top level since the first release).
     pub email_verification: mcpauth::EmailVerification,
     /// `[email]`: mailed links.
     pub email: EmailSettings,
     /// `[smtp]`: the SMTP server password-reset and verification mail goes through; none: no
     /// mail (in development the links go to the log, see `email.log_links`).
-    pub smtp: Option<SmtpSettings>,
+    pub smtp: Option<mcpauth::SmtpOptions>,
     /// `[[identity_providers]]`: upstream sign-in ("Continue with …").
     pub identity_providers: Vec<IdentityProviderSettings>,
-    /// Sign-in and sign-up with email and password; `false` leaves only the identity providers.
-    pub password_login: bool,
-    /// Email domains whose addresses may have an account (empty, with `allowed_emails` empty:
-    /// anyone).
-    pub allowed_email_domains: Vec<String>,
-    /// Single addresses that may have an account.
-    pub allowed_emails: Vec<String>,
 }
 
-/// `[[identity_providers]]`: one upstream identity provider.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `type` of an `[[identity_providers]]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenID provider, from its `issuer` (the default).
+    #[default]
+    Oidc,
+    /// The GitHub preset (OAuth 2 and its REST API).
+    Github,
+}
+
+/// `[[identity_providers]]`: one upstream identity provider. Its `Debug` never shows the
+/// client secret.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityProviderSettings {
     /// In the callback URL (`{issuer}{base_path}/callback/{id}`) and the `account` table.
     pub id: String,
     /// `oidc` (default): any OpenID provider, from `issuer`; `github`: the GitHub preset.
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: ProviderKind,
     /// On the button: "Continue with {name}"; default the id (`GitHub` for GitHub).
     pub name: Option<String>,
     /// OpenID issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
@@ -142,6 +116,27 @@ pub struct IdentityProviderSettings {
     pub web_url: Option<String>,
     /// GitHub only: base URL of the REST API.
     pub api_url: Option<String>,
+}
+
+impl std::fmt::Debug for IdentityProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProviderSettings")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &mcpauth::options::redacted(self.client_secret.as_deref()),
+            )
+            .field("scopes", &self.scopes)
+            .field("trust_email", &self.trust_email)
+            .field("required_claim", &self.required_claim)
+            .field("web_url", &self.web_url)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
 }
 
 /// `required_claim = { name = "…", value = "…" }`.
@@ -183,8 +178,8 @@ impl IdentityProviderSettings {
             .ok_or_else(|| anyhow::anyhow!("identity provider {id:?} needs a client_id"))?;
         let client_secret = self.credential(self.client_secret.as_ref(), "CLIENT_SECRET")?;
         let (name, provider): (String, std::sync::Arc<dyn mcpauth::IdentityProvider>) =
-            match self.kind.as_deref().unwrap_or("oidc") {
-                "oidc" => {
+            match self.kind {
+                ProviderKind::Oidc => {
                     let issuer = self.issuer.clone().ok_or_else(|| {
                         anyhow::anyhow!("identity provider {id:?} (oidc) needs an issuer")
                     })?;
@@ -198,7 +193,7 @@ impl IdentityProviderSettings {
                     .map_err(|e| anyhow::anyhow!("identity provider {id:?}: {e}"))?;
                     (id.clone(), std::sync::Arc::new(provider))
                 }
-                "github" => {
+                ProviderKind::Github => {
                     let secret = client_secret.ok_or_else(|| {
                         anyhow::anyhow!("identity provider {id:?} (github) needs a client_secret")
                     })?;
@@ -213,9 +208,6 @@ impl IdentityProviderSettings {
                         .map_err(|e| anyhow::anyhow!("identity provider {id:?}: {e}"))?;
                     ("GitHub".to_owned(), std::sync::Arc::new(provider))
                 }
-                other => anyhow::bail!(
-                    "identity provider {id:?}: type must be oidc or github, not {other:?}"
-                ),
             };
         Ok(mcpauth::SignInProvider {
             id: id.clone(),
@@ -233,64 +225,17 @@ impl IdentityProviderSettings {
 }
 
 /// `[email]`: mailed links (password reset, verification).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EmailSettings {
-    /// Seconds a mailed link works (1 to 3600).
-    pub token_expires_in: i64,
+    /// The library's keys of this table (`token_expires_in`, seconds a mailed link works),
+    /// read by [`Settings::load`] from the same table.
+    #[serde(skip)]
+    pub links: mcpauth::EmailOptions,
     /// Without `[smtp]`, write the links to the log instead of mailing them. Default: on with
     /// a loopback issuer (development), off otherwise; `true` with another issuer refuses to
     /// start: never in production.
     pub log_links: Option<bool>,
-}
-
-impl Default for EmailSettings {
-    fn default() -> Self {
-        Self {
-            token_expires_in: mcpauth::EmailOptions::default().token_expires_in,
-            log_links: None,
-        }
-    }
-}
-
-/// `[smtp]`: where mail goes out.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpSettings {
-    pub host: String,
-    /// Default by `tls`: 587 (`starttls`), 465 (`tls`), 25 (`none`).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// `starttls` (default), `tls` or `none` (a relay on this machine, or tests).
-    #[serde(default)]
-    pub tls: mcpauth::SmtpTls,
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Also `MCPAUTH_SMTP__PASSWORD`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// The `From` address, e.g. `"Example <no-reply@example.com>"`.
-    pub from: String,
-    /// Seconds a connection or command may take.
-    #[serde(default = "default_smtp_timeout")]
-    pub timeout_secs: u64,
-}
-
-fn default_smtp_timeout() -> u64 {
-    10
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("from", &self.from)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Whether `issuer` is on this machine (`localhost`, `127.0.0.0/8`, `[::1]`): a development
@@ -331,74 +276,6 @@ pub struct UpstreamSettings {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// `[cimd]`: clients identified by Client ID Metadata Documents.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CimdSettings {
-    /// Accept `client_id`s that are https document URLs.
-    pub enabled: bool,
-    /// Hosts or `https://` URL prefixes whose documents are accepted; empty: any not denied.
-    pub allowed: Vec<String>,
-    /// Hosts or `https://` URL prefixes whose documents are refused.
-    pub denied: Vec<String>,
-    /// Accept document URLs with a query.
-    pub allow_query: bool,
-    /// Fetch from loopback addresses (tests and local development only).
-    pub allow_loopback: bool,
-    /// A PEM file of extra certificate authorities trusted when fetching.
-    pub extra_ca_file: Option<std::path::PathBuf>,
-    pub max_document_bytes: usize,
-    pub connect_timeout_ms: u64,
-    pub timeout_ms: u64,
-    pub min_cache_seconds: i64,
-    pub max_cache_seconds: i64,
-    pub per_host_concurrency: usize,
-    pub per_host_per_minute: u32,
-}
-
-impl Default for CimdSettings {
-    fn default() -> Self {
-        let d = mcpauth::CimdOptions::default();
-        Self {
-            enabled: d.enabled,
-            allowed: d.allowed,
-            denied: d.denied,
-            allow_query: d.allow_query,
-            allow_loopback: d.allow_loopback,
-            extra_ca_file: d.extra_ca_file,
-            max_document_bytes: d.max_document_bytes,
-            connect_timeout_ms: u64::try_from(d.connect_timeout.as_millis()).unwrap_or(u64::MAX),
-            timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX),
-            min_cache_seconds: d.min_cache_seconds,
-            max_cache_seconds: d.max_cache_seconds,
-            per_host_concurrency: d.per_host_concurrency,
-            per_host_per_minute: d.per_host_per_minute,
-        }
-    }
-}
-
-/// `[token_cache]`: validated access tokens kept in memory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TokenCacheSettings {
-    /// The most tokens kept; 0 turns the cache off.
-    pub capacity: usize,
-    /// The longest, in milliseconds, that a revocation made by another instance or by an admin
-    /// command can go unnoticed (this instance's own revocations take effect at once).
-    pub revocation_check_ms: u64,
-}
-
-impl Default for TokenCacheSettings {
-    fn default() -> Self {
-        let d = mcpauth::TokenCacheOptions::default();
-        Self {
-            capacity: d.capacity,
-            revocation_check_ms: u64::try_from(d.revocation_check_interval.as_millis())
-                .unwrap_or(u64::MAX),
-        }
-    }
-}
-
 /// `[database]`: pool settings; unset values keep the store's defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -412,7 +289,8 @@ pub struct DatabaseSettings {
 }
 
 /// Where rate-limit counters live (`[rate_limits] backend`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RateLimitBackendChoice {
     /// In the process: limits per instance.
     Memory,
@@ -424,45 +302,31 @@ pub enum RateLimitBackendChoice {
 
 /// `[rate_limits]`: requests per window; 0 turns a limit off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RateLimitSettings {
     /// `memory`, `database` or `redis`; default: `redis` when `redis_url` is set, else
     /// `database` on PostgreSQL and `memory` on SQLite.
-    pub backend: Option<String>,
+    pub backend: Option<RateLimitBackendChoice>,
+    /// `false` turns every limit off.
     pub enabled: bool,
-    pub window: i64,
-    pub sign_in_per_ip: u32,
-    pub sign_in_per_account: u32,
-    pub sign_up_per_ip: u32,
-    pub register_per_ip: u32,
-    pub token_per_ip: u32,
-    /// Password-reset and verification mail requests per client address.
-    pub email_per_ip: u32,
-    /// Password-reset and verification mail requests per email address.
-    pub email_per_address: u32,
+    /// The library's keys of this table (`window` and the limits, `sign_in_per_ip`, …),
+    /// read by [`Settings::load`] from the same table.
+    #[serde(skip)]
+    pub limits: RateLimitOptions,
 }
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        let d = RateLimitOptions::default();
         Self {
             backend: None,
             enabled: true,
-            window: d.window,
-            sign_in_per_ip: d.sign_in_per_ip,
-            sign_in_per_account: d.sign_in_per_account,
-            sign_up_per_ip: d.sign_up_per_ip,
-            register_per_ip: d.register_per_ip,
-            token_per_ip: d.token_per_ip,
-            email_per_ip: d.email_per_ip,
-            email_per_address: d.email_per_address,
+            limits: RateLimitOptions::default(),
         }
     }
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let d = McpAuthOptions::new("http://localhost:3000");
         Self {
             bind: "127.0.0.1:3000".into(),
             issuer: None,
@@ -470,53 +334,20 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             redis_url: None,
             redis_key_prefix: "mcpauth:".into(),
-            base_path: d.base_path,
             resource: None,
-            resource_name: d.resource_name,
-            secret: None,
-            login_page: d.login_page,
-            consent_page: d.consent_page,
-            code_expires_in: d.code_expires_in,
-            access_token_expires_in: d.access_token_expires_in,
-            refresh_token_expires_in: d.refresh_token_expires_in,
-            refresh_family_lifetime: d.refresh_family_lifetime,
-            refresh_reuse_grace: d.refresh_reuse_grace,
-            refresh_reuse_policy: d.refresh_reuse_policy,
-            refresh_reuse_window: d.refresh_reuse_window,
-            refresh_token_policy: "registered_grant".into(),
-            session_expires_in: d.session_expires_in,
-            default_scope: d.default_scope,
-            resource_scopes: d.resource_scopes,
-            mcp_scopes: d.mcp_scopes,
-            consent_scopes: d.consent_scopes,
-            mcp_allowed_origins: d.mcp_allowed_origins,
-            require_pkce_for_confidential: d.require_pkce_for_confidential,
-            allow_dynamic_client_registration: d.allow_dynamic_client_registration,
-            revoke_grants_on_password_change: d.revoke_grants_on_password_change,
-            initial_access_token: None,
-            trusted_clients: Vec::new(),
-            trust_proxy: false,
-            metadata: serde_json::Map::new(),
-            signing_algorithm: "ES256".into(),
-            key_encryption_secret: None,
-            additional_user_info_claims: serde_json::Map::new(),
+            auth: McpAuthOptions::new("http://localhost:3000"),
             rate_limits: RateLimitSettings::default(),
-            token_cache: TokenCacheSettings::default(),
-            cimd: CimdSettings::default(),
             upstream: None,
             upstreams: Vec::new(),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             metrics_bind: None,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_timeout_secs: 30,
-            email_verification: d.email.verification,
+            email_verification: mcpauth::EmailVerification::default(),
             email: EmailSettings::default(),
             smtp: None,
             identity_providers: Vec::new(),
-            password_login: true,
-            allowed_email_domains: Vec::new(),
-            allowed_emails: Vec::new(),
         }
     }
 }
@@ -536,12 +367,108 @@ pub struct FlagOverrides {
     pub upstream: Option<String>,
 }
 
-/// The top-level setting names, as written in `mcpauth.toml`.
-fn setting_names() -> Vec<String> {
-    match serde_json::to_value(Settings::default()) {
-        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-        _ => Vec::new(),
+/// The keys `values` serialize with: the names of a table's settings.
+fn names(values: &[serde_json::Result<serde_json::Value>]) -> BTreeSet<String> {
+    values
+        .iter()
+        .filter_map(|value| match value {
+            Ok(serde_json::Value::Object(map)) => Some(map.keys().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The top-level setting names, as written in `mcpauth.toml`: the server's and the library's.
+fn setting_names() -> BTreeSet<String> {
+    let defaults = Settings::default();
+    names(&[
+        serde_json::to_value(&defaults),
+        serde_json::to_value(&defaults.auth),
+    ])
+}
+
+/// Where a value came from, for an error: ` in mcpauth.toml TOML file`.
+fn source_of(metadata: Option<&figment::Metadata>) -> String {
+    match metadata {
+        Some(md) => match &md.source {
+            Some(source) => format!(" in {source} {}", md.name),
+            None => format!(" in {}", md.name),
+        },
+        None => String::new(),
     }
+}
+
+/// The keys given in a table.
+type Keys = BTreeMap<String, serde::de::IgnoredAny>;
+
+/// The keys given in the tables the server and the library share: each half reads its own
+/// keys of them (the library's through [`LibraryTables`]), so neither can refuse the other's.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SharedTableKeys {
+    rate_limits: Keys,
+    email: Keys,
+}
+
+/// The library's keys of the shared tables.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct LibraryTables {
+    rate_limits: RateLimitOptions,
+    email: mcpauth::EmailOptions,
+}
+
+/// Refuses a key of `table` (the top level when `None`) that is not in `known`: where a
+/// misspelt key of the top level or a shared table is caught.
+fn refuse_unknown_keys(
+    figment: &Figment,
+    table: Option<&str>,
+    keys: &Keys,
+    known: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    if let Some(unknown) = keys.keys().find(|key| !known.contains(*key)) {
+        let key = table.map_or_else(|| unknown.clone(), |table| format!("{table}.{unknown}"));
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        anyhow::bail!(
+            "invalid configuration: unknown setting {key:?}{}; the settings{} are {}",
+            source_of(figment.find_metadata(&key)),
+            table
+                .map(|table| format!(" of [{table}]"))
+                .unwrap_or_default(),
+            one_of(&known)
+        );
+    }
+    Ok(())
+}
+
+/// `a, b or c`.
+fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => "nothing".to_owned(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A figment error as one message; an unknown enum value reads as it always did here,
+/// `key must be a or b, not "x"`.
+fn describe(error: figment::Error) -> anyhow::Error {
+    let messages: Vec<String> = error
+        .into_iter()
+        .map(|e| match &e.kind {
+            figment::error::Kind::UnknownVariant(found, allowed) => {
+                format!(
+                    "{} must be {}, not {found:?}{}",
+                    e.path.join("."),
+                    one_of(allowed),
+                    source_of(e.metadata.as_ref())
+                )
+            }
+            _ => e.to_string(),
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
 }
 
 impl Settings {
@@ -561,15 +488,40 @@ impl Settings {
         // Only variables naming a setting are read: others sharing the prefix (MCPAUTH_CONFIG,
         // a test harness's MCPAUTH_BIN) are not configuration errors.
         let known = setting_names();
+        let env_names = known.clone();
         let env = Env::prefixed("MCPAUTH_").split("__").filter(move |key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
-            known.iter().any(|name| name.eq_ignore_ascii_case(top))
+            env_names.iter().any(|name| name.eq_ignore_ascii_case(top))
         });
-        let settings: Settings = figment
-            .merge(env)
-            .merge(Serialized::defaults(flags))
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let figment = figment.merge(env).merge(Serialized::defaults(flags));
+        let top: Keys = figment.extract().map_err(describe)?;
+        refuse_unknown_keys(&figment, None, &top, &known)?;
+        let tables: SharedTableKeys = figment.extract().map_err(describe)?;
+        refuse_unknown_keys(
+            &figment,
+            Some("rate_limits"),
+            &tables.rate_limits,
+            &names(&[
+                serde_json::to_value(RateLimitSettings::default()),
+                serde_json::to_value(RateLimitOptions::default()),
+            ]),
+        )?;
+        refuse_unknown_keys(
+            &figment,
+            Some("email"),
+            &tables.email,
+            &names(&[
+                serde_json::to_value(EmailSettings::default()),
+                serde_json::to_value(mcpauth::EmailOptions::default()),
+            ]),
+        )?;
+        // The halves are extracted apart (none refuses the others' keys), each with figment
+        // naming the key of a bad value.
+        let mut settings: Settings = figment.extract().map_err(describe)?;
+        settings.auth = figment.extract().map_err(describe)?;
+        let library: LibraryTables = figment.extract().map_err(describe)?;
+        settings.rate_limits.limits = library.rate_limits;
+        settings.email.links = library.email;
         Ok(settings)
     }
 
@@ -577,16 +529,11 @@ impl Settings {
     /// when `redis_url` is set, the database on PostgreSQL, and memory on SQLite.
     pub fn rate_limit_backend(&self) -> anyhow::Result<RateLimitBackendChoice> {
         let redis_url = self.redis_url.as_deref().filter(|url| !url.is_empty());
-        match self.rate_limits.backend.as_deref() {
-            Some("memory") => Ok(RateLimitBackendChoice::Memory),
-            Some("database") => Ok(RateLimitBackendChoice::Database),
-            Some("redis") if redis_url.is_some() => Ok(RateLimitBackendChoice::Redis),
-            Some("redis") => {
+        match self.rate_limits.backend {
+            Some(RateLimitBackendChoice::Redis) if redis_url.is_none() => {
                 anyhow::bail!("rate_limits.backend = \"redis\" needs redis_url (or --redis-url)")
             }
-            Some(other) => anyhow::bail!(
-                "rate_limits.backend must be memory, database or redis, not {other:?}"
-            ),
+            Some(choice) => Ok(choice),
             None if redis_url.is_some() => Ok(RateLimitBackendChoice::Redis),
             None if self.database_url.starts_with("sqlite:") => Ok(RateLimitBackendChoice::Memory),
             None => Ok(RateLimitBackendChoice::Database),
@@ -601,16 +548,8 @@ impl Settings {
                 anyhow::bail!("email.log_links = true and [smtp] exclude each other")
             }
             (Some(smtp), _) => {
-                let mailer = mcpauth::SmtpMailer::new(&mcpauth::SmtpOptions {
-                    host: smtp.host.clone(),
-                    port: smtp.port,
-                    tls: smtp.tls,
-                    username: smtp.username.clone(),
-                    password: smtp.password.clone(),
-                    from: smtp.from.clone(),
-                    timeout: std::time::Duration::from_secs(smtp.timeout_secs),
-                })
-                .map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
+                let mailer =
+                    mcpauth::SmtpMailer::new(smtp).map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
                 Ok(Some(Arc::new(mailer)))
             }
             (None, Some(true)) if !is_loopback_issuer(issuer) => anyhow::bail!(
@@ -623,101 +562,29 @@ impl Settings {
         }
     }
 
-    /// The library options these settings describe, for an issuer.
+    /// The library options these settings describe, for an issuer: the library's own keys as
+    /// read, completed by what only the server knows.
     pub fn options(&self, issuer: &str) -> anyhow::Result<McpAuthOptions> {
-        let mut o = McpAuthOptions::new(issuer);
-        if let Some(resource) = &self.resource {
-            o.resource = resource.clone();
-        }
-        o.base_path = self.base_path.clone();
-        o.resource_name = self.resource_name.clone();
-        o.secret = self.secret.clone();
-        o.login_page = self.login_page.clone();
-        o.consent_page = self.consent_page.clone();
-        o.code_expires_in = self.code_expires_in;
-        o.access_token_expires_in = self.access_token_expires_in;
-        o.refresh_token_expires_in = self.refresh_token_expires_in;
-        o.refresh_family_lifetime = self.refresh_family_lifetime;
-        o.refresh_reuse_grace = self.refresh_reuse_grace;
-        o.refresh_reuse_policy = self.refresh_reuse_policy;
-        o.refresh_reuse_window = self.refresh_reuse_window;
-        o.refresh_token_policy = match self.refresh_token_policy.as_str() {
-            "registered_grant" => RefreshTokenPolicy::RegisteredGrant,
-            "offline_access" => RefreshTokenPolicy::OfflineAccess,
-            other => anyhow::bail!(
-                "refresh_token_policy must be registered_grant or offline_access, not {other:?}"
-            ),
+        let mut o = self.auth.clone();
+        // As `McpAuthOptions::new` derives them.
+        o.issuer = issuer.trim_end_matches('/').to_owned();
+        o.resource = match &self.resource {
+            Some(resource) => resource.clone(),
+            None => format!("{}/api/mcp", o.issuer),
         };
-        o.session_expires_in = self.session_expires_in;
-        o.default_scope = self.default_scope.clone();
-        o.resource_scopes = self.resource_scopes.clone();
-        o.mcp_scopes = self.mcp_scopes.clone();
-        o.consent_scopes = self.consent_scopes.clone();
-        o.mcp_allowed_origins = self.mcp_allowed_origins.clone();
-        o.require_pkce_for_confidential = self.require_pkce_for_confidential;
-        o.allow_dynamic_client_registration = self.allow_dynamic_client_registration;
-        o.revoke_grants_on_password_change = self.revoke_grants_on_password_change;
-        o.initial_access_token = self.initial_access_token.clone();
-        o.trusted_clients = self.trusted_clients.clone();
-        o.trust_proxy = self.trust_proxy;
-        o.metadata = self.metadata.clone();
-        o.signing_algorithm = mcpauth::SigningAlgorithm::parse(&self.signing_algorithm)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "signing_algorithm must be ES256 or RS256, not {:?}",
-                    self.signing_algorithm
-                )
-            })?;
-        o.key_encryption_secret = self.key_encryption_secret.clone();
-        o.additional_user_info_claims = self.additional_user_info_claims.clone();
         o.identity_providers = self
             .identity_providers
             .iter()
             .map(IdentityProviderSettings::provider)
             .collect::<anyhow::Result<_>>()?;
-        o.password_login = self.password_login;
-        o.allowed_email_domains = self.allowed_email_domains.clone();
-        o.allowed_emails = self.allowed_emails.clone();
-        let r = &self.rate_limits;
-        o.rate_limits = if r.enabled {
-            RateLimitOptions {
-                window: r.window,
-                sign_in_per_ip: r.sign_in_per_ip,
-                sign_in_per_account: r.sign_in_per_account,
-                sign_up_per_ip: r.sign_up_per_ip,
-                register_per_ip: r.register_per_ip,
-                token_per_ip: r.token_per_ip,
-                email_per_ip: r.email_per_ip,
-                email_per_address: r.email_per_address,
-            }
+        o.rate_limits = if self.rate_limits.enabled {
+            self.rate_limits.limits.clone()
         } else {
             RateLimitOptions::disabled()
         };
-        o.token_cache = mcpauth::TokenCacheOptions {
-            capacity: self.token_cache.capacity,
-            revocation_check_interval: std::time::Duration::from_millis(
-                self.token_cache.revocation_check_ms,
-            ),
-        };
-        let c = &self.cimd;
-        o.cimd = mcpauth::CimdOptions {
-            enabled: c.enabled,
-            allowed: c.allowed.clone(),
-            denied: c.denied.clone(),
-            allow_query: c.allow_query,
-            allow_loopback: c.allow_loopback,
-            extra_ca_file: c.extra_ca_file.clone(),
-            max_document_bytes: c.max_document_bytes,
-            connect_timeout: std::time::Duration::from_millis(c.connect_timeout_ms),
-            timeout: std::time::Duration::from_millis(c.timeout_ms),
-            min_cache_seconds: c.min_cache_seconds,
-            max_cache_seconds: c.max_cache_seconds,
-            per_host_concurrency: c.per_host_concurrency,
-            per_host_per_minute: c.per_host_per_minute,
-        };
         o.email = mcpauth::EmailOptions {
             verification: self.email_verification,
-            token_expires_in: self.email.token_expires_in,
+            ..self.email.links.clone()
         };
         o.mailer = self.mailer(issuer)?;
         let main_path = path_of(&o.resource);
@@ -893,6 +760,146 @@ mod tests {
         assert!(relative.gateway_upstreams(&options).is_err());
     }
 
+    /// Keys that are not field names of the library's types (`*_ms`, `*_secs`), the tables the
+    /// server and the library share, and the enums still read as they always were.
+    // A runtime: `[smtp]` builds lettre's pool, which needs one.
+    #[tokio::test]
+    async fn library_keys_keep_their_configuration_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mcpauth.toml");
+        std::fs::write(
+            &file,
+            r#"
+refresh_token_policy = "offline_access"
+signing_algorithm = "RS256"
+log_format = "json"
+email_verification = "off"
+
+[token_cache]
+capacity = 7
+revocation_check_ms = 40
+
+[cimd]
+connect_timeout_ms = 1500
+timeout_ms = 2500
+per_host_per_minute = 3
+
+[rate_limits]
+backend = "database"
+window = 90
+sign_in_per_ip = 4
+
+[email]
+token_expires_in = 600
+log_links = false
+
+[smtp]
+host = "smtp.example.com"
+from = "Example <no-reply@example.com>"
+password = "smtp-password-value"
+timeout_secs = 4
+
+[[trusted_clients]]
+client_id = "app"
+name = "App"
+client_secret = "trusted-client-secret-value-0123456789"
+redirect_uris = ["https://app.example/cb"]
+
+[[identity_providers]]
+id = "corp"
+issuer = "https://idp.example.com"
+client_id = "mcpauth"
+client_secret = "idp-client-secret-value"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file), FlagOverrides::default()).unwrap();
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(
+            settings.rate_limit_backend().unwrap(),
+            RateLimitBackendChoice::Database
+        );
+        let smtp = settings.smtp.as_ref().unwrap();
+        assert_eq!(smtp.timeout, Duration::from_secs(4));
+        assert_eq!(smtp.tls, mcpauth::SmtpTls::Starttls);
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("smtp-password-value"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        for secret in ["trusted-client-secret-value", "idp-client-secret-value"] {
+            assert!(!debug.contains(secret), "{debug}");
+            assert!(!format!("{:?}", settings.auth.trusted_clients).contains(secret));
+        }
+        let options = settings.options("https://auth.example.com").unwrap();
+        assert_eq!(
+            options.refresh_token_policy,
+            mcpauth::RefreshTokenPolicy::OfflineAccess
+        );
+        assert_eq!(options.signing_algorithm, mcpauth::SigningAlgorithm::Rs256);
+        assert_eq!(options.token_cache.capacity, 7);
+        assert_eq!(
+            options.token_cache.revocation_check_interval,
+            Duration::from_millis(40)
+        );
+        assert_eq!(options.cimd.connect_timeout, Duration::from_millis(1500));
+        assert_eq!(options.cimd.timeout, Duration::from_millis(2500));
+        assert_eq!(options.cimd.per_host_per_minute, 3);
+        assert_eq!(options.cimd.max_document_bytes, 5120, "a default kept");
+        assert_eq!(options.rate_limits.window, 90);
+        assert_eq!(options.rate_limits.sign_in_per_ip, 4);
+        assert_eq!(options.rate_limits.sign_up_per_ip, 10, "a default kept");
+        assert_eq!(options.email.token_expires_in, 600);
+        assert_eq!(options.email.verification, mcpauth::EmailVerification::Off);
+        assert_eq!(options.issuer, "https://auth.example.com");
+        assert_eq!(options.resource, "https://auth.example.com/api/mcp");
+
+        std::fs::write(&file, "[rate_limits]\nenabled = false\n").unwrap();
+        let settings = Settings::load(Some(&file), FlagOverrides::default()).unwrap();
+        let options = settings.options("https://auth.example.com/").unwrap();
+        assert_eq!(options.rate_limits, RateLimitOptions::disabled());
+        assert_eq!(options.issuer, "https://auth.example.com");
+
+        // A misspelt key or value is an error naming it, wherever it is.
+        for (toml, expected) in [
+            (
+                "acess_token_expires_in = 5",
+                "unknown setting \"acess_token_expires_in\"",
+            ),
+            (
+                "[rate_limits]\nsign_in_per_ipp = 1",
+                "unknown setting \"rate_limits.sign_in_per_ipp\"",
+            ),
+            (
+                "[email]\nlog_link = true",
+                "unknown setting \"email.log_link\"",
+            ),
+            ("[cimd]\ntimeout = 5", "timeout"),
+            (
+                "[smtp]\nhost = \"h\"\nfrom = \"f\"\ntimeout = 5",
+                "timeout_secs",
+            ),
+            ("[rate_limits]\nwindow = \"x\"", "rate_limits.window"),
+            (
+                "refresh_token_policy = \"never\"",
+                "refresh_token_policy must be registered_grant or offline_access, not \"never\"",
+            ),
+            (
+                "signing_algorithm = \"HS256\"",
+                "signing_algorithm must be ES256 or RS256",
+            ),
+            ("log_format = \"xml\"", "log_format must be text or json"),
+            (
+                "email_verification = \"maybe\"",
+                "email_verification must be required, optional or off",
+            ),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let error = Settings::load(Some(&file), FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{toml}: {error}");
+        }
+    }
+
     #[test]
     fn identity_providers_from_mcpauth_toml() {
         let dir = tempfile::tempdir().unwrap();
@@ -940,7 +947,16 @@ client_secret = "secret"
                 .to_string()
         };
         assert!(broken(|p| p.issuer = None).contains("needs an issuer"));
-        assert!(broken(|p| p.kind = Some("saml".into())).contains("type must be"));
+        let saml = dir.path().join("saml.toml");
+        std::fs::write(
+            &saml,
+            "[[identity_providers]]\nid = \"corp\"\ntype = \"saml\"\n",
+        )
+        .unwrap();
+        let unknown_type = Settings::load(Some(&saml), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(unknown_type.contains("type must be"), "{unknown_type}");
         assert!(
             broken(|p| p.client_secret = Some("${MCPAUTH_TEST_SURELY_UNSET}".into()))
                 .contains("MCPAUTH_TEST_SURELY_UNSET")

@@ -32,8 +32,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use observability::{PoolUsage, ReadinessCheck};
 
 pub use config::{
-    DatabaseSettings, FlagOverrides, IdentityProviderSettings, RateLimitBackendChoice, Settings,
-    UpstreamSettings,
+    DatabaseSettings, FlagOverrides, IdentityProviderSettings, ProviderKind,
+    RateLimitBackendChoice, Settings, UpstreamSettings,
 };
 
 /// How often a running server deletes expired rows ([`Store::purge_expired`]): sessions,

@@ -275,7 +275,7 @@ async fn main() -> std::process::ExitCode {
 fn load_settings(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Settings> {
     let settings = Settings::load(config, flags);
     let format = match &settings {
-        Ok(settings) => LogFormat::parse(&settings.log_format)?,
+        Ok(settings) => settings.log_format,
         Err(_) => LogFormat::Text,
     };
     observability::init_logging(format);

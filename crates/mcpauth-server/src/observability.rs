@@ -187,21 +187,13 @@ pub async fn readiness(auth: McpAuth, extra: Option<ReadinessCheck>) -> Response
     }
 }
 
-/// `log_format`: human-readable lines, or one JSON object a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `log_format`: human-readable lines (`text`), or one JSON object a line (`json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
-}
-
-impl LogFormat {
-    pub fn parse(value: &str) -> anyhow::Result<Self> {
-        match value {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            other => anyhow::bail!("log_format must be text or json, not {other:?}"),
-        }
-    }
 }
 
 /// Installs the process's log subscriber (standard error; `RUST_LOG` overrides the levels);
@@ -247,8 +239,9 @@ mod tests {
 
     #[test]
     fn log_formats() {
-        assert_eq!(LogFormat::parse("json").unwrap(), LogFormat::Json);
-        assert_eq!(LogFormat::parse("text").unwrap(), LogFormat::Text);
-        assert!(LogFormat::parse("xml").is_err());
+        let parse = |value: &str| serde_json::from_value::<LogFormat>(serde_json::json!(value));
+        assert_eq!(parse("json").unwrap(), LogFormat::Json);
+        assert_eq!(parse("text").unwrap(), LogFormat::Text);
+        assert!(parse("xml").is_err());
     }
 }

@@ -23,8 +23,9 @@ use mcpauth_core::model::{Client, ClientDocument};
 use mcpauth_core::{Clock, Store, StoreError};
 
 /// How client metadata documents are accepted and fetched (`[cimd]` in the server's
-/// configuration).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// configuration; the timeouts as `connect_timeout_ms` and `timeout_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CimdOptions {
     /// Accept `client_id`s that are document URLs (default true).
     pub enabled: bool,
@@ -44,8 +45,10 @@ pub struct CimdOptions {
     /// The largest document accepted, in bytes (default 5 KiB).
     pub max_document_bytes: usize,
     /// Time to connect (default 2 s).
+    #[serde(rename = "connect_timeout_ms", with = "crate::options::duration_ms")]
     pub connect_timeout: Duration,
     /// Time for the whole fetch, body included (default 5 s).
+    #[serde(rename = "timeout_ms", with = "crate::options::duration_ms")]
     pub timeout: Duration,
     /// Bounds on how long a document is used before it is fetched again, in seconds (default
     /// 300 and 86400); within them, the document's `Cache-Control: max-age` decides.

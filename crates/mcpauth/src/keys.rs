@@ -23,13 +23,15 @@ use mcpauth_core::{Clock, Store};
 
 use crate::token_cache::{Stamp, TokenCache};
 
-/// Which algorithm new signing keys use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which algorithm new signing keys use (`signing_algorithm = "ES256"`, by its JWS name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlgorithm {
     /// ECDSA with P-256 and SHA-256 (the default: small keys and signatures).
     #[default]
+    #[serde(rename = "ES256")]
     Es256,
     /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key, for relying parties that need RSA.
+    #[serde(rename = "RS256")]
     Rs256,
 }
 

@@ -8,9 +8,11 @@
 //! `mcpauth-core`; this crate is HTTP around them.
 //!
 //! The handle and its services:
-//! - `mcp_auth`: [`McpAuth`], the options as checked at start-up (every option rule is in
-//!   `McpAuth::new`), and the services below; fields private, reached through accessors.
-//! - [`options`]: what can be configured.
+//! - `mcp_auth`: [`McpAuth`], built from the checked options, and the services below; fields
+//!   private, reached through accessors.
+//! - [`options`]: what can be configured, and every rule an option must meet (checked by
+//!   `McpAuth::new`, so a library user gets the server's checks); the server's configuration
+//!   file deserializes into these types.
 //! - `password_accounts`: [`Accounts`], users with an email and an argon2id password
 //!   (hashing in `passwords`).
 //! - `keys`: [`SigningKeys`], id_token signing keys (generation, rotation, JWKS).
@@ -87,9 +89,10 @@ pub use identity_provider::{
     IdentityProvider, IdentityProviderError, ProviderIdentity, SignInProvider,
 };
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
-pub use mcp_auth::{BuildError, McpAuth, key_encryption_secret, server_secret};
+pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
-    McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy, TrustedClient,
+    BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
+    TrustedClient,
 };
 pub use params::unreadable_body;
 pub use password_accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};

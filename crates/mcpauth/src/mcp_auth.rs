@@ -9,42 +9,19 @@ use std::sync::Arc;
 use mcpauth_core::client_registration::ConfiguredClient;
 use mcpauth_core::model::{AuditEvent, Client};
 use mcpauth_core::sign_in_policy::EmailAllowList;
-use mcpauth_core::{
-    AuthorizationPolicy, Scopes, Store, StoreError, cimd, protected_resource, secret,
-};
+use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
 
 use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
-use crate::email::{EmailService, EmailVerification};
+use crate::email::EmailService;
 use crate::keys::{KeyError, SigningKeys};
-use crate::options::{CimdOptions, McpAuthOptions, TrustedClient};
+use crate::options::{
+    BuildError, CimdOptions, McpAuthOptions, TrustedClient, check_options, invalid,
+};
 use crate::password_accounts::{AccountError, Accounts};
 use crate::rate_limit::{MemoryRateLimits, RateLimitBackend, RateLimiter, StoreRateLimits};
 use crate::resources::Resource;
 use crate::token_cache::{StampedMap, TokenCache};
 use crate::web::Site;
-
-/// Why [`McpAuth`] could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// An option has a value mcpauth cannot work with.
-    #[error("invalid option {option}: {reason}")]
-    InvalidOption {
-        /// The option's name.
-        option: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The store could not be read or written while starting.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn invalid(option: &'static str, reason: impl Into<String>) -> BuildError {
-    BuildError::InvalidOption {
-        option,
-        reason: reason.into(),
-    }
-}
 
 /// A security-log entry at `at`: the one choke point every security event passes, counted (and
 /// logged) when it is created — before a store method writes it in its transaction, so an
@@ -102,220 +79,6 @@ struct Inner {
     email: EmailService,
     /// `allowed_email_domains` and `allowed_emails`.
     email_allow_list: EmailAllowList,
-}
-
-/// What the options say once checked: the issuer and resource as URLs, and the scopes.
-struct Checked {
-    issuer: url::Url,
-    resource: url::Url,
-    /// `options.resources`, parsed, in order.
-    other_resources: Vec<url::Url>,
-    scopes_supported: Scopes,
-    default_scope: Scopes,
-    consent_scopes: Scopes,
-}
-
-/// Every rule an option must meet, so that a library user gets the same checks as the server.
-fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
-    let issuer = url::Url::parse(&options.issuer).map_err(|e| invalid("issuer", e.to_string()))?;
-    if !matches!(issuer.scheme(), "http" | "https")
-        || issuer.query().is_some()
-        || issuer.fragment().is_some()
-    {
-        return Err(invalid(
-            "issuer",
-            "must be an http(s) URL without query or fragment",
-        ));
-    }
-    let resource =
-        url::Url::parse(&options.resource).map_err(|e| invalid("resource", e.to_string()))?;
-    if !options.base_path.starts_with('/') || options.base_path.ends_with('/') {
-        return Err(invalid("base_path", "must start with / and not end with /"));
-    }
-    for (option, seconds) in [
-        ("code_expires_in", options.code_expires_in),
-        ("access_token_expires_in", options.access_token_expires_in),
-        ("refresh_token_expires_in", options.refresh_token_expires_in),
-        ("refresh_family_lifetime", options.refresh_family_lifetime),
-        ("session_expires_in", options.session_expires_in),
-    ] {
-        if seconds <= 0 {
-            return Err(invalid(option, "must be a positive number of seconds"));
-        }
-    }
-    if options.refresh_reuse_grace < 0 {
-        return Err(invalid(
-            "refresh_reuse_grace",
-            "must be zero or a positive number of seconds",
-        ));
-    }
-    if !(1..=3600).contains(&options.refresh_reuse_window) {
-        return Err(invalid(
-            "refresh_reuse_window",
-            "must be between 1 and 3600 seconds",
-        ));
-    }
-    let default_scope = Scopes::parse(&options.default_scope)
-        .map_err(|e| invalid("default_scope", e.description))?;
-    let other_resources = check_other_resources(options, &resource)?;
-    let mut all = vec!["openid", "profile", "email", "offline_access"];
-    all.extend(options.resource_scopes.iter().map(String::as_str));
-    for other in &options.resources {
-        all.extend(
-            other
-                .scopes
-                .iter()
-                .chain(&other.extra_scopes)
-                .map(String::as_str),
-        );
-    }
-    let scopes_supported = Scopes::from_tokens(all);
-    if !default_scope.is_subset_of(&scopes_supported) {
-        return Err(invalid(
-            "default_scope",
-            "names a scope that is not supported",
-        ));
-    }
-    if options
-        .consent_scopes
-        .iter()
-        .any(|scope| Scopes::parse(scope).map_or(true, |one| one.iter().count() != 1))
-    {
-        return Err(invalid(
-            "consent_scopes",
-            "each entry must be one scope token",
-        ));
-    }
-    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
-    if options
-        .initial_access_token
-        .as_ref()
-        .is_some_and(|t| t.len() < 32)
-    {
-        return Err(invalid(
-            "initial_access_token",
-            "must be at least 32 characters",
-        ));
-    }
-    let cimd = &options.cimd;
-    if cimd.max_document_bytes == 0
-        || cimd.connect_timeout.is_zero()
-        || cimd.timeout.is_zero()
-        || cimd.min_cache_seconds < 0
-        || cimd.min_cache_seconds > cimd.max_cache_seconds
-    {
-        return Err(invalid(
-            "cimd",
-            "max_document_bytes and the timeouts must be positive, and 0 <= min_cache_seconds <= max_cache_seconds",
-        ));
-    }
-    if !(1..=crate::email::MAX_TOKEN_LIFETIME).contains(&options.email.token_expires_in) {
-        return Err(invalid(
-            "email.token_expires_in",
-            "must be between 1 and 3600 seconds",
-        ));
-    }
-    if options.email.verification == EmailVerification::Required && options.mailer.is_none() {
-        return Err(invalid(
-            "email_verification",
-            "\"required\" needs a way to send mail: configure SMTP",
-        ));
-    }
-    if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
-        return Err(invalid("secret", "must be at least 32 characters"));
-    }
-    check_identity_providers(options)?;
-    Ok(Checked {
-        issuer,
-        resource,
-        other_resources,
-        scopes_supported,
-        default_scope,
-        consent_scopes,
-    })
-}
-
-/// Provider ids that can be a path segment and an `account` row's `providerId`, each once;
-/// and some way to sign in.
-fn check_identity_providers(options: &McpAuthOptions) -> Result<(), BuildError> {
-    let mut seen = std::collections::HashSet::new();
-    for provider in &options.identity_providers {
-        if !crate::identity_provider::valid_provider_id(&provider.id) {
-            return Err(invalid(
-                "identity_providers",
-                format!(
-                    "id {:?}: lower-case letters, digits, - and _ (at most 32), not \"credential\"",
-                    provider.id
-                ),
-            ));
-        }
-        if !seen.insert(provider.id.as_str()) {
-            return Err(invalid(
-                "identity_providers",
-                format!("id {:?} is used twice", provider.id),
-            ));
-        }
-        if provider.name.trim().is_empty() {
-            return Err(invalid(
-                "identity_providers",
-                format!("provider {:?} needs a name", provider.id),
-            ));
-        }
-    }
-    if !options.password_login && options.identity_providers.is_empty() {
-        return Err(invalid(
-            "password_login",
-            "is false and no identity provider is configured: nobody could sign in",
-        ));
-    }
-    Ok(())
-}
-
-/// `options.resources` as URLs: absolute http(s) URIs without fragment (RFC 8707 §2), each at
-/// a path of its own (its metadata lives at a path derived from it), none the main resource.
-fn check_other_resources(
-    options: &McpAuthOptions,
-    main: &url::Url,
-) -> Result<Vec<url::Url>, BuildError> {
-    let mut paths = vec![protected_resource::locate(main).path];
-    let mut urls = Vec::new();
-    for other in &options.resources {
-        let url = url::Url::parse(&other.resource)
-            .map_err(|e| invalid("resources", format!("{:?}: {e}", other.resource)))?;
-        let path = protected_resource::locate(&url).path;
-        if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() || path.is_empty()
-        {
-            return Err(invalid(
-                "resources",
-                format!(
-                    "{:?} must be an http(s) URL with a path and no fragment",
-                    other.resource
-                ),
-            ));
-        }
-        if paths.contains(&path) {
-            return Err(invalid(
-                "resources",
-                format!("{:?}: another resource has the path {path}", other.resource),
-            ));
-        }
-        let scopes: Vec<&str> = other
-            .scopes
-            .iter()
-            .chain(&other.extra_scopes)
-            .map(String::as_str)
-            .collect();
-        if scopes
-            .iter()
-            .any(|s| s.split_ascii_whitespace().count() != 1)
-        {
-            return Err(invalid("resources", "each scope must be one scope token"));
-        }
-        Scopes::parse(&scopes.join(" ")).map_err(|e| invalid("resources", e.description))?;
-        paths.push(path);
-        urls.push(url);
-    }
-    Ok(urls)
 }
 
 /// The secret that signs cookies: the configured one, else the one generated once and kept in

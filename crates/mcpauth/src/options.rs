@@ -1,17 +1,37 @@
-//! The options an application configures mcpauth with (Better Auth's `mcp()` options, in Rust).
+//! The options an application configures mcpauth with (Better Auth's `mcp()` options, in Rust),
+//! and the rules they must meet (`check_options`, run by [`crate::McpAuth::new`]).
+//!
+//! Every option is written here once: the server's `mcpauth.toml` deserializes into these
+//! types (their field names are the configuration keys, `*_secs` / `*_ms` keys through
+//! [`duration_secs`] / [`duration_ms`]), and only what a library user gives as code (the
+//! clock, the mailer, fetchers, identity providers, the rate-limit backend) or the server
+//! derives itself (issuer, resource) is left out of (de)serialization.
 
 use std::sync::Arc;
 
-use mcpauth_core::{Clock, SystemClock};
+use mcpauth_core::{Clock, Scopes, StoreError, SystemClock, protected_resource};
 use serde::{Deserialize, Serialize};
 
+// The types of the option tables live beside the service each configures; all are reachable
+// from here, the one file that says what can be configured.
 pub use crate::cimd::CimdOptions;
+pub use crate::keys::SigningAlgorithm;
 pub use crate::rate_limit::RateLimitOptions;
+pub use crate::token_cache::TokenCacheOptions;
+pub use crate::{EmailOptions, EmailVerification, SmtpOptions, SmtpTls};
 pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
 
+/// How a secret of the options shows in `Debug` (the SMTP password, client secrets, the
+/// server secret): whether it is set, never its value. Every `Debug` of options uses it, so
+/// that options can be logged.
+pub fn redacted(secret: Option<&str>) -> Option<&'static str> {
+    secret.map(|_| "<redacted>")
+}
+
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
-/// `trusted_clients`): written to the store at start-up, replacing any earlier version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `trusted_clients`): written to the store at start-up, replacing any earlier version. Its
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedClient {
     /// The client's identifier, as the client will send it.
@@ -46,6 +66,60 @@ fn default_true() -> bool {
     true
 }
 
+impl std::fmt::Debug for TrustedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(self.client_secret.as_deref()))
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field("name", &self.name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("logo_uri", &self.logo_uri)
+            .field("skip_consent", &self.skip_consent)
+            .field("refresh_reuse_policy", &self.refresh_reuse_policy)
+            .finish()
+    }
+}
+
+/// A [`Duration`](std::time::Duration) as a whole number of seconds, for `*_secs` keys:
+/// `#[serde(with = "duration_secs")]`.
+pub mod duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes whole seconds.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_secs())
+    }
+
+    /// Reads whole seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+/// A [`Duration`](std::time::Duration) as a whole number of milliseconds, for `*_ms` keys:
+/// `#[serde(with = "duration_ms")]`.
+pub mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes whole milliseconds (saturating: no configured duration comes near the limit).
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Reads whole milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
 /// Another MCP server this authorization server issues tokens for, besides
 /// [`McpAuthOptions::resource`] (RFC 8707): a request naming it as `resource` gets tokens bound
 /// to it alone, which [`crate::McpAuth::with_mcp_auth_for`] accepts and every other resource
@@ -65,17 +139,28 @@ pub struct ProtectedResource {
 
 /// Everything mcpauth can be configured with. `McpAuthOptions::new(issuer)` gives the defaults
 /// of SPEC §3; change fields before building [`crate::McpAuth`].
-#[derive(Clone)]
+///
+/// Deserializing reads the keys of the server's configuration file; a missing key keeps its
+/// default. Fields marked `serde(skip)` are not settings of that file: they are code (a clock,
+/// a mailer), or the server computes them (`issuer`, `resource`, `rate_limits`, `email`: see
+/// `mcpauth-server`'s `config.rs`), and they keep their defaults. Unknown keys are ignored
+/// here, since the server reads its own keys from the same file; it refuses the keys neither
+/// knows. The tables (`[cimd]`, `[token_cache]`) refuse unknown keys themselves.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default = "McpAuthOptions::unconfigured")]
 pub struct McpAuthOptions {
     /// The public origin, e.g. `https://app.example.com`; the `issuer` of every document.
+    #[serde(skip)]
     pub issuer: String,
     /// Where the OAuth and account endpoints are mounted (default `/api/auth`).
     pub base_path: String,
     /// Canonical URI of the protected MCP server (default `{issuer}/api/mcp`).
+    #[serde(skip)]
     pub resource: String,
     /// Human-readable name of the protected resource, for its metadata.
     pub resource_name: String,
     /// Other protected resources tokens may be issued for (e.g. the upstreams of a gateway).
+    #[serde(skip)]
     pub resources: Vec<ProtectedResource>,
     /// Where an unauthenticated authorization request sends the browser.
     pub login_page: String,
@@ -135,13 +220,17 @@ pub struct McpAuthOptions {
     /// Secret for signing cookies and CSRF tokens. `None`: one is generated once and kept in
     /// the database, so that every instance on it agrees.
     pub secret: Option<String>,
-    /// Limits on sign-in, sign-up, registration and token requests.
+    /// Limits on sign-in, sign-up, registration and token requests. Skipped: the server's
+    /// `[rate_limits]` table adds its own `enabled` and `backend` keys around these.
+    #[serde(skip)]
     pub rate_limits: RateLimitOptions,
     /// Where the rate-limit counters live: in this process (the default), in the store
     /// (shared by every instance on the database) or another backend such as Redis. A backend
     /// that fails lets requests through (see [`crate::rate_limit`]).
+    #[serde(skip)]
     pub rate_limit_backend: crate::rate_limit::RateLimitBackend,
     /// The source of time.
+    #[serde(skip)]
     pub clock: Arc<dyn Clock>,
     /// Algorithm of new id_token signing keys.
     pub signing_algorithm: crate::keys::SigningAlgorithm,
@@ -155,18 +244,23 @@ pub struct McpAuthOptions {
     /// tokens stop working and they must ask again). Other sessions always end. Default false.
     pub revoke_grants_on_password_change: bool,
     /// How validated access tokens are kept in memory, and how soon revocations made by other
-    /// processes are noticed (see [`TokenCacheOptions`](crate::TokenCacheOptions)).
+    /// processes are noticed (see [`TokenCacheOptions`]).
     pub token_cache: crate::TokenCacheOptions,
     /// Clients identified by metadata documents (CIMD): policy and fetch limits.
     pub cimd: crate::CimdOptions,
     /// Fetches metadata documents; `None`: [`crate::HttpFetcher`] built from `cimd`.
+    #[serde(skip)]
     pub cimd_fetcher: Option<Arc<dyn crate::ClientMetadataFetcher>>,
-    /// Email verification and the lifetime of mailed links.
+    /// Email verification and the lifetime of mailed links. Skipped: the server's file
+    /// spells `verification` as the top-level `email_verification`, beside its `[email]`.
+    #[serde(skip)]
     pub email: crate::EmailOptions,
     /// Sends password-reset and verification mail; `None`: no mail (password reset by email
     /// is then unavailable, and `email.verification` may not be `Required`).
+    #[serde(skip)]
     pub mailer: Option<Arc<dyn crate::Mailer>>,
     /// identity providers offered on the sign-in page ("Continue with …").
+    #[serde(skip)]
     pub identity_providers: Vec<crate::identity_provider::SignInProvider>,
     /// Whether users may sign in and sign up with an email and password. With `false`, only
     /// the identity providers sign users in (at least one is then needed). Default true.
@@ -188,6 +282,12 @@ impl McpAuthOptions {
             .find(|trusted| trusted.client_id == client_id)
             .and_then(|trusted| trusted.refresh_reuse_policy)
             .unwrap_or(self.refresh_reuse_policy)
+    }
+
+    /// The defaults before an issuer is known: what deserializing starts from (the server
+    /// sets the issuer and resource once it has bound its port).
+    fn unconfigured() -> Self {
+        Self::new("http://localhost:3000")
     }
 
     /// The defaults, for the given public origin.
@@ -250,14 +350,251 @@ impl std::fmt::Debug for McpAuthOptions {
             .field("resource", &self.resource)
             .field("login_page", &self.login_page)
             .field("consent_page", &self.consent_page)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret", &redacted(self.secret.as_deref()))
             .field(
                 "initial_access_token",
-                &self.initial_access_token.as_ref().map(|_| "<redacted>"),
+                &redacted(self.initial_access_token.as_deref()),
             )
             .field("rate_limit_backend", &self.rate_limit_backend)
             .field("identity_providers", &self.identity_providers)
             .field("password_login", &self.password_login)
             .finish_non_exhaustive()
     }
+}
+
+/// Why [`McpAuth`](crate::McpAuth) could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An option has a value mcpauth cannot work with.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store could not be read or written while starting.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) fn invalid(option: &'static str, reason: impl Into<String>) -> BuildError {
+    BuildError::InvalidOption {
+        option,
+        reason: reason.into(),
+    }
+}
+
+/// What the options say once checked: the issuer and resource as URLs, and the scopes.
+pub(crate) struct Checked {
+    pub(crate) issuer: url::Url,
+    pub(crate) resource: url::Url,
+    /// `options.resources`, parsed, in order.
+    pub(crate) other_resources: Vec<url::Url>,
+    pub(crate) scopes_supported: Scopes,
+    pub(crate) default_scope: Scopes,
+    pub(crate) consent_scopes: Scopes,
+}
+
+/// Every rule an option must meet, so that a library user gets the same checks as the server.
+pub(crate) fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildError> {
+    let issuer = url::Url::parse(&options.issuer).map_err(|e| invalid("issuer", e.to_string()))?;
+    if !matches!(issuer.scheme(), "http" | "https")
+        || issuer.query().is_some()
+        || issuer.fragment().is_some()
+    {
+        return Err(invalid(
+            "issuer",
+            "must be an http(s) URL without query or fragment",
+        ));
+    }
+    let resource =
+        url::Url::parse(&options.resource).map_err(|e| invalid("resource", e.to_string()))?;
+    if !options.base_path.starts_with('/') || options.base_path.ends_with('/') {
+        return Err(invalid("base_path", "must start with / and not end with /"));
+    }
+    for (option, seconds) in [
+        ("code_expires_in", options.code_expires_in),
+        ("access_token_expires_in", options.access_token_expires_in),
+        ("refresh_token_expires_in", options.refresh_token_expires_in),
+        ("refresh_family_lifetime", options.refresh_family_lifetime),
+        ("session_expires_in", options.session_expires_in),
+    ] {
+        if seconds <= 0 {
+            return Err(invalid(option, "must be a positive number of seconds"));
+        }
+    }
+    if options.refresh_reuse_grace < 0 {
+        return Err(invalid(
+            "refresh_reuse_grace",
+            "must be zero or a positive number of seconds",
+        ));
+    }
+    if !(1..=3600).contains(&options.refresh_reuse_window) {
+        return Err(invalid(
+            "refresh_reuse_window",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    let default_scope = Scopes::parse(&options.default_scope)
+        .map_err(|e| invalid("default_scope", e.description))?;
+    let other_resources = check_other_resources(options, &resource)?;
+    let mut all = vec!["openid", "profile", "email", "offline_access"];
+    all.extend(options.resource_scopes.iter().map(String::as_str));
+    for other in &options.resources {
+        all.extend(
+            other
+                .scopes
+                .iter()
+                .chain(&other.extra_scopes)
+                .map(String::as_str),
+        );
+    }
+    let scopes_supported = Scopes::from_tokens(all);
+    if !default_scope.is_subset_of(&scopes_supported) {
+        return Err(invalid(
+            "default_scope",
+            "names a scope that is not supported",
+        ));
+    }
+    if options
+        .consent_scopes
+        .iter()
+        .any(|scope| Scopes::parse(scope).map_or(true, |one| one.iter().count() != 1))
+    {
+        return Err(invalid(
+            "consent_scopes",
+            "each entry must be one scope token",
+        ));
+    }
+    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
+    if options
+        .initial_access_token
+        .as_ref()
+        .is_some_and(|t| t.len() < 32)
+    {
+        return Err(invalid(
+            "initial_access_token",
+            "must be at least 32 characters",
+        ));
+    }
+    let cimd = &options.cimd;
+    if cimd.max_document_bytes == 0
+        || cimd.connect_timeout.is_zero()
+        || cimd.timeout.is_zero()
+        || cimd.min_cache_seconds < 0
+        || cimd.min_cache_seconds > cimd.max_cache_seconds
+    {
+        return Err(invalid(
+            "cimd",
+            "max_document_bytes and the timeouts must be positive, and 0 <= min_cache_seconds <= max_cache_seconds",
+        ));
+    }
+    if !(1..=crate::email::MAX_TOKEN_LIFETIME).contains(&options.email.token_expires_in) {
+        return Err(invalid(
+            "email.token_expires_in",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    if options.email.verification == EmailVerification::Required && options.mailer.is_none() {
+        return Err(invalid(
+            "email_verification",
+            "\"required\" needs a way to send mail: configure SMTP",
+        ));
+    }
+    if options.secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(invalid("secret", "must be at least 32 characters"));
+    }
+    check_identity_providers(options)?;
+    Ok(Checked {
+        issuer,
+        resource,
+        other_resources,
+        scopes_supported,
+        default_scope,
+        consent_scopes,
+    })
+}
+
+/// Provider ids that can be a path segment and an `account` row's `providerId`, each once;
+/// and some way to sign in.
+fn check_identity_providers(options: &McpAuthOptions) -> Result<(), BuildError> {
+    let mut seen = std::collections::HashSet::new();
+    for provider in &options.identity_providers {
+        if !crate::identity_provider::valid_provider_id(&provider.id) {
+            return Err(invalid(
+                "identity_providers",
+                format!(
+                    "id {:?}: lower-case letters, digits, - and _ (at most 32), not \"credential\"",
+                    provider.id
+                ),
+            ));
+        }
+        if !seen.insert(provider.id.as_str()) {
+            return Err(invalid(
+                "identity_providers",
+                format!("id {:?} is used twice", provider.id),
+            ));
+        }
+        if provider.name.trim().is_empty() {
+            return Err(invalid(
+                "identity_providers",
+                format!("provider {:?} needs a name", provider.id),
+            ));
+        }
+    }
+    if !options.password_login && options.identity_providers.is_empty() {
+        return Err(invalid(
+            "password_login",
+            "is false and no identity provider is configured: nobody could sign in",
+        ));
+    }
+    Ok(())
+}
+
+/// `options.resources` as URLs: absolute http(s) URIs without fragment (RFC 8707 §2), each at
+/// a path of its own (its metadata lives at a path derived from it), none the main resource.
+fn check_other_resources(
+    options: &McpAuthOptions,
+    main: &url::Url,
+) -> Result<Vec<url::Url>, BuildError> {
+    let mut paths = vec![protected_resource::locate(main).path];
+    let mut urls = Vec::new();
+    for other in &options.resources {
+        let url = url::Url::parse(&other.resource)
+            .map_err(|e| invalid("resources", format!("{:?}: {e}", other.resource)))?;
+        let path = protected_resource::locate(&url).path;
+        if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() || path.is_empty()
+        {
+            return Err(invalid(
+                "resources",
+                format!(
+                    "{:?} must be an http(s) URL with a path and no fragment",
+                    other.resource
+                ),
+            ));
+        }
+        if paths.contains(&path) {
+            return Err(invalid(
+                "resources",
+                format!("{:?}: another resource has the path {path}", other.resource),
+            ));
+        }
+        let scopes: Vec<&str> = other
+            .scopes
+            .iter()
+            .chain(&other.extra_scopes)
+            .map(String::as_str)
+            .collect();
+        if scopes
+            .iter()
+            .any(|s| s.split_ascii_whitespace().count() != 1)
+        {
+            return Err(invalid("resources", "each scope must be one scope token"));
+        }
+        Scopes::parse(&scopes.join(" ")).map_err(|e| invalid("resources", e.description))?;
+        paths.push(path);
+        urls.push(url);
+    }
+    Ok(urls)
 }

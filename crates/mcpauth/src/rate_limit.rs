@@ -30,8 +30,11 @@ pub const BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long requests go through uncounted, without asking the backend, after it failed.
 pub const BACKEND_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Request limits per time window. A limit of 0 turns that limit off.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Request limits per time window. A limit of 0 turns that limit off. (`[rate_limits]` in the
+/// server's configuration, which refuses unknown keys there: it adds keys of its own to the
+/// table, so this type does not refuse them.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RateLimitOptions {
     /// Length of the counting window, in seconds.
     pub window: i64,

@@ -29,8 +29,10 @@ use mcpauth_core::{Store, StoreError};
 
 use crate::session::McpSession;
 
-/// How the validated-token cache behaves ([`crate::McpAuthOptions::token_cache`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the validated-token cache behaves ([`crate::McpAuthOptions::token_cache`]; `[token_cache]`
+/// in the server's configuration, the interval as `revocation_check_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokenCacheOptions {
     /// The most tokens kept (default 10 000); 0 turns the cache off, and every request then
     /// asks the database. When full, expired and stale entries go first, then arbitrary ones.
@@ -38,6 +40,7 @@ pub struct TokenCacheOptions {
     /// The longest a revocation made by another process (another instance, the admin CLI) can
     /// go unnoticed here (default 25 ms). Revocations made through this process take effect at
     /// once. Zero re-reads the revocation epoch on every request.
+    #[serde(rename = "revocation_check_ms", with = "crate::options::duration_ms")]
     pub revocation_check_interval: Duration,
 }
 

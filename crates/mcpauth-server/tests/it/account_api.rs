@@ -457,10 +457,10 @@ async fn s26_passwords_are_stored_as_argon2id() {
 async fn limited_app() -> TestApp {
     spawn_app_with(|s| {
         s.rate_limits.enabled = true;
-        s.rate_limits.sign_in_per_account = 3;
-        s.rate_limits.sign_in_per_ip = 100;
-        s.rate_limits.sign_up_per_ip = 100;
-        s.rate_limits.window = 60;
+        s.rate_limits.limits.sign_in_per_account = 3;
+        s.rate_limits.limits.sign_in_per_ip = 100;
+        s.rate_limits.limits.sign_up_per_ip = 100;
+        s.rate_limits.limits.window = 60;
     })
     .await
 }

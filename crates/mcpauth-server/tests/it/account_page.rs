@@ -397,7 +397,7 @@ async fn s14_password_change_ends_other_sessions() {
 
 #[tokio::test]
 async fn s14_password_change_revokes_grants_when_configured() {
-    let app = spawn_app_with(|s| s.revoke_grants_on_password_change = true).await;
+    let app = spawn_app_with(|s| s.auth.revoke_grants_on_password_change = true).await;
     let flow = app.full_flow("openid mcp:tools").await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,

@@ -180,8 +180,8 @@ async fn app_for(
 ) -> TestApp {
     let ca = docs.ca_file.clone();
     spawn_app_with(move |s| {
-        s.cimd.allow_loopback = true;
-        s.cimd.extra_ca_file = Some(ca);
+        s.auth.cimd.allow_loopback = true;
+        s.auth.cimd.extra_ca_file = Some(ca);
         configure(s);
     })
     .await
@@ -282,7 +282,7 @@ async fn m03_loopback_and_special_addresses_are_never_connected_to() {
     docs.serve_document("/client.json", &[REDIRECT_URI]);
     // The loopback exception is off, the CA still trusted: only the address rule refuses.
     let ca = docs.ca_file.clone();
-    let app = spawn_app_with(move |s| s.cimd.extra_ca_file = Some(ca)).await;
+    let app = spawn_app_with(move |s| s.auth.cimd.extra_ca_file = Some(ca)).await;
     let browser = app.signed_in_browser().await;
     let port = docs.port;
     for client_id in [
@@ -315,7 +315,10 @@ async fn m03_loopback_and_special_addresses_are_never_connected_to() {
 #[tokio::test]
 async fn m03_redirects_other_statuses_big_and_slow_bodies_are_refused() {
     let docs = DocumentServer::start().await;
-    let app = app_for(&docs, |s| s.cimd.timeout_ms = 1000).await;
+    let app = app_for(&docs, |s| {
+        s.auth.cimd.timeout = std::time::Duration::from_millis(1000)
+    })
+    .await;
     let browser = app.signed_in_browser().await;
 
     let moved = docs.url("/moved.json");
@@ -443,7 +446,7 @@ async fn m03_url_form_refusals() {
 #[tokio::test]
 async fn m03_per_host_fetch_limit() {
     let docs = DocumentServer::start().await;
-    let app = app_for(&docs, |s| s.cimd.per_host_per_minute = 2).await;
+    let app = app_for(&docs, |s| s.auth.cimd.per_host_per_minute = 2).await;
     let browser = app.signed_in_browser().await;
     let url = docs.url("/missing.json");
     for _ in 0..2 {
@@ -556,22 +559,22 @@ async fn cimd_policy_disabled_denied_and_allowed() {
     let docs = DocumentServer::start().await;
     let url = docs.serve_document("/client.json", &[REDIRECT_URI]);
 
-    let off = app_for(&docs, |s| s.cimd.enabled = false).await;
+    let off = app_for(&docs, |s| s.auth.cimd.enabled = false).await;
     let metadata = as_metadata(&off).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], false);
     let browser = off.signed_in_browser().await;
     assert_error_page(authorize(&off, &browser, &url).await, "does not accept").await;
 
-    let denied = app_for(&docs, |s| s.cimd.denied = vec!["localhost".into()]).await;
+    let denied = app_for(&docs, |s| s.auth.cimd.denied = vec!["localhost".into()]).await;
     let browser = denied.signed_in_browser().await;
     assert_error_page(authorize(&denied, &browser, &url).await, "not accepted").await;
 
-    let elsewhere = app_for(&docs, |s| s.cimd.allowed = vec!["chatgpt.com".into()]).await;
+    let elsewhere = app_for(&docs, |s| s.auth.cimd.allowed = vec!["chatgpt.com".into()]).await;
     let browser = elsewhere.signed_in_browser().await;
     assert_error_page(authorize(&elsewhere, &browser, &url).await, "not accepted").await;
 
     let prefix = format!("https://localhost:{}/", docs.port);
-    let allowed = app_for(&docs, |s| s.cimd.allowed = vec![prefix]).await;
+    let allowed = app_for(&docs, |s| s.auth.cimd.allowed = vec![prefix]).await;
     let browser = allowed.signed_in_browser().await;
     assert_eq!(
         authorize(&allowed, &browser, &url).await.status(),
@@ -586,8 +589,8 @@ async fn cimd_trusted_client_is_pinned_and_skips_consent() {
     let url = docs.serve_document("/client.json", &[REDIRECT_URI]);
     let pinned = url.clone();
     let app = app_for(&docs, move |s| {
-        s.cimd.allowed = vec!["chatgpt.com".into()];
-        s.trusted_clients = vec![mcpauth::TrustedClient {
+        s.auth.cimd.allowed = vec!["chatgpt.com".into()];
+        s.auth.trusted_clients = vec![mcpauth::TrustedClient {
             client_id: pinned,
             client_secret: None,
             token_endpoint_auth_method: None,
@@ -613,7 +616,7 @@ async fn cimd_trusted_entry_with_its_own_redirect_uris_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings();
     settings.database_url = format!("sqlite://{}", dir.path().join("db").display());
-    settings.trusted_clients = vec![mcpauth::TrustedClient {
+    settings.auth.trusted_clients = vec![mcpauth::TrustedClient {
         client_id: "https://chatgpt.com/oauth/client.json".into(),
         client_secret: None,
         token_endpoint_auth_method: None,

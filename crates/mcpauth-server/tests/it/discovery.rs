@@ -216,9 +216,10 @@ async fn every_advertised_endpoint_exists() {
 #[tokio::test]
 async fn metadata_setting_overrides_fields() {
     let app = spawn_app_with(|s| {
-        s.metadata
+        s.auth
+            .metadata
             .insert("subject_types_supported".into(), json!(["pairwise"]));
-        s.metadata.insert(
+        s.auth.metadata.insert(
             "service_documentation".into(),
             json!("https://docs.example.com/mcpauth"),
         );

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
 use mcpauth_server::Settings;
-use mcpauth_server::config::SmtpSettings;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -143,14 +142,14 @@ impl Inbox {
 
     /// Settings that send mail to this server.
     fn configure(&self, settings: &mut Settings) {
-        settings.smtp = Some(SmtpSettings {
+        settings.smtp = Some(mcpauth::SmtpOptions {
             host: "127.0.0.1".to_owned(),
             port: Some(self.port),
             tls: mcpauth::SmtpTls::None,
             username: None,
             password: None,
             from: "mcpauth <no-reply@mcpauth.test>".to_owned(),
-            timeout_secs: 5,
+            timeout: Duration::from_secs(5),
         });
     }
 
@@ -609,8 +608,8 @@ async fn s30_identical_answers_for_known_and_unknown_addresses() {
 async fn s30_mail_requests_are_rate_limited_per_address_and_per_ip() {
     let (app, mut inbox) = app_with_inbox(|settings| {
         settings.rate_limits.enabled = true;
-        settings.rate_limits.email_per_address = 2;
-        settings.rate_limits.email_per_ip = 5;
+        settings.rate_limits.limits.email_per_address = 2;
+        settings.rate_limits.limits.email_per_ip = 5;
         settings.email_verification = mcpauth::EmailVerification::Off;
     })
     .await;
@@ -640,7 +639,7 @@ async fn s30_mail_requests_are_rate_limited_per_address_and_per_ip() {
 async fn s30_reset_revokes_every_grant_with_the_option() {
     for revoke in [false, true] {
         let (app, mut inbox) = app_with_inbox(|settings| {
-            settings.revoke_grants_on_password_change = revoke;
+            settings.auth.revoke_grants_on_password_change = revoke;
             settings.email_verification = mcpauth::EmailVerification::Off;
         })
         .await;
@@ -885,14 +884,14 @@ async fn s30_answers_do_not_wait_for_the_mail() {
     });
     let app = spawn_app_with(|settings| {
         settings.email_verification = mcpauth::EmailVerification::Off;
-        settings.smtp = Some(SmtpSettings {
+        settings.smtp = Some(mcpauth::SmtpOptions {
             host: "127.0.0.1".to_owned(),
             port: Some(port),
             tls: mcpauth::SmtpTls::None,
             username: None,
             password: None,
             from: "mcpauth <no-reply@mcpauth.test>".to_owned(),
-            timeout_secs: 5,
+            timeout: Duration::from_secs(5),
         });
     })
     .await;
@@ -912,7 +911,8 @@ async fn s30_answers_do_not_wait_for_the_mail() {
 
 #[tokio::test]
 async fn admin_cli_resets_a_password_and_ends_the_sessions() {
-    let app = spawn_app_with(|settings| settings.revoke_grants_on_password_change = true).await;
+    let app =
+        spawn_app_with(|settings| settings.auth.revoke_grants_on_password_change = true).await;
     let flow = app.full_flow("openid mcp:tools").await;
     let access = flow.tokens["access_token"].as_str().unwrap().to_owned();
     let email = session_of(&app, &flow.browser).await["user"]["email"]

@@ -330,7 +330,7 @@ async fn vscode_asks_for_every_advertised_scope() {
 #[tokio::test]
 async fn consent_scopes_are_never_granted_silently() {
     let app = spawn_app_with(|s| {
-        s.trusted_clients = vec![mcpauth::TrustedClient {
+        s.auth.trusted_clients = vec![mcpauth::TrustedClient {
             client_id: "trusted-app".into(),
             client_secret: None,
             token_endpoint_auth_method: Some("none".into()),
@@ -457,19 +457,19 @@ async fn registrations_as_clients_send_them() {
 async fn reuse_window_consent_scopes_and_initial_access_token_are_checked() {
     for (configure, expected) in [
         (
-            (|s: &mut mcpauth_server::Settings| s.refresh_reuse_window = 0) as fn(&mut _),
+            (|s: &mut mcpauth_server::Settings| s.auth.refresh_reuse_window = 0) as fn(&mut _),
             "invalid option refresh_reuse_window: must be between 1 and 3600 seconds",
         ),
         (
-            |s| s.refresh_reuse_window = 3601,
+            |s| s.auth.refresh_reuse_window = 3601,
             "invalid option refresh_reuse_window: must be between 1 and 3600 seconds",
         ),
         (
-            |s| s.consent_scopes = vec!["mcp:admin mcp:tools".into()],
+            |s| s.auth.consent_scopes = vec!["mcp:admin mcp:tools".into()],
             "invalid option consent_scopes: each entry must be one scope token",
         ),
         (
-            |s| s.initial_access_token = Some("short".into()),
+            |s| s.auth.initial_access_token = Some("short".into()),
             "invalid option initial_access_token: must be at least 32 characters",
         ),
     ] {

@@ -20,6 +20,7 @@ mod authorize;
 mod backup;
 mod cimd;
 mod cli;
+mod config_docs;
 mod discovery;
 mod email;
 mod example;

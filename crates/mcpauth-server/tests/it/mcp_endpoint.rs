@@ -264,7 +264,7 @@ async fn m06_origin_is_validated() {
 #[tokio::test]
 async fn m06_configured_origins_are_allowed() {
     let app = spawn_app_with(|s| {
-        s.mcp_allowed_origins = vec!["https://app.example.test".into()];
+        s.auth.mcp_allowed_origins = vec!["https://app.example.test".into()];
     })
     .await;
     let flow = app.full_flow("mcp:tools").await;

@@ -152,7 +152,7 @@ async fn no_id_token_without_openid_and_claims_follow_scopes() {
 
 #[tokio::test]
 async fn rs256_keys_work_too() {
-    let app = spawn_app_with(|s| s.signing_algorithm = "RS256".into()).await;
+    let app = spawn_app_with(|s| s.auth.signing_algorithm = mcpauth::SigningAlgorithm::Rs256).await;
     let flow = app.full_flow("openid email").await;
     let id_token = flow.tokens["id_token"].as_str().unwrap();
     assert_eq!(
@@ -211,7 +211,8 @@ async fn signing_keys_are_encrypted_at_rest() {
 #[tokio::test]
 async fn userinfo_answers_get_and_post_by_scope() {
     let app = spawn_app_with(|s| {
-        s.additional_user_info_claims = serde_json::from_value(json!({ "org": "acme" })).unwrap();
+        s.auth.additional_user_info_claims =
+            serde_json::from_value(json!({ "org": "acme" })).unwrap();
     })
     .await;
     let flow = app.full_flow("openid email").await;
@@ -411,7 +412,7 @@ async fn s27_introspection_needs_client_authentication_and_never_describes_refre
 #[tokio::test]
 async fn security_events_reach_the_audit_log() {
     let app =
-        spawn_app_with(|s| s.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict).await;
+        spawn_app_with(|s| s.auth.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict).await;
     let flow = app.full_flow("openid").await;
     let refresh = flow.tokens["refresh_token"].as_str().unwrap();
     app.token(&[

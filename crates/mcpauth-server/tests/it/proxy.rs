@@ -17,7 +17,7 @@ async fn register_from(app: &TestApp, forwarded_for: &str) -> StatusCode {
 
 fn limited(s: &mut mcpauth_server::Settings) {
     s.rate_limits.enabled = true;
-    s.rate_limits.register_per_ip = 2;
+    s.rate_limits.limits.register_per_ip = 2;
 }
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn s21_forwarded_for_is_ignored_without_trust_proxy() {
 async fn s21_with_trust_proxy_the_proxys_last_entry_counts() {
     let app = spawn_app_with(|s| {
         limited(s);
-        s.trust_proxy = true;
+        s.auth.trust_proxy = true;
     })
     .await;
     // The proxy appends the address it saw; what the client wrote before it is not trusted.
@@ -65,7 +65,7 @@ async fn s21_with_trust_proxy_the_proxys_last_entry_counts() {
 
 #[tokio::test]
 async fn s21_the_issuer_never_follows_request_headers() {
-    let app = spawn_app_with(|s| s.trust_proxy = true).await;
+    let app = spawn_app_with(|s| s.auth.trust_proxy = true).await;
     let meta: serde_json::Value = app
         .http
         .get(app.url("/.well-known/oauth-authorization-server"))

@@ -66,7 +66,7 @@ impl Deployment {
             s.rate_limits.enabled = true;
             if backend == "database" {
                 // Explicit for SQLite; PostgreSQL would choose it anyway.
-                s.rate_limits.backend = Some("database".to_owned());
+                s.rate_limits.backend = Some(mcpauth_server::RateLimitBackendChoice::Database);
             }
             if let Some(prefix) = redis {
                 s.redis_url = Some(redis_url());
@@ -92,7 +92,7 @@ async fn register(app: &TestApp) -> reqwest::Response {
 async fn registration_burst(backend: Backend) {
     let deployment = Deployment::new(backend).await;
     let app = deployment
-        .instance(|s| s.rate_limits.register_per_ip = 3)
+        .instance(|s| s.rate_limits.limits.register_per_ip = 3)
         .await;
     for attempt in 1..=3 {
         assert_eq!(
@@ -151,7 +151,7 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Respons
 }
 
 fn account_limit(s: &mut Settings) {
-    s.rate_limits.sign_in_per_account = 3;
+    s.rate_limits.limits.sign_in_per_account = 3;
 }
 
 /// Two instances of one deployment: three failed sign-ins on A lock the account on B too,
@@ -252,8 +252,8 @@ async fn rate_limits_fail_open_when_redis_is_down() {
     // Nothing listens on port 1 of the loopback address.
     let app = spawn_app_with(|s| {
         s.rate_limits.enabled = true;
-        s.rate_limits.register_per_ip = 1;
-        s.rate_limits.sign_in_per_account = 1;
+        s.rate_limits.limits.register_per_ip = 1;
+        s.rate_limits.limits.sign_in_per_account = 1;
         s.redis_url = Some("redis://127.0.0.1:1".to_owned());
     })
     .await;
@@ -286,7 +286,7 @@ async fn rate_limits_fail_open_when_redis_is_down() {
 async fn rate_limits_fail_open_when_the_database_table_fails() {
     let deployment = Deployment::new(Backend::Postgres).await;
     let app = deployment
-        .instance(|s| s.rate_limits.register_per_ip = 1)
+        .instance(|s| s.rate_limits.limits.register_per_ip = 1)
         .await;
     assert_eq!(register(&app).await.status(), StatusCode::CREATED);
     assert_eq!(register(&app).await.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -333,21 +333,25 @@ fn the_backend_follows_the_settings() {
     assert_eq!(
         choice(&|s| {
             pg(s);
-            s.rate_limits.backend = Some("memory".into());
+            s.rate_limits.backend = Some(Choice::Memory);
         })
         .unwrap(),
         Choice::Memory,
         "an explicit backend wins"
     );
     assert_eq!(
-        choice(&|s| s.rate_limits.backend = Some("database".into())).unwrap(),
+        choice(&|s| s.rate_limits.backend = Some(Choice::Database)).unwrap(),
         Choice::Database
     );
-    let err = choice(&|s| s.rate_limits.backend = Some("redis".into()))
+    let err = choice(&|s| s.rate_limits.backend = Some(Choice::Redis))
         .unwrap_err()
         .to_string();
     assert!(err.contains("redis_url"), "{err}");
-    let err = choice(&|s| s.rate_limits.backend = Some("memcached".into()))
+    // An unknown backend is refused when the file is read.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mcpauth.toml");
+    std::fs::write(&file, "[rate_limits]\nbackend = \"memcached\"\n").unwrap();
+    let err = Settings::load(Some(&file), Default::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("memory, database or redis"), "{err}");

@@ -559,7 +559,7 @@ async fn s24_client_secret_is_stored_only_as_a_hash() {
 #[tokio::test]
 async fn m05_initial_access_token_guards_registration() {
     const TOKEN: &str = "an-initial-access-token-of-enough-length";
-    let app = spawn_app_with(|s| s.initial_access_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with(|s| s.auth.initial_access_token = Some(TOKEN.into())).await;
     let body = json!({
         "redirect_uris": [REDIRECT_URI],
         "token_endpoint_auth_method": "none",

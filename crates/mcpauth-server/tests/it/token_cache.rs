@@ -43,7 +43,10 @@ async fn delete_row_silently(app: &TestApp, flow: &Flow) {
 
 #[tokio::test]
 async fn a_validated_token_is_answered_from_memory() {
-    let app = spawn_app_with(|s| s.token_cache.revocation_check_ms = 60_000).await;
+    let app = spawn_app_with(|s| {
+        s.auth.token_cache.revocation_check_interval = std::time::Duration::from_millis(60_000)
+    })
+    .await;
     let flow = app.full_flow("mcp:tools").await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,
@@ -59,7 +62,7 @@ async fn a_validated_token_is_answered_from_memory() {
 
 #[tokio::test]
 async fn with_capacity_zero_every_request_asks_the_database() {
-    let app = spawn_app_with(|s| s.token_cache.capacity = 0).await;
+    let app = spawn_app_with(|s| s.auth.token_cache.capacity = 0).await;
     let flow = app.full_flow("mcp:tools").await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,
@@ -74,7 +77,10 @@ async fn with_capacity_zero_every_request_asks_the_database() {
 
 #[tokio::test]
 async fn a_cached_token_still_expires() {
-    let app = spawn_app_with(|s| s.token_cache.revocation_check_ms = 60_000).await;
+    let app = spawn_app_with(|s| {
+        s.auth.token_cache.revocation_check_interval = std::time::Duration::from_millis(60_000)
+    })
+    .await;
     let flow = app.full_flow("mcp:tools").await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,
@@ -98,8 +104,8 @@ async fn a_cached_token_still_expires() {
 #[tokio::test]
 async fn revocations_through_the_server_take_effect_at_once() {
     let app = spawn_app_with(|s| {
-        s.token_cache.revocation_check_ms = 3_600_000;
-        s.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict;
+        s.auth.token_cache.revocation_check_interval = std::time::Duration::from_millis(3_600_000);
+        s.auth.refresh_reuse_policy = mcpauth::RefreshReusePolicy::Strict;
     })
     .await;
 
@@ -162,10 +168,7 @@ async fn revocations_through_the_server_take_effect_at_once() {
 #[tokio::test]
 async fn another_process_revoking_is_seen_within_the_interval() {
     let interval = Duration::from_millis(300);
-    let app = spawn_app_with(|s| {
-        s.token_cache.revocation_check_ms = u64::try_from(interval.as_millis()).unwrap()
-    })
-    .await;
+    let app = spawn_app_with(|s| s.auth.token_cache.revocation_check_interval = interval).await;
     let flow = app.full_flow("mcp:tools").await;
     assert_eq!(
         app.session_status(access_token(&flow)).await,
@@ -186,7 +189,10 @@ async fn another_process_revoking_is_seen_within_the_interval() {
 
 #[tokio::test]
 async fn with_interval_zero_another_process_revoking_is_seen_at_once() {
-    let app = spawn_app_with(|s| s.token_cache.revocation_check_ms = 0).await;
+    let app = spawn_app_with(|s| {
+        s.auth.token_cache.revocation_check_interval = std::time::Duration::from_millis(0)
+    })
+    .await;
     let flow = app.full_flow("mcp:tools").await;
     for _ in 0..3 {
         assert_eq!(

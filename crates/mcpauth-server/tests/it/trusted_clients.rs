@@ -21,7 +21,7 @@ fn trusted(skip_consent: bool) -> TrustedClient {
 
 #[tokio::test]
 async fn trusted_client_skips_consent_and_authenticates_with_its_secret() {
-    let app = spawn_app_with(|s| s.trusted_clients = vec![trusted(true)]).await;
+    let app = spawn_app_with(|s| s.auth.trusted_clients = vec![trusted(true)]).await;
     let browser = app.signed_in_browser().await;
     let (verifier, challenge) = pkce();
     let response = app
@@ -54,7 +54,7 @@ async fn trusted_client_skips_consent_and_authenticates_with_its_secret() {
 
 #[tokio::test]
 async fn s03_trusted_client_without_skip_consent_still_asks() {
-    let app = spawn_app_with(|s| s.trusted_clients = vec![trusted(false)]).await;
+    let app = spawn_app_with(|s| s.auth.trusted_clients = vec![trusted(false)]).await;
     let browser = app.signed_in_browser().await;
     let (_, challenge) = pkce();
     let response = app
@@ -83,7 +83,7 @@ async fn trusted_client_with_a_bad_redirect_uri_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings();
     settings.database_url = format!("sqlite://{}", dir.path().join("db").display());
-    settings.trusted_clients = vec![bad];
+    settings.auth.trusted_clients = vec![bad];
     let error = mcpauth_server::Application::build(&settings, None)
         .await
         .err()

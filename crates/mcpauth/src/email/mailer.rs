@@ -55,23 +55,38 @@ pub enum SmtpTls {
     None,
 }
 
-/// Where and how to send mail over SMTP.
+/// Where and how to send mail over SMTP (`[smtp]` in the server's configuration, the timeout
+/// as `timeout_secs`). Its `Debug` never shows the password.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpOptions {
     /// The SMTP server's host name (checked against its certificate with TLS).
     pub host: String,
     /// Its port; default by `tls`: 587, 465 or 25.
+    #[serde(default)]
     pub port: Option<u16>,
-    /// How the connection is secured.
+    /// How the connection is secured (default `starttls`).
+    #[serde(default)]
     pub tls: SmtpTls,
     /// User name for SMTP authentication, if the server wants one.
+    #[serde(default)]
     pub username: Option<String>,
     /// Its password.
+    #[serde(default)]
     pub password: Option<String>,
     /// The `From` address, e.g. `mcpauth <no-reply@example.com>`.
     pub from: String,
-    /// How long one connection or command may take.
+    /// How long one connection or command may take (default 10 s).
+    #[serde(
+        rename = "timeout_secs",
+        with = "crate::options::duration_secs",
+        default = "default_timeout"
+    )]
     pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl std::fmt::Debug for SmtpOptions {
@@ -81,7 +96,10 @@ impl std::fmt::Debug for SmtpOptions {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password",
+                &crate::options::redacted(self.password.as_deref()),
+            )
             .field("from", &self.from)
             .field("timeout", &self.timeout)
             .finish()

@@ -47,10 +47,15 @@ pub enum EmailVerification {
     Off,
 }
 
-/// Mail to users: verification and password-reset links.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Mail to users: verification and password-reset links. (`[email]` in the server's
+/// configuration, which refuses unknown keys there: it adds `log_links` to the table, so this
+/// type does not refuse them.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EmailOptions {
-    /// Whether addresses must be verified before signing in.
+    /// Whether addresses must be verified before signing in. Not a key of `[email]`: the
+    /// server's configuration has it at the top level as `email_verification`.
+    #[serde(skip)]
     pub verification: EmailVerification,
     /// How long a mailed link works, in seconds: 1 to 3600 (S30: an hour at most).
     pub token_expires_in: i64,

@@ -163,8 +163,8 @@ async fn s29_trust_email_counts_a_provider_without_email_verified_as_verified() 
 #[tokio::test]
 async fn s29_domain_outside_the_allow_list_is_refused() {
     let (app, op) = two_providers(|s| {
-        s.allowed_email_domains = vec!["example.com".into()];
-        s.allowed_emails = vec!["guest@partner.test".into()];
+        s.auth.allowed_email_domains = vec!["example.com".into()];
+        s.auth.allowed_emails = vec!["guest@partner.test".into()];
     })
     .await;
     for (claims, allowed) in [
@@ -332,7 +332,7 @@ async fn s29_a_provider_account_linked_to_someone_else_is_not_linked_again() {
 
 #[tokio::test]
 async fn password_login_false_leaves_only_the_providers() {
-    let (app, op) = two_providers(|s| s.password_login = false).await;
+    let (app, op) = two_providers(|s| s.auth.password_login = false).await;
     let browser = browser();
     let (status, _, html) = get_page(&browser, &app.url("/sign-in")).await;
     assert_eq!(status, StatusCode::OK);
@@ -384,7 +384,7 @@ async fn identity_provider_options_are_checked_at_start() {
             .err()
             .map(|e| format!("{e:#}"))
     };
-    let nobody = build(|s| s.password_login = false).await.unwrap();
+    let nobody = build(|s| s.auth.password_login = false).await.unwrap();
     assert!(nobody.contains("nobody could sign in"), "{nobody}");
     let twice = build(|s| {
         s.identity_providers = vec![

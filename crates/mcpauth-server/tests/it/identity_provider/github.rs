@@ -134,7 +134,7 @@ pub(super) async fn stand_in() -> (String, Shared, tokio::sync::oneshot::Sender<
 fn github_settings(base: &str) -> IdentityProviderSettings {
     IdentityProviderSettings {
         id: "github".into(),
-        kind: Some("github".into()),
+        kind: mcpauth_server::ProviderKind::Github,
         client_id: Some(GH_CLIENT_ID.into()),
         client_secret: Some(GH_SECRET.into()),
         web_url: Some(base.to_owned()),
@@ -181,7 +181,7 @@ async fn github_stand_in_unverified_primary_email_is_not_verified_here() {
     let (base, stand, _stop) = stand_in().await;
     let app = spawn_app_with(|s| {
         s.identity_providers = vec![github_settings(&base)];
-        s.allowed_email_domains = vec!["github.test".into()];
+        s.auth.allowed_email_domains = vec!["github.test".into()];
     })
     .await;
     stand.lock().unwrap().next = (

@@ -25,7 +25,7 @@ use crate::common::*;
 pub fn oidc_provider(id: &str, issuer: &str) -> IdentityProviderSettings {
     IdentityProviderSettings {
         id: id.to_owned(),
-        kind: Some("oidc".to_owned()),
+        kind: mcpauth_server::ProviderKind::Oidc,
         name: Some(format!("Provider {id}")),
         issuer: Some(issuer.to_owned()),
         client_id: Some(test_op::CLIENT_ID.to_owned()),

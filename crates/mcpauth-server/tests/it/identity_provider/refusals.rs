@@ -284,7 +284,7 @@ async fn s26_s28_the_callback_is_rate_limited_like_the_start() {
     let app = spawn_app_with(|s| {
         s.identity_providers = vec![oidc_provider("corp", &issuer)];
         s.rate_limits.enabled = true;
-        s.rate_limits.sign_in_per_ip = 4;
+        s.rate_limits.limits.sign_in_per_ip = 4;
     })
     .await;
     ada(&op);

@@ -19,7 +19,7 @@ async fn idp_mcpauth() -> TestApp {
     spawn_app_with(|s| {
         s.bind = format!("127.0.0.1:{port}");
         s.issuer = Some(format!("http://127.0.0.1:{port}"));
-        s.trusted_clients = vec![TrustedClient {
+        s.auth.trusted_clients = vec![TrustedClient {
             client_id: test_op::CLIENT_ID.into(),
             client_secret: Some(test_op::CLIENT_SECRET.into()),
             token_endpoint_auth_method: None,

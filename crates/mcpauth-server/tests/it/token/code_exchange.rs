@@ -193,7 +193,7 @@ async fn s09_exchange_with_another_resource_is_invalid_target() {
 
 #[tokio::test]
 async fn s06_verifier_without_stored_challenge_is_refused() {
-    let app = spawn_app_with(|s| s.require_pkce_for_confidential = false).await;
+    let app = spawn_app_with(|s| s.auth.require_pkce_for_confidential = false).await;
     let (client_id, secret) = register_confidential(&app, "client_secret_basic").await;
     let browser = app.signed_in_browser().await;
     let params = [

@@ -157,7 +157,7 @@ async fn s12_token_two_back_revokes_the_family() {
 
 #[tokio::test]
 async fn s12_previous_token_after_the_window_revokes_the_family() {
-    let app = spawn_app_with(|s| s.refresh_reuse_window = 300).await;
+    let app = spawn_app_with(|s| s.auth.refresh_reuse_window = 300).await;
     let chain = chain(&app).await;
     // RT2 was rotated at 10: the window ends at 310 inclusive.
     app.clock.advance(300);
@@ -180,7 +180,7 @@ async fn s12_previous_token_after_the_window_revokes_the_family() {
 
 #[tokio::test]
 async fn s12_strict_policy_revokes_on_reuse_after_the_grace() {
-    let app = spawn_app_with(|s| s.refresh_reuse_policy = RefreshReusePolicy::Strict).await;
+    let app = spawn_app_with(|s| s.auth.refresh_reuse_policy = RefreshReusePolicy::Strict).await;
     let chain = chain(&app).await;
     // RT2 was rotated at 10: at 40 (30 s, inclusive) a retry gets the same answer.
     app.clock.advance(30);
@@ -201,7 +201,7 @@ async fn s12_strict_policy_revokes_on_reuse_after_the_grace() {
 #[tokio::test]
 async fn s12_a_trusted_client_may_be_strict_under_a_tolerant_server() {
     let app = spawn_app_with(|s| {
-        s.trusted_clients = vec![mcpauth::TrustedClient {
+        s.auth.trusted_clients = vec![mcpauth::TrustedClient {
             client_id: "strict-app".into(),
             client_secret: None,
             token_endpoint_auth_method: Some("none".into()),
@@ -251,7 +251,7 @@ async fn refresh_token_expires_after_its_lifetime() {
 
 #[tokio::test]
 async fn refresh_family_has_an_absolute_lifetime() {
-    let app = spawn_app_with(|s| s.refresh_family_lifetime = 1_000).await;
+    let app = spawn_app_with(|s| s.auth.refresh_family_lifetime = 1_000).await;
     let flow = app.full_flow("openid mcp:tools").await;
     app.clock.advance(500);
     let response = refresh(
@@ -270,7 +270,10 @@ async fn refresh_family_has_an_absolute_lifetime() {
 
 #[tokio::test]
 async fn offline_access_policy_restricts_refresh_tokens() {
-    let app = spawn_app_with(|s| s.refresh_token_policy = "offline_access".into()).await;
+    let app = spawn_app_with(|s| {
+        s.auth.refresh_token_policy = mcpauth::RefreshTokenPolicy::OfflineAccess
+    })
+    .await;
     let without = app.full_flow("openid mcp:tools").await;
     assert!(
         without.tokens.get("refresh_token").is_none(),
