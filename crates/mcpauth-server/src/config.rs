@@ -274,6 +274,10 @@ pub struct SmtpSettings {
     /// Seconds a connection or command may take.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// A PEM file of CA certificates trusted for the SMTP server, besides the system's (a
+    /// private CA).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -289,6 +293,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("from", &self.from)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -609,6 +614,7 @@ impl Settings {
                     password: smtp.password.clone(),
                     from: smtp.from.clone(),
                     timeout: std::time::Duration::from_secs(smtp.timeout_secs),
+                    ca_file: smtp.ca_file.clone(),
                 })
                 .map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
                 Ok(Some(Arc::new(mailer)))
