@@ -198,7 +198,7 @@ mod tests {
         let headers = |pairs: &[(&'static str, &'static str)]| {
             let mut map = axum::http::HeaderMap::new();
             for (name, value) in pairs {
-                map.insert(*name, axum::http::HeaderValue::from_static(*value));
+                map.insert(*name, axum::http::HeaderValue::from_static(value));
             }
             map
         };
