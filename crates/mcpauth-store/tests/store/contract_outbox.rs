@@ -207,24 +207,26 @@ pub async fn outbox_mail_and_token_are_one_transaction(store: &dyn Store) {
     );
 }
 
-/// Several senders (as several instances on one database) claiming at once: each mail goes to
-/// exactly one of them.
+/// Several senders (as several instances on one database) claiming at once, in rounds that
+/// start together: each mail goes to exactly one of them.
 pub async fn concurrent_claims_send_each_mail_once(store: Arc<dyn Store>) {
-    for i in 0..40 {
+    const MAILS: usize = 64;
+    const SENDERS: usize = 16;
+    for i in 0..MAILS {
         queue(&*store, &format!("m{i:02}"), NOW + 600).await;
     }
+    let barrier = Arc::new(tokio::sync::Barrier::new(SENDERS));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let store = Arc::clone(&store);
+    for _ in 0..SENDERS {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
         tasks.spawn(async move {
             let mut mine = Vec::new();
-            loop {
-                let claimed = store.claim_mail(NOW, NOW + 60, 3).await.unwrap();
-                if claimed.is_empty() {
-                    return mine;
-                }
+            for _ in 0..MAILS {
+                barrier.wait().await;
+                let claimed = store.claim_mail(NOW, NOW + 60, 1).await.unwrap();
                 mine.extend(claimed.into_iter().map(|m| m.id));
             }
+            mine
         });
     }
     let mut seen = Vec::new();
@@ -232,6 +234,6 @@ pub async fn concurrent_claims_send_each_mail_once(store: Arc<dyn Store>) {
         seen.extend(result.unwrap());
     }
     let distinct: HashSet<&String> = seen.iter().collect();
-    assert_eq!(seen.len(), 40, "each mail claimed once: {seen:?}");
-    assert_eq!(distinct.len(), 40);
+    assert_eq!(distinct.len(), MAILS, "every mail claimed");
+    assert_eq!(seen.len(), MAILS, "each mail claimed once");
 }
