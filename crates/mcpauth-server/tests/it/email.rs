@@ -1299,6 +1299,33 @@ async fn s30_a_refusing_smtp_server_gets_the_mail_on_a_retry() {
 }
 
 #[tokio::test]
+async fn s30_mail_is_given_up_after_ten_attempts_and_audited() {
+    let (app, mut inbox) = app_with_inbox(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Off;
+    })
+    .await;
+    inbox.refuse(-1);
+    account_asking_for_a_reset(&app).await;
+    // Attempt n fails and waits 2^n seconds (at most 300) before the next.
+    for attempt in 1..=10_u32 {
+        inbox.next_refusal().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.clock.advance((1_i64 << attempt).min(300));
+    }
+    // Given up: offered no more, even once the server works again, and in the audit log.
+    inbox.refuse(0);
+    app.clock.advance(300);
+    inbox.nothing_more().await;
+    assert!(inbox.refused.try_recv().is_err(), "no eleventh attempt");
+    assert!(audit_kinds(&app).await.contains(&"mail.failed".to_owned()));
+    assert_eq!(
+        outbox_rows(&app).await,
+        1,
+        "kept (given up) until the purge"
+    );
+}
+
+#[tokio::test]
 async fn s30_mail_whose_link_expired_is_not_sent_late() {
     let (app, mut inbox) = app_with_inbox(|settings| {
         settings.email_verification = mcpauth::EmailVerification::Off;
