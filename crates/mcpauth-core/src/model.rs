@@ -467,3 +467,26 @@ pub enum Unlink {
     /// Nothing changed: the user has no account at that provider.
     NotLinked,
 }
+
+/// A mail in the outbox ([`crate::Store::put_verification_with_mail`]): rendered and addressed,
+/// waiting to be handed to the mail server. It carries a single-use token in its link, so it is
+/// a secret like the token: deleted once sent, never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMail {
+    /// Random id of the row.
+    pub id: String,
+    /// The recipient's address.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body, with the link.
+    pub text: String,
+    /// The link in the body.
+    pub link: String,
+    /// When the token in the link expires: the mail is not sent from then on.
+    pub expires_at: i64,
+    /// When it was queued.
+    pub created_at: i64,
+    /// How many times it was claimed for sending, this claim included (0 before the first).
+    pub attempts: u32,
+}

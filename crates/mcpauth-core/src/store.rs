@@ -18,6 +18,8 @@
 //!   ordered either before it (and the reissue is judged against the new head) or after it.
 //! - [`Store::rate_limit_hit`] counts atomically: concurrent calls for the same window, from
 //!   any number of instances on the same database, each get a distinct count.
+//! - [`Store::claim_mail`] leases the mail it returns: of concurrent claimers, on any number of
+//!   instances sharing the database, each mail goes to at most one until its lease ends.
 //! - Multi-row changes are transactions: a failure leaves nothing half-written.
 
 use async_trait::async_trait;
@@ -25,8 +27,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, LinkedAccount, RefreshToken, Reissue, Rotation, Session,
-    SigningKey, TokenFamily, Unlink, User,
+    CodeRedemption, Consent, GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue,
+    Rotation, Session, SigningKey, TokenFamily, Unlink, User,
 };
 
 #[async_trait]
@@ -162,6 +164,52 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<String>, StoreError>;
 
+    /// Stores a verification value as [`Store::put_verification`] does, and `mail` (the mail
+    /// that carries its token) in the outbox, in one transaction: the token exists exactly when
+    /// its mail is queued, so a crash cannot lose the mail of a token or send one for a token
+    /// that was not stored. The mail is due at once (`now`), with no attempt made yet.
+    async fn put_verification_with_mail(
+        &self,
+        identifier: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+        mail: &OutboxMail,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` mails of the outbox that are due (their retry time reached), not
+    /// given up, not expired (`expires_at > now`) and not leased by another claim (no lease, or
+    /// one that ended at or before `now`), oldest due first: each is leased until
+    /// `lease_until` and its attempt count grows by one (the returned mail shows the new
+    /// count). Atomic: of concurrent calls, from any instance on the same database, a mail
+    /// goes to one caller only while its lease runs. A claimer that dies (kill -9) leaves the
+    /// mail to whoever claims after the lease.
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMail>, StoreError>;
+
+    /// Deletes a mail that was handed over (sent): it is never sent again. Nothing happens
+    /// when it is gone.
+    async fn mail_sent(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Records a failed attempt to send a mail, with the reason (never a secret): with
+    /// `retry_at`, releases its lease so that it is due again at that time; without, gives the
+    /// mail up: it is never claimed again and goes with the purge once expired.
+    async fn mail_failed(
+        &self,
+        id: &str,
+        now: i64,
+        retry_at: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the mails not yet sent nor given up whose token expired (`expires_at <= now`)
+    /// and that no lease holds: they are never sent late. Returns how many.
+    async fn drop_expired_mail(&self, now: i64) -> Result<u64, StoreError>;
+
     /// Stores a new code and the (empty) token family it will start, in one transaction.
     async fn create_code(
         &self,
@@ -261,7 +309,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes what can no longer be used: expired sessions and verifications, token families
     /// past their absolute end (with their codes and tokens), expired access tokens, codes
     /// a day past their expiry (kept that long so a late replay still revokes its grant),
-    /// rate-limit windows past their `expires_at`, and clients that registered themselves
+    /// rate-limit windows past their `expires_at`, outbox mail whose token expired (given up or
+    /// never sent), and clients that registered themselves
     /// ([`Client::registered_dynamically`]) at least a day before `now` and never had tokens
     /// issued (no token family that issued any; SECURITY M5) — a client with a grant stays.
     /// Returns how many rows went.

@@ -147,7 +147,7 @@ pub async fn sign_up_email(State(auth): State<McpAuth>, request: Request) -> Res
         Ok(user) => user,
         Err(error) => return error.into_response(),
     };
-    crate::email::after_sign_up(&auth, &user, &callback);
+    crate::email_flows::after_sign_up(&auth, &user, &callback);
     if auth.email().verification() == EmailVerification::Required {
         // Better Auth's answer when verification is required: no session until verified.
         return NoStore(axum::Json(

@@ -22,7 +22,7 @@ use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::cimd::ClientLookupError;
-use crate::email::{MailRequestError, ResetError};
+use crate::email_flows::{MailRequestError, ResetError};
 use crate::password_accounts::AccountError;
 use crate::rate_limit::RateLimited;
 use crate::views::ErrorPage;
@@ -645,6 +645,30 @@ impl SignInFailure {
     }
 }
 
+impl MailRequestError {
+    /// The status and sentence a page shows this refusal with.
+    pub(crate) fn page_refusal(&self) -> (StatusCode, String) {
+        let status = match self {
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidEmail => StatusCode::BAD_REQUEST,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        };
+        (status, sentence(&self.to_string()))
+    }
+}
+
+/// An error's lower-case text as a sentence for a page: capitalised, with a full stop.
+pub(crate) fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    out.push('.');
+    out
+}
+
 /// A refused request for mail (password reset, verification), in the account API's shape.
 impl IntoResponse for MailRequestError {
     fn into_response(self) -> Response {
@@ -678,6 +702,17 @@ impl IntoResponse for ResetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        assert_eq!(
+            sentence("enter a valid email address"),
+            "Enter a valid email address."
+        );
+        let (status, message) = MailRequestError::InvalidEmail.page_refusal();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(message, "Enter a valid email address.");
+    }
 
     #[test]
     fn oauth_errors_are_json_with_no_store() {

@@ -20,9 +20,12 @@
 //!   database or Redis).
 //! - `token_cache`: validated access tokens kept in memory, bounded by the revocation epoch.
 //! - `web`: cookies, CSRF, same-origin checks, security headers and client addresses.
-//! - [`email`]: password reset by link and email verification: the [`Mailer`] seam (SMTP or
-//!   the development log), single-use hashed tokens, the background mail queue, and Better
-//!   Auth's email endpoints (`email::api`); their pages are in `pages::email`.
+//! - [`email`]: the mail service of password reset and email verification: the [`Mailer`]
+//!   seam (SMTP or the development log), single-use hashed tokens, the request queue and the
+//!   outbox sender (stored mail, retries, leases). It does not depend on the `McpAuth` hub.
+//! - `email_flows`: what a request about mail does (rate limits, completing a reset, following
+//!   a verification link) and Better Auth's email endpoints (`email_flows::api`); their pages
+//!   are in `pages::email`.
 //!
 //! Where a request becomes a response:
 //! - `errors`: every error → response mapping (OAuth JSON, the account API's JSON, JSON-RPC
@@ -55,6 +58,7 @@ pub mod cimd;
 mod client_auth;
 mod discovery;
 pub mod email;
+mod email_flows;
 mod errors;
 mod guard;
 pub mod identity_provider;

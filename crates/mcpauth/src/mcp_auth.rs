@@ -239,6 +239,7 @@ impl McpAuth {
                 store.clone(),
                 options.clock.clone(),
                 format!("{}{}", options.issuer, options.base_path),
+                security_event,
             ),
             token_cache,
             email_allow_list: EmailAllowList::new(

@@ -20,7 +20,7 @@ use crate::bearer::get_mcp_session;
 use crate::discovery::{
     oauth_discovery_metadata, oauth_protected_resource_metadata, other_resource_metadata,
 };
-use crate::email::api as email_api;
+use crate::email_flows::api as email_api;
 use crate::register::register_client;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
@@ -178,7 +178,7 @@ fn build(auth: McpAuth) -> Router {
         )
         .route(
             &format!("{base}/verify-email"),
-            get(email_api::verify_email),
+            get(email_api::verify_email).post(pages::verify_email_submit),
         );
 
     Router::new()

@@ -1,8 +1,12 @@
 //! Password reset by link and email verification (SECURITY S30), against a real SMTP server:
 //! `mailin-embedded` runs in the test process on a loopback port, the server under test sends
 //! to it with lettre over SMTP, and each test reads the received message, takes the link out
-//! of it and follows it like a user would.
+//! of it and follows it like a user would. The outbox is tested the same way: SMTP servers
+//! that refuse, are down, or present a certificate that must not be trusted, and a server
+//! killed with `kill -9` before its mail went out.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
@@ -84,15 +88,33 @@ fn decode_quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The SMTP handler: collects each message and hands it to the test.
+/// The SMTP handler: collects each message and hands it to the test. While `refusals` is
+/// above zero (counting down) or negative (for ever), it answers `MAIL FROM` with 451 and
+/// reports the refusal on `refused`.
 #[derive(Clone)]
 struct Collect {
     sender: mpsc::UnboundedSender<Received>,
+    refused: mpsc::UnboundedSender<()>,
+    refusals: Arc<AtomicI64>,
     to: Vec<String>,
     data: Vec<u8>,
 }
 
 impl Handler for Collect {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        let refuse = self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left != 0).then_some(if left > 0 { left - 1 } else { left })
+            })
+            .is_ok();
+        if refuse {
+            let _ = self.refused.send(());
+            return response::INTERNAL_ERROR;
+        }
+        response::OK
+    }
+
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.data.clear();
@@ -117,27 +139,61 @@ impl Handler for Collect {
 struct Inbox {
     port: u16,
     received: mpsc::UnboundedReceiver<Received>,
+    refused: mpsc::UnboundedReceiver<()>,
+    /// Refusals left (negative: refuse every mail).
+    refusals: Arc<AtomicI64>,
+    tls: mcpauth::SmtpTls,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Inbox {
     fn start() -> Self {
+        Self::start_with(SslConfig::None)
+    }
+
+    /// With `ssl`, the server offers STARTTLS.
+    fn start_with(ssl: SslConfig) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sender, received) = mpsc::unbounded_channel();
+        let (refused_sender, refused) = mpsc::unbounded_channel();
+        let refusals = Arc::new(AtomicI64::new(0));
         let mut server = Server::new(Collect {
             sender,
+            refused: refused_sender,
+            refusals: refusals.clone(),
             to: Vec::new(),
             data: Vec::new(),
         });
         server
             .with_name("smtp.test")
-            .with_ssl(SslConfig::None)
+            .with_ssl(ssl)
             .unwrap()
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });
-        Self { port, received }
+        Self {
+            port,
+            received,
+            refused,
+            refusals,
+            tls: mcpauth::SmtpTls::None,
+            ca_file: None,
+        }
+    }
+
+    /// Refuses the next `count` mails (a negative count: every mail) with 451.
+    fn refuse(&self, count: i64) {
+        self.refusals.store(count, Ordering::SeqCst);
+    }
+
+    /// Waits for the next refusal; fails after 10 s.
+    async fn next_refusal(&mut self) {
+        tokio::time::timeout(Duration::from_secs(10), self.refused.recv())
+            .await
+            .expect("a mail is offered (and refused) within 10 s")
+            .unwrap();
     }
 
     /// Settings that send mail to this server.
@@ -145,11 +201,12 @@ impl Inbox {
         settings.smtp = Some(mcpauth::SmtpOptions {
             host: "127.0.0.1".to_owned(),
             port: Some(self.port),
-            tls: mcpauth::SmtpTls::None,
+            tls: self.tls,
             username: None,
             password: None,
             from: "mcpauth <no-reply@mcpauth.test>".to_owned(),
             timeout: Duration::from_secs(5),
+            ca_file: self.ca_file.clone(),
         });
     }
 
@@ -261,6 +318,40 @@ async fn request_reset_api(app: &TestApp, email: &str) -> (StatusCode, String) {
 fn reset_token(link: &str) -> String {
     let path = url::Url::parse(link).unwrap().path().to_owned();
     path.rsplit('/').next().unwrap().to_owned()
+}
+
+/// Opens a mailed verification link in `browser` (a page with one button, nothing used up)
+/// and presses the button: the answer to the button's form.
+async fn press_verify_button(app: &TestApp, browser: &Client, link: &str) -> reqwest::Response {
+    let (status, _, html) = get_page(browser, link).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the link opens the button page: {html}"
+    );
+    assert!(html.contains("Verify my email"), "{html}");
+    assert!(html.contains("action=\"/api/auth/verify-email\""), "{html}");
+    let field = |name: &str| input_value(&html, name).unwrap();
+    browser
+        .post(app.url("/api/auth/verify-email"))
+        .header("origin", &app.base)
+        .form(&[
+            ("csrf_token", field("csrf_token")),
+            ("token", field("token")),
+            ("callbackURL", field("callbackURL")),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// How many mails wait in the outbox (sent ones are deleted).
+async fn outbox_rows(app: &TestApp) -> i64 {
+    let db = app.db().await;
+    sqlx::query_scalar(r#"SELECT COUNT(*) FROM "mcpauthMailOutbox""#)
+        .fetch_one(&db)
+        .await
+        .unwrap()
 }
 
 async fn audit_kinds(app: &TestApp) -> Vec<String> {
@@ -519,10 +610,18 @@ async fn s30_wrong_token_is_refused() {
     assert_eq!(location(&response), "/email-verified?error=invalid_token");
     let response = client()
         .get(app.url(&format!("/api/auth/verify-email?token={wrong}")))
+        .header("accept", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A browser without a callback: the expired-link page.
+    let response = client()
+        .get(app.url(&format!("/api/auth/verify-email?token={wrong}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/email-verified?error=invalid_token");
 }
 
 #[tokio::test]
@@ -736,8 +835,8 @@ async fn s30_required_verification_gates_sign_in_until_the_link_is_followed() {
 
     // Following the link verifies the address (once); then sign-in works.
     let link = second.link();
-    let response = user.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
+    let response = press_verify_button(&app, &user, &link).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/email-verified");
     let (status, _, page) = get_page(&user, &app.url("/email-verified")).await;
     assert_eq!(status, StatusCode::OK);
@@ -769,8 +868,8 @@ async fn s30_optional_verification_mails_a_link_and_the_account_page_shows_it() 
     assert!(account.contains("Send me a verification link"));
     let link = inbox.next().await.link();
     assert_eq!(
-        user.get(&link).send().await.unwrap().status(),
-        StatusCode::FOUND
+        press_verify_button(&app, &user, &link).await.status(),
+        StatusCode::SEE_OTHER
     );
     let (_, _, account) = get_page(&user, &app.url("/account")).await;
     assert!(account.contains(">verified<"));
@@ -892,6 +991,7 @@ async fn s30_answers_do_not_wait_for_the_mail() {
             password: None,
             from: "mcpauth <no-reply@mcpauth.test>".to_owned(),
             timeout: Duration::from_secs(5),
+            ca_file: None,
         });
     })
     .await;
@@ -1028,8 +1128,8 @@ async fn s30_required_verification_resumes_the_authorization_after_the_link() {
 
     // The link verifies the address and leads back to the sign-in page of that request.
     let link = inbox.next().await.link();
-    let response = user.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
+    let response = press_verify_button(&app, &user, &link).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let back = location(&response);
     assert_eq!(
         back, sign_in,
@@ -1056,4 +1156,425 @@ async fn s30_required_verification_resumes_the_authorization_after_the_link() {
         next.starts_with("/consent") || next.starts_with(crate::common::REDIRECT_URI),
         "the authorization goes on: {next}"
     );
+}
+
+#[tokio::test]
+async fn s30_verification_link_survives_link_scanners() {
+    let (app, mut inbox) = app_with_inbox(|_| {}).await;
+    let email = unique_email();
+    let user = browser();
+    sign_up_page(&app, &user, &email).await;
+    let link = inbox.next().await.link();
+
+    // A mail scanner opens the link twice, as a browser and as a plain client: a page with one
+    // button each time, and the link still works.
+    for accept in ["text/html,application/xhtml+xml,*/*;q=0.8", "*/*"] {
+        let response = client()
+            .get(&link)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{accept}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Verify my email"), "{html}");
+        assert!(!email_verified(&app, &email).await);
+    }
+
+    // The user's click on the button verifies the address; the button does not work twice.
+    let response = press_verify_button(&app, &user, &link).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/email-verified");
+    assert!(email_verified(&app, &email).await);
+    let response = client().get(&link).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "a used link shows the expired page"
+    );
+    assert_eq!(location(&response), "/email-verified?error=invalid_token");
+
+    // The button's form is a CSRF-protected post like every other (SECURITY S25).
+    let token = url::Url::parse(&link)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "token")
+        .unwrap()
+        .1
+        .into_owned();
+    let forged = client()
+        .post(app.url("/api/auth/verify-email"))
+        .header("origin", "https://evil.test")
+        .form(&[
+            ("token", token.as_str()),
+            ("callbackURL", "/email-verified"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn s30_verification_link_still_answers_json_clients_like_better_auth() {
+    let (app, mut inbox) = app_with_inbox(|_| {}).await;
+    let email = unique_email();
+    sign_up_page(&app, &browser(), &email).await;
+    let link = inbox.next().await.link();
+    // Better Auth's client asks for JSON (or fetches from a page script): the GET uses the
+    // link and goes on to the callback.
+    let response = client()
+        .get(&link)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(location(&response), "/email-verified");
+    assert!(email_verified(&app, &email).await);
+    let again = client()
+        .get(&link)
+        .header("sec-fetch-dest", "empty")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&again), "/email-verified?error=invalid_token");
+}
+
+/// Requests a reset for a new account of `app`; the account's address.
+async fn account_asking_for_a_reset(app: &TestApp) -> String {
+    let email = unique_email();
+    app.sign_up(&client(), &email).await;
+    let (status, _) = request_reset_api(app, &email).await;
+    assert_eq!(status, StatusCode::OK);
+    email
+}
+
+/// Sets a new password with the mailed reset link on `app`; the status of signing in with it.
+async fn reset_with(app: &TestApp, link: &str, email: &str) -> StatusCode {
+    let response = client()
+        .post(app.url("/api/auth/reset-password"))
+        .header("origin", &app.base)
+        .json(&json!({ "token": reset_token(link), "newPassword": "a brand new password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    sign_in_status(app, email, "a brand new password").await
+}
+
+#[tokio::test]
+async fn s30_a_refusing_smtp_server_gets_the_mail_on_a_retry() {
+    let (app, mut inbox) = app_with_inbox(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Off;
+    })
+    .await;
+    inbox.refuse(2);
+    let email = account_asking_for_a_reset(&app).await;
+    // Refused (451), then retried after 2 s and refused again, then after 4 s more: accepted.
+    inbox.next_refusal().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(outbox_rows(&app).await, 1, "kept for the retry");
+    app.clock.advance(2);
+    inbox.next_refusal().await;
+    // (The sender records the failure, reading the clock, just after the server answered.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.clock.advance(3);
+    inbox.nothing_more().await;
+    app.clock.advance(1);
+    let mail = inbox.next().await;
+    assert_eq!(mail.to, std::slice::from_ref(&email));
+    // Deleted once the server's answer arrived (just after the message).
+    let mut rows = outbox_rows(&app).await;
+    for _ in 0..20 {
+        if rows == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rows = outbox_rows(&app).await;
+    }
+    assert_eq!(rows, 0, "deleted once sent");
+    assert_eq!(reset_with(&app, &mail.link(), &email).await, StatusCode::OK);
+    inbox.nothing_more().await;
+}
+
+#[tokio::test]
+async fn s30_mail_is_given_up_after_ten_attempts_and_audited() {
+    let (app, mut inbox) = app_with_inbox(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Off;
+    })
+    .await;
+    inbox.refuse(-1);
+    account_asking_for_a_reset(&app).await;
+    // Attempt n fails and waits 2^n seconds (at most 300) before the next.
+    for attempt in 1..=10_u32 {
+        inbox.next_refusal().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.clock.advance((1_i64 << attempt).min(300));
+    }
+    // Given up: offered no more, even once the server works again, and in the audit log.
+    inbox.refuse(0);
+    app.clock.advance(300);
+    inbox.nothing_more().await;
+    assert!(inbox.refused.try_recv().is_err(), "no eleventh attempt");
+    assert!(audit_kinds(&app).await.contains(&"mail.failed".to_owned()));
+    assert_eq!(
+        outbox_rows(&app).await,
+        1,
+        "kept (given up) until the purge"
+    );
+}
+
+#[tokio::test]
+async fn s30_mail_whose_link_expired_is_not_sent_late() {
+    let (app, mut inbox) = app_with_inbox(|settings| {
+        settings.email_verification = mcpauth::EmailVerification::Off;
+    })
+    .await;
+    inbox.refuse(-1);
+    account_asking_for_a_reset(&app).await;
+    inbox.next_refusal().await;
+    // The mail server comes back only after the link expired: the mail is dropped.
+    app.clock.advance(3600);
+    inbox.refuse(0);
+    inbox.nothing_more().await;
+    inbox.nothing_more().await;
+    assert_eq!(outbox_rows(&app).await, 0, "dropped");
+}
+
+/// A throw-away CA and a certificate it signs for `names`, as PEM files in a directory of
+/// their own.
+struct Pki {
+    ca_file: std::path::PathBuf,
+    cert_file: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new(names: &[&str]) -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mcpauth SMTP test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let leaf = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Self {
+            ca_file: dir.path().join("ca.pem"),
+            cert_file: dir.path().join("cert.pem"),
+            key_file: dir.path().join("key.pem"),
+            cert_der: leaf.der().to_vec(),
+            key_der: leaf_key.serialize_der(),
+            _dir: dir,
+        };
+        std::fs::write(&pki.ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(&pki.cert_file, leaf.pem()).unwrap();
+        std::fs::write(&pki.key_file, leaf_key.serialize_pem()).unwrap();
+        pki
+    }
+
+    /// The server's TLS configuration (rustls, the aws-lc-rs provider).
+    fn server_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig> {
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = vec![CertificateDer::from(self.cert_der.clone())];
+        let key = PrivateKeyDer::Pkcs8(self.key_der.clone().into());
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        Arc::new(
+            tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        )
+    }
+}
+
+/// `mailin-embedded` builds its rustls configuration with the process's default provider.
+fn install_default_tls_provider() {
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// An SMTP server offering STARTTLS with `pki`'s certificate; the mailer trusts `ca_file`.
+fn starttls_inbox(pki: &Pki, ca_file: &std::path::Path) -> Inbox {
+    install_default_tls_provider();
+    let mut inbox = Inbox::start_with(SslConfig::SelfSigned {
+        cert_path: pki.cert_file.display().to_string(),
+        key_path: pki.key_file.display().to_string(),
+    });
+    inbox.tls = mcpauth::SmtpTls::Starttls;
+    inbox.ca_file = Some(ca_file.to_owned());
+    inbox
+}
+
+/// An SMTP server spoken to over TLS from the first byte (port 465 style): a TLS listener
+/// with `pki`'s certificate in front of a plain `mailin-embedded` server, so the whole SMTP
+/// dialogue runs inside TLS. The mailer trusts `ca_file`.
+async fn implicit_tls_inbox(pki: &Pki, ca_file: &std::path::Path) -> Inbox {
+    let mut inbox = Inbox::start();
+    let plain = inbox.port;
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    inbox.port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut smtp) = tokio::net::TcpStream::connect(("127.0.0.1", plain)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut smtp).await;
+            });
+        }
+    });
+    inbox.tls = mcpauth::SmtpTls::Tls;
+    inbox.ca_file = Some(ca_file.to_owned());
+    inbox
+}
+
+/// Mails a reset link through `inbox`'s settings; the app and the account's address.
+async fn app_mailing_through(inbox: &Inbox) -> (TestApp, String) {
+    let app = spawn_app_with(|settings| {
+        inbox.configure(settings);
+        settings.email_verification = mcpauth::EmailVerification::Off;
+    })
+    .await;
+    let email = account_asking_for_a_reset(&app).await;
+    (app, email)
+}
+
+/// The reason the outbox kept for its mail's last failed attempt (what the log said).
+async fn last_error(app: &TestApp) -> String {
+    let db = app.db().await;
+    sqlx::query_scalar::<_, Option<String>>(r#"SELECT last_error FROM "mcpauthMailOutbox""#)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn s30_mail_goes_out_over_starttls_trusting_a_private_ca() {
+    let pki = Pki::new(&["localhost", "127.0.0.1"]);
+    let mut inbox = starttls_inbox(&pki, &pki.ca_file);
+    let (app, email) = app_mailing_through(&inbox).await;
+    let mail = inbox.next().await;
+    assert_eq!(mail.to, std::slice::from_ref(&email));
+    assert_eq!(reset_with(&app, &mail.link(), &email).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn s30_mail_goes_out_over_implicit_tls_trusting_a_private_ca() {
+    let pki = Pki::new(&["localhost", "127.0.0.1"]);
+    let mut inbox = implicit_tls_inbox(&pki, &pki.ca_file).await;
+    let (app, email) = app_mailing_through(&inbox).await;
+    let mail = inbox.next().await;
+    assert_eq!(mail.to, std::slice::from_ref(&email));
+    assert_eq!(reset_with(&app, &mail.link(), &email).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn s30_smtp_server_with_an_untrusted_certificate_gets_no_mail() {
+    let server = Pki::new(&["localhost", "127.0.0.1"]);
+    let other_ca = Pki::new(&["localhost"]);
+    let wrong_name = Pki::new(&["smtp.elsewhere.test"]);
+    let cases = [
+        (
+            "starttls, unknown CA",
+            starttls_inbox(&server, &other_ca.ca_file),
+        ),
+        (
+            "starttls, wrong name",
+            starttls_inbox(&wrong_name, &wrong_name.ca_file),
+        ),
+        (
+            "tls, unknown CA",
+            implicit_tls_inbox(&server, &other_ca.ca_file).await,
+        ),
+        (
+            "tls, wrong name",
+            implicit_tls_inbox(&wrong_name, &wrong_name.ca_file).await,
+        ),
+    ];
+    for (case, mut inbox) in cases {
+        let (app, _) = app_mailing_through(&inbox).await;
+        inbox.nothing_more().await;
+        // Refused before anything was said, and why: the certificate.
+        let error = last_error(&app).await.to_ascii_lowercase();
+        assert!(error.contains("certificate"), "{case}: {error}");
+        assert_eq!(outbox_rows(&app).await, 1, "{case}: kept for a retry");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s30_mail_survives_kill_9_while_the_smtp_server_refuses() {
+    use crate::common::{ServeChild, mcpauth};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("outbox.db").display());
+    let serve = |inbox: &Inbox| {
+        let mut command = mcpauth(dir.path());
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+            .env("MCPAUTH_EMAIL_VERIFICATION", "off")
+            .env("MCPAUTH_SMTP__HOST", "127.0.0.1")
+            .env("MCPAUTH_SMTP__PORT", inbox.port.to_string())
+            .env("MCPAUTH_SMTP__TLS", "none")
+            .env("MCPAUTH_SMTP__FROM", "mcpauth <no-reply@mcpauth.test>")
+            .env("RUST_LOG", "warn");
+        command
+    };
+    let external = |server: &ServeChild| {
+        let port = server.address.rsplit(':').next().unwrap().to_owned();
+        TestApp::external(&format!("http://localhost:{port}"))
+    };
+
+    // The first server's mail server refuses everything; a reset is asked for, offered once
+    // (refused), and the server is killed before its retry.
+    let mut refusing = Inbox::start();
+    refusing.refuse(-1);
+    let mut first = ServeChild::start(&mut serve(&refusing)).await;
+    let email = account_asking_for_a_reset(&external(&first)).await;
+    refusing.next_refusal().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+
+    // The next server, with a working mail server, sends it.
+    let mut inbox = Inbox::start();
+    let second = ServeChild::start(&mut serve(&inbox)).await;
+    let app = external(&second);
+    let mail = inbox.next().await;
+    assert_eq!(mail.to, std::slice::from_ref(&email));
+    // The link was written by the first server (its port); its token works on this one.
+    let link = url::Url::parse(&mail.link()).unwrap();
+    let token = reset_token(link.as_str());
+    let response = client()
+        .post(app.url("/api/auth/reset-password"))
+        .header("origin", &app.base)
+        .json(&json!({ "token": token, "newPassword": "a brand new password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        sign_in_status(&app, &email, "a brand new password").await,
+        StatusCode::OK
+    );
+    inbox.nothing_more().await;
+    refusing.nothing_more().await;
 }

@@ -42,8 +42,8 @@
 use async_trait::async_trait;
 use mcpauth_core::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, LinkedAccount, RefreshToken, Reissue, Rotation, Session,
-    SigningKey, TokenFamily, Unlink, User,
+    CodeRedemption, Consent, GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue,
+    Rotation, Session, SigningKey, TokenFamily, Unlink, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
@@ -401,6 +401,29 @@ async fn earlier_rotation<C: Conn>(
     decode_optional(row, |row| {
         Ok((get(row, "rotated_at")?, get(row, "retry_response")?))
     })
+}
+
+/// Stores a verification value, replacing the one under the same identifier.
+fn upsert_verification<'a>(
+    identifier: &'a str,
+    value: &'a str,
+    expires_at: i64,
+    now: i64,
+) -> Query<'a> {
+    query(
+        r#"INSERT INTO "verification"
+               (id, identifier, value, expires_at, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)
+           ON CONFLICT (identifier) DO UPDATE
+           SET value = excluded.value,
+               expires_at = excluded.expires_at,
+               updated_at = excluded.updated_at"#,
+    )
+    .bind(random_id())
+    .bind(identifier)
+    .bind(value)
+    .bind(expires_at)
+    .bind(now)
 }
 
 fn decode_optional<R: DbRow, T>(
@@ -892,6 +915,143 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(())
     }
 
+    async fn put_verification_with_mail(
+        &self,
+        identifier: &str,
+        value: &str,
+        expires_at: i64,
+        now: i64,
+        mail: &OutboxMail,
+    ) -> Result<(), StoreError> {
+        let (identifier, value, mail) = (identifier.to_owned(), value.to_owned(), mail.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                tx.execute(upsert_verification(&identifier, &value, expires_at, now))
+                    .await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "mcpauthMailOutbox"
+                               (id, recipient, subject, body, link, expires_at, created_at,
+                                attempts, next_attempt_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7)"#,
+                    )
+                    .bind(&mail.id)
+                    .bind(&mail.to)
+                    .bind(&mail.subject)
+                    .bind(&mail.text)
+                    .bind(&mail.link)
+                    .bind(mail.expires_at)
+                    .bind(now),
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
+    }
+
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        // One statement. The outer WHERE repeats the lease condition: on PostgreSQL (READ
+        // COMMITTED) a claimer whose subquery picked a row that a concurrent claim is leasing
+        // waits for that claim, then re-evaluates the outer condition on the committed row,
+        // finds the lease and leaves the row alone; SQLite runs writers one at a time. So a
+        // row goes to one claimer without `FOR UPDATE SKIP LOCKED` (which SQLite lacks); a
+        // loser gets fewer rows, never a leased one.
+        let rows = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    conn.fetch_all(
+                        query(
+                            r#"UPDATE "mcpauthMailOutbox"
+                               SET claimed_until = $2, attempts = attempts + 1
+                               WHERE id IN (
+                                       SELECT id FROM "mcpauthMailOutbox"
+                                       WHERE failed_at IS NULL AND next_attempt_at <= $1
+                                         AND expires_at > $1
+                                         AND (claimed_until IS NULL OR claimed_until <= $1)
+                                       ORDER BY next_attempt_at, id
+                                       LIMIT $3)
+                                 AND failed_at IS NULL
+                                 AND (claimed_until IS NULL OR claimed_until <= $1)
+                               RETURNING id, recipient, subject, body, link, expires_at,
+                                         created_at, attempts"#,
+                        )
+                        .bind(now)
+                        .bind(lease_until)
+                        .bind(i64::from(limit)),
+                    )
+                    .await
+                })
+            })
+            .await?;
+        decode_all(rows, |row| {
+            let attempts: i64 = get(row, "attempts")?;
+            Ok(OutboxMail {
+                id: get(row, "id")?,
+                to: get(row, "recipient")?,
+                subject: get(row, "subject")?,
+                text: get(row, "body")?,
+                link: get(row, "link")?,
+                expires_at: get(row, "expires_at")?,
+                created_at: get(row, "created_at")?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            })
+        })
+    }
+
+    async fn mail_sent(&self, id: &str) -> Result<(), StoreError> {
+        self.execute(query(r#"DELETE FROM "mcpauthMailOutbox" WHERE id = $1"#).bind(id))
+            .await?;
+        Ok(())
+    }
+
+    async fn mail_failed(
+        &self,
+        id: &str,
+        now: i64,
+        retry_at: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let statement = match retry_at {
+            Some(retry_at) => query(
+                r#"UPDATE "mcpauthMailOutbox"
+                   SET claimed_until = NULL, next_attempt_at = $2, last_error = $3
+                   WHERE id = $1"#,
+            )
+            .bind(id)
+            .bind(retry_at)
+            .bind(error),
+            None => query(
+                r#"UPDATE "mcpauthMailOutbox"
+                   SET claimed_until = NULL, failed_at = $2, last_error = $3
+                   WHERE id = $1"#,
+            )
+            .bind(id)
+            .bind(now)
+            .bind(error),
+        };
+        self.execute(statement).await?;
+        Ok(())
+    }
+
+    async fn drop_expired_mail(&self, now: i64) -> Result<u64, StoreError> {
+        self.execute(
+            query(
+                r#"DELETE FROM "mcpauthMailOutbox"
+                   WHERE expires_at <= $1 AND failed_at IS NULL
+                     AND (claimed_until IS NULL OR claimed_until <= $1)"#,
+            )
+            .bind(now),
+        )
+        .await
+    }
+
     async fn put_verification(
         &self,
         identifier: &str,
@@ -899,23 +1059,8 @@ impl<B: Backend> Store for SqlStore<B> {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.execute(
-            query(
-                r#"INSERT INTO "verification"
-                       (id, identifier, value, expires_at, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $5)
-                   ON CONFLICT (identifier) DO UPDATE
-                   SET value = excluded.value,
-                       expires_at = excluded.expires_at,
-                       updated_at = excluded.updated_at"#,
-            )
-            .bind(random_id())
-            .bind(identifier)
-            .bind(value)
-            .bind(expires_at)
-            .bind(now),
-        )
-        .await?;
+        self.execute(upsert_verification(identifier, value, expires_at, now))
+            .await?;
         Ok(())
     }
 
@@ -1417,6 +1562,8 @@ impl<B: Backend> Store for SqlStore<B> {
             r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
             r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
             r#"DELETE FROM "rateLimit" WHERE expires_at <= $1"#,
+            // Mail given up or never sent, whose token no longer works anyway.
+            r#"DELETE FROM "mcpauthMailOutbox" WHERE expires_at <= $1"#,
             // Self-registered clients a day old that never completed an authorization (no
             // family that issued tokens; SECURITY M5). A client with a grant stays.
             r#"DELETE FROM "oauthApplication"

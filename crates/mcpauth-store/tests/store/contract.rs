@@ -19,6 +19,11 @@ use mcpauth_core::{Store, StoreError};
 use crate::support::{scopes, uri};
 
 pub use crate::contract_accounts::{concurrent_unlink_keeps_a_way_in, linked_accounts};
+pub use crate::contract_outbox::{
+    concurrent_claims_send_each_mail_once, outbox_claims_in_due_order_up_to_the_limit,
+    outbox_lifecycle, outbox_mail_and_token_are_one_transaction,
+    outbox_never_sends_an_expired_token,
+};
 
 pub const NOW: i64 = 1_700_000_000;
 
@@ -1938,6 +1943,10 @@ macro_rules! contract_tests {
             purge_forgets_unused_registered_clients,
             rate_limit_windows,
             linked_accounts,
+            outbox_lifecycle,
+            outbox_claims_in_due_order_up_to_the_limit,
+            outbox_never_sends_an_expired_token,
+            outbox_mail_and_token_are_one_transaction,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
@@ -1947,6 +1956,7 @@ macro_rules! contract_tests {
             concurrent_reissue_spends_once,
             concurrent_rate_limit_hits_all_count,
             concurrent_unlink_keeps_a_way_in,
+            concurrent_claims_send_each_mail_once,
         );
         contract_tests!(@counted $fresh, $rows:
             concurrent_save_consent_one_row,

@@ -1,12 +1,14 @@
 //! The seam mail goes out through ([`Mailer`]) and its two implementations: SMTP
 //! ([`SmtpMailer`], on lettre) and the development log ([`LogMailer`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +85,9 @@ pub struct SmtpOptions {
         default = "default_timeout"
     )]
     pub timeout: Duration,
+    /// A PEM file of CA certificates to trust for the SMTP server's certificate, besides the
+    /// platform's (a private CA). Verification itself cannot be turned off.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> Duration {
@@ -102,12 +107,15 @@ impl std::fmt::Debug for SmtpOptions {
             )
             .field("from", &self.from)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
 
 /// Mail over SMTP with lettre: a pooled connection per server, TLS with rustls (aws-lc-rs,
-/// the platform's certificate verifier).
+/// the platform's certificate verifier, plus the CAs of `ca_file`). A server whose certificate
+/// does not verify (unknown CA, wrong name) gets no mail: the send fails with lettre's TLS
+/// error, which the outbox logs.
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -121,15 +129,14 @@ impl SmtpMailer {
             .from
             .parse()
             .map_err(|e| MailError(format!("invalid from address {:?}: {e}", options.from)))?;
-        let builder = match options.tls {
-            SmtpTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&options.host)
-                    .map_err(|e| MailError(e.to_string()))?
-            }
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&options.host)
-                .map_err(|e| MailError(e.to_string()))?,
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host),
+        let (tls, default_port) = match options.tls {
+            SmtpTls::Starttls => (Tls::Required(tls_parameters(options)?), 587),
+            SmtpTls::Tls => (Tls::Wrapper(tls_parameters(options)?), 465),
+            SmtpTls::None => (Tls::None, 25),
         };
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host)
+            .port(default_port)
+            .tls(tls);
         let mut builder = builder.timeout(Some(options.timeout));
         if let Some(port) = options.port {
             builder = builder.port(port);
@@ -145,6 +152,27 @@ impl SmtpMailer {
             from,
         })
     }
+}
+
+/// TLS for `options.host`: the platform's verifier, trusting the CAs of `ca_file` too.
+fn tls_parameters(options: &SmtpOptions) -> Result<TlsParameters, MailError> {
+    let mut builder = TlsParameters::builder(options.host.clone());
+    if let Some(path) = &options.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| MailError(format!("ca_file {}: {e}", path.display())))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(MailError(format!(
+                "ca_file {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| MailError(format!("ca_file {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| MailError(format!("TLS setup: {e}")))
 }
 
 #[async_trait]

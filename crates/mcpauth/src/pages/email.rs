@@ -1,6 +1,8 @@
 //! The pages of password reset and email verification (SECURITY S30): "forgot password"
-//! (linked from sign-in), "choose a new password" (the mailed reset link opens it), "check your
-//! email", "email verified", the page for an expired or used link, and the one a sign-in of an
+//! (linked from sign-in), "choose a new password" (the mailed reset link opens it), "verify
+//! your email" (the mailed verification link opens it: its button, not the visit, uses the
+//! link up, so that a mail scanner opening links does not spend it), "check your email",
+//! "email verified", the page for an expired or used link, and the one a sign-in of an
 //! unverified account gets when verification is required. Forms carry the CSRF token and must
 //! come from this origin (S25); the answers to a mail request are the same whether or not the
 //! address has an account.
@@ -9,15 +11,16 @@ use askama::Template;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mcpauth_core::Params;
+use mcpauth_core::{Params, return_to};
 
 use super::{form_post, render, see_other};
 use crate::McpAuth;
-use crate::email::{
-    self, MailRequestError, RESET_PAGE, ResetError, VERIFIED_PAGE, request_password_reset,
-    request_verification,
+use crate::authorize::redirect;
+use crate::email::{RESET_PAGE, VERIFIED_PAGE, with_param};
+use crate::email_flows::{
+    self as email, MailRequestError, ResetError, request_password_reset, request_verification,
 };
-use crate::errors::PageError;
+use crate::errors::{PageError, sentence};
 use crate::password_accounts::MIN_PASSWORD;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 
@@ -43,12 +46,12 @@ struct ResetPasswordPage<'a> {
     revokes_apps: bool,
 }
 
-/// A form that asks for (another) verification mail.
-struct ResendForm<'a> {
+/// The form of a notice: one button, with hidden fields (and an email field when
+/// `ask_email`).
+struct NoticeForm<'a> {
     action: &'a str,
     csrf_token: &'a str,
-    /// Prefilled address; shown as a field when `ask_email`, else carried hidden.
-    email: &'a str,
+    hidden: Vec<(&'a str, &'a str)>,
     ask_email: bool,
     button: &'a str,
 }
@@ -62,7 +65,7 @@ struct NoticePage<'a> {
     /// An alert rather than a confirmation.
     is_error: bool,
     detail: Option<&'a str>,
-    resend: Option<ResendForm<'a>>,
+    form: Option<NoticeForm<'a>>,
     /// (href, text) of the link under it.
     link: Option<(&'a str, &'a str)>,
 }
@@ -90,7 +93,7 @@ fn check_email(message: &str, minutes: i64) -> Response {
             message,
             is_error: false,
             detail: Some(&detail),
-            resend: None,
+            form: None,
             link: Some(("/sign-in", "Back to sign in")),
         },
     )
@@ -108,7 +111,7 @@ fn expired_reset_link() -> Response {
             message: "This password reset link has expired or was already used.",
             is_error: true,
             detail: Some("Each link works once and only for a limited time. Ask for a new one."),
-            resend: None,
+            form: None,
             link: Some(("/forgot-password", "Send a new reset link")),
         },
     )
@@ -137,7 +140,7 @@ pub async fn forgot_password_submit(State(auth): State<McpAuth>, request: Reques
     match request_password_reset(&auth, email, RESET_PAGE, &ip).await {
         Ok(()) => check_email(CHECK_EMAIL_RESET, link_minutes(&auth)),
         Err(error) => {
-            let (status, message) = refusal(&error);
+            let (status, message) = error.page_refusal();
             let csrf = auth.site().csrf_token(&parts.headers).0;
             let page = ForgotPasswordPage {
                 csrf_token: &csrf,
@@ -148,26 +151,6 @@ pub async fn forgot_password_submit(State(auth): State<McpAuth>, request: Reques
             render(status, &page, [])
         }
     }
-}
-
-fn refusal(error: &MailRequestError) -> (StatusCode, String) {
-    let status = match error {
-        MailRequestError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        MailRequestError::InvalidEmail => StatusCode::BAD_REQUEST,
-        MailRequestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-    };
-    (status, sentence(&error.to_string()))
-}
-
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
-    out.push('.');
-    out
 }
 
 /// `GET /reset-password?token=…`: the new-password form while the link works; `?done=1` after
@@ -186,7 +169,7 @@ pub async fn reset_password_page(
                 message: "Your password was changed. Every session of your account was signed out.",
                 is_error: false,
                 detail: Some("Sign in with your new password."),
-                resend: None,
+                form: None,
                 link: Some(("/sign-in", "Sign in")),
             },
         );
@@ -259,7 +242,7 @@ pub async fn email_verified_page(
                 message: "Thank you: your email address is verified.",
                 is_error: false,
                 detail: None,
-                resend: None,
+                form: None,
                 link: Some(("/", "Continue")),
             },
         );
@@ -271,16 +254,87 @@ pub async fn email_verified_page(
         message: "This verification link has expired or was already used.",
         is_error: true,
         detail: sends.then_some("Enter your email address to get a new link."),
-        resend: sends.then_some(ResendForm {
+        form: sends.then_some(NoticeForm {
             action: RESEND_ACTION,
             csrf_token: &csrf,
-            email: "",
+            hidden: Vec::new(),
             ask_email: true,
             button: "Send a new link",
         }),
         link: Some(("/sign-in", "Back to sign in")),
     };
     render(StatusCode::BAD_REQUEST, &page, csrf_cookie)
+}
+
+/// The mailed verification link in a browser (`GET {base}/verify-email?token=…&callbackURL=…`,
+/// see `email_flows::api::verify_email`): while the link works, a page with one button that
+/// posts it back; nothing is used up, so a mail scanner that opens the link leaves it working.
+/// A link that does not work goes on to the callback with `?error=invalid_token` (by default
+/// the expired-link page).
+pub(crate) async fn verify_email_page(
+    auth: &McpAuth,
+    headers: &HeaderMap,
+    token: &str,
+    callback: &str,
+) -> Response {
+    match email::verification_link_works(auth, token).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return redirect(
+                StatusCode::FOUND,
+                &with_param(callback, "error", "invalid_token"),
+            );
+        }
+        Err(error) => return PageError::from(error).into_response(),
+    }
+    let (csrf, csrf_cookie) = auth.site().csrf_token(headers);
+    let action = format!("{}/verify-email", auth.options().base_path);
+    let page = NoticePage {
+        title: "Verify your email",
+        message: "Confirm that this email address is yours.",
+        is_error: false,
+        detail: None,
+        form: Some(NoticeForm {
+            action: &action,
+            csrf_token: &csrf,
+            hidden: vec![("token", token), ("callbackURL", callback)],
+            ask_email: false,
+            button: "Verify my email",
+        }),
+        link: None,
+    };
+    // Pages are served with `Referrer-Policy: no-referrer`: the token in this page's address
+    // is not sent on.
+    render(StatusCode::OK, &page, csrf_cookie)
+}
+
+/// `POST {base}/verify-email` with `token` and `callbackURL` (the button of
+/// [`verify_email_page`]): uses the link up, marks the address verified and answers 303 to the
+/// callback (with `?error=invalid_token` when the link no longer works).
+pub async fn verify_email_submit(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, params) = match form_post(&auth, request).await {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    let callback = match params.get("callbackURL").filter(|raw| !raw.is_empty()) {
+        None => VERIFIED_PAGE.to_owned(),
+        Some(raw) => match return_to::same_origin(raw, &auth.options().issuer) {
+            Ok(target) => target.into_owned(),
+            Err(_) => {
+                return PageError::bad_request(
+                    "Invalid callbackURL: only paths or URLs on this server are allowed.",
+                )
+                .into_response();
+            }
+        },
+    };
+    let ip = auth.site().client_ip(&parts.headers, &parts.extensions);
+    let token = params.get("token").unwrap_or_default();
+    match email::verify_email(&auth, token, &ip).await {
+        Ok(Some(_)) => see_other(&callback, []),
+        Ok(None) => see_other(&with_param(&callback, "error", "invalid_token"), []),
+        Err(error) => PageError::from(error).into_response(),
+    }
 }
 
 /// `POST /verify-email/resend` with `email`: "check your email", the same for every address.
@@ -294,7 +348,7 @@ pub async fn resend_verification_submit(State(auth): State<McpAuth>, request: Re
     match request_verification(&auth, email, VERIFIED_PAGE, &ip).await {
         Ok(()) => check_email(CHECK_EMAIL_VERIFY, link_minutes(&auth)),
         Err(error) => {
-            let (status, message) = refusal(&error);
+            let (status, message) = error.page_refusal();
             PageError::new(status, "No mail was sent", message).into_response()
         }
     }
@@ -343,27 +397,14 @@ fn verification_needed(
         message,
         is_error: status != StatusCode::OK,
         detail: Some("Nothing arrived? Check your spam folder, or send the link again."),
-        resend: Some(ResendForm {
+        form: Some(NoticeForm {
             action: RESEND_ACTION,
             csrf_token: &csrf,
-            email,
+            hidden: vec![("email", email)],
             ask_email: false,
             button: "Send the link again",
         }),
         link: Some(("/sign-in", "Back to sign in")),
     };
     render(status, &page, csrf_cookie)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_read_as_sentences() {
-        assert_eq!(
-            sentence("enter a valid email address"),
-            "Enter a valid email address."
-        );
-    }
 }

@@ -9,9 +9,10 @@ mod sign_in_methods;
 pub use account_page::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
 };
+pub(crate) use email::verify_email_page;
 pub use email::{
     email_verified_page, forgot_password_page, forgot_password_submit, resend_verification_submit,
-    reset_password_page, reset_password_submit,
+    reset_password_page, reset_password_submit, verify_email_submit,
 };
 pub(crate) use sign_in_methods::unlink_provider;
 
@@ -393,8 +394,8 @@ pub async fn sign_up_submit(State(auth): State<McpAuth>, request: Request) -> Re
     };
     match result {
         Ok(user) => {
-            let callback = crate::email::sign_up_callback(&auth, pending);
-            crate::email::after_sign_up(&auth, &user, &callback);
+            let callback = crate::email_flows::sign_up_callback(&auth, pending);
+            crate::email_flows::after_sign_up(&auth, &user, &callback);
             if auth.email().verification() == crate::EmailVerification::Required {
                 return email::verify_before_signing_in(&auth, &parts.headers, &user.email);
             }

@@ -1,7 +1,7 @@
 //! Better Auth's email endpoints, with its JSON shapes: `POST {base}/request-password-reset`
 //! (and the older `/forget-password`), `GET {base}/reset-password/{token}` (the mailed link:
 //! on to the reset page), `POST {base}/reset-password`, `POST {base}/send-verification-email`
-//! and `GET {base}/verify-email` (the mailed verification link).
+//! and `GET {base}/verify-email` (the mailed verification link; a page for browsers).
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use mcpauth_core::{AccountFieldError, Params, return_to};
 use serde_json::json;
 
-use super::{RESET_PAGE, ResetError, VERIFIED_PAGE, with_param};
+use super::ResetError;
 use crate::McpAuth;
 use crate::account_api::json_params;
 use crate::authorize::redirect;
+use crate::email::{RESET_PAGE, VERIFIED_PAGE, with_param};
 use crate::errors::{ApiError, NoStore};
 use crate::password_accounts::AccountError;
 
@@ -129,9 +130,30 @@ pub async fn send_verification_email(State(auth): State<McpAuth>, request: Reque
     }
 }
 
-/// `GET {base}/verify-email?token=…&callbackURL=…`: the mailed verification link. Marks the
-/// address verified, then goes on to the callback (with `?error=invalid_token` when the link
-/// does not work); without a callback answers `{status: true, user: null}` or 401.
+/// Whether a request asks for JSON rather than a page: `Accept` names `application/json` and
+/// not `text/html` (an API client), or the browser says it is a script's `fetch`
+/// (`Sec-Fetch-Dest: empty`, what Better Auth's client sends). A browser opening a link, and a
+/// mail scanner imitating one, asks for a page.
+fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let fetch = headers
+        .get("sec-fetch-dest")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"empty"));
+    fetch || (accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// `GET {base}/verify-email?token=…&callbackURL=…`: the mailed verification link.
+///
+/// A browser gets a page with a "Verify my email" button ([`crate::pages::verify_email_page`]):
+/// opening the link uses nothing up, so link scanners that open every link of a mail (Outlook
+/// Safe Links, Gmail) do not spend it; the button's `POST` does. A client asking for JSON gets
+/// Better Auth's behaviour: the link is used at once, then on to the callback (with
+/// `?error=invalid_token` when the link does not work), or without a callback
+/// `{status: true, user: null}` / 401 `INVALID_TOKEN`.
 pub async fn verify_email(
     State(auth): State<McpAuth>,
     headers: axum::http::HeaderMap,
@@ -145,8 +167,12 @@ pub async fn verify_email(
             Err(_) => return invalid_callback("callbackURL"),
         },
     };
-    let ip = auth.site().client_ip(&headers, request.extensions());
     let token = params.get("token").unwrap_or_default();
+    if !wants_json(&headers) {
+        let callback = callback.as_deref().unwrap_or(VERIFIED_PAGE);
+        return crate::pages::verify_email_page(&auth, &headers, token, callback).await;
+    }
+    let ip = auth.site().client_ip(&headers, request.extensions());
     let verified = match super::verify_email(&auth, token, &ip).await {
         Ok(verified) => verified,
         Err(error) => return ApiError::from(error).into_response(),
@@ -162,5 +188,33 @@ pub async fn verify_email(
         }
         (None, None) => ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_TOKEN", "invalid_token")
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s30_only_api_clients_use_a_verification_link_by_opening_it() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, axum::http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(wants_json(&headers(&[("accept", "application/json")])));
+        assert!(wants_json(&headers(&[
+            ("accept", "*/*"),
+            ("sec-fetch-dest", "empty")
+        ])));
+        assert!(!wants_json(&headers(&[])));
+        assert!(!wants_json(&headers(&[("accept", "*/*")])));
+        assert!(!wants_json(&headers(&[(
+            "accept",
+            "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"
+        )])));
+        assert!(!wants_json(&headers(&[("sec-fetch-dest", "document")])));
     }
 }

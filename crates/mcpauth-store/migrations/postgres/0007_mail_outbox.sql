@@ -1,0 +1,22 @@
+-- The mail outbox (password reset and verification mail): a mail is written in the transaction
+-- that stores its token, and deleted once the mail server accepted it, so that no mail is lost
+-- to a crash, a restart or a failing mail server. The body carries the link with the token,
+-- which is acceptable for the same reason the mail itself is: the row lives at most as long as
+-- the token (an hour), only until it is sent, and the database already holds everything a
+-- token would give access to. A claim leases a row (claimed_until) so that one instance sends
+-- it; failed_at marks a mail given up after its last attempt.
+CREATE TABLE "mcpauthMailOutbox" (
+    id               TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    recipient        TEXT COLLATE "C" NOT NULL,
+    subject          TEXT COLLATE "C" NOT NULL,
+    body             TEXT COLLATE "C" NOT NULL,
+    link             TEXT COLLATE "C" NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    claimed_until    BIGINT,
+    failed_at        BIGINT,
+    last_error       TEXT COLLATE "C"
+);
+CREATE INDEX "mcpauthMailOutbox_due_idx" ON "mcpauthMailOutbox" (next_attempt_at);
