@@ -3,7 +3,8 @@
 
 Reads crates/mcpauth/src/**/*.rs, builds the graph of `crate::X` references (in `use crate::X`,
 `use crate::{X, …}` and paths such as `crate::X::f()`) from each top-level module (a file
-`src/X.rs` or a folder `src/X/`) to the others, and prints every strongly-connected component
+`src/X.rs` or a folder `src/X/`) to the others — a name the crate root re-exports (`crate::McpAuth`)
+counts as its module —, and prints every strongly-connected component
 of more than one module. Exit status 1 when there is one, 0 when the graph has no circle.
 
 Usage: python3 scripts/module-cycles.py [crate-src-dir]   (default crates/mcpauth/src)
@@ -55,6 +56,25 @@ def use_groups(text):
     return names
 
 
+def root_reexports(src, modules):
+    """Names the crate root re-exports from a module (`pub use accounts::{Accounts, …}` in
+    lib.rs), so that `crate::Accounts` counts as a reference to `accounts`."""
+    path = os.path.join(src, "lib.rs")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        text = strip_comments(f.read())
+    names = {}
+    for match in re.finditer(r"\bpub\s+use\s+([A-Za-z_][A-Za-z0-9_]*)\s*::\s*(\{[^;]*\}|[A-Za-z_][A-Za-z0-9_]*)\s*;", text):
+        module, items = match.group(1), match.group(2)
+        if module not in modules:
+            continue
+        for item in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", items.strip("{}")):
+            if item not in ("self", "as"):
+                names[item] = module
+    return names
+
+
 def graph(src):
     modules = set()
     files = []
@@ -67,6 +87,7 @@ def graph(src):
                 if module not in ("lib", "main"):
                     modules.add(module)
     edges = {m: set() for m in modules}
+    reexports = root_reexports(src, modules)
     for path in files:
         module = top_level_module(src, path)
         if module not in modules:
@@ -76,6 +97,7 @@ def graph(src):
         targets = re.findall(r"\bcrate\s*::\s*([A-Za-z_][A-Za-z0-9_]*)", text)
         targets += use_groups(text)
         for target in targets:
+            target = reexports.get(target, target)
             if target in modules and target != module:
                 edges[module].add(target)
     return edges

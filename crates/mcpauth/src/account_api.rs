@@ -17,11 +17,10 @@ use crate::browser_session::{
 };
 use crate::email::EmailVerification;
 use crate::errors::{ApiError, NoStore};
-use crate::params::{params_from_body, read_body};
+use crate::params::json_params;
 use crate::password_accounts::AccountError;
 use crate::rate_limit::Limit;
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
-use mcpauth_core::Params;
 
 /// Checks an email and password, with the per-address and per-account limits.
 pub(crate) async fn check_credentials(
@@ -94,20 +93,6 @@ pub(crate) fn user_json(user: &User) -> Value {
         "createdAt": user.created_at,
         "updatedAt": user.updated_at,
     })
-}
-
-pub(crate) async fn json_params(
-    auth: &McpAuth,
-    request: Request,
-) -> Result<(HeaderMap, axum::http::Extensions, Params), Response> {
-    let (parts, body) = request.into_parts();
-    if !auth.site().same_origin(&parts.headers) {
-        return Err(ApiError::cross_origin().into_response());
-    }
-    let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
-    let params = params_from_body(&parts.headers, &bytes, &[])
-        .map_err(|e| ApiError::from(e).into_response())?;
-    Ok((parts.headers, parts.extensions, params))
 }
 
 /// `POST {base}/sign-up/email` with `{email, password, name}`.

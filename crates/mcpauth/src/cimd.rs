@@ -45,10 +45,13 @@ pub struct CimdOptions {
     /// The largest document accepted, in bytes (default 5 KiB).
     pub max_document_bytes: usize,
     /// Time to connect (default 2 s).
-    #[serde(rename = "connect_timeout_ms", with = "crate::options::duration_ms")]
+    #[serde(
+        rename = "connect_timeout_ms",
+        with = "crate::option_formats::duration_ms"
+    )]
     pub connect_timeout: Duration,
     /// Time for the whole fetch, body included (default 5 s).
-    #[serde(rename = "timeout_ms", with = "crate::options::duration_ms")]
+    #[serde(rename = "timeout_ms", with = "crate::option_formats::duration_ms")]
     pub timeout: Duration,
     /// Bounds on how long a document is used before it is fetched again, in seconds (default
     /// 300 and 86400); within them, the document's `Cache-Control: max-age` decides.

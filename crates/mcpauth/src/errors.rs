@@ -22,7 +22,7 @@ use mcpauth_core::{AccountFieldError, ErrorCode, OAuthError, StoreError};
 use serde_json::json;
 
 use crate::cimd::ClientLookupError;
-use crate::email_flows::{MailRequestError, ResetError};
+use crate::email::{MailRequestError, ResetError};
 use crate::password_accounts::AccountError;
 use crate::rate_limit::RateLimited;
 use crate::views::ErrorPage;

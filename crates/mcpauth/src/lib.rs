@@ -12,7 +12,9 @@
 //!   private, reached through accessors.
 //! - [`options`]: what can be configured, and every rule an option must meet (checked by
 //!   `McpAuth::new`, so a library user gets the server's checks); the server's configuration
-//!   file deserializes into these types.
+//!   file deserializes into these types. How durations and secrets are written
+//!   (`option_formats`) is a leaf of its own, so the option types beside their services need
+//!   not import `options` back.
 //! - `password_accounts`: [`Accounts`], users with an email and an argon2id password
 //!   (hashing in `passwords`).
 //! - `keys`: [`SigningKeys`], id_token signing keys (generation, rotation, JWKS).
@@ -41,12 +43,17 @@
 //! - `session`, `bearer`, `guard`: [`McpSession`] (a leaf), how a bearer token becomes one
 //!   (`McpAuth::verify_bearer`, the challenges), and `with_mcp_auth`, the layer that protects an
 //!   MCP endpoint (`with_mcp_auth_for`: another protected resource).
-//! - [`identity_provider`]: sign-in through identity providers (OpenID Connect, GitHub): a
-//!   configured provider ([`SignInProvider`]) and the flow (state, nonce, PKCE, the callback),
+//! - [`identity_provider`]: sign-in through identity providers (OpenID Connect, GitHub): the
+//!   flow (a configured provider, [`SignInProvider`], is an option) (state, nonce, PKCE, the callback),
 //!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
 //!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
 //!   "Upstream" always means an MCP server behind the gateway.
 //! - `router`: which path answers what.
+//!
+//! No two modules import each other, even through the hub: services (options, accounts, keys,
+//! rate limits, the token cache, mail) never reach the request layer or `McpAuth`, and the
+//! request layer never reaches back from a lower handler to a higher one
+//! (`scripts/module-cycles.py`, run with the lints, keeps it so).
 
 #![warn(missing_docs)]
 
@@ -65,6 +72,7 @@ pub mod identity_provider;
 mod keys;
 mod mcp_auth;
 mod oidc;
+mod option_formats;
 pub mod options;
 mod pages;
 mod params;
@@ -89,14 +97,12 @@ pub use email::{
 };
 pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
-pub use identity_provider::{
-    IdentityProvider, IdentityProviderError, ProviderIdentity, SignInProvider,
-};
+pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
     BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
-    TrustedClient,
+    SignInProvider, TrustedClient,
 };
 pub use params::unreadable_body;
 pub use password_accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};

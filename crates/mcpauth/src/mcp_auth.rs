@@ -330,10 +330,7 @@ impl McpAuth {
     }
 
     /// The identity provider with this id.
-    pub(crate) fn identity_provider(
-        &self,
-        id: &str,
-    ) -> Option<&crate::identity_provider::SignInProvider> {
+    pub(crate) fn identity_provider(&self, id: &str) -> Option<&crate::options::SignInProvider> {
         self.inner
             .options
             .identity_providers

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use mcpauth_core::identity_provider::IdentityProvider;
+use mcpauth_core::sign_in_policy::RequiredClaim;
 use mcpauth_core::{Clock, Scopes, StoreError, SystemClock, protected_resource};
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +22,9 @@ pub use crate::rate_limit::RateLimitOptions;
 pub use crate::token_cache::TokenCacheOptions;
 pub use crate::{EmailOptions, EmailVerification, SmtpOptions, SmtpTls};
 pub use mcpauth_core::{RefreshReusePolicy, RefreshTokenPolicy};
-
-/// How a secret of the options shows in `Debug` (the SMTP password, client secrets, the
-/// server secret): whether it is set, never its value. Every `Debug` of options uses it, so
-/// that options can be logged.
-pub fn redacted(secret: Option<&str>) -> Option<&'static str> {
-    secret.map(|_| "<redacted>")
-}
+// How options are written (durations, secrets in `Debug`): a leaf module, so that the types
+// above can use it without importing this file back.
+pub use crate::option_formats::{duration_ms, duration_secs, redacted};
 
 /// A client registered by configuration rather than by dynamic registration (SPEC §3
 /// `trusted_clients`): written to the store at start-up, replacing any earlier version. Its
@@ -84,40 +82,45 @@ impl std::fmt::Debug for TrustedClient {
     }
 }
 
-/// A [`Duration`](std::time::Duration) as a whole number of seconds, for `*_secs` keys:
-/// `#[serde(with = "duration_secs")]`.
-pub mod duration_secs {
-    use std::time::Duration;
+/// A configured provider: its id (in the callback URL and the `account` table's
+/// `providerId`), the name on its button, the operator's rules for it, and the implementation.
+#[derive(Clone)]
+pub struct SignInProvider {
+    /// Lower-case letters, digits, `-` and `_`, at most 32; unique; not `credential`.
+    pub id: String,
+    /// Shown as "Continue with {name}".
+    pub name: String,
+    /// Treat the provider's email addresses as verified even when it does not say so (for
+    /// providers such as Microsoft Entra that never send `email_verified`, when the operator
+    /// knows the addresses are the organisation's). Default false: such users sign in by their
+    /// subject, are never linked to an existing account by email, and do not pass an
+    /// email allow-list.
+    pub trust_email: bool,
+    /// A claim every identity from this provider must carry (OpenID: from the id_token or
+    /// userinfo).
+    pub required_claim: Option<RequiredClaim>,
+    /// The implementation.
+    pub provider: Arc<dyn IdentityProvider>,
+}
 
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes whole seconds.
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(duration.as_secs())
-    }
-
-    /// Reads whole seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_secs)
+impl std::fmt::Debug for SignInProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInProvider")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("trust_email", &self.trust_email)
+            .field("required_claim", &self.required_claim)
+            .finish_non_exhaustive()
     }
 }
 
-/// A [`Duration`](std::time::Duration) as a whole number of milliseconds, for `*_ms` keys:
-/// `#[serde(with = "duration_ms")]`.
-pub mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes whole milliseconds (saturating: no configured duration comes near the limit).
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    /// Reads whole milliseconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
-    }
+/// Whether `id` may name a provider.
+fn valid_provider_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id != "credential"
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Another MCP server this authorization server issues tokens for, besides
@@ -261,7 +264,7 @@ pub struct McpAuthOptions {
     pub mailer: Option<Arc<dyn crate::Mailer>>,
     /// identity providers offered on the sign-in page ("Continue with …").
     #[serde(skip)]
-    pub identity_providers: Vec<crate::identity_provider::SignInProvider>,
+    pub identity_providers: Vec<SignInProvider>,
     /// Whether users may sign in and sign up with an email and password. With `false`, only
     /// the identity providers sign users in (at least one is then needed). Default true.
     pub password_login: bool,
@@ -521,7 +524,7 @@ pub(crate) fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildEr
 fn check_identity_providers(options: &McpAuthOptions) -> Result<(), BuildError> {
     let mut seen = std::collections::HashSet::new();
     for provider in &options.identity_providers {
-        if !crate::identity_provider::valid_provider_id(&provider.id) {
+        if !valid_provider_id(&provider.id) {
             return Err(invalid(
                 "identity_providers",
                 format!(

@@ -2,10 +2,13 @@
 //! [`Params`] (the RFC 6749 §3 parameter rules live in `mcpauth-core`).
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use mcpauth_core::{OAuthError, Params};
 
-use crate::errors::OAuthJson;
+use crate::McpAuth;
+use crate::errors::{ApiError, OAuthJson};
 
 /// The largest request body mcpauth reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -94,6 +97,22 @@ pub fn unreadable_body(error: &axum::Error) -> (StatusCode, &'static str) {
         StatusCode::BAD_REQUEST,
         "the request body could not be read",
     )
+}
+
+/// The body of a Better Auth–style JSON (or form) API call, refused unless the request comes
+/// from this origin (SECURITY S25): its headers, extensions and parameters.
+pub(crate) async fn json_params(
+    auth: &McpAuth,
+    request: Request,
+) -> Result<(HeaderMap, axum::http::Extensions, Params), Response> {
+    let (parts, body) = request.into_parts();
+    if !auth.site().same_origin(&parts.headers) {
+        return Err(ApiError::cross_origin().into_response());
+    }
+    let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
+    let params = params_from_body(&parts.headers, &bytes, &[])
+        .map_err(|e| ApiError::from(e).into_response())?;
+    Ok((parts.headers, parts.extensions, params))
 }
 
 #[cfg(test)]

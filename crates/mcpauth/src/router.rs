@@ -178,7 +178,7 @@ fn build(auth: McpAuth) -> Router {
         )
         .route(
             &format!("{base}/verify-email"),
-            get(email_api::verify_email).post(pages::verify_email_submit),
+            get(pages::verify_email_link).post(pages::verify_email_submit),
         );
 
     Router::new()

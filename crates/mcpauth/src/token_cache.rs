@@ -40,7 +40,10 @@ pub struct TokenCacheOptions {
     /// The longest a revocation made by another process (another instance, the admin CLI) can
     /// go unnoticed here (default 25 ms). Revocations made through this process take effect at
     /// once. Zero re-reads the revocation epoch on every request.
-    #[serde(rename = "revocation_check_ms", with = "crate::options::duration_ms")]
+    #[serde(
+        rename = "revocation_check_ms",
+        with = "crate::option_formats::duration_ms"
+    )]
     pub revocation_check_interval: Duration,
 }
 

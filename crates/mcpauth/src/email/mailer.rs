@@ -81,7 +81,7 @@ pub struct SmtpOptions {
     /// How long one connection or command may take (default 10 s).
     #[serde(
         rename = "timeout_secs",
-        with = "crate::options::duration_secs",
+        with = "crate::option_formats::duration_secs",
         default = "default_timeout"
     )]
     pub timeout: Duration,
@@ -103,7 +103,7 @@ impl std::fmt::Debug for SmtpOptions {
             .field("username", &self.username)
             .field(
                 "password",
-                &crate::options::redacted(self.password.as_deref()),
+                &crate::option_formats::redacted(self.password.as_deref()),
             )
             .field("from", &self.from)
             .field("timeout", &self.timeout)

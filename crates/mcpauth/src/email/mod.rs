@@ -24,8 +24,12 @@ mod mailer;
 mod outbox;
 mod service;
 
+use mcpauth_core::StoreError;
 use mcpauth_core::model::AuditEvent;
 use serde::{Deserialize, Serialize};
+
+use crate::password_accounts::AccountError;
+use crate::rate_limit::RateLimited;
 
 pub use mailer::{LogMailer, MailError, Mailer, OutgoingMail, SmtpMailer, SmtpOptions, SmtpTls};
 pub(crate) use service::{EmailService, plausible_token, reset_identifier, verify_identifier};
@@ -78,6 +82,36 @@ pub(crate) const VERIFIED_PAGE: &str = "/email-verified";
 /// The hub passes its constructor in, so that this module does not depend on the hub.
 pub(crate) type AuditFn =
     fn(i64, &str, Option<&str>, Option<&str>, Option<&str>, serde_json::Value) -> AuditEvent;
+
+// The refusals of the request flows (`email_flows`), here so that `errors` maps them without
+// depending on the flows, which answer through `errors`.
+/// Why a request for mail was refused. None of these depends on whether the address has an
+/// account.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MailRequestError {
+    /// No mailer is configured (or verification is off): the feature is not available.
+    #[error("this server cannot send mail")]
+    Unavailable,
+    /// Not an email address.
+    #[error("enter a valid email address")]
+    InvalidEmail,
+    /// Too many requests from this client or for this address.
+    #[error("too many requests; try again in {} seconds", .0.retry_after)]
+    RateLimited(RateLimited),
+}
+
+/// Why a password reset was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResetError {
+    /// The link is unknown, used or expired.
+    #[error("this link has expired or was already used")]
+    InvalidToken,
+    /// The new password breaks the rules, or hashing failed, or too many attempts.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("the server could not complete the request")]
+    Store(#[from] StoreError),
+}
 
 /// `target` (a checked same-origin path) with one more query parameter.
 pub(crate) fn with_param(target: &str, name: &str, value: &str) -> String {

@@ -11,17 +11,17 @@ use serde_json::json;
 
 use super::ResetError;
 use crate::McpAuth;
-use crate::account_api::json_params;
 use crate::authorize::redirect;
 use crate::email::{RESET_PAGE, VERIFIED_PAGE, with_param};
 use crate::errors::{ApiError, NoStore};
+use crate::params::json_params;
 use crate::password_accounts::AccountError;
 
 /// Better Auth's answer to a reset request, whatever the address.
 const RESET_REQUESTED: &str =
     "If this email exists in our system, check your email for the reset link";
 
-fn invalid_callback(name: &str) -> Response {
+pub(crate) fn invalid_callback(name: &str) -> Response {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "INVALID_CALLBACK_URL",
@@ -134,7 +134,7 @@ pub async fn send_verification_email(State(auth): State<McpAuth>, request: Reque
 /// not `text/html` (an API client), or the browser says it is a script's `fetch`
 /// (`Sec-Fetch-Dest: empty`, what Better Auth's client sends). A browser opening a link, and a
 /// mail scanner imitating one, asks for a page.
-fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn wants_json(headers: &axum::http::HeaderMap) -> bool {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -146,32 +146,31 @@ fn wants_json(headers: &axum::http::HeaderMap) -> bool {
     fetch || (accept.contains("application/json") && !accept.contains("text/html"))
 }
 
-/// `GET {base}/verify-email?token=…&callbackURL=…`: the mailed verification link.
-///
-/// A browser gets a page with a "Verify my email" button ([`crate::pages::verify_email_page`]):
-/// opening the link uses nothing up, so link scanners that open every link of a mail (Outlook
-/// Safe Links, Gmail) do not spend it; the button's `POST` does. A client asking for JSON gets
-/// Better Auth's behaviour: the link is used at once, then on to the callback (with
-/// `?error=invalid_token` when the link does not work), or without a callback
-/// `{status: true, user: null}` / 401 `INVALID_TOKEN`.
+/// The `callbackURL` of a verification link: `None` when absent, `Err` when it is not on this
+/// origin (SECURITY S20; answered with [`invalid_callback`]).
+pub(crate) fn link_callback(auth: &McpAuth, params: &Params) -> Result<Option<String>, ()> {
+    match params.get("callbackURL").filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(raw) => return_to::same_origin(raw, &auth.options().issuer)
+            .map(|target| Some(target.into_owned()))
+            .map_err(|_| ()),
+    }
+}
+
+/// `GET {base}/verify-email?token=…&callbackURL=…` for a client asking for JSON (a browser gets
+/// a page with a button instead: `pages::verify_email_link`): Better Auth's behaviour — the
+/// link is used at once, then on to the callback (with `?error=invalid_token` when the link does
+/// not work), or without a callback `{status: true, user: null}` / 401 `INVALID_TOKEN`.
 pub async fn verify_email(
     State(auth): State<McpAuth>,
     headers: axum::http::HeaderMap,
     request: Request,
 ) -> Response {
     let params = Params::from_query(request.uri().query(), &[]).unwrap_or_default();
-    let callback = match params.get("callbackURL").filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => match return_to::same_origin(raw, &auth.options().issuer) {
-            Ok(target) => Some(target.into_owned()),
-            Err(_) => return invalid_callback("callbackURL"),
-        },
+    let Ok(callback) = link_callback(&auth, &params) else {
+        return invalid_callback("callbackURL");
     };
     let token = params.get("token").unwrap_or_default();
-    if !wants_json(&headers) {
-        let callback = callback.as_deref().unwrap_or(VERIFIED_PAGE);
-        return crate::pages::verify_email_page(&auth, &headers, token, callback).await;
-    }
     let ip = auth.site().client_ip(&headers, request.extensions());
     let verified = match super::verify_email(&auth, token, &ip).await {
         Ok(verified) => verified,

@@ -14,36 +14,9 @@ use crate::McpAuth;
 use crate::email::{
     EmailVerification, VERIFIED_PAGE, plausible_token, reset_identifier, verify_identifier,
 };
+pub(crate) use crate::email::{MailRequestError, ResetError};
 use crate::password_accounts::AccountError;
-use crate::rate_limit::{Limit, RateLimited};
-
-/// Why a request for mail was refused. None of these depends on whether the address has an
-/// account.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum MailRequestError {
-    /// No mailer is configured (or verification is off): the feature is not available.
-    #[error("this server cannot send mail")]
-    Unavailable,
-    /// Not an email address.
-    #[error("enter a valid email address")]
-    InvalidEmail,
-    /// Too many requests from this client or for this address.
-    #[error("too many requests; try again in {} seconds", .0.retry_after)]
-    RateLimited(RateLimited),
-}
-
-/// Why a password reset was refused.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ResetError {
-    /// The link is unknown, used or expired.
-    #[error("this link has expired or was already used")]
-    InvalidToken,
-    /// The new password breaks the rules, or hashing failed, or too many attempts.
-    #[error(transparent)]
-    Account(#[from] AccountError),
-    #[error("the server could not complete the request")]
-    Store(#[from] StoreError),
-}
+use crate::rate_limit::Limit;
 
 /// Rate limits a mail request per client and per address; returns the normalised address.
 async fn limit_mail_request(

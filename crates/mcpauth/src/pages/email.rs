@@ -17,6 +17,7 @@ use super::{form_post, render, see_other};
 use crate::McpAuth;
 use crate::authorize::redirect;
 use crate::email::{RESET_PAGE, VERIFIED_PAGE, with_param};
+use crate::email_flows::api as email_api;
 use crate::email_flows::{
     self as email, MailRequestError, ResetError, request_password_reset, request_verification,
 };
@@ -266,12 +267,38 @@ pub async fn email_verified_page(
     render(StatusCode::BAD_REQUEST, &page, csrf_cookie)
 }
 
+/// `GET {base}/verify-email?token=…&callbackURL=…`, the mailed verification link. A client
+/// asking for JSON gets Better Auth's answer (`email_flows::api::verify_email`, which uses the
+/// link at once); a browser gets [`verify_email_page`], whose button uses it — so link scanners
+/// that open every link of a mail (Outlook Safe Links, Gmail) do not spend it.
+pub async fn verify_email_link(
+    State(auth): State<McpAuth>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    if email_api::wants_json(&headers) {
+        return email_api::verify_email(State(auth), headers, request).await;
+    }
+    let params = Params::from_query(request.uri().query(), &[]).unwrap_or_default();
+    let Ok(callback) = email_api::link_callback(&auth, &params) else {
+        return email_api::invalid_callback("callbackURL");
+    };
+    let token = params.get("token").unwrap_or_default();
+    verify_email_page(
+        &auth,
+        &headers,
+        token,
+        callback.as_deref().unwrap_or(VERIFIED_PAGE),
+    )
+    .await
+}
+
 /// The mailed verification link in a browser (`GET {base}/verify-email?token=…&callbackURL=…`,
-/// see `email_flows::api::verify_email`): while the link works, a page with one button that
+/// [`verify_email_link`]): while the link works, a page with one button that
 /// posts it back; nothing is used up, so a mail scanner that opens the link leaves it working.
 /// A link that does not work goes on to the callback with `?error=invalid_token` (by default
 /// the expired-link page).
-pub(crate) async fn verify_email_page(
+async fn verify_email_page(
     auth: &McpAuth,
     headers: &HeaderMap,
     token: &str,

@@ -9,10 +9,9 @@ mod sign_in_methods;
 pub use account_page::{
     account_page, change_password, revoke_all_sessions, revoke_app, revoke_other_sessions,
 };
-pub(crate) use email::verify_email_page;
 pub use email::{
     email_verified_page, forgot_password_page, forgot_password_submit, resend_verification_submit,
-    reset_password_page, reset_password_submit, verify_email_submit,
+    reset_password_page, reset_password_submit, verify_email_link, verify_email_submit,
 };
 pub(crate) use sign_in_methods::unlink_provider;
 
