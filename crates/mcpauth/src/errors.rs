@@ -657,7 +657,8 @@ impl MailRequestError {
     }
 }
 
-/// An error's lower-case text as a sentence for a page: capitalised, with a full stop.
+/// An error's lower-case text as a sentence for a page: capitalised, with one full stop
+/// (`the password must …` → `The password must ….`).
 pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     let mut out: String = chars
@@ -665,7 +666,9 @@ pub(crate) fn sentence(text: &str) -> String {
         .map(|c| c.to_uppercase().collect())
         .unwrap_or_default();
     out.push_str(chars.as_str());
-    out.push('.');
+    if !out.ends_with('.') {
+        out.push('.');
+    }
     out
 }
 

@@ -11,7 +11,7 @@ use super::{form_post, render, see_other};
 use crate::McpAuth;
 use crate::account_api::check_credentials;
 use crate::browser_session::browser_session;
-use crate::errors::{FormRefusal, PageError};
+use crate::errors::{FormRefusal, PageError, sentence};
 use crate::password_accounts::{AccountError, MIN_PASSWORD};
 use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
@@ -402,20 +402,6 @@ async fn set_new_password(auth: &McpAuth, post: &AccountPost) -> Result<bool, Fo
         revoked?;
     }
     Ok(revoke_apps)
-}
-
-/// `the password must …` → `The password must ….`
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 #[cfg(test)]
