@@ -27,6 +27,7 @@ mod faults;
 mod field_clients;
 mod gateway;
 mod interop_rmcp;
+mod lingering_close;
 mod mcp_endpoint;
 mod oidc;
 mod operations;
