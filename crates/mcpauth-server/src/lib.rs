@@ -288,7 +288,7 @@ impl Application {
 
 /// The accept loop: each connection served by hyper with a header read timeout (a client that
 /// trickles or never finishes its headers loses its connection instead of holding it), the
-/// client's address in `ConnectInfo`, and a lingering close ([`linger`]: a refused body is
+/// client's address in `ConnectInfo`, `TCP_NODELAY`, and a lingering close ([`linger`]: a refused body is
 /// drained, within bounds, so its client reads the answer). When `shutdown` completes the
 /// listener closes (new connections are refused), open connections finish the requests they
 /// have and close, and after `timeouts.shutdown` whatever is left is dropped.
@@ -321,6 +321,13 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // An answer often leaves in two writes: a streamed body after its head, as when the
+        // gateway forwards an upstream that writes them apart (uvicorn does). With Nagle's
+        // algorithm on, the second write waits for the client's ACK of the first, which a
+        // keep-alive client delays by 40 ms.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
         let service = tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
