@@ -8,11 +8,14 @@
 //! - [`demo`]: the demo MCP server at `/api/mcp`, protected by `with_mcp_auth`, unless an
 //!   upstream MCP server is protected there instead (`upstream`, `[[upstreams]]`: the gateway,
 //!   crate `mcpauth-gateway`).
+//! - [`linger`]: lingering close, so that a client still sending a body the server refused
+//!   without reading reads the answer instead of a reset.
 //! - [`observability`]: request ids, request logs and metrics, `/metrics`, `/readyz`, log format.
 //! - [`Application`]: a bound, ready-to-run server.
 
 pub mod config;
 pub mod demo;
+pub mod linger;
 pub mod observability;
 
 use std::future::Future;
@@ -285,9 +288,10 @@ impl Application {
 
 /// The accept loop: each connection served by hyper with a header read timeout (a client that
 /// trickles or never finishes its headers loses its connection instead of holding it), the
-/// client's address in `ConnectInfo`. When `shutdown` completes the listener closes (new
-/// connections are refused), open connections finish the requests they have and close, and
-/// after `timeouts.shutdown` whatever is left is dropped.
+/// client's address in `ConnectInfo`, `TCP_NODELAY`, and a lingering close ([`linger`]: a refused body is
+/// drained, within bounds, so its client reads the answer). When `shutdown` completes the
+/// listener closes (new connections are refused), open connections finish the requests they
+/// have and close, and after `timeouts.shutdown` whatever is left is dropped.
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -317,6 +321,13 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // An answer often leaves in two writes: a streamed body after its head, as when the
+        // gateway forwards an upstream that writes them apart (uvicorn does). With Nagle's
+        // algorithm on, the second write waits for the client's ACK of the first, which a
+        // keep-alive client delays by 40 ms.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
         let service = tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
@@ -328,7 +339,7 @@ async fn serve(
         );
         let connection = builder
             .serve_connection_with_upgrades(
-                TokioIo::new(stream),
+                TokioIo::new(linger::LingeringClose::new(stream)),
                 hyper_util::service::TowerToHyperService::new(service),
             )
             .into_owned();

@@ -265,7 +265,11 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            match observability::log_format() {
+                LogFormat::Text => eprintln!("error: {error:#}"),
+                // A log shipper reading standard error sees only JSON.
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "mcpauth failed"),
+            }
             std::process::ExitCode::FAILURE
         }
     }
@@ -280,6 +284,102 @@ fn load_settings(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<
     };
     observability::init_logging(format);
     settings
+}
+
+/// Says where the server is and how to point a client at it: a banner for people on standard
+/// output, or with `log_format = "json"` one JSON event there, shaped like the log's lines (a
+/// log shipper reading standard output and error together sees only JSON).
+fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
+    let issuer = app.issuer();
+    let options = app.auth().options();
+    let endpoints: Vec<&str> = std::iter::once(options.resource.as_str())
+        .chain(
+            options
+                .resources
+                .iter()
+                .map(|other| other.resource.as_str()),
+        )
+        .collect();
+    let upstreams: Vec<&str> = settings
+        .upstream
+        .iter()
+        .chain(settings.upstreams.iter().map(|u| &u.url))
+        .map(String::as_str)
+        .collect();
+    let sign_up = options.password_login.then(|| format!("{issuer}/sign-up"));
+    // What to register at each identity provider as its redirect (callback) URI.
+    let providers: Vec<(&str, String)> = options
+        .identity_providers
+        .iter()
+        .map(|provider| {
+            let callback = format!("{issuer}{}/callback/{}", options.base_path, provider.id);
+            (provider.name.as_str(), callback)
+        })
+        .collect();
+    let database = mcpauth_server::redact_password(&settings.database_url);
+    let cache = &options.token_cache;
+    let metrics = app
+        .metrics_address()
+        .map(|metrics| format!("http://{metrics}/metrics"));
+    if observability::log_format() == LogFormat::Json {
+        // Lists as space-separated URLs (a URL holds no space).
+        let callbacks: Vec<&str> = providers.iter().map(|(_, uri)| uri.as_str()).collect();
+        let join = |items: &[&str]| (!items.is_empty()).then(|| items.join(" "));
+        observability::json_on_stdout(|| {
+            tracing::info!(
+                issuer,
+                mcp_endpoints = endpoints.join(" "),
+                upstreams = join(&upstreams),
+                sign_up,
+                redirect_uris = join(&callbacks),
+                listening_on = %app.address(),
+                database,
+                token_cache_capacity = cache.capacity,
+                token_cache_revocation_check_ms = cache.revocation_check_interval.as_millis() as u64,
+                metrics,
+                rate_limits = app.rate_limits(),
+                "mcpauth is ready"
+            );
+        });
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "mcpauth is ready")?;
+    writeln!(out, "  Issuer:        {issuer}")?;
+    for endpoint in &endpoints {
+        writeln!(out, "  MCP endpoint:  {endpoint}")?;
+    }
+    for upstream in &upstreams {
+        writeln!(out, "  Upstream:      {upstream}")?;
+    }
+    if let Some(sign_up) = &sign_up {
+        writeln!(out, "  Sign up:       {sign_up}")?;
+    }
+    for (name, callback) in &providers {
+        writeln!(out, "  Sign-in with:  {name} (redirect URI {callback})")?;
+    }
+    writeln!(out, "  Listening on:  {}", app.address())?;
+    writeln!(out, "  Database:      {database}")?;
+    if cache.capacity == 0 {
+        writeln!(out, "  Token cache:   off")?;
+    } else {
+        writeln!(
+            out,
+            "  Token cache:   up to {} tokens; revocations by other processes apply within {} ms",
+            cache.capacity,
+            cache.revocation_check_interval.as_millis()
+        )?;
+    }
+    if let Some(metrics) = &metrics {
+        writeln!(out, "  Metrics:       {metrics}")?;
+    }
+    writeln!(out, "  Rate limits:   {}", app.rate_limits())?;
+    writeln!(
+        out,
+        "Point an MCP client at the MCP endpoint; press Ctrl-C to stop."
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -302,60 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&settings, None).await?;
             // Listening for signals from before the announcement on.
             let shutdown = shutdown_signal();
-            let issuer = app.issuer().to_owned();
-            let options = app.auth().options();
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "mcpauth is ready")?;
-            writeln!(out, "  Issuer:        {issuer}")?;
-            writeln!(out, "  MCP endpoint:  {}", options.resource)?;
-            for other in &options.resources {
-                writeln!(out, "  MCP endpoint:  {}", other.resource)?;
-            }
-            for upstream in settings
-                .upstream
-                .iter()
-                .chain(settings.upstreams.iter().map(|u| &u.url))
-            {
-                writeln!(out, "  Upstream:      {upstream}")?;
-            }
-            if options.password_login {
-                writeln!(out, "  Sign up:       {issuer}/sign-up")?;
-            }
-            // What to register at each identity provider as its redirect (callback) URI.
-            for provider in &options.identity_providers {
-                writeln!(
-                    out,
-                    "  Sign-in with:  {} (redirect URI {issuer}{}/callback/{})",
-                    provider.name, options.base_path, provider.id
-                )?;
-            }
-            writeln!(out, "  Listening on:  {}", app.address())?;
-            writeln!(
-                out,
-                "  Database:      {}",
-                mcpauth_server::redact_password(&settings.database_url)
-            )?;
-            let cache = &options.token_cache;
-            if cache.capacity == 0 {
-                writeln!(out, "  Token cache:   off")?;
-            } else {
-                writeln!(
-                    out,
-                    "  Token cache:   up to {} tokens; revocations by other processes apply within {} ms",
-                    cache.capacity,
-                    cache.revocation_check_interval.as_millis()
-                )?;
-            }
-            if let Some(metrics) = app.metrics_address() {
-                writeln!(out, "  Metrics:       http://{metrics}/metrics")?;
-            }
-            writeln!(out, "  Rate limits:   {}", app.rate_limits())?;
-            writeln!(
-                out,
-                "Point an MCP client at the MCP endpoint; press Ctrl-C to stop."
-            )?;
-            out.flush()?;
-            drop(out);
+            announce(&app, &settings)?;
             app.run_until(shutdown).await?;
             tracing::info!("stopped");
             Ok(())

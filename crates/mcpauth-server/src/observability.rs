@@ -196,6 +196,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The format [`init_logging`] installed, once it has.
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
 /// Installs the process's log subscriber (standard error; `RUST_LOG` overrides the levels);
 /// the first call wins.
 pub fn init_logging(format: LogFormat) {
@@ -204,22 +207,42 @@ pub fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
-        // `try_init`: a second call (tests, a command that loads settings twice) keeps the first.
-        LogFormat::Text => {
-            let _ = builder.try_init();
-        }
+    // `try_init`: a second call (tests, a command that loads settings twice) keeps the first.
+    let installed = match format {
+        LogFormat::Text => builder.try_init().is_ok(),
         // Event fields at the top level; the request span's fields (request id, route) under
         // "span", so every line of a request can be found by its id.
-        LogFormat::Json => {
-            let _ = builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .try_init();
-        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+            .is_ok(),
+    };
+    if installed {
+        let _ = LOG_FORMAT.set(format);
     }
+}
+
+/// The format the process logs in: what [`init_logging`] installed, text before that.
+pub fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or(LogFormat::Text)
+}
+
+/// Runs `emit` with its events written to standard output as JSON lines shaped like the log's
+/// (`timestamp`, `level`, `message`, the fields at the top level), whatever `RUST_LOG` says:
+/// for what a JSON-logging process prints to standard output (its start banner), so that a log
+/// shipper reading both streams sees only JSON.
+pub fn json_on_stdout(emit: impl FnOnce()) {
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stdout)
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
 }
 
 #[cfg(test)]

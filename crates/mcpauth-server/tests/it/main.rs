@@ -29,6 +29,7 @@ mod field_clients;
 mod gateway;
 mod identity_provider;
 mod interop_rmcp;
+mod lingering_close;
 mod mcp_endpoint;
 mod oidc;
 mod operations;

@@ -277,6 +277,112 @@ async fn o1_json_logs_and_metrics_of_a_full_flow_hold_no_secret() {
     assert!(issued["span"]["request_id"].is_string());
 }
 
+/// Every line of `text` as a JSON object, failing with the line that is not one.
+fn json_lines(text: &str, stream: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{stream}: not JSON ({e}): {line:?}"));
+            assert!(value.is_object(), "{stream}: not an object: {line:?}");
+            value
+        })
+        .collect()
+}
+
+/// With `log_format = "json"`, a log shipper reading standard output and standard error
+/// together sees only JSON (issue 18 item 11): the start banner is one JSON event on standard
+/// output with what it says in text (issuer, MCP endpoint, address, metrics, upstream, rate
+/// limits); requests, the stop and a failure to start are JSON lines on standard error.
+#[tokio::test]
+async fn json_logs_are_all_json_on_stdout_and_stderr_banner_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("json.db").display());
+    let mut server = ServeChild::start(
+        mcpauth(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+            .args(["--upstream", "http://127.0.0.1:9/mcp"])
+            .env("MCPAUTH_LOG_FORMAT", "json")
+            .env("MCPAUTH_METRICS_BIND", "127.0.0.1:0")
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::from(log)),
+    )
+    .await;
+    assert_eq!(
+        server.banner.len(),
+        1,
+        "one banner line: {:?}",
+        server.banner
+    );
+    let banner = &json_lines(&server.banner[0], "stdout")[0];
+    assert_eq!(banner["message"], "mcpauth is ready");
+    assert_eq!(banner["level"], "INFO");
+    assert!(banner["timestamp"].is_string(), "{banner}");
+    let port = server.address.rsplit(':').next().unwrap().to_owned();
+    let issuer = format!("http://localhost:{port}");
+    assert_eq!(banner["issuer"], issuer.as_str());
+    assert_eq!(
+        banner["mcp_endpoints"],
+        format!("{issuer}/api/mcp").as_str()
+    );
+    assert_eq!(banner["upstreams"], "http://127.0.0.1:9/mcp");
+    assert_eq!(banner["sign_up"], format!("{issuer}/sign-up").as_str());
+    assert!(banner["metrics"].as_str().unwrap().ends_with("/metrics"));
+    assert!(banner["rate_limits"].is_string(), "{banner}");
+    assert!(
+        banner.get("redirect_uris").is_none(),
+        "no providers: {banner}"
+    );
+
+    // Some requests for the log: a page, a sign-up, a 404.
+    let app = TestApp::external(&issuer);
+    let http = client();
+    assert_eq!(
+        app.sign_up(&http, &unique_email()).await.status(),
+        StatusCode::OK
+    );
+    let missing = http.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // A second server on the same address fails to start: its error is JSON too.
+    let failed = mcpauth(dir.path())
+        .args(["serve", "--bind", &server.address, "--database-url", &db])
+        .env("MCPAUTH_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(failed.stdout.is_empty(), "{failed:?}");
+    let failure = json_lines(
+        &String::from_utf8_lossy(&failed.stderr),
+        "stderr of the failure",
+    );
+    assert!(
+        failure.iter().any(|line| line["level"] == "ERROR"
+            && line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("could not listen"))),
+        "{failure:?}"
+    );
+
+    server.terminate();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    let mut rest = String::new();
+    while let Some(line) = server.stdout.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    json_lines(&rest, "stdout");
+    let lines = json_lines(&std::fs::read_to_string(&log_path).unwrap(), "stderr");
+    assert!(lines.iter().any(|l| l["message"] == "request"));
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
+}
+
 /// Builds a server with `configure`, returning it and its metrics address (if any).
 async fn build(
     configure: impl FnOnce(&mut mcpauth_server::Settings),

@@ -739,12 +739,15 @@ pub struct ServeChild {
     pub child: tokio::process::Child,
     pub address: String,
     pub metrics: Option<String>,
-    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// What it printed up to the end of its banner.
+    pub banner: Vec<String>,
+    /// The rest of its standard output.
+    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
 impl ServeChild {
     /// Spawns `command` (a `mcpauth serve` with stdout piped by this function) and waits for
-    /// the banner through its `Rate limits:` line.
+    /// the banner through its `Rate limits:` line (or for its JSON event).
     pub async fn start(command: &mut tokio::process::Command) -> ServeChild {
         use tokio::io::AsyncBufReadExt;
         let mut child = command
@@ -760,6 +763,12 @@ impl ServeChild {
                 .unwrap()
                 .unwrap_or_else(|| panic!("serve exited early: {banner:?}"));
             banner.push(line.clone());
+            // With `log_format = "json"` the banner is one JSON event.
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                address = event["listening_on"].as_str().map(str::to_owned);
+                metrics = event["metrics"].as_str().map(str::to_owned);
+                break;
+            }
             let line = line.trim();
             if let Some(value) = line.strip_prefix("Listening on:") {
                 address = Some(value.trim().to_owned());
@@ -775,7 +784,8 @@ impl ServeChild {
             child,
             address: address.unwrap_or_else(|| panic!("no address in {banner:?}")),
             metrics,
-            _stdout: lines,
+            banner,
+            stdout: lines,
         }
     }
 

@@ -223,3 +223,61 @@ async fn stream(headers: HeaderMap) -> Response {
 async fn end_session(headers: HeaderMap) -> Response {
     json_answer(json!({ "ended": headers_json(&headers)["mcp-session-id"] }))
 }
+
+/// An upstream that answers every request on a keep-alive connection the way uvicorn (the
+/// Python SDK's server) does: the status line and headers in one write, the body in another a
+/// moment later. Through a proxy that writes the two apart to its client, Nagle's algorithm
+/// holds the body back until the client's delayed ACK (40 ms) unless the proxy's socket has
+/// `TCP_NODELAY`. Returns its MCP endpoint.
+pub async fn spawn_split_writer() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0_u8; 4096];
+                loop {
+                    // One whole request: its head, then Content-Length bytes of body.
+                    let (head_end, length) = loop {
+                        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            break (end + 4, length);
+                        }
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    while pending.len() < head_end + length {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    pending.drain(..head_end + length);
+                    let body = br#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    if stream.write_all(body).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{address}/mcp")
+}
