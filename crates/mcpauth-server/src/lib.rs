@@ -461,10 +461,10 @@ pub fn health_check(bind: &str, timeout: Duration) -> anyhow::Result<()> {
         .with_context(|| format!("could not connect to {address}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
+    // One write: `write!` on a bare stream sends each piece of the format on its own, and a
+    // server that answers after the first piece and closes would make the next one fail.
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut head = Vec::new();
     stream
         .take(1024)
