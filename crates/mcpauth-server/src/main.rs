@@ -12,12 +12,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mcpauth_server::observability::{self, LogFormat};
 use mcpauth_server::{Application, FlagOverrides, Settings, open_store_with, shutdown_signal};
 
-/// mimalloc: thread-local free lists, where glibc's malloc took ~12% of the server's samples
-/// under load (BENCHMARKS.md, issue 23). Set here, in the binary only: the library crates (and
-/// programs embedding them) keep whatever allocator their binary chooses.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// OAuth 2.1 authorization server for MCP clients.
 #[derive(Parser)]
 #[command(name = "mcpauth", version, about)]
