@@ -158,7 +158,8 @@ async fn issue_code(auth: &McpAuth, request: &PendingAuthorization) -> Result<St
     let now = auth.now();
     let code = secret::random_token();
     let family = TokenFamily {
-        id: secret::random_id(),
+        // In time order: the family's key is in the index of its codes and tokens as well.
+        id: secret::ordered_id(),
         client_id: request.client_id.clone(),
         user_id: request.user_id.clone(),
         scopes: request.scopes.clone(),

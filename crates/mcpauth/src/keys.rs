@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
@@ -72,11 +75,46 @@ pub enum KeyError {
     Crypto(String),
 }
 
-/// A key ready to sign.
+/// A key ready to sign: its key pair parsed once, when it is loaded (jsonwebtoken's `encode`
+/// parses the PKCS#8 document and checks the key again for every signature).
 pub(crate) struct LoadedKey {
     pub kid: String,
     pub algorithm: Algorithm,
-    pub encoding: EncodingKey,
+    signer: Signer,
+}
+
+enum Signer {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+}
+
+impl LoadedKey {
+    /// The JWS signature of `message` (the signing input `header.payload`).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match &self.signer {
+            Signer::Es256(pair) => Ok(pair.sign(&rng, message).map_err(crypto)?.as_ref().to_vec()),
+            Signer::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(crypto)?;
+                Ok(signature)
+            }
+        }
+    }
+}
+
+fn signer(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Signer, KeyError> {
+    match algorithm {
+        SigningAlgorithm::Es256 => {
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .map(Signer::Es256)
+                .map_err(crypto)
+        }
+        SigningAlgorithm::Rs256 => RsaKeyPair::from_pkcs8(pkcs8)
+            .map(Signer::Rs256)
+            .map_err(crypto),
+    }
 }
 
 /// Decoded signing keys.
@@ -268,7 +306,7 @@ impl SigningKeys {
         let loaded = Arc::new(LoadedKey {
             kid: current.kid.clone(),
             algorithm: algorithm.jws(),
-            encoding: encoding_key(algorithm, &pkcs8)?,
+            signer: signer(algorithm, &pkcs8)?,
         });
         if let Ok(mut cache) = self.cache.loaded.write() {
             cache.insert(current.kid, loaded.clone());

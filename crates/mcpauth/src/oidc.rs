@@ -4,6 +4,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use mcpauth_core::Scopes;
 use mcpauth_core::model::User;
@@ -81,8 +83,18 @@ impl McpAuth {
         let mut header = Header::new(key.algorithm);
         header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| KeyError::Crypto(e.to_string()))
+        // The compact JWS, as jsonwebtoken::encode writes it, signed with the key pair parsed
+        // when the key was loaded.
+        let header = serde_json::to_vec(&header).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let mut jwt = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 100);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut jwt);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut jwt);
+        let signature = key.sign(jwt.as_bytes())?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jwt);
+        Ok(jwt)
     }
 }
 

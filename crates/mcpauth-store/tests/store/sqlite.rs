@@ -448,3 +448,131 @@ async fn one_operation_per_store_call() {
     );
     assert_eq!(operations(), before + 4);
 }
+
+/// Migration 0008 rebuilds the token tables (keyed by their hash): a database with tokens made
+/// before it keeps every row and column, the tokens are found by their hash, a refresh token's
+/// generation survives, a token hash is still unique, and deleting a user still cascades.
+#[tokio::test]
+async fn tokens_made_before_migration_8_survive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("before8.db");
+    let store = SqliteStore::connect(&file_url(&path)).await.unwrap();
+    let older: Vec<(i64, String, Vec<u8>, String)> = mcpauth_store::SQLITE_MIGRATOR
+        .iter()
+        .filter(|m| {
+            m.version < 8
+                && !matches!(
+                    m.migration_type,
+                    sqlx::migrate::MigrationType::ReversibleDown
+                )
+        })
+        .map(|m| {
+            (
+                m.version,
+                m.description.to_string(),
+                m.checksum.to_vec(),
+                m.sql.as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert!(older.len() >= 6);
+    store
+        .with_connection(move |conn| {
+            conn.execute_batch(
+                "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                     installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                     checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+            )?;
+            for (version, description, checksum, sql) in older {
+                conn.execute_batch(&sql)?;
+                conn.execute(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                     VALUES (?1, ?2, TRUE, ?3, 0)",
+                    rusqlite::params![version, description, checksum],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Tokens written under the old schema (id as the primary key), one rotated refresh token.
+    seed(&store, "u1", "c1").await;
+    seed(&store, "u2", "c2").await;
+    run(
+        &store,
+        r#"UPDATE "oauthRefreshToken" SET rotated_at = 5, retry_response = 'sealed', generation = 3
+           WHERE token_hash = 'rh-u2'"#,
+    )
+    .await;
+    let before: Vec<(String, String)> = rows_of(&store).await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(rows_of(&store).await, before, "every row and column kept");
+    let grant = store.access_token("ah-u1").await.unwrap().unwrap();
+    assert_eq!(grant.token.id, "a-u1");
+    let (refresh, family) = store.refresh_token("rh-u2").await.unwrap().unwrap();
+    assert_eq!((refresh.id.as_str(), refresh.rotated_at), ("r-u2", Some(5)));
+    assert_eq!(refresh.retry_response.as_deref(), Some("sealed"));
+    assert_eq!(family.id, "f-u2");
+    let generation: i64 = store
+        .with_connection(|conn| {
+            conn.query_row(
+                r#"SELECT generation FROM "oauthRefreshToken" WHERE token_hash = 'rh-u2'"#,
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(generation, 3);
+    // The hash is still the unique key; the id is a plain column now.
+    let duplicate = store
+        .with_connection(|conn| {
+            conn.execute_batch(
+                r#"INSERT INTO "oauthAccessToken" (id, token_hash, family_id, client_id, user_id,
+                       scopes, audience, expires_at, created_at)
+                   VALUES ('a-other', 'ah-u1', 'f-u1', 'c1', 'u1', 'openid', 'x', 1, 1)"#,
+            )
+        })
+        .await;
+    assert!(duplicate.is_err(), "token_hash stays unique");
+    // Foreign keys survive the rebuild: deleting a user takes their tokens with them.
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(store.access_token("ah-u1").await.unwrap().is_none());
+    assert!(store.refresh_token("rh-u1").await.unwrap().is_none());
+    assert!(store.access_token("ah-u2").await.unwrap().is_some());
+    store.close().await;
+}
+
+/// Every token row as text, in order.
+async fn rows_of(store: &SqliteStore) -> Vec<(String, String)> {
+    store
+        .with_connection(|conn| {
+            let mut out = Vec::new();
+            for (table, key) in [
+                ("oauthAccessToken", "token_hash"),
+                ("oauthRefreshToken", "token_hash"),
+            ] {
+                let sql = format!(r#"SELECT * FROM "{table}" ORDER BY {key}"#);
+                let mut stmt = conn.prepare(&sql)?;
+                let n = stmt.column_count();
+                let names: Vec<String> = stmt
+                    .column_names()
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect();
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let mut cells = Vec::new();
+                    for (i, name) in names.iter().enumerate().take(n) {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        cells.push(format!("{name}={value:?}"));
+                    }
+                    out.push((table.to_owned(), cells.join(",")));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap()
+}
