@@ -479,9 +479,10 @@ pub struct OutboxMail {
     pub to: String,
     /// The subject line.
     pub subject: String,
-    /// The plain-text body, with the link.
+    /// The plain-text body, with the link: sealed by the library (AEAD with the key-encryption
+    /// secret), since the link carries a token the database otherwise keeps only hashed.
     pub text: String,
-    /// The link in the body.
+    /// The link in the body, sealed likewise.
     pub link: String,
     /// When the token in the link expires: the mail is not sent from then on.
     pub expires_at: i64,

@@ -192,14 +192,16 @@ impl McpAuth {
             );
         }
         let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));
+        // What seals secrets at rest: signing keys, and the links of mail waiting in the outbox.
+        let key_encryption_secret = options
+            .key_encryption_secret
+            .clone()
+            .unwrap_or_else(|| secret.clone());
         let keys = SigningKeys::with_token_cache(
             store.clone(),
             options.clock.clone(),
             options.signing_algorithm,
-            options
-                .key_encryption_secret
-                .clone()
-                .unwrap_or_else(|| secret.clone()),
+            key_encryption_secret.clone(),
             options.access_token_expires_in,
             token_cache.clone(),
         );
@@ -240,6 +242,7 @@ impl McpAuth {
                 options.clock.clone(),
                 format!("{}{}", options.issuer, options.base_path),
                 security_event,
+                Arc::from(key_encryption_secret),
             ),
             token_cache,
             email_allow_list: EmailAllowList::new(

@@ -1522,7 +1522,7 @@ async fn s30_smtp_server_with_an_untrusted_certificate_gets_no_mail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s30_mail_survives_kill_9_while_the_smtp_server_refuses() {
+async fn s24_s30_mail_survives_kill_9_while_the_smtp_server_refuses_and_stays_sealed() {
     use crate::common::{ServeChild, mcpauth};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("outbox.db").display());
@@ -1563,6 +1563,19 @@ async fn s30_mail_survives_kill_9_while_the_smtp_server_refuses() {
     // The link was written by the first server (its port); its token works on this one.
     let link = url::Url::parse(&mail.link()).unwrap();
     let token = reset_token(link.as_str());
+    // The mail waited in the outbox across the crash, yet the database files (the WAL and
+    // freed pages included) never held its token in the clear (S24): the outbox keeps it sealed.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("outbox.db") {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the token is readable in {}",
+                path.display()
+            );
+        }
+    }
     let response = client()
         .post(app.url("/api/auth/reset-password"))
         .header("origin", &app.base)

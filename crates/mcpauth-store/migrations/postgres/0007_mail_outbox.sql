@@ -1,10 +1,9 @@
 -- The mail outbox (password reset and verification mail): a mail is written in the transaction
 -- that stores its token, and deleted once the mail server accepted it, so that no mail is lost
--- to a crash, a restart or a failing mail server. The body carries the link with the token,
--- which is acceptable for the same reason the mail itself is: the row lives at most as long as
--- the token (an hour), only until it is sent, and the database already holds everything a
--- token would give access to. A claim leases a row (claimed_until) so that one instance sends
--- it; failed_at marks a mail given up after its last attempt.
+-- to a crash, a restart or a failing mail server. The body and link carry the token, which the
+-- database otherwise keeps only hashed: the library stores both sealed (AEAD with the
+-- key-encryption secret), never in the clear. A claim leases a row (claimed_until) so that one
+-- instance sends it; failed_at marks a mail given up after its last attempt.
 CREATE TABLE "mcpauthMailOutbox" (
     id               TEXT COLLATE "C" NOT NULL PRIMARY KEY,
     recipient        TEXT COLLATE "C" NOT NULL,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpauth_core::model::OutboxMail;
-use mcpauth_core::{Clock, Store};
+use mcpauth_core::{Clock, Store, secret};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -64,6 +64,7 @@ pub(crate) fn start(
     clock: Arc<dyn Clock>,
     mailer: Arc<dyn Mailer>,
     audit: AuditFn,
+    seal_key: Arc<str>,
 ) -> Wake {
     let (sender, receiver) = mpsc::channel(1);
     let sender_task = Sender {
@@ -71,6 +72,7 @@ pub(crate) fn start(
         clock,
         mailer,
         audit,
+        seal_key,
     };
     tokio::spawn(sender_task.run(receiver));
     Wake(sender)
@@ -80,6 +82,8 @@ struct Sender {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mailer: Arc<dyn Mailer>,
+    /// Opens the body and link, which the outbox keeps sealed ([`super::service`]).
+    seal_key: Arc<str>,
     audit: AuditFn,
 }
 
@@ -132,11 +136,33 @@ impl Sender {
     }
 
     async fn send(&self, mail: OutboxMail) {
+        let now = self.clock.now();
+        let opened = (
+            open_text(&self.seal_key, &mail.text),
+            open_text(&self.seal_key, &mail.link),
+        );
+        let (Some(text), Some(link)) = opened else {
+            // Sealed with another key (key_encryption_secret changed since it was queued): no
+            // attempt can ever send it.
+            metrics::counter!("mcpauth_mail_total", "result" => "failed").increment(1);
+            tracing::error!(
+                subject = %mail.subject,
+                "a queued mail cannot be opened (was key_encryption_secret changed?) and was given up"
+            );
+            let given_up = self
+                .store
+                .mail_failed(&mail.id, now, None, "sealed with another key")
+                .await;
+            if let Err(error) = given_up {
+                tracing::warn!(%error, "mail outbox: could not record an attempt");
+            }
+            return;
+        };
         let outgoing = OutgoingMail {
             to: mail.to.clone(),
             subject: mail.subject.clone(),
-            text: mail.text.clone(),
-            link: mail.link.clone(),
+            text,
+            link,
         };
         let sent = match tokio::time::timeout(SEND_TIMEOUT, self.mailer.send(&outgoing)).await {
             Ok(result) => result.map_err(|error| error.to_string()),
@@ -189,6 +215,11 @@ impl Sender {
             tracing::warn!(%error, "mail outbox: could not record an attempt");
         }
     }
+}
+
+/// A sealed body or link as text (`None`: not sealed with this key).
+fn open_text(key: &str, sealed: &str) -> Option<String> {
+    secret::open(key, sealed).and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 #[cfg(test)]

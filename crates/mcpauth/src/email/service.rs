@@ -55,6 +55,8 @@ struct Shared {
     api_base: String,
     /// Tells the sender that a mail is waiting.
     wake: Wake,
+    /// Seals each stored mail's body and link (the key-encryption secret).
+    seal_key: Arc<str>,
 }
 
 /// The mail service of an `McpAuth`: no queue when no [`Mailer`] is configured.
@@ -80,9 +82,16 @@ impl EmailService {
         clock: Arc<dyn Clock>,
         api_base: String,
         audit: AuditFn,
+        seal_key: Arc<str>,
     ) -> Self {
         let jobs = mailer.map(|mailer| {
-            let wake = outbox::start(store.clone(), clock.clone(), mailer, audit);
+            let wake = outbox::start(
+                store.clone(),
+                clock.clone(),
+                mailer,
+                audit,
+                seal_key.clone(),
+            );
             let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
             let shared = Arc::new(Shared {
                 store,
@@ -91,6 +100,7 @@ impl EmailService {
                 token_expires_in: options.token_expires_in,
                 api_base,
                 wake,
+                seal_key,
             });
             tokio::spawn(run_queue(shared, receiver));
             sender
@@ -271,12 +281,15 @@ impl Shared {
         link: String,
         expires_at: i64,
     ) -> OutboxMail {
+        // The link carries the token, which the database otherwise keeps only as a hash
+        // (SECURITY S24, S30): body and link are stored sealed (AEAD with the key-encryption
+        // secret, as signing keys are), so a dump of the outbox or its freed pages shows none.
         OutboxMail {
             id: secret::random_id(),
             to: to.to_owned(),
             subject: subject.to_owned(),
-            text,
-            link,
+            text: secret::seal(&self.seal_key, text.as_bytes()),
+            link: secret::seal(&self.seal_key, link.as_bytes()),
             expires_at,
             created_at: self.clock.now(),
             attempts: 0,
