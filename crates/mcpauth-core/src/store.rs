@@ -328,6 +328,15 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
     ) -> Result<u32, StoreError>;
 
+    /// Records the one use of `key` (a `jti` of a DPoP proof, a client assertion or an ID-JAG,
+    /// prefixed with its kind and issuer) and returns `true`; `false` when `key` was used
+    /// before, on this or any instance sharing the database. The record may be forgotten once
+    /// `expires_at` has passed ([`Store::purge_expired`]), so `expires_at` must be no earlier
+    /// than the moment the thing it names would be refused anyway (its `exp`, or the end of
+    /// the window its `iat` is accepted in). Atomic: of concurrent first uses exactly one
+    /// returns `true`.
+    async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+
     /// The count of `key`'s window that starts at `window_start`, without counting a request;
     /// 0 when nothing was counted in it.
     async fn rate_limit_count(&self, key: &str, window_start: i64) -> Result<u32, StoreError>;

@@ -1562,6 +1562,7 @@ impl<B: Backend> Store for SqlStore<B> {
             r#"DELETE FROM "oauthAuthorizationCode" WHERE expires_at <= $1 - 86400"#,
             r#"DELETE FROM "oauthTokenFamily" WHERE expires_at <= $1"#,
             r#"DELETE FROM "rateLimit" WHERE expires_at <= $1"#,
+            r#"DELETE FROM "mcpauthOneTimeId" WHERE expires_at <= $1"#,
             // Mail given up or never sent, whose token no longer works anyway.
             r#"DELETE FROM "mcpauthMailOutbox" WHERE expires_at <= $1"#,
             // Self-registered clients a day old that never completed an authorization (no
@@ -1614,6 +1615,23 @@ impl<B: Backend> Store for SqlStore<B> {
             .ok_or_else(|| StoreError::Database("the rate-limit upsert returned no row".into()))?;
         let count: i64 = get(&row, "count")?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        // One statement: of concurrent inserts of one key, the unique key lets exactly one in;
+        // the others do nothing and return no row.
+        let row = self
+            .write_returning(
+                query(
+                    r#"INSERT INTO "mcpauthOneTimeId" (key, expires_at) VALUES ($1, $2)
+                       ON CONFLICT (key) DO NOTHING
+                       RETURNING key"#,
+                )
+                .bind(key)
+                .bind(expires_at),
+            )
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn rate_limit_count(&self, key: &str, window_start: i64) -> Result<u32, StoreError> {

@@ -1910,6 +1910,36 @@ pub async fn concurrent_rate_limit_hits_all_count(store: Arc<dyn Store>) {
     );
 }
 
+/// An identifier is used once; other keys are independent; the record goes with its expiry,
+/// not before.
+pub async fn one_time_ids(store: &dyn Store) {
+    const KEY: &str = "dpop:thumbprint:jti-1";
+    assert!(store.use_once(KEY, NOW + 60).await.unwrap());
+    assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
+    assert!(!store.use_once(KEY, NOW + 600).await.unwrap());
+    assert!(store.use_once("dpop:thumbprint:jti-2", NOW + 60).await.unwrap());
+    assert!(store.use_once("client-assertion:c1:jti-1", NOW + 60).await.unwrap());
+
+    store.purge_expired(NOW + 59).await.unwrap();
+    assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
+    store.purge_expired(NOW + 60).await.unwrap();
+    assert!(store.use_once(KEY, NOW + 120).await.unwrap());
+}
+
+/// Of fifty concurrent uses of one identifier, exactly one succeeds.
+pub async fn concurrent_use_once_succeeds_once(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { store.use_once("id-jag:issuer:jti-9", NOW + 60).await });
+    }
+    let mut firsts = 0;
+    while let Some(result) = tasks.join_next().await {
+        firsts += usize::from(result.unwrap().unwrap());
+    }
+    assert_eq!(firsts, 1);
+}
+
 /// Runs every contract function as a test, each on a store made by `$fresh` (returning the
 /// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
 /// store.
@@ -1947,6 +1977,7 @@ macro_rules! contract_tests {
             outbox_claims_in_due_order_up_to_the_limit,
             outbox_never_sends_an_expired_token,
             outbox_mail_and_token_are_one_transaction,
+            one_time_ids,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
@@ -1957,6 +1988,7 @@ macro_rules! contract_tests {
             concurrent_rate_limit_hits_all_count,
             concurrent_unlink_keeps_a_way_in,
             concurrent_claims_send_each_mail_once,
+            concurrent_use_once_succeeds_once,
         );
         contract_tests!(@counted $fresh, $rows:
             concurrent_save_consent_one_row,
