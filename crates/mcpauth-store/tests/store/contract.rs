@@ -130,6 +130,7 @@ pub fn access(id: &str, family: &TokenFamily) -> AccessToken {
         audience: family.resource.clone(),
         expires_at: NOW + 3600,
         created_at: NOW,
+        dpop_jkt: None,
     }
 }
 
@@ -146,6 +147,7 @@ pub fn refresh(id: &str, family: &TokenFamily) -> RefreshToken {
         created_at: NOW,
         rotated_at: None,
         retry_response: None,
+        dpop_jkt: None,
     }
 }
 

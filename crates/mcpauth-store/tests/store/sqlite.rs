@@ -390,6 +390,7 @@ async fn one_operation_per_store_call() {
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,
         created_at: NOW,
+        dpop_jkt: None,
     };
     let refresh = |id: &str| RefreshToken {
         id: id.to_owned(),
@@ -403,6 +404,7 @@ async fn one_operation_per_store_call() {
         created_at: NOW,
         rotated_at: None,
         retry_response: None,
+        dpop_jkt: None,
     };
     let audit = AuditEvent {
         at: NOW,
