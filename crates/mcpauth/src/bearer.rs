@@ -2,7 +2,7 @@
 //! (RFC 6750 §2.1) becomes an [`McpSession`] after every check that decides whether it still
 //! works, or a 401 carrying the challenge MCP clients discover from (RFC 9728 §5.1).
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,9 +51,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
 }
 
 /// The token in an `Authorization: Bearer …` or `Authorization: DPoP …` header, and which.
-pub(crate) fn presented_token(
-    headers: &HeaderMap,
-) -> Result<Option<(Scheme, &str)>, BearerError> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<(Scheme, &str)>, BearerError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -321,9 +319,11 @@ impl McpAuth {
     }
 }
 
-/// `GET {base}/mcp/get-session`: the session of a bearer token, never a refresh token.
-pub async fn get_mcp_session(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
-    match auth.verify_bearer(&headers).await {
+/// `GET {base}/mcp/get-session`: the session of a bearer token (or a DPoP-bound token with
+/// its proof), never a refresh token.
+pub async fn get_mcp_session(State(auth): State<McpAuth>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    match auth.verify_request(&parts).await {
         Ok(session) => NoStore(axum::Json(session)).into_response(),
         Err(error) => auth.unauthorized(&error),
     }

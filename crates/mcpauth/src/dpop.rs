@@ -108,7 +108,11 @@ pub(crate) async fn check_proof(
 }
 
 /// Every check of §4.3 that needs no state: `(jkt, jti, iat)` of a good proof.
-fn verify(proof: &str, expected: &Expected<'_>, now: i64) -> Result<(String, String, i64), ProofError> {
+fn verify(
+    proof: &str,
+    expected: &Expected<'_>,
+    now: i64,
+) -> Result<(String, String, i64), ProofError> {
     let bad = ProofError::Invalid;
     let mut parts = proof.split('.');
     let (Some(header), Some(_), Some(_), None) =
@@ -126,7 +130,9 @@ fn verify(proof: &str, expected: &Expected<'_>, now: i64) -> Result<(String, Str
     }
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if !ALGORITHMS.contains(&alg) {
-        return Err(bad("the DPoP proof's alg is not an asymmetric algorithm supported here"));
+        return Err(bad(
+            "the DPoP proof's alg is not an asymmetric algorithm supported here",
+        ));
     }
     let algorithm: Algorithm = alg
         .parse()

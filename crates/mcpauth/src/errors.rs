@@ -338,11 +338,9 @@ fn bearer_unauthorized(
             )
         }
         BearerError::InvalidDpopProof(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
-        BearerError::DpopBound | BearerError::DpopNonce(_) => (
-            StatusCode::UNAUTHORIZED,
-            None,
-            "a DPoP proof is needed",
-        ),
+        BearerError::DpopBound | BearerError::DpopNonce(_) => {
+            (StatusCode::UNAUTHORIZED, None, "a DPoP proof is needed")
+        }
     };
     let challenge = bearer_challenge(
         resource_metadata_url,
