@@ -1955,6 +1955,48 @@ pub async fn concurrent_use_once_succeeds_once(store: Arc<dyn Store>) {
 /// Runs every contract function as a test, each on a store made by `$fresh` (returning the
 /// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
 /// store.
+// ----- DPoP bindings (RFC 9449; SECURITY T2, T3) ---------------------------------------------
+
+/// A token's DPoP binding is kept with it: the access token's through the resource server's
+/// lookup, the refresh token's through the refresh lookups and a rotation.
+pub async fn dpop_bindings_round_trip(store: &dyn Store) {
+    let (code, family) = seed_grant(store).await;
+    let mut access = access("a1", &family);
+    access.dpop_jkt = Some("jkt-of-the-clients-key".to_owned());
+    let mut refresh = refresh("r1", &family);
+    refresh.dpop_jkt = Some("jkt-of-the-clients-key".to_owned());
+    exchange(store, &code.code_hash, &access, Some(&refresh)).await;
+    let grant = store.access_token(&access.token_hash).await.unwrap().unwrap();
+    assert_eq!(grant.token.dpop_jkt.as_deref(), Some("jkt-of-the-clients-key"));
+    let (found, _) = store.refresh_token(&refresh.token_hash).await.unwrap().unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+    let (found, _, _) = store
+        .refresh_token_with_user(&refresh.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+
+    let mut successor = self::refresh("r2", &family);
+    successor.dpop_jkt = refresh.dpop_jkt.clone();
+    let bearer = self::access("a2", &family);
+    store
+        .rotate_refresh_token(
+            &refresh.token_hash,
+            NOW + 1,
+            "{}",
+            &bearer,
+            &successor,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    let (found, _) = store.refresh_token(&successor.token_hash).await.unwrap().unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+    let grant = store.access_token(&bearer.token_hash).await.unwrap().unwrap();
+    assert_eq!(grant.token.dpop_jkt, None, "an unbound token stays unbound");
+}
+
 macro_rules! contract_tests {
     ($fresh:path, $rows:path) => {
         contract_tests!(@borrowed $fresh:
@@ -1990,6 +2032,8 @@ macro_rules! contract_tests {
             outbox_never_sends_an_expired_token,
             outbox_mail_and_token_are_one_transaction,
             one_time_ids,
+            // DPoP bindings
+            dpop_bindings_round_trip,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
