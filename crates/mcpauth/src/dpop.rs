@@ -10,7 +10,6 @@
 //!
 //! A leaf of the request layer: it knows the store and the site's signing secret, not `McpAuth`.
 
-use aws_lc_rs::digest::{SHA256, digest};
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,7 +81,7 @@ pub(crate) fn proof_header(headers: &HeaderMap) -> Result<Option<&str>, ProofErr
 
 /// `base64url(SHA-256(token))`: the `ath` of a proof sent with `token` (§4.2).
 pub(crate) fn access_token_hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()))
+    mcpauth_core::secret::sha256_b64url(token.as_bytes())
 }
 
 /// Checks `proof` against the request (§4.3) at time `now`, spending its `jti`; the
@@ -108,7 +107,7 @@ pub(crate) async fn check_proof(
 }
 
 /// Every check of §4.3 that needs no state: `(jkt, jti, iat)` of a good proof.
-fn verify(
+pub(crate) fn verify(
     proof: &str,
     expected: &Expected<'_>,
     now: i64,

@@ -52,6 +52,8 @@
 //!   claims, and the check mcpauth's own guard makes before the stored row decides.
 //! - `dpop`: DPoP proofs (RFC 9449 §4.3), their single-use `jti`s and the server nonces; used
 //!   by `token` (binding) and `bearer` (a bound token's proof with `ath`).
+//! - [`remote`]: [`remote::RemoteVerifier`], for MCP servers elsewhere that verify this
+//!   server's JWT access tokens with its discovery document and JWKS alone.
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -86,6 +88,7 @@ mod password_accounts;
 mod passwords;
 pub mod rate_limit;
 mod register;
+pub mod remote;
 mod resources;
 mod revocation;
 mod router;

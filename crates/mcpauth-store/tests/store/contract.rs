@@ -1966,9 +1966,20 @@ pub async fn dpop_bindings_round_trip(store: &dyn Store) {
     let mut refresh = refresh("r1", &family);
     refresh.dpop_jkt = Some("jkt-of-the-clients-key".to_owned());
     exchange(store, &code.code_hash, &access, Some(&refresh)).await;
-    let grant = store.access_token(&access.token_hash).await.unwrap().unwrap();
-    assert_eq!(grant.token.dpop_jkt.as_deref(), Some("jkt-of-the-clients-key"));
-    let (found, _) = store.refresh_token(&refresh.token_hash).await.unwrap().unwrap();
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        grant.token.dpop_jkt.as_deref(),
+        Some("jkt-of-the-clients-key")
+    );
+    let (found, _) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
     let (found, _, _) = store
         .refresh_token_with_user(&refresh.token_hash)
@@ -1991,9 +2002,17 @@ pub async fn dpop_bindings_round_trip(store: &dyn Store) {
         )
         .await
         .unwrap();
-    let (found, _) = store.refresh_token(&successor.token_hash).await.unwrap().unwrap();
+    let (found, _) = store
+        .refresh_token(&successor.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
-    let grant = store.access_token(&bearer.token_hash).await.unwrap().unwrap();
+    let grant = store
+        .access_token(&bearer.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(grant.token.dpop_jkt, None, "an unbound token stays unbound");
 }
 

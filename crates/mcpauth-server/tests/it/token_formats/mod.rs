@@ -6,6 +6,7 @@
 
 mod dpop;
 mod jwt;
+mod remote;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
