@@ -38,7 +38,7 @@ const MCP_HEADERS = { "content-type": "application/json", accept: "application/j
 const options = () => ({ execute: [oidc.allowInsecureRequests] });
 
 /** Registers a public DPoP client, signs in with a fresh DPoP key; the client, its key and tokens. */
-async function dpopClient(server) {
+async function dpopClient(server, keyPair) {
   const config = await oidc.dynamicClientRegistration(
     new URL(server.issuer),
     {
@@ -49,7 +49,7 @@ async function dpopClient(server) {
     oidc.None(),
     options(),
   );
-  const keyPair = await oidc.randomDPoPKeyPair("ES256");
+  keyPair ??= await oidc.randomDPoPKeyPair("ES256");
   const DPoP = oidc.getDPoPHandle(config, keyPair);
   const pkceCodeVerifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
@@ -121,7 +121,8 @@ test("the snippets refuse an id_token, a token for another resource and alg none
 });
 
 test("refusals at the MCP endpoint: stolen bound token, replayed proof, wrong htu/htm, stale iat, other key, symmetric alg, private jwk (T2)", async () => {
-  const { keyPair, tokens } = await dpopClient(server);
+  // An extractable key, so that a proof can carry its private half (the last case).
+  const { keyPair, tokens } = await dpopClient(server, await jose.generateKeyPair("ES256", { extractable: true }));
   const token = tokens.access_token;
   const jwk = await jose.exportJWK(keyPair.publicKey);
   const good = (extra = {}) => proof({ key: keyPair.privateKey, jwk, htu: server.mcpUrl, ath: token, ...extra });
