@@ -1952,9 +1952,6 @@ pub async fn concurrent_use_once_succeeds_once(store: Arc<dyn Store>) {
     assert_eq!(firsts, 1);
 }
 
-/// Runs every contract function as a test, each on a store made by `$fresh` (returning the
-/// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
-/// store.
 // ----- DPoP bindings (RFC 9449; SECURITY T2, T3) ---------------------------------------------
 
 /// A token's DPoP binding is kept with it: the access token's through the resource server's
@@ -2016,6 +2013,9 @@ pub async fn dpop_bindings_round_trip(store: &dyn Store) {
     assert_eq!(grant.token.dpop_jkt, None, "an unbound token stays unbound");
 }
 
+/// Runs every contract function as a test, each on a store made by `$fresh` (returning the
+/// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
+/// store.
 macro_rules! contract_tests {
     ($fresh:path, $rows:path) => {
         contract_tests!(@borrowed $fresh:
