@@ -497,6 +497,18 @@ async fn tokens_made_before_migration_8_survive_it() {
         })
         .await
         .unwrap();
+    // Today's store writes the DPoP binding column (migration 11): give the old tables that
+    // column, empty, for the seed. Migration 8's rebuild leaves it out; 11 adds it back, empty.
+    run(
+        &store,
+        r#"ALTER TABLE "oauthAccessToken" ADD COLUMN dpop_jkt TEXT"#,
+    )
+    .await;
+    run(
+        &store,
+        r#"ALTER TABLE "oauthRefreshToken" ADD COLUMN dpop_jkt TEXT"#,
+    )
+    .await;
     // Tokens written under the old schema (id as the primary key), one rotated refresh token.
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;
