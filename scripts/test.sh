@@ -22,6 +22,8 @@
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
 #   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
+#   9b. JWT access tokens + DPoP    interop/openid-client: node --test dpop-jwt.test.mjs   (openid-client DPoP flow,
+#                                   the README's jose and PyJWT snippets; PyJWT from step 9's venv)
 #  10. benchmark smoke run          bench/run.sh --quick --debug   (every scenario briefly; never fails on timing)
 #  11. fuzzing                      scripts/fuzz.sh 20   (every fuzz target 20 s on its corpus; nightly + cargo-fuzz)
 #
@@ -179,6 +181,19 @@ with_binary "OpenID RP interop (interop/openid-client: strict openid-client 6.x)
 export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"
 with_binary "Python SDK interop (interop/python: MCP Python SDK client; gateway to a Python SDK server)" "$root/interop/python/run.sh"
 # ---- end of interop (Python) ----
+
+# ---- interop: JWT access tokens and DPoP (interop/openid-client/dpop-jwt.test.mjs) ----
+# openid-client 6 (oauth4webapi's DPoP) runs the code flow with a DPoP key against a server issuing
+# JWT access tokens and calls the MCP endpoint; the README's verification snippets (jose, and
+# PyJWT run with the venv of the Python step above) verify the tokens; proofs made with jose show
+# the refusals of SECURITY T1–T3. Needs the binary of the build step and step 9's venv.
+dpop_jwt_interop() (
+  cd "$root/interop/openid-client" && npm ci --no-audit --no-fund \
+    && PYTHON="${PY_INTEROP_VENV:-$target_dir/interop-python-venv}/bin/python" \
+      node --test --test-reporter=spec dpop-jwt.test.mjs
+)
+with_binary "JWT access tokens + DPoP interop (interop/openid-client: openid-client DPoP, jose and PyJWT snippets)" dpop_jwt_interop
+# ---- end of interop (JWT access tokens and DPoP) ----
 
 # ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----
 # mcpauth vs the Better Auth peer, every scenario for ~2 s on loopback, with the debug binary of the

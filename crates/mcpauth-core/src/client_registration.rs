@@ -185,6 +185,14 @@ impl ClientRegistration {
             }
             echo.insert("application_type".into(), Value::from(kind));
         }
+        // RFC 9449 §5.2: a client that says so must send a DPoP proof with every token request.
+        match request.get("dpop_bound_access_tokens") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(bound)) => {
+                echo.insert("dpop_bound_access_tokens".into(), Value::Bool(*bound));
+            }
+            Some(_) => return Err(metadata_error("dpop_bound_access_tokens must be a boolean")),
+        }
         match request.get("metadata") {
             None | Some(Value::Null) => {}
             Some(Value::Object(object)) => {

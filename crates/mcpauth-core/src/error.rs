@@ -44,6 +44,10 @@ pub enum ErrorCode {
     ServerError,
     /// RFC 6749 §4.1.2.1: the server cannot handle the request for now (as when storage is down).
     TemporarilyUnavailable,
+    /// RFC 9449 §5: the DPoP proof is missing where it is required, malformed, or not valid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the DPoP proof must carry the nonce the server sends in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -68,6 +72,8 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 

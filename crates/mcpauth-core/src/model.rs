@@ -247,6 +247,9 @@ pub struct AccessToken {
     pub expires_at: i64,
     /// When the token was issued, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// DPoP (RFC 9449 §6): the JWK SHA-256 thumbprint of the key the token is bound to; it is
+    /// then usable only with a proof signed by that key. `None`: a bearer token.
+    pub dpop_jkt: Option<String>,
 }
 
 /// An issued refresh token.
@@ -276,6 +279,9 @@ pub struct RefreshToken {
     pub rotated_at: Option<i64>,
     /// The successor's token response, sealed under this token (see [`crate::secret::seal`]).
     pub retry_response: Option<String>,
+    /// DPoP (RFC 9449 §5): for a public client that proved a key, the JWK SHA-256 thumbprint
+    /// of that key; the token then refreshes only with a proof signed by it (SECURITY T3).
+    pub dpop_jkt: Option<String>,
 }
 
 /// An access token as the resource server sees it, with what decides whether it still works.

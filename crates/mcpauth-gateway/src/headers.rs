@@ -53,6 +53,8 @@ const HOP_BY_HOP: &[&str] = &[
 /// Dropped on the way to the upstream, besides the hop-by-hop ones.
 const NOT_UPSTREAM: &[&str] = &[
     "authorization",
+    // A DPoP proof belongs with the client's token, which the upstream never sees (RFC 9449).
+    "dpop",
     "cookie",
     "host",
     "origin",
@@ -254,6 +256,7 @@ mod tests {
     fn credentials_and_forged_identity_never_go_upstream() {
         let client = headers(&[
             ("authorization", "Bearer secret"),
+            ("dpop", "eyJ.proof.sig"),
             ("cookie", "session=1"),
             ("x-mcpauth-user-id", "admin"),
             ("X-MCPAuth-Assertion", "forged"),

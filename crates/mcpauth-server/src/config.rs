@@ -274,6 +274,9 @@ pub struct UpstreamSettings {
     /// A PEM file of certificate authorities trusted for an `https://` upstream besides the
     /// system's (a private CA).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The form of the access tokens issued for it: `opaque` or `jwt` (RFC 9068); default
+    /// opaque, or for the upstream at the main path the top-level `access_token_format`.
+    pub access_token_format: Option<mcpauth::AccessTokenFormat>,
 }
 
 /// `[database]`: pool settings; unset values keep the store's defaults.
@@ -606,6 +609,9 @@ impl Settings {
                 if let Some(name) = &upstream.name {
                     o.resource_name = name.clone();
                 }
+                if let Some(format) = upstream.access_token_format {
+                    o.access_token_format = format;
+                }
             } else {
                 o.resources.push(ProtectedResource {
                     resource: format!("{}{}", issuer.trim_end_matches('/'), upstream.path),
@@ -615,6 +621,7 @@ impl Settings {
                         .unwrap_or_else(|| upstream.path.clone()),
                     scopes,
                     extra_scopes: extra,
+                    access_token_format: upstream.access_token_format.unwrap_or_default(),
                 });
             }
         }

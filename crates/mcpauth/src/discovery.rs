@@ -64,6 +64,11 @@ impl McpAuth {
                     Value::String(self.endpoint("/mcp/register")),
                 );
             }
+            // RFC 9449 §5.1: DPoP proofs are accepted at the token endpoint.
+            map.insert(
+                "dpop_signing_alg_values_supported".into(),
+                json!(crate::dpop::ALGORITHMS),
+            );
             for (key, value) in &o.metadata {
                 map.insert(key.clone(), value.clone());
             }
@@ -103,6 +108,8 @@ fn resource_document(auth: &McpAuth, resource: &Resource) -> Value {
         "scopes_supported": resource.scopes_supported,
         "bearer_methods_supported": ["header"],
         "resource_name": resource.name,
+        // RFC 9449 §7.1: a DPoP-bound token is accepted with a proof by these algorithms.
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS,
     })
 }
 

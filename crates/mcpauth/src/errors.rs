@@ -211,6 +211,13 @@ pub enum BearerError {
     Invalid(&'static str),
     /// The database could not be asked.
     Unavailable(StoreError),
+    /// A DPoP-bound token came without a good proof (RFC 9449 §7.1: `invalid_dpop_proof`).
+    InvalidDpopProof(&'static str),
+    /// A DPoP-bound token was presented as a bearer token (RFC 9449 §7.1: `invalid_token`).
+    DpopBound,
+    /// The proof must carry the server's nonce (RFC 9449 §9: `use_dpop_nonce`); the nonce to
+    /// use, sent in `DPoP-Nonce`.
+    DpopNonce(String),
 }
 
 /// A JSON-RPC error object with no id (JSON-RPC 2.0 §5), as the MCP endpoint answers a request
@@ -281,6 +288,44 @@ pub fn unauthorized(
     resource_metadata_url: &str,
     scopes: &[String],
 ) -> Response {
+    let (code, why) = match error {
+        BearerError::InvalidDpopProof(why) => ("invalid_dpop_proof", *why),
+        BearerError::DpopBound => (
+            "invalid_token",
+            "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+        ),
+        BearerError::DpopNonce(_) => (
+            "use_dpop_nonce",
+            "the DPoP proof must carry the nonce sent in DPoP-Nonce",
+        ),
+        _ => return bearer_unauthorized(error, resource_metadata_url, scopes),
+    };
+    // RFC 9449 §7.1: the DPoP challenge says what went wrong and which algorithms a proof may
+    // use; the Bearer challenge still names the metadata.
+    let mut response = JsonRpc::new(StatusCode::UNAUTHORIZED, why)
+        .with_challenge(&bearer_challenge(resource_metadata_url, None, scopes));
+    let dpop = format!(
+        "DPoP algs=\"{}\", error=\"{code}\", error_description=\"{why}\"",
+        crate::dpop::ALGORITHMS.join(" ")
+    );
+    if let Ok(value) = HeaderValue::from_str(&dpop) {
+        response
+            .headers_mut()
+            .append(header::WWW_AUTHENTICATE, value);
+    }
+    if let BearerError::DpopNonce(nonce) = error
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
+}
+
+fn bearer_unauthorized(
+    error: &BearerError,
+    resource_metadata_url: &str,
+    scopes: &[String],
+) -> Response {
     let (status, invalid, message) = match error {
         BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "authorization required"),
         BearerError::Invalid(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
@@ -291,6 +336,10 @@ pub fn unauthorized(
                 None,
                 "the server could not check the token; try again",
             )
+        }
+        BearerError::InvalidDpopProof(why) => (StatusCode::UNAUTHORIZED, Some(*why), *why),
+        BearerError::DpopBound | BearerError::DpopNonce(_) => {
+            (StatusCode::UNAUTHORIZED, None, "a DPoP proof is needed")
         }
     };
     let challenge = bearer_challenge(

@@ -144,10 +144,10 @@ impl McpAuthLayer {
             .await);
         }
         let resource = &self.resource;
-        let session = match auth
-            .verify_bearer_for(request.headers(), &resource.uri)
-            .await
-        {
+        let (parts, body) = request.into_parts();
+        let verified = auth.verify_request_for(&parts, &resource.uri).await;
+        let request = Request::from_parts(parts, body);
+        let session = match verified {
             Ok(session) => session,
             Err(error) => {
                 let refusal =

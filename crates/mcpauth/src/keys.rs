@@ -17,7 +17,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use mcpauth_core::model::SigningKey;
 use mcpauth_core::{StoreError, secret};
 use serde_json::Value;
@@ -117,9 +117,23 @@ fn signer(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Signer, KeyError>
     }
 }
 
+/// A published key ready to verify: decoded once, when its `kid` is first seen.
+pub(crate) struct VerifyingKey {
+    pub algorithm: Algorithm,
+    pub key: DecodingKey,
+}
+
+/// The least time between two reads of the key list for an unknown `kid`: a token naming a
+/// `kid` nobody published cannot make every request read the database.
+const UNKNOWN_KID_REREAD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Decoded signing keys.
 #[derive(Default)]
 struct KeyCache {
+    /// Decoded public keys by kid (the JWKS, as read from the store).
+    verifying: RwLock<HashMap<String, Arc<VerifyingKey>>>,
+    /// When the key list was last read for an unknown kid.
+    verifying_read_at: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Decrypted keys by kid.
     loaded: RwLock<HashMap<String, Arc<LoadedKey>>>,
     /// The current key, with the stamp of the token cache it was looked up under: reused
@@ -246,6 +260,8 @@ impl SigningKeys {
         let rotated = self.store.rotate_signing_key(&key, now).await;
         // The epoch moved; this process's copies (the current key among them) go at once.
         self.token_cache.revoked_here();
+        // The new kid is looked up at once, however recently the list was read.
+        *self.cache.verifying_read_at.lock().await = None;
         rotated?;
         // Old keys go once nothing they signed can still be valid.
         self.store
@@ -312,6 +328,49 @@ impl SigningKeys {
             cache.insert(current.kid, loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// The published key `kid`, decoded: from memory, or — for a kid not seen yet — from the
+    /// store's key list, read at most once per [`UNKNOWN_KID_REREAD`]. `None`: no such key.
+    pub(crate) async fn verifying_key(
+        &self,
+        kid: &str,
+    ) -> Result<Option<Arc<VerifyingKey>>, KeyError> {
+        if let Some(key) = self.known_verifying_key(kid) {
+            return Ok(Some(key));
+        }
+        let mut read_at = self.cache.verifying_read_at.lock().await;
+        // Read by a request that held the lock before this one.
+        if let Some(key) = self.known_verifying_key(kid) {
+            return Ok(Some(key));
+        }
+        if read_at.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REREAD) {
+            return Ok(None);
+        }
+        *read_at = Some(std::time::Instant::now());
+        let keys = self.store.signing_keys().await?;
+        let mut decoded = HashMap::new();
+        for stored in keys {
+            let Some(algorithm) = SigningAlgorithm::parse(&stored.algorithm) else {
+                continue;
+            };
+            let Ok(jwk) = serde_json::from_str::<Jwk>(&stored.public_jwk) else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(&jwk) {
+                let algorithm = algorithm.jws();
+                decoded.insert(stored.kid, Arc::new(VerifyingKey { algorithm, key }));
+            }
+        }
+        let found = decoded.get(kid).cloned();
+        if let Ok(mut verifying) = self.cache.verifying.write() {
+            *verifying = decoded;
+        }
+        Ok(found)
+    }
+
+    fn known_verifying_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.cache.verifying.read().ok()?.get(kid).cloned()
     }
 
     /// The JSON Web Key Set: every key that is current or retired but still needed.

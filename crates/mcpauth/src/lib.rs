@@ -48,6 +48,12 @@
 //!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
 //!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
 //!   "Upstream" always means an MCP server behind the gateway.
+//! - `access_token_jwt`: RFC 9068 JWT access tokens ([`AccessTokenFormat`] per resource): their
+//!   claims, and the check mcpauth's own guard makes before the stored row decides.
+//! - `dpop`: DPoP proofs (RFC 9449 §4.3), their single-use `jti`s and the server nonces; used
+//!   by `token` (binding) and `bearer` (a bound token's proof with `ath`).
+//! - [`remote`]: [`remote::RemoteVerifier`], for MCP servers elsewhere that verify this
+//!   server's JWT access tokens with its discovery document and JWKS alone.
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -57,6 +63,7 @@
 
 #![warn(missing_docs)]
 
+mod access_token_jwt;
 mod account_api;
 mod authorize;
 mod bearer;
@@ -64,6 +71,7 @@ mod browser_session;
 pub mod cimd;
 mod client_auth;
 mod discovery;
+mod dpop;
 pub mod email;
 mod email_flows;
 mod errors;
@@ -80,6 +88,7 @@ mod password_accounts;
 mod passwords;
 pub mod rate_limit;
 mod register;
+pub mod remote;
 mod resources;
 mod revocation;
 mod router;
@@ -89,6 +98,7 @@ mod token_cache;
 mod views;
 mod web;
 
+pub use access_token_jwt::AccessTokenFormat;
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use email::{

@@ -205,12 +205,15 @@ impl McpAuth {
             options.access_token_expires_in,
             token_cache.clone(),
         );
-        let mut resources = vec![Arc::new(Resource::main(
-            &options.resource,
-            &checked.resource,
-            &options.resource_name,
-            &options.mcp_scopes,
-        ))];
+        let mut resources = vec![Arc::new(
+            Resource::main(
+                &options.resource,
+                &checked.resource,
+                &options.resource_name,
+                &options.mcp_scopes,
+            )
+            .with_format(options.access_token_format),
+        )];
         for (other, url) in options.resources.iter().zip(&checked.other_resources) {
             resources.push(Arc::new(Resource::other(other, url)));
         }

@@ -79,10 +79,20 @@ impl McpAuth {
     /// as the identity a gateway passes to the server behind it; the caller sets `iss`, `aud`
     /// and a short `exp`.
     pub async fn sign_jwt(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
+        self.sign_typed_jwt("JWT", claims).await
+    }
+
+    /// `claims` signed as by [`Self::sign_jwt`], with the header's `typ` set to `typ` (`at+jwt`
+    /// for an RFC 9068 access token).
+    pub(crate) async fn sign_typed_jwt(
+        &self,
+        typ: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<String, KeyError> {
         let key = self.keys().current().await?;
         let mut header = Header::new(key.algorithm);
         header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
+        header.typ = Some(typ.into());
         // The compact JWS, as jsonwebtoken::encode writes it, signed with the key pair parsed
         // when the key was loaded.
         let header = serde_json::to_vec(&header).map_err(|e| KeyError::Crypto(e.to_string()))?;
@@ -99,8 +109,18 @@ impl McpAuth {
 }
 
 /// `GET|POST {base}/mcp/userinfo`: the claims of the bearer token's user, by its scopes.
-pub async fn userinfo(State(auth): State<McpAuth>, headers: HeaderMap) -> Response {
-    let session = match auth.verify_bearer_any_audience(&headers).await {
+pub async fn userinfo(
+    State(auth): State<McpAuth>,
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let url = format!("{}{}", auth.site().origin(), uri.path());
+    let target = crate::bearer::Target {
+        method: method.as_str(),
+        url: &url,
+    };
+    let session = match auth.verify_presented(&headers, Some(&target)).await {
         Ok(session) => session,
         Err(error) => return auth.unauthorized(&error),
     };

@@ -138,6 +138,8 @@ pub struct ProtectedResource {
     pub scopes: Vec<String>,
     /// Further scopes some of its operations need (tool scopes): grantable and advertised.
     pub extra_scopes: Vec<String>,
+    /// The form of its access tokens: opaque (the default) or RFC 9068 JWTs.
+    pub access_token_format: crate::AccessTokenFormat,
 }
 
 /// Everything mcpauth can be configured with. `McpAuthOptions::new(issuer)` gives the defaults
@@ -173,6 +175,16 @@ pub struct McpAuthOptions {
     pub code_expires_in: i64,
     /// Access token lifetime, seconds.
     pub access_token_expires_in: i64,
+    /// The form of the main resource's access tokens: `opaque` (the default) or `jwt`
+    /// (RFC 9068, verifiable by anyone with the JWKS; see [`crate::AccessTokenFormat`]).
+    pub access_token_format: crate::AccessTokenFormat,
+    /// Lifetime of JWT access tokens, seconds (default 300), never more than
+    /// `access_token_expires_in`: a resource server that verifies them on its own learns of a
+    /// revocation only when they expire.
+    pub jwt_access_token_expires_in: i64,
+    /// DPoP (RFC 9449 §8): whether every DPoP proof must carry a nonce this server issued
+    /// (sent in `DPoP-Nonce`). Default false.
+    pub use_dpop_nonce: bool,
     /// Refresh token lifetime (sliding, per token), seconds.
     pub refresh_token_expires_in: i64,
     /// Absolute lifetime of a grant however often it is refreshed, seconds.
@@ -306,6 +318,9 @@ impl McpAuthOptions {
             consent_page: "/consent".to_owned(),
             code_expires_in: 600,
             access_token_expires_in: 3600,
+            access_token_format: crate::AccessTokenFormat::Opaque,
+            jwt_access_token_expires_in: 300,
+            use_dpop_nonce: false,
             refresh_token_expires_in: 604_800,
             refresh_family_lifetime: 90 * 86_400,
             refresh_reuse_grace: 30,
@@ -419,6 +434,10 @@ pub(crate) fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildEr
     for (option, seconds) in [
         ("code_expires_in", options.code_expires_in),
         ("access_token_expires_in", options.access_token_expires_in),
+        (
+            "jwt_access_token_expires_in",
+            options.jwt_access_token_expires_in,
+        ),
         ("refresh_token_expires_in", options.refresh_token_expires_in),
         ("refresh_family_lifetime", options.refresh_family_lifetime),
         ("session_expires_in", options.session_expires_in),

@@ -5,6 +5,7 @@
 
 use mcpauth_core::protected_resource;
 
+use crate::access_token_jwt::AccessTokenFormat;
 use crate::options::ProtectedResource;
 
 /// One protected resource, as checked at start-up.
@@ -21,6 +22,8 @@ pub(crate) struct Resource {
     pub scopes: Vec<String>,
     /// `scopes_supported` of its metadata document.
     pub scopes_supported: Vec<String>,
+    /// The form of the access tokens issued for it.
+    pub access_token_format: AccessTokenFormat,
 }
 
 impl Resource {
@@ -40,7 +43,14 @@ impl Resource {
             name: name.to_owned(),
             scopes: scopes.to_vec(),
             scopes_supported,
+            access_token_format: AccessTokenFormat::Opaque,
         }
+    }
+
+    /// This resource, its access tokens issued in `format`.
+    pub fn with_format(mut self, format: AccessTokenFormat) -> Self {
+        self.access_token_format = format;
+        self
     }
 
     /// The main resource. Its metadata advertises only the scopes an ordinary call needs
@@ -60,5 +70,6 @@ impl Resource {
             &options.scopes,
             options.scopes.clone(),
         )
+        .with_format(options.access_token_format)
     }
 }

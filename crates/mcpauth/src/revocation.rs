@@ -122,7 +122,7 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
         if !active {
             return Ok(inactive);
         }
-        Ok::<Value, OAuthJson>(json!({
+        let mut answer = json!({
             "active": true,
             "scope": t.scopes,
             "client_id": t.client_id,
@@ -133,7 +133,13 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
             "exp": t.expires_at,
             "iat": t.created_at,
             "token_type": "Bearer",
-        }))
+        });
+        // RFC 9449 §6.2: a bound token's key, so that the resource server can check the proof.
+        if let Some(jkt) = &t.dpop_jkt {
+            answer["token_type"] = Value::from("DPoP");
+            answer["cnf"] = json!({ "jkt": jkt });
+        }
+        Ok::<Value, OAuthJson>(answer)
     }
     .await;
     match result {

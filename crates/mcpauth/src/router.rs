@@ -207,11 +207,14 @@ pub fn cors() -> CorsLayer {
             // MCP 2026-07-28 (SEP-2243): the method and name mirrored from the body.
             HeaderName::from_static("mcp-method"),
             HeaderName::from_static("mcp-name"),
+            // RFC 9449: the proof of possession of a DPoP-bound token.
+            HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(std::time::Duration::from_secs(86_400))
 }

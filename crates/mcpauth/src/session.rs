@@ -20,6 +20,10 @@ pub struct McpSession {
     pub audience: String,
     /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// DPoP (RFC 9449 §6): the thumbprint of the key the token is bound to, whose proof came
+    /// with the request. `None`: a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl McpSession {

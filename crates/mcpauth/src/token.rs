@@ -10,7 +10,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpauth_core::grant::{self, CodeBinding, RefreshBinding, RefreshTokenState};
 use mcpauth_core::model::{
@@ -20,7 +20,9 @@ use mcpauth_core::{ErrorCode, OAuthError, Scopes, secret};
 use serde_json::{Value, json};
 
 use crate::McpAuth;
+use crate::access_token_jwt::{self, AccessTokenFormat};
 use crate::client_auth::authenticate_client;
+use crate::dpop;
 use crate::errors::{NoStore, OAuthJson};
 use crate::oidc::{IdTokenRequest, id_token};
 use crate::params::{params_from_body, read_body};
@@ -34,10 +36,11 @@ pub async fn token_endpoint(State(auth): State<McpAuth>, request: Request) -> Re
     if let Err(limited) = auth.limiter().hit(Limit::TokenPerIp, &ip, auth.now()).await {
         return limited.annotate(OAuthJson::from(limited.error()).into_response());
     }
-    match token(&auth, &parts.headers, body, &ip).await {
+    let response = match token(&auth, &parts.headers, body, &ip).await {
         Ok(body) => NoStore(axum::Json(body)).into_response(),
         Err(error) => error.into_response(),
-    }
+    };
+    with_dpop_nonce(&auth, &parts.headers, response)
 }
 
 async fn token(
@@ -50,9 +53,11 @@ async fn token(
     let params = params_from_body(headers, &bytes, &["resource"])?;
     let grant_type = grant::requested_grant_type(params.require("grant_type")?)?;
     let client = authenticate_client(auth, headers, &params).await?;
+    let proof = token_endpoint_proof(auth, headers, &client).await?;
+    let proof = proof.as_deref();
     match grant_type {
-        GrantType::AuthorizationCode => exchange_code(auth, &client, &params, ip).await,
-        GrantType::RefreshToken => refresh(auth, &client, &params, ip).await,
+        GrantType::AuthorizationCode => exchange_code(auth, &client, &params, ip, proof).await,
+        GrantType::RefreshToken => refresh(auth, &client, &params, ip, proof).await,
     }
 }
 
@@ -61,6 +66,7 @@ async fn exchange_code(
     client: &Client,
     params: &Params,
     ip: &str,
+    proof: Option<&str>,
 ) -> Result<Value, OAuthJson> {
     let code = params.require("code")?;
     let verifier = params.get("code_verifier");
@@ -116,7 +122,16 @@ async fn exchange_code(
             resource: &record.resource,
         },
         with_refresh.then_some(now + options.refresh_family_lifetime),
-    );
+    )
+    .shape(
+        auth,
+        Shape {
+            dpop_jkt: proof,
+            bind_refresh: client.is_public(),
+            auth_time: Some(record.auth_time),
+        },
+    )
+    .await?;
     let mut response = issued.response;
     if scopes.contains("openid") {
         let id_token = id_token(
@@ -201,6 +216,7 @@ async fn refresh(
     client: &Client,
     params: &Params,
     ip: &str,
+    proof: Option<&str>,
 ) -> Result<Value, OAuthJson> {
     let presented = params.require("refresh_token")?;
     let old_hash = secret::hash_token(presented);
@@ -211,6 +227,17 @@ async fn refresh(
         .refresh_token_with_user(&old_hash)
         .await?
         .ok_or_else(invalid)?;
+    // A bound refresh token refreshes only with its key's proof (SECURITY T3); checked before
+    // anything else, so that a thief without the key changes nothing: not even reuse detection
+    // sees the attempt.
+    if let Some(bound) = &old.dpop_jkt
+        && proof != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is bound to a DPoP key: present a DPoP proof signed by that key",
+        )
+        .into());
+    }
     let binding = RefreshBinding {
         client_id: &old.client_id,
         family_revoked: family.revoked_at.is_some(),
@@ -250,7 +277,16 @@ async fn refresh(
             resource: &old.resource,
         },
         Some(family.expires_at),
-    );
+    )
+    .shape(
+        auth,
+        Shape {
+            dpop_jkt: proof,
+            bind_refresh: client.is_public(),
+            auth_time: None,
+        },
+    )
+    .await?;
     let Some(refresh) = &issued.refresh else {
         return Err(OAuthError::server_error().into());
     };
@@ -421,6 +457,7 @@ impl Issued {
             audience: grant.resource.to_owned(),
             expires_at: now + options.access_token_expires_in,
             created_at: now,
+            dpop_jkt: None,
         };
         let refresh_token = refresh_until.map(|end| (secret::random_token(), end));
         let refresh = refresh_token.as_ref().map(|(token, end)| RefreshToken {
@@ -435,6 +472,7 @@ impl Issued {
             created_at: now,
             rotated_at: None,
             retry_response: None,
+            dpop_jkt: None,
         });
         let mut response = json!({
             "access_token": access_token,
@@ -451,4 +489,139 @@ impl Issued {
             response,
         }
     }
+}
+
+// ---- Token formats and DPoP (RFC 9068, RFC 9449) ----------------------------------------------
+
+/// How the tokens of one response are finished.
+struct Shape<'a> {
+    /// The thumbprint of the key the client proved (`DPoP` header), if it sent a proof.
+    dpop_jkt: Option<&'a str>,
+    /// Whether the refresh token is bound to that key too: for public clients (RFC 9449 §5),
+    /// which have no other way to show it is theirs.
+    bind_refresh: bool,
+    /// When the user signed in, when known (the code exchange).
+    auth_time: Option<i64>,
+}
+
+impl Issued {
+    /// Binds the tokens to the client's DPoP key (`token_type: DPoP`) and, when the resource
+    /// issues JWT access tokens, replaces the opaque access token with an RFC 9068 JWT (its
+    /// row keyed by the JWT's hash, with the JWT's shorter lifetime).
+    async fn shape(mut self, auth: &McpAuth, shape: Shape<'_>) -> Result<Self, OAuthJson> {
+        if let Some(jkt) = shape.dpop_jkt {
+            self.access.dpop_jkt = Some(jkt.to_owned());
+            self.response["token_type"] = Value::from("DPoP");
+            if shape.bind_refresh
+                && let Some(refresh) = &mut self.refresh
+            {
+                refresh.dpop_jkt = Some(jkt.to_owned());
+            }
+        }
+        let format = auth
+            .resource(&self.access.audience)
+            .map(|resource| resource.access_token_format)
+            .unwrap_or_default();
+        if format == AccessTokenFormat::Jwt {
+            let options = auth.options();
+            let lifetime = options
+                .jwt_access_token_expires_in
+                .min(options.access_token_expires_in);
+            let expires_at = self.access.created_at + lifetime;
+            let scope = self.access.scopes.to_string();
+            let claims = access_token_jwt::Claims {
+                issuer: &options.issuer,
+                subject: &self.access.user_id,
+                audience: &self.access.audience,
+                client_id: &self.access.client_id,
+                scope: &scope,
+                jti: &self.access.id,
+                issued_at: self.access.created_at,
+                expires_at,
+                auth_time: shape.auth_time,
+                dpop_jkt: shape.dpop_jkt,
+            };
+            let jwt = auth
+                .sign_typed_jwt(access_token_jwt::TYP, &claims.to_map())
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "could not sign a JWT access token");
+                    OAuthJson::from(OAuthError::new(
+                        ErrorCode::TemporarilyUnavailable,
+                        "the access token could not be signed; try again",
+                    ))
+                })?;
+            self.access.token_hash = secret::hash_token(&jwt);
+            self.access.expires_at = expires_at;
+            self.response["access_token"] = Value::String(jwt);
+            self.response["expires_in"] = Value::from(lifetime);
+        }
+        Ok(self)
+    }
+}
+
+/// The thumbprint of the key of the request's DPoP proof, checked for the token endpoint
+/// (RFC 9449 §4.3, §5); `None` without a proof. A client registered with
+/// `dpop_bound_access_tokens: true` must send one (§5.2).
+async fn token_endpoint_proof(
+    auth: &McpAuth,
+    headers: &HeaderMap,
+    client: &Client,
+) -> Result<Option<String>, OAuthJson> {
+    let refused = |description: &'static str| {
+        OAuthJson::from(OAuthError::new(ErrorCode::InvalidDpopProof, description))
+    };
+    let proof = dpop::proof_header(headers).map_err(|error| proof_refusal(error, refused))?;
+    let Some(proof) = proof else {
+        let required = client
+            .metadata
+            .get("dpop_bound_access_tokens")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if required {
+            return Err(refused(
+                "this client is registered with dpop_bound_access_tokens: send a DPoP proof",
+            ));
+        }
+        return Ok(None);
+    };
+    let url = auth.endpoint("/mcp/token");
+    let nonces = dpop::Nonces::new(auth.site());
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &url,
+        access_token: None,
+        nonces: auth.options().use_dpop_nonce.then_some(&nonces),
+    };
+    dpop::check_proof(auth.store().as_ref(), auth.now(), proof, &expected)
+        .await
+        .map(Some)
+        .map_err(|error| proof_refusal(error, refused))
+}
+
+fn proof_refusal(
+    error: dpop::ProofError,
+    refused: impl Fn(&'static str) -> OAuthJson,
+) -> OAuthJson {
+    match error {
+        dpop::ProofError::Invalid(why) => refused(why),
+        dpop::ProofError::NonceRequired => OAuthJson::from(OAuthError::new(
+            ErrorCode::UseDpopNonce,
+            "the DPoP proof must carry the nonce sent in DPoP-Nonce",
+        )),
+        dpop::ProofError::Store(error) => error.into(),
+    }
+}
+
+/// With server nonces on, every answer to a request that carried a DPoP proof names the
+/// current nonce (RFC 9449 §8.2).
+fn with_dpop_nonce(auth: &McpAuth, headers: &HeaderMap, mut response: Response) -> Response {
+    if auth.options().use_dpop_nonce
+        && headers.contains_key("dpop")
+        && let Ok(value) =
+            HeaderValue::from_str(&dpop::Nonces::new(auth.site()).current(auth.now()))
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
 }

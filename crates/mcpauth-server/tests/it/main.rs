@@ -41,5 +41,6 @@ mod smoke;
 mod storage;
 mod token;
 mod token_cache;
+mod token_formats;
 mod trusted_clients;
 mod two_instances;

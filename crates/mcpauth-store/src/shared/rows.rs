@@ -233,7 +233,7 @@ pub(crate) fn code<R: DbRow>(row: &R) -> Result<AuthorizationCode, StoreError> {
 macro_rules! access_token_columns {
     () => {
         "t.id, t.token_hash, t.family_id, t.client_id, \
-     t.user_id, t.scopes, t.audience, t.expires_at, t.created_at"
+     t.user_id, t.scopes, t.audience, t.expires_at, t.created_at, t.dpop_jkt"
     };
 }
 pub(crate) use access_token_columns;
@@ -249,13 +249,14 @@ pub(crate) fn access_token<R: DbRow>(row: &R) -> Result<AccessToken, StoreError>
         audience: get(row, "audience")?,
         expires_at: get(row, "expires_at")?,
         created_at: get(row, "created_at")?,
+        dpop_jkt: get(row, "dpop_jkt")?,
     })
 }
 
 macro_rules! refresh_token_columns {
     () => {
         "t.id, t.token_hash, t.family_id, t.client_id, \
-     t.user_id, t.scopes, t.resource, t.expires_at, t.created_at, t.rotated_at, t.retry_response"
+     t.user_id, t.scopes, t.resource, t.expires_at, t.created_at, t.rotated_at, t.retry_response, t.dpop_jkt"
     };
 }
 pub(crate) use refresh_token_columns;
@@ -273,6 +274,7 @@ pub(crate) fn refresh_token<R: DbRow>(row: &R) -> Result<RefreshToken, StoreErro
         created_at: get(row, "created_at")?,
         rotated_at: get(row, "rotated_at")?,
         retry_response: get(row, "retry_response")?,
+        dpop_jkt: get(row, "dpop_jkt")?,
     })
 }
 

@@ -178,8 +178,8 @@ fn insert_access_token(access: &AccessToken) -> Query<'_> {
     query(
         r#"INSERT INTO "oauthAccessToken"
                (id, token_hash, family_id, client_id, user_id, scopes, audience, expires_at,
-                created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+                created_at, dpop_jkt)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
     )
     .bind(&access.id)
     .bind(&access.token_hash)
@@ -190,6 +190,7 @@ fn insert_access_token(access: &AccessToken) -> Query<'_> {
     .bind(&access.audience)
     .bind(access.expires_at)
     .bind(access.created_at)
+    .bind(&access.dpop_jkt)
 }
 
 /// A new refresh token is of its family's head generation: 0 at the code exchange, the new
@@ -198,9 +199,9 @@ fn insert_refresh_token(refresh: &RefreshToken) -> Query<'_> {
     query(
         r#"INSERT INTO "oauthRefreshToken"
                (id, token_hash, family_id, client_id, user_id, scopes, resource, expires_at,
-                created_at, rotated_at, retry_response, generation)
+                created_at, rotated_at, retry_response, generation, dpop_jkt)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                   (SELECT generation FROM "oauthTokenFamily" WHERE id = $3))"#,
+                   (SELECT generation FROM "oauthTokenFamily" WHERE id = $3), $12)"#,
     )
     .bind(&refresh.id)
     .bind(&refresh.token_hash)
@@ -213,6 +214,7 @@ fn insert_refresh_token(refresh: &RefreshToken) -> Query<'_> {
     .bind(refresh.created_at)
     .bind(refresh.rotated_at)
     .bind(&refresh.retry_response)
+    .bind(&refresh.dpop_jkt)
 }
 
 fn insert_audit(event: &AuditEvent) -> Query<'_> {

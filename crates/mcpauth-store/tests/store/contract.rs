@@ -130,6 +130,7 @@ pub fn access(id: &str, family: &TokenFamily) -> AccessToken {
         audience: family.resource.clone(),
         expires_at: NOW + 3600,
         created_at: NOW,
+        dpop_jkt: None,
     }
 }
 
@@ -146,6 +147,7 @@ pub fn refresh(id: &str, family: &TokenFamily) -> RefreshToken {
         created_at: NOW,
         rotated_at: None,
         retry_response: None,
+        dpop_jkt: None,
     }
 }
 
@@ -1917,8 +1919,18 @@ pub async fn one_time_ids(store: &dyn Store) {
     assert!(store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 600).await.unwrap());
-    assert!(store.use_once("dpop:thumbprint:jti-2", NOW + 60).await.unwrap());
-    assert!(store.use_once("client-assertion:c1:jti-1", NOW + 60).await.unwrap());
+    assert!(
+        store
+            .use_once("dpop:thumbprint:jti-2", NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .use_once("client-assertion:c1:jti-1", NOW + 60)
+            .await
+            .unwrap()
+    );
 
     store.purge_expired(NOW + 59).await.unwrap();
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
@@ -1938,6 +1950,67 @@ pub async fn concurrent_use_once_succeeds_once(store: Arc<dyn Store>) {
         firsts += usize::from(result.unwrap().unwrap());
     }
     assert_eq!(firsts, 1);
+}
+
+// ----- DPoP bindings (RFC 9449; SECURITY T2, T3) ---------------------------------------------
+
+/// A token's DPoP binding is kept with it: the access token's through the resource server's
+/// lookup, the refresh token's through the refresh lookups and a rotation.
+pub async fn dpop_bindings_round_trip(store: &dyn Store) {
+    let (code, family) = seed_grant(store).await;
+    let mut access = access("a1", &family);
+    access.dpop_jkt = Some("jkt-of-the-clients-key".to_owned());
+    let mut refresh = refresh("r1", &family);
+    refresh.dpop_jkt = Some("jkt-of-the-clients-key".to_owned());
+    exchange(store, &code.code_hash, &access, Some(&refresh)).await;
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        grant.token.dpop_jkt.as_deref(),
+        Some("jkt-of-the-clients-key")
+    );
+    let (found, _) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+    let (found, _, _) = store
+        .refresh_token_with_user(&refresh.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+
+    let mut successor = self::refresh("r2", &family);
+    successor.dpop_jkt = refresh.dpop_jkt.clone();
+    let bearer = self::access("a2", &family);
+    store
+        .rotate_refresh_token(
+            &refresh.token_hash,
+            NOW + 1,
+            "{}",
+            &bearer,
+            &successor,
+            &audit("token.refresh"),
+        )
+        .await
+        .unwrap();
+    let (found, _) = store
+        .refresh_token(&successor.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.dpop_jkt, refresh.dpop_jkt);
+    let grant = store
+        .access_token(&bearer.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.token.dpop_jkt, None, "an unbound token stays unbound");
 }
 
 /// Runs every contract function as a test, each on a store made by `$fresh` (returning the
@@ -1978,6 +2051,8 @@ macro_rules! contract_tests {
             outbox_never_sends_an_expired_token,
             outbox_mail_and_token_are_one_transaction,
             one_time_ids,
+            // DPoP bindings
+            dpop_bindings_round_trip,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,

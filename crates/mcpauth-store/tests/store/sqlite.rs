@@ -390,6 +390,7 @@ async fn one_operation_per_store_call() {
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,
         created_at: NOW,
+        dpop_jkt: None,
     };
     let refresh = |id: &str| RefreshToken {
         id: id.to_owned(),
@@ -403,6 +404,7 @@ async fn one_operation_per_store_call() {
         created_at: NOW,
         rotated_at: None,
         retry_response: None,
+        dpop_jkt: None,
     };
     let audit = AuditEvent {
         at: NOW,
@@ -495,6 +497,18 @@ async fn tokens_made_before_migration_8_survive_it() {
         })
         .await
         .unwrap();
+    // Today's store writes the DPoP binding column (migration 11): give the old tables that
+    // column, empty, for the seed. Migration 8's rebuild leaves it out; 11 adds it back, empty.
+    run(
+        &store,
+        r#"ALTER TABLE "oauthAccessToken" ADD COLUMN dpop_jkt TEXT"#,
+    )
+    .await;
+    run(
+        &store,
+        r#"ALTER TABLE "oauthRefreshToken" ADD COLUMN dpop_jkt TEXT"#,
+    )
+    .await;
     // Tokens written under the old schema (id as the primary key), one rotated refresh token.
     seed(&store, "u1", "c1").await;
     seed(&store, "u2", "c2").await;

@@ -231,6 +231,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,
         created_at: NOW,
+        dpop_jkt: None,
     };
     let refresh = RefreshToken {
         id: format!("r-{user_id}"),
@@ -244,6 +245,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         created_at: NOW,
         rotated_at: None,
         retry_response: None,
+        dpop_jkt: None,
     };
     let audit = AuditEvent {
         at: NOW,
