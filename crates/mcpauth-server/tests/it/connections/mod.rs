@@ -318,7 +318,7 @@ revocation_url = "{base}/revoke"
         .await
         .unwrap();
     pool.close().await;
-    assert_eq!(ids, [new_id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&new_id));
     assert_ne!(ids[0], old_id);
 
     // A server with only the new key: the old connection works.
