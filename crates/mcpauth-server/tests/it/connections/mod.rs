@@ -741,3 +741,46 @@ fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
     let _ = tracing::subscriber::set_global_default(subscriber);
     buffer
 }
+
+/// A Rust MCP server behind `with_mcp_auth` gets the calling user's token with
+/// `McpSession::connection_token`; another user, who has not connected, gets `NotConnected`.
+#[tokio::test]
+async fn library_session_connection_token() {
+    use axum::routing::post;
+    let provider = TestProvider::start().await;
+    let key = new_key();
+    let (app, auth) = spawn_app_with_auth(|s| configure(s, &provider, &key)).await;
+    let flow = app.full_flow("openid mcp:tools").await;
+    connect(&app, &flow.browser).await;
+    let stranger = app.full_flow("openid mcp:tools").await;
+
+    let server = axum::Router::new()
+        .route(
+            "/api/mcp",
+            post(|session: mcpauth::McpSession| async move {
+                match session.connection_token(ID).await {
+                    Ok(token) => token.access_token,
+                    Err(error) => format!("error: {error:?}"),
+                }
+            }),
+        )
+        .layer(auth.with_mcp_auth());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, server).await });
+    let call = |token: String| async move {
+        client()
+            .post(format!("http://{address}/api/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let mine = call(flow.tokens["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(mine.status(), StatusCode::OK);
+    assert_eq!(mine.text().await.unwrap(), provider.issued()[0]);
+    let theirs = call(stranger.tokens["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(theirs.text().await.unwrap(), "error: NotConnected");
+}
