@@ -784,3 +784,103 @@ async fn library_session_connection_token() {
     let theirs = call(stranger.tokens["access_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(theirs.text().await.unwrap(), "error: NotConnected");
 }
+
+/// An elicitation link opened in a browser that is not signed in: the sign-in page brings the
+/// browser back to the link, which then offers the connect.
+#[tokio::test]
+async fn connect_link_survives_signing_in_first() {
+    let provider = TestProvider::start().await;
+    let key = new_key();
+    let (app, auth) = spawn_app_with_auth(|s| configure(s, &provider, &key)).await;
+    let email = existing_user(&app).await;
+    let pool = app.db().await;
+    let user: String = sqlx::query_scalar(r#"SELECT id FROM "user" WHERE email = ?"#)
+        .bind(&email)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let link = auth
+        .connections()
+        .connect_url(&user, ID, "el-9")
+        .await
+        .unwrap();
+    let browser = browser();
+    let first = browser.get(&link).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let sign_in = location(&first);
+    let (status, _, html) = get_page(&browser, &app.url(&sign_in)).await;
+    assert_eq!(status, StatusCode::OK);
+    let return_to = input_value(&html, "return_to").unwrap();
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let signed_in = post_form(
+        &app,
+        &browser,
+        "/sign-in",
+        &[
+            ("email", &email),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf),
+            ("return_to", &return_to),
+        ],
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let back = location(&signed_in);
+    assert_eq!(app.url(&back), link);
+    let (status, _, html) = get_page(&browser, &link).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Connect Acme"));
+}
+
+/// `mcpauth serve` prints each connection's redirect URI; without a vault key it does not
+/// start, and says why.
+#[tokio::test]
+async fn serve_prints_connection_redirect_uris() {
+    let provider = TestProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcpauth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"database_url = "sqlite://{db}"
+bind = "127.0.0.1:0"
+
+[[connections]]
+id = "{ID}"
+name = "Acme"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+authorization_url = "{base}/authorize"
+token_url = "{base}/token"
+"#,
+            db = dir.path().join("serve.db").display(),
+            base = provider.base,
+        ),
+    )
+    .unwrap();
+    let refused = mcpauth(dir.path())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no vault key"), "{stderr}");
+
+    let mut command = mcpauth(dir.path());
+    command
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("MCPAUTH_VAULT_KEY", new_key())
+        .env("RUST_LOG", "warn");
+    let server = ServeChild::start(&mut command).await;
+    let port = server.address.rsplit(':').next().unwrap().to_owned();
+    let expected = format!(
+        "Connect:       Acme (redirect URI http://localhost:{port}/api/auth/connections/{ID}/callback)"
+    );
+    assert!(
+        server.banner.iter().any(|line| line.trim() == expected),
+        "{:?}",
+        server.banner
+    );
+}
