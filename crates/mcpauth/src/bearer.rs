@@ -232,6 +232,7 @@ impl McpAuth {
             audience: t.audience.clone(),
             expires_at: t.expires_at,
             dpop_jkt: t.dpop_jkt.clone(),
+            connections: crate::session::SessionConnections(Some(self.connections().clone())),
         };
         if let Some(stamp) = stamp {
             cache.insert(token_hash, session.clone(), stamp);

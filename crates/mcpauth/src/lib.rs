@@ -54,6 +54,12 @@
 //!   by `token` (binding) and `bearer` (a bound token's proof with `ath`).
 //! - [`remote`]: [`remote::RemoteVerifier`], for MCP servers elsewhere that verify this
 //!   server's JWT access tokens with its discovery document and JWKS alone.
+//! - [`connections`]: connected accounts (the token vault): [`Connections`] hands a user's
+//!   token at a configured service to the code acting for them (refreshed single-flight),
+//!   makes connect URLs for MCP URL elicitations, and checks and rotates the vault keys; it
+//!   does not depend on the `McpAuth` hub. `connection_pages`: the browser side (connect,
+//!   the provider's callback, disconnect; SECURITY V2). `audit`: the security log's one
+//!   choke point, a leaf.
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -65,11 +71,14 @@
 
 mod access_token_jwt;
 mod account_api;
+mod audit;
 mod authorize;
 mod bearer;
 mod browser_session;
 pub mod cimd;
 mod client_auth;
+mod connection_pages;
+pub mod connections;
 mod discovery;
 mod dpop;
 pub mod email;
@@ -100,6 +109,10 @@ mod web;
 
 pub use access_token_jwt::AccessTokenFormat;
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
+pub use connections::{
+    ConnectionCompleted, ConnectionError, ConnectionKind, ConnectionOptions, ConnectionToken,
+    Connections,
+};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use email::{
     EmailOptions, EmailVerification, LogMailer, MailError, Mailer, OutgoingMail, SmtpMailer,

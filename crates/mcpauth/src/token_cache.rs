@@ -223,6 +223,7 @@ mod tests {
             audience: "https://rs.test/api/mcp".to_owned(),
             expires_at,
             dpop_jkt: None,
+            connections: Default::default(),
         }
     }
 
