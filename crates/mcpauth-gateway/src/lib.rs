@@ -18,6 +18,8 @@
 
 #![warn(missing_docs)]
 
+pub mod credential;
+pub mod elicitation;
 pub mod headers;
 pub mod identity;
 pub mod tools;
