@@ -213,9 +213,9 @@ impl Sessions {
         Some(receiver)
     }
 
-    /// The connect flow of `elicitation_id` completed: tells its session on one open stream.
-    /// True when a stream took the notification.
-    pub fn complete(&self, elicitation_id: &str) -> bool {
+    /// The connect flow of `elicitation_id` completed for `user_id`: tells its session on one
+    /// open stream. True when a stream took the notification.
+    pub fn complete(&self, elicitation_id: &str, user_id: &str) -> bool {
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
@@ -223,7 +223,11 @@ impl Sessions {
             return false;
         };
         state.pending_order.retain(|id| id != elicitation_id);
-        let Some(session) = state.sessions.get_mut(&session_id) else {
+        let Some(session) = state
+            .sessions
+            .get_mut(&session_id)
+            .filter(|s| s.user_id == user_id)
+        else {
             return false;
         };
         session.streams.retain(|s| !s.is_closed());
@@ -374,9 +378,11 @@ mod tests {
         let mut stream = sessions.open_stream("s1", "alice").unwrap();
         let mut other = sessions.open_stream("s2", "alice").unwrap();
         sessions.sent("el-1", "s1");
-        assert!(!sessions.complete("unknown"));
-        assert!(sessions.complete("el-1"));
-        assert!(!sessions.complete("el-1"), "once");
+        assert!(!sessions.complete("unknown", "alice"));
+        sessions.sent("el-2", "s1");
+        assert!(!sessions.complete("el-2", "bob"), "another user's completion");
+        assert!(sessions.complete("el-1", "alice"));
+        assert!(!sessions.complete("el-1", "alice"), "once");
         let event = stream.recv().await.unwrap();
         let text = std::str::from_utf8(&event).unwrap();
         assert!(text.starts_with("event: message\ndata: {"), "{text}");

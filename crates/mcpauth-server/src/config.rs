@@ -274,6 +274,31 @@ pub struct UpstreamSettings {
     /// A PEM file of certificate authorities trusted for an `https://` upstream besides the
     /// system's (a private CA).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The user's own token at a connected service, sent to this upstream (and no other):
+    /// `credential = { connection = "github", header = "Authorization", format = "Bearer {token}" }`.
+    pub credential: Option<CredentialSettings>,
+}
+
+/// `[[upstreams]] credential`: which connection's token goes to the upstream, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSettings {
+    /// The `[[connections]]` id whose token is sent.
+    pub connection: String,
+    /// The header it goes in; default `Authorization`.
+    #[serde(default = "default_credential_header")]
+    pub header: String,
+    /// The header's value, `{token}` standing for the token; default `Bearer {token}`.
+    #[serde(default = "default_credential_format")]
+    pub format: String,
+}
+
+fn default_credential_header() -> String {
+    "Authorization".to_owned()
+}
+
+fn default_credential_format() -> String {
+    "Bearer {token}".to_owned()
 }
 
 /// `[database]`: pool settings; unset values keep the store's defaults.
@@ -679,6 +704,31 @@ impl Settings {
                     )
                 })?;
                 upstream.headers.push((name, value));
+            }
+            if let Some(credential) = &settings.credential {
+                if !options
+                    .connections
+                    .iter()
+                    .any(|c| c.id == credential.connection)
+                {
+                    anyhow::bail!(
+                        "upstream {path}: credential.connection {:?} is not the id of any [[connections]] entry",
+                        credential.connection
+                    );
+                }
+                let parsed = mcpauth_gateway::credential::Credential::new(
+                    &credential.connection,
+                    &credential.header,
+                    &credential.format,
+                )
+                .map_err(|e| anyhow::anyhow!("upstream {path}: credential: {e}"))?;
+                if upstream.headers.iter().any(|(name, _)| *name == parsed.header) {
+                    anyhow::bail!(
+                        "upstream {path}: the credential's header {} is also set in its headers",
+                        parsed.header
+                    );
+                }
+                upstream.credential = Some(parsed);
             }
             upstreams.push(upstream);
         }
