@@ -34,6 +34,8 @@
 //! - [`model`]: users, sessions, clients, codes, token families and tokens as stored.
 //! - [`store`]: the `Store` trait every backend implements.
 //! - [`clock`]: the source of "now", replaceable in tests, and UTC calendar times for people.
+//! - [`vault`]: the keys that seal connected accounts' tokens at rest (SECURITY V1): key ids
+//!   beside each ciphertext, several keys for rotation.
 
 #![warn(missing_docs)]
 
@@ -56,6 +58,7 @@ pub mod scope;
 pub mod secret;
 pub mod sign_in_policy;
 pub mod store;
+pub mod vault;
 
 pub use account_fields::{AccountFieldError, DisplayName, Email, Password};
 pub use authorization_request::{AuthorizationPolicy, AuthorizationRequest, Prompt};

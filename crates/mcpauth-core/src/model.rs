@@ -491,3 +491,79 @@ pub struct OutboxMail {
     /// How many times it was claimed for sending, this claim included (0 before the first).
     pub attempts: u32,
 }
+
+// Connected accounts (issue 19).
+
+/// The tokens of a connected account as stored: sealed under the vault key `key_id`
+/// ([`crate::vault::Keyring`]), never in the clear (SECURITY V1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedTokens {
+    /// The id of the vault key both ciphertexts were sealed under.
+    pub key_id: String,
+    /// The provider's access token, sealed.
+    pub access_token_sealed: String,
+    /// The provider's refresh token, sealed, when it gave one.
+    pub refresh_token_sealed: Option<String>,
+    /// The access token's type (`Bearer`).
+    pub token_type: String,
+    /// When the access token expires (seconds since the Unix epoch); `None` when the provider
+    /// did not say (GitHub's OAuth app tokens do not expire).
+    pub expires_at: Option<i64>,
+    /// The scopes the provider granted, space-separated.
+    pub scopes: String,
+}
+
+/// Whether a connection's tokens can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    /// Usable (refreshed when needed).
+    Active,
+    /// The provider refused a refresh (or the token expired without a refresh token): the
+    /// user must connect again.
+    ReconnectNeeded,
+}
+
+impl ConnectionStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::ReconnectNeeded => "reconnect",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "reconnect" => Some(Self::ReconnectNeeded),
+            _ => None,
+        }
+    }
+}
+
+/// A user's connection to a service (a `[[connections]]` entry): one per user and
+/// connection id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// The mcpauth user.
+    pub user_id: String,
+    /// The configured connection's id (`github`).
+    pub connection_id: String,
+    /// The sealed tokens.
+    pub tokens: SealedTokens,
+    /// Usable or waiting for the user to connect again.
+    pub status: ConnectionStatus,
+    /// Grows with every change of the tokens or status: a refresh is claimed for the
+    /// generation its caller saw, so a caller that saw an older one claims nothing
+    /// (single-flight, SECURITY V4).
+    pub generation: i64,
+    /// While a refresh is claimed: until when (a claimer that dies frees it then).
+    pub refresh_claimed_until: Option<i64>,
+    /// When the user first connected.
+    pub created_at: i64,
+    /// When the tokens or status last changed.
+    pub updated_at: i64,
+    /// When a token of this connection was last handed to a tool (to the minute).
+    pub last_used_at: Option<i64>,
+}

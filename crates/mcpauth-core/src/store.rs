@@ -20,6 +20,9 @@
 //!   any number of instances on the same database, each get a distinct count.
 //! - [`Store::claim_mail`] leases the mail it returns: of concurrent claimers, on any number of
 //!   instances sharing the database, each mail goes to at most one until its lease ends.
+//! - [`Store::claim_connection_refresh`] claims atomically: of concurrent claims for one
+//!   connection's generation, from any number of instances on the database, exactly one
+//!   succeeds while the claim runs (single-flight refresh, SECURITY V4).
 //! - Multi-row changes are transactions: a failure leaves nothing half-written.
 
 use async_trait::async_trait;
@@ -27,8 +30,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue,
-    Rotation, Session, SigningKey, TokenFamily, Unlink, User,
+    CodeRedemption, ConnectionRecord, Consent, GrantSummary, LinkedAccount, OutboxMail,
+    RefreshToken, Reissue, Rotation, SealedTokens, Session, SigningKey, TokenFamily, Unlink, User,
 };
 
 #[async_trait]
@@ -443,4 +446,100 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest `limit` security log entries, newest first.
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    // Connected accounts (issue 19): a user's tokens at other services, sealed (SECURITY V1),
+    // refreshed single-flight (V4). Deleting a user deletes their connections.
+
+    /// Stores the tokens of a completed connect (creating the connection, or replacing the
+    /// tokens of an existing one), active, with a new generation and no refresh claim, and
+    /// appends `audit`, in one transaction.
+    async fn save_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        tokens: &SealedTokens,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// A user's connection, with whether the user is disabled (a disabled user's connections
+    /// are locked).
+    async fn connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<(ConnectionRecord, bool)>, StoreError>;
+
+    /// A user's connections, by connection id.
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<ConnectionRecord>, StoreError>;
+
+    /// Every connection of every user (for re-sealing under a new vault key).
+    async fn all_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
+
+    /// The ids of the vault keys any stored connection is sealed under.
+    async fn connection_key_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Claims the refresh of a connection until `until`: `true` when the connection is still
+    /// of `generation`, active, and holds no claim that runs past `now`. Atomic across
+    /// instances (module documentation).
+    async fn claim_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a refresh of the connection as of `generation`, with `audit`, in one transaction:
+    /// with `tokens`, stores them (active); without, marks the connection
+    /// [`ConnectionStatus::ReconnectNeeded`](crate::model::ConnectionStatus). Either way the
+    /// generation grows and the claim ends. `false`, writing nothing, when the connection is
+    /// gone or no longer of `generation`.
+    async fn finish_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        tokens: Option<&SealedTokens>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up a claim made for `generation` without changing the tokens (the provider could
+    /// not be reached), so the next caller may try.
+    async fn release_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Records that a token of the connection was used at `now`.
+    async fn touch_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the sealed tokens of a connection still of `generation` by the same tokens
+    /// sealed under another key (vault key rotation); the generation stays. `false` when the
+    /// connection changed meanwhile (its new tokens are sealed under the current key anyway).
+    async fn reseal_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        tokens: &SealedTokens,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a connection and appends `audit`, in one transaction; `false`, writing nothing,
+    /// when there was none.
+    async fn delete_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 }

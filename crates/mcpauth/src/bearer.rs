@@ -139,6 +139,7 @@ impl McpAuth {
             scopes: t.scopes.iter().map(str::to_owned).collect(),
             audience: t.audience.clone(),
             expires_at: t.expires_at,
+            connections: crate::session::SessionConnections(Some(self.connections().clone())),
         };
         if let Some(stamp) = stamp {
             cache.insert(token_hash, session.clone(), stamp);

@@ -48,6 +48,12 @@
 //!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
 //!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
 //!   "Upstream" always means an MCP server behind the gateway.
+//! - [`connections`]: connected accounts (the token vault): [`Connections`] hands a user's
+//!   token at a configured service to the code acting for them (refreshed single-flight),
+//!   makes connect URLs for MCP URL elicitations, and checks and rotates the vault keys; it
+//!   does not depend on the `McpAuth` hub. `connection_pages`: the browser side (connect,
+//!   the provider's callback, disconnect; SECURITY V2). `audit`: the security log's one
+//!   choke point, a leaf.
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -58,11 +64,14 @@
 #![warn(missing_docs)]
 
 mod account_api;
+mod audit;
 mod authorize;
 mod bearer;
 mod browser_session;
 pub mod cimd;
 mod client_auth;
+mod connection_pages;
+pub mod connections;
 mod discovery;
 pub mod email;
 mod email_flows;
@@ -90,6 +99,10 @@ mod views;
 mod web;
 
 pub use cimd::{CimdOptions, ClientMetadataFetcher, HttpFetcher};
+pub use connections::{
+    ConnectionCompleted, ConnectionError, ConnectionKind, ConnectionOptions, ConnectionToken,
+    Connections,
+};
 pub use discovery::{oauth_discovery_metadata, oauth_protected_resource_metadata};
 pub use email::{
     EmailOptions, EmailVerification, LogMailer, MailError, Mailer, OutgoingMail, SmtpMailer,

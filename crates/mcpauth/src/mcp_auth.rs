@@ -12,6 +12,7 @@ use mcpauth_core::sign_in_policy::EmailAllowList;
 use mcpauth_core::{AuthorizationPolicy, Scopes, Store, StoreError, cimd, secret};
 
 use crate::cimd::{ClientDocuments, ClientLookupError, HttpFetcher};
+use crate::connections::Connections;
 use crate::email::EmailService;
 use crate::keys::{KeyError, SigningKeys};
 use crate::options::{
@@ -23,34 +24,7 @@ use crate::resources::Resource;
 use crate::token_cache::{StampedMap, TokenCache};
 use crate::web::Site;
 
-/// A security-log entry at `at`: the one choke point every security event passes, counted (and
-/// logged) when it is created — before a store method writes it in its transaction, so an
-/// event whose write then fails is counted too (its request answers 503). `kind` is one of this
-/// crate's fixed names, never client input, so the label set stays bounded.
-pub(crate) fn security_event(
-    at: i64,
-    kind: &str,
-    user_id: Option<&str>,
-    client_id: Option<&str>,
-    ip: Option<&str>,
-    detail: serde_json::Value,
-) -> AuditEvent {
-    metrics::counter!("mcpauth_security_events_total", "kind" => kind.to_owned()).increment(1);
-    tracing::info!(
-        event = kind,
-        user_id = user_id.unwrap_or_default(),
-        client_id = client_id.unwrap_or_default(),
-        "security event"
-    );
-    AuditEvent {
-        at,
-        kind: kind.to_owned(),
-        user_id: user_id.map(str::to_owned),
-        client_id: client_id.map(str::to_owned),
-        ip: ip.map(str::to_owned),
-        detail: detail.to_string(),
-    }
-}
+pub(crate) use crate::audit::security_event;
 
 /// The handle to an mcpauth authorization server: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -79,6 +53,8 @@ struct Inner {
     email: EmailService,
     /// `allowed_email_domains` and `allowed_emails`.
     email_allow_list: EmailAllowList,
+    /// Connected accounts (the token vault).
+    connections: Connections,
 }
 
 /// The secret that signs cookies: the configured one, else the one generated once and kept in
@@ -214,7 +190,24 @@ impl McpAuth {
         for (other, url) in options.resources.iter().zip(&checked.other_resources) {
             resources.push(Arc::new(Resource::other(other, url)));
         }
+        let connections = Connections::new(
+            store.clone(),
+            options.clock.clone(),
+            &options.connections,
+            options.vault_keys.clone(),
+            &format!("{}{}", options.issuer, options.base_path),
+        )
+        .map_err(|reason| invalid("connections", reason))?;
+        // A missing or wrong vault key stops the start (SECURITY V1).
+        connections
+            .check_vault()
+            .await
+            .map_err(|error| match error {
+                crate::connections::VaultError::Store(error) => BuildError::Store(error),
+                other => invalid("vault", other.to_string()),
+            })?;
         let inner = Inner {
+            connections,
             resources,
             site: Site::new(&secret, &checked.issuer, options.trust_proxy),
             accounts: Accounts::new(store.clone(), options.clock.clone()),
@@ -270,6 +263,12 @@ impl McpAuth {
         let warming = auth.clone();
         tokio::spawn(async move { warming.inner.accounts.warm_up().await });
         Ok(auth)
+    }
+
+    /// Connected accounts: users' tokens at the services configured in
+    /// [`McpAuthOptions::connections`].
+    pub fn connections(&self) -> &Connections {
+        &self.inner.connections
     }
 
     /// The options this server was built with.

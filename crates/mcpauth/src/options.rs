@@ -274,6 +274,13 @@ pub struct McpAuthOptions {
     pub allowed_email_domains: Vec<String>,
     /// Single addresses that may have an account, besides `allowed_email_domains`.
     pub allowed_emails: Vec<String>,
+    /// Services users may connect their accounts to (the token vault; `[[connections]]`).
+    #[serde(skip)]
+    pub connections: Vec<crate::connections::ConnectionOptions>,
+    /// The keys that seal connected accounts' tokens at rest, the current one first
+    /// (SECURITY V1). Needed when `connections` is not empty or the database holds any.
+    #[serde(skip)]
+    pub vault_keys: Option<mcpauth_core::vault::Keyring>,
 }
 
 impl McpAuthOptions {
@@ -341,6 +348,8 @@ impl McpAuthOptions {
             password_login: true,
             allowed_email_domains: Vec::new(),
             allowed_emails: Vec::new(),
+            connections: Vec::new(),
+            vault_keys: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::email_flows::api as email_api;
 use crate::register::register_client;
 use crate::token::token_endpoint;
 use crate::web::page_headers;
-use crate::{identity_provider, oidc, pages, revocation};
+use crate::{connection_pages as connections, identity_provider, oidc, pages, revocation};
 
 impl McpAuth {
     /// The router with every endpoint and page mcpauth serves. Serve it with
@@ -147,6 +147,23 @@ fn build(auth: McpAuth) -> Router {
         )
         .route("/account/link", post(identity_provider::link_start))
         .route("/account/unlink", post(pages::unlink_provider))
+        // Connected accounts (the token vault, SECURITY V2).
+        .route(
+            "/account/connections/connect",
+            post(connections::connect_from_account),
+        )
+        .route(
+            "/account/connections/disconnect",
+            post(connections::disconnect_from_account),
+        )
+        .route(
+            &format!("{base}/connections/{{connection}}/connect"),
+            get(connections::connect_link_page).post(connections::connect_from_link),
+        )
+        .route(
+            &format!("{base}/connections/{{connection}}/callback"),
+            get(connections::connection_callback),
+        )
         .layer(from_fn(page_headers));
 
     let account = Router::new()

@@ -1,8 +1,11 @@
 //! The session of a resource server's caller (SPEC §5.6): who an access token acts for, as
-//! [`McpSession`]. A leaf: it imports nothing of this crate, so the token cache and the guard
-//! can hold sessions without reaching the hub. How a bearer token becomes one is in `bearer`.
+//! [`McpSession`]. Nearly a leaf: it imports only `connections` (which reaches nothing of the
+//! request layer), so the token cache and the guard can hold sessions without reaching the
+//! hub. How a bearer token becomes one is in `bearer`.
 
 use serde::Serialize;
+
+use crate::connections::{ConnectionError, ConnectionToken, Connections};
 
 /// Who is calling, as established from a valid access token. Never carries a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,12 +23,49 @@ pub struct McpSession {
     pub audience: String,
     /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// The server's connected accounts, for [`McpSession::connection_token`].
+    #[serde(skip)]
+    pub(crate) connections: SessionConnections,
+}
+
+/// The connected accounts a session reaches; equal whatever they are, so sessions compare by
+/// who is calling.
+#[derive(Clone, Default)]
+pub(crate) struct SessionConnections(pub(crate) Option<Connections>);
+
+impl PartialEq for SessionConnections {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SessionConnections {}
+
+impl std::fmt::Debug for SessionConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionConnections")
+    }
 }
 
 impl McpSession {
     /// True when the token was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The calling user's access token at the connected service `connection_id` (a
+    /// `[[connections]]` id), refreshed first when it is about to expire (once, however many
+    /// calls ask at the same moment). [`ConnectionError::NotConnected`] or
+    /// [`ConnectionError::ReconnectNeeded`] when the user must connect it first: answer with
+    /// a URL elicitation to [`Connections::connect_url`].
+    pub async fn connection_token(
+        &self,
+        connection_id: &str,
+    ) -> Result<ConnectionToken, ConnectionError> {
+        match &self.connections.0 {
+            Some(connections) => connections.token(&self.user_id, connection_id).await,
+            None => Err(ConnectionError::UnknownConnection),
+        }
     }
 
     /// The session [`McpAuth::with_mcp_auth`](crate::McpAuth::with_mcp_auth) attached to a

@@ -222,6 +222,7 @@ mod tests {
             scopes: vec!["mcp:tools".to_owned()],
             audience: "https://rs.test/api/mcp".to_owned(),
             expires_at,
+            connections: Default::default(),
         }
     }
 

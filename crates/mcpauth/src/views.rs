@@ -247,4 +247,25 @@ pub struct AccountPage<'a> {
     /// Whether the user has a password (users from an identity provider may have none: the
     /// password section is then not shown).
     pub has_password: bool,
+    /// Every configured connection, connected or not ("Connected services").
+    pub services: Vec<ServiceView>,
+}
+
+/// A configured connection on the account page: connected (with its scopes, dates and
+/// status) or not.
+pub struct ServiceView {
+    /// The connection's id (in the forms).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether the user has connected it.
+    pub connected: bool,
+    /// Whether the provider refused a refresh: the user must connect again.
+    pub reconnect_needed: bool,
+    /// The scopes the provider granted.
+    pub scopes: Vec<String>,
+    /// When the user connected it (`2026-11-26 06:40 UTC`).
+    pub connected_at: String,
+    /// When a tool last used it, or "never".
+    pub last_used_at: String,
 }

@@ -357,3 +357,39 @@ pub(crate) fn audit_event<R: DbRow>(row: &R) -> Result<AuditEvent, StoreError> {
         detail: get(row, "detail")?,
     })
 }
+
+// Connected accounts (issue 19).
+
+macro_rules! connection_columns {
+    () => {
+        "user_id, connection_id, key_id, access_token_sealed, refresh_token_sealed, token_type, \
+         expires_at, scopes, status, generation, refresh_claimed_until, created_at, updated_at, \
+         last_used_at"
+    };
+}
+pub(crate) use connection_columns;
+
+pub(crate) fn connection<R: DbRow>(
+    row: &R,
+) -> Result<mcpauth_core::model::ConnectionRecord, StoreError> {
+    let status: String = get(row, "status")?;
+    Ok(mcpauth_core::model::ConnectionRecord {
+        user_id: get(row, "user_id")?,
+        connection_id: get(row, "connection_id")?,
+        tokens: mcpauth_core::model::SealedTokens {
+            key_id: get(row, "key_id")?,
+            access_token_sealed: get(row, "access_token_sealed")?,
+            refresh_token_sealed: get(row, "refresh_token_sealed")?,
+            token_type: get(row, "token_type")?,
+            expires_at: get(row, "expires_at")?,
+            scopes: get(row, "scopes")?,
+        },
+        status: mcpauth_core::model::ConnectionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("mcpauthConnection.status: {status:?}")))?,
+        generation: get(row, "generation")?,
+        refresh_claimed_until: get(row, "refresh_claimed_until")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        last_used_at: get(row, "last_used_at")?,
+    })
+}

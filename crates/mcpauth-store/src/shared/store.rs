@@ -42,16 +42,17 @@
 use async_trait::async_trait;
 use mcpauth_core::model::{
     AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, Consent, GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue,
-    Rotation, Session, SigningKey, TokenFamily, Unlink, User,
+    CodeRedemption, ConnectionRecord, ConnectionStatus, Consent, GrantSummary, LinkedAccount,
+    OutboxMail, RefreshToken, Reissue, Rotation, SealedTokens, Session, SigningKey, TokenFamily,
+    Unlink, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
 
 use super::rows::{
     self, DbRow, access_token_columns, audit_columns, client_columns, code_columns,
-    consent_columns, family_columns_as_f, get, grant_columns, refresh_token_columns,
-    session_columns, signing_key_columns, user_columns_as_u,
+    connection_columns, consent_columns, family_columns_as_f, get, grant_columns,
+    refresh_token_columns, session_columns, signing_key_columns, user_columns_as_u,
 };
 use super::{Backend, Conn, Query, SqlStore, query};
 
@@ -1966,5 +1967,309 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .await?;
         decode_all(rows, rows::audit_event)
+    }
+
+    // Connected accounts (issue 19).
+
+    async fn save_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        tokens: &SealedTokens,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let (user_id, connection_id) = (user_id.to_owned(), connection_id.to_owned());
+        let (tokens, audit) = (tokens.clone(), audit.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "mcpauthConnection"
+                               (user_id, connection_id, key_id, access_token_sealed,
+                                refresh_token_sealed, token_type, expires_at, scopes, status,
+                                generation, refresh_claimed_until, created_at, updated_at,
+                                last_used_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, NULL, $10, $10, NULL)
+                           ON CONFLICT (user_id, connection_id) DO UPDATE SET
+                               key_id = excluded.key_id,
+                               access_token_sealed = excluded.access_token_sealed,
+                               refresh_token_sealed = excluded.refresh_token_sealed,
+                               token_type = excluded.token_type,
+                               expires_at = excluded.expires_at,
+                               scopes = excluded.scopes,
+                               status = excluded.status,
+                               generation = "mcpauthConnection".generation + 1,
+                               refresh_claimed_until = NULL,
+                               updated_at = excluded.updated_at"#,
+                    )
+                    .bind(&user_id)
+                    .bind(&connection_id)
+                    .bind(&tokens.key_id)
+                    .bind(&tokens.access_token_sealed)
+                    .bind(&tokens.refresh_token_sealed)
+                    .bind(&tokens.token_type)
+                    .bind(tokens.expires_at)
+                    .bind(&tokens.scopes)
+                    .bind(ConnectionStatus::Active.as_str())
+                    .bind(now),
+                )
+                .await?;
+                tx.execute(insert_audit(&audit)).await?;
+                tx.commit().await
+            })
+        })
+        .await
+    }
+
+    async fn connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<(ConnectionRecord, bool)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    r#", (SELECT disabled FROM "user" WHERE id = $1) AS user_disabled
+                       FROM "mcpauthConnection" WHERE user_id = $1 AND connection_id = $2"#
+                ))
+                .bind(user_id)
+                .bind(connection_id),
+            )
+            .await?;
+        row.map(|row| Ok((rows::connection(&row)?, get(&row, "user_disabled")?)))
+            .transpose()
+    }
+
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = self
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    r#" FROM "mcpauthConnection" WHERE user_id = $1 ORDER BY connection_id"#
+                ))
+                .bind(user_id),
+            )
+            .await?;
+        decode_all(rows, rows::connection)
+    }
+
+    async fn all_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = self
+            .fetch_all(query(concat!(
+                "SELECT ",
+                connection_columns!(),
+                r#" FROM "mcpauthConnection" ORDER BY user_id, connection_id"#
+            )))
+            .await?;
+        decode_all(rows, rows::connection)
+    }
+
+    async fn connection_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .fetch_all(query(
+                r#"SELECT DISTINCT key_id FROM "mcpauthConnection" ORDER BY key_id"#,
+            ))
+            .await?;
+        rows.iter().map(|row| get(row, "key_id")).collect()
+    }
+
+    async fn claim_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        // One conditional statement: of concurrent claims, the first to update the row moves
+        // `refresh_claimed_until` past `now`, and every other (waiting on the row lock, then
+        // re-evaluating its WHERE on PostgreSQL; queued on the write lock on SQLite) finds it
+        // claimed and changes nothing.
+        let changed = self
+            .execute(
+                query(
+                    r#"UPDATE "mcpauthConnection" SET refresh_claimed_until = $5
+                       WHERE user_id = $1 AND connection_id = $2 AND generation = $3
+                         AND status = 'active'
+                         AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= $4)"#,
+                )
+                .bind(user_id)
+                .bind(connection_id)
+                .bind(generation)
+                .bind(now)
+                .bind(until),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn finish_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        tokens: Option<&SealedTokens>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let (user_id, connection_id) = (user_id.to_owned(), connection_id.to_owned());
+        let (tokens, audit) = (tokens.cloned(), audit.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                let changed = match &tokens {
+                    Some(tokens) => {
+                        tx.execute(
+                            query(
+                                r#"UPDATE "mcpauthConnection" SET
+                                       key_id = $4, access_token_sealed = $5,
+                                       refresh_token_sealed = $6, token_type = $7,
+                                       expires_at = $8, scopes = $9, status = 'active',
+                                       generation = generation + 1,
+                                       refresh_claimed_until = NULL, updated_at = $10
+                                   WHERE user_id = $1 AND connection_id = $2
+                                     AND generation = $3"#,
+                            )
+                            .bind(&user_id)
+                            .bind(&connection_id)
+                            .bind(generation)
+                            .bind(&tokens.key_id)
+                            .bind(&tokens.access_token_sealed)
+                            .bind(&tokens.refresh_token_sealed)
+                            .bind(&tokens.token_type)
+                            .bind(tokens.expires_at)
+                            .bind(&tokens.scopes)
+                            .bind(now),
+                        )
+                        .await?
+                    }
+                    None => {
+                        tx.execute(
+                            query(
+                                r#"UPDATE "mcpauthConnection" SET
+                                       status = 'reconnect', generation = generation + 1,
+                                       refresh_claimed_until = NULL, updated_at = $4
+                                   WHERE user_id = $1 AND connection_id = $2
+                                     AND generation = $3"#,
+                            )
+                            .bind(&user_id)
+                            .bind(&connection_id)
+                            .bind(generation)
+                            .bind(now),
+                        )
+                        .await?
+                    }
+                };
+                if changed != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                tx.execute(insert_audit(&audit)).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn release_connection_refresh(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"UPDATE "mcpauthConnection" SET refresh_claimed_until = NULL
+                   WHERE user_id = $1 AND connection_id = $2 AND generation = $3"#,
+            )
+            .bind(user_id)
+            .bind(connection_id)
+            .bind(generation),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn touch_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            query(
+                r#"UPDATE "mcpauthConnection" SET last_used_at = $3
+                   WHERE user_id = $1 AND connection_id = $2"#,
+            )
+            .bind(user_id)
+            .bind(connection_id)
+            .bind(now),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn reseal_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        generation: i64,
+        tokens: &SealedTokens,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                query(
+                    r#"UPDATE "mcpauthConnection" SET
+                           key_id = $4, access_token_sealed = $5, refresh_token_sealed = $6
+                       WHERE user_id = $1 AND connection_id = $2 AND generation = $3"#,
+                )
+                .bind(user_id)
+                .bind(connection_id)
+                .bind(generation)
+                .bind(&tokens.key_id)
+                .bind(&tokens.access_token_sealed)
+                .bind(&tokens.refresh_token_sealed),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn delete_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let (user_id, connection_id) = (user_id.to_owned(), connection_id.to_owned());
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                let changed = tx
+                    .execute(
+                        query(
+                            r#"DELETE FROM "mcpauthConnection"
+                               WHERE user_id = $1 AND connection_id = $2"#,
+                        )
+                        .bind(&user_id)
+                        .bind(&connection_id),
+                    )
+                    .await?;
+                if changed != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                tx.execute(insert_audit(&audit)).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 }

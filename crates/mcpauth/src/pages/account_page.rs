@@ -11,9 +11,10 @@ use super::{form_post, render, see_other};
 use crate::McpAuth;
 use crate::account_api::check_credentials;
 use crate::browser_session::browser_session;
+use crate::connections::ConnectionView;
 use crate::errors::{FormRefusal, PageError, sentence};
 use crate::password_accounts::{AccountError, MIN_PASSWORD};
-use crate::views::{AccountPage, AppView, ScopeView, describe_scope};
+use crate::views::{AccountPage, AppView, ScopeView, ServiceView, describe_scope};
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;
 use mcpauth_core::{Password, UtcDateTime};
@@ -34,6 +35,14 @@ const NOTICES: &[(&str, &str)] = &[
         "The sign-in method was linked. You can now sign in with it.",
     ),
     ("unlinked", "The sign-in method was removed."),
+    (
+        "connected",
+        "The service was connected. Your tools can now use it as you.",
+    ),
+    (
+        "disconnected",
+        "The service was disconnected and its access revoked.",
+    ),
     (
         "password-apps",
         "Your password was changed and every app was disconnected.",
@@ -89,10 +98,11 @@ pub(super) async fn show(
 ) -> Response {
     let store = &auth.store();
     let now = auth.now();
-    let (grants, sessions, methods) = match tokio::try_join!(
+    let (grants, sessions, methods, connected) = match tokio::try_join!(
         store.grants(Some(&user.id), None, now),
         store.user_sessions(&user.id, now),
         super::sign_in_methods::methods(auth, &user.id),
+        auth.connections().list(&user.id),
     ) {
         Ok(found) => found,
         Err(error) => return PageError::from(error).into_response(),
@@ -127,6 +137,7 @@ pub(super) async fn show(
         has_password: methods.0.iter().any(|m| m.id == "credential"),
         sign_in_methods: methods.0,
         linkable_providers: methods.1,
+        services: services(auth, connected),
     };
     render(status, &page, csrf_cookie)
 }
@@ -187,6 +198,34 @@ fn apps(grants: Vec<GrantSummary>) -> Vec<AppView> {
                 name,
                 named,
                 letter,
+            }
+        })
+        .collect()
+}
+
+/// Every configured connection, with the user's connection to it if any.
+fn services(auth: &McpAuth, mut connected: Vec<ConnectionView>) -> Vec<ServiceView> {
+    auth.connections()
+        .configured()
+        .map(|configured| {
+            let found = connected
+                .iter()
+                .position(|c| c.connection_id == configured.id)
+                .map(|i| connected.swap_remove(i));
+            ServiceView {
+                id: configured.id.clone(),
+                name: configured.name.clone(),
+                connected: found.is_some(),
+                reconnect_needed: found.as_ref().is_some_and(|c| c.reconnect_needed),
+                scopes: found.as_ref().map(|c| c.scopes.clone()).unwrap_or_default(),
+                connected_at: found
+                    .as_ref()
+                    .map(|c| utc_text(c.connected_at))
+                    .unwrap_or_default(),
+                last_used_at: found
+                    .as_ref()
+                    .and_then(|c| c.last_used_at)
+                    .map_or_else(|| "never".to_owned(), utc_text),
             }
         })
         .collect()

@@ -37,7 +37,7 @@ use crate::views::{
 use crate::web::{AUTHORIZE_COOKIE, SESSION_COOKIE};
 use mcpauth_core::Params;
 
-fn render(
+pub(crate) fn render(
     status: StatusCode,
     page: &impl Template,
     cookies: impl IntoIterator<Item = HeaderValue>,
