@@ -594,6 +594,118 @@ impl Admin {
         }
     }
 
+    // ----- connected accounts ------------------------------------------------------------
+
+    /// Connected accounts over this store, with the configured connections and vault keys;
+    /// refuses (as `serve` does) a missing or wrong vault key.
+    async fn connections(&self) -> anyhow::Result<mcpauth::Connections> {
+        let settings = &self.settings;
+        let options = settings.options(
+            settings
+                .issuer
+                .as_deref()
+                .unwrap_or("http://localhost:3000"),
+        )?;
+        let connections = mcpauth::Connections::new(
+            Arc::clone(&self.store),
+            Arc::new(SystemClock),
+            &options.connections,
+            options.vault_keys.clone(),
+            &format!("{}{}", options.issuer, options.base_path),
+        )
+        .map_err(|reason| anyhow!("connections: {reason}"))?;
+        connections.check_vault().await?;
+        Ok(connections)
+    }
+
+    /// `connection list --email …`: a user's connected services (never a token).
+    pub async fn list_connections(&self, who: &str, output: Output) -> anyhow::Result<()> {
+        let user = self.find_user(who).await?;
+        let list = self.connections().await?.list(&user.id).await?;
+        match output {
+            Output::Json => emit_json(&Value::from(
+                list.iter()
+                    .map(|c| {
+                        json!({
+                            "connection": c.connection_id,
+                            "name": c.name,
+                            "scopes": c.scopes,
+                            "status": if c.reconnect_needed { "reconnect" } else { "active" },
+                            "connected_at": c.connected_at,
+                            "last_used_at": c.last_used_at,
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            Output::Table if list.is_empty() => emit("no connected services\n"),
+            Output::Table => {
+                let mut table = Table::new(&[
+                    "CONNECTION",
+                    "STATUS",
+                    "SCOPES",
+                    "CONNECTED (UTC)",
+                    "LAST USED (UTC)",
+                ]);
+                for c in &list {
+                    table.row(vec![
+                        c.connection_id.clone(),
+                        if c.reconnect_needed {
+                            "reconnect"
+                        } else {
+                            "active"
+                        }
+                        .to_owned(),
+                        c.scopes.join(" "),
+                        utc(c.connected_at),
+                        c.last_used_at.map(utc).unwrap_or_else(|| "-".to_owned()),
+                    ]);
+                }
+                emit(&table.render())
+            }
+        }
+    }
+
+    /// `connection delete --email … --connection …`: revokes at the provider where it can,
+    /// then deletes.
+    pub async fn delete_connection(&self, who: &str, connection_id: &str) -> anyhow::Result<()> {
+        let user = self.find_user(who).await?;
+        let deleted = self
+            .connections()
+            .await?
+            .disconnect(&user.id, connection_id, "admin")
+            .await
+            .map_err(|e| anyhow!("could not disconnect: {e}"))?;
+        if !deleted {
+            bail!(
+                "<{}> has no connection {connection_id:?}",
+                clean(&user.email)
+            );
+        }
+        emit(&format!(
+            "disconnected {connection_id} from <{}> (id {})\n",
+            clean(&user.email),
+            user.id
+        ))
+    }
+
+    /// `keys rotate-vault`: every connected account re-sealed under the current vault key.
+    pub async fn rotate_vault(&self, output: Output) -> anyhow::Result<()> {
+        let resealed = self.connections().await?.rotate_vault().await?;
+        self.audit(
+            "admin.keys.rotate_vault",
+            None,
+            None,
+            json!({ "resealed": resealed }),
+        )
+        .await?;
+        match output {
+            Output::Json => emit_json(&json!({ "resealed": resealed })),
+            Output::Table => emit(&format!(
+                "{resealed} connection(s) re-sealed under the current vault key; older keys may now be removed\n"
+            )),
+        }
+    }
+
     // ----- helpers -----------------------------------------------------------------------
 
     /// A user by email (when `who` contains `@`) or by id.

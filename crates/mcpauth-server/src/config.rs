@@ -74,6 +74,128 @@ pub struct Settings {
     pub smtp: Option<mcpauth::SmtpOptions>,
     /// `[[identity_providers]]`: upstream sign-in ("Continue with …").
     pub identity_providers: Vec<IdentityProviderSettings>,
+    /// `[[connections]]`: services users connect so that tools act as them there.
+    pub connections: Vec<ConnectionSettings>,
+    /// The vault keys that seal connected accounts' tokens (usually from the environment,
+    /// `MCPAUTH_VAULT_KEY`): base64 32-byte keys, the current one first, then older ones
+    /// still to be opened, separated by commas or new lines.
+    pub vault_key: Option<VaultKeySetting>,
+    /// A file holding the vault keys instead, one a line (the current one first).
+    pub vault_key_file: Option<std::path::PathBuf>,
+}
+
+/// `vault_key`: its `Debug` never shows it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VaultKeySetting(pub String);
+
+impl std::fmt::Debug for VaultKeySetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `type` of a `[[connections]]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKindSetting {
+    /// Any OAuth 2.0 provider, by `authorization_url`, `token_url` (and `revocation_url`).
+    #[default]
+    Oauth2,
+    /// Any OpenID provider, from `issuer`.
+    Oidc,
+    /// GitHub.
+    Github,
+}
+
+/// `[[connections]]`: one service users may connect. Its `Debug` never shows the secret.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// In URLs (`{issuer}{base_path}/connections/{id}/callback`) and `[[upstreams]]`.
+    pub id: String,
+    /// Shown on the account page; default the id (`GitHub` for GitHub).
+    pub name: Option<String>,
+    /// `oauth2` (default), `oidc` or `github`.
+    #[serde(rename = "type")]
+    pub kind: ConnectionKindSetting,
+    /// Client id at the provider; `${NAME}` reads the environment.
+    pub client_id: String,
+    /// Client secret; `${NAME}` reads the environment.
+    pub client_secret: String,
+    /// Scopes asked for.
+    pub scopes: Vec<String>,
+    /// `oauth2`: the authorization endpoint.
+    pub authorization_url: Option<String>,
+    /// `oauth2`: the token endpoint.
+    pub token_url: Option<String>,
+    /// `oauth2`: the RFC 7009 revocation endpoint, if any.
+    pub revocation_url: Option<String>,
+    /// `oidc`: the issuer (endpoints from its discovery document).
+    pub issuer: Option<String>,
+    /// Extra parameters of the authorization request, e.g.
+    /// `{ access_type = "offline", prompt = "consent" }` for Google.
+    pub authorization_params: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionSettings {
+    /// The library's form of this entry.
+    pub fn connection(&self) -> anyhow::Result<mcpauth::ConnectionOptions> {
+        let id = &self.id;
+        let expand = |raw: &str, what: &str| {
+            expand_env(raw).map_err(|name| {
+                anyhow::anyhow!(
+                    "connection {id:?}: {what} names the environment variable {name}, which is not set"
+                )
+            })
+        };
+        let need = |value: &Option<String>, what: &str| {
+            value
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("connection {id:?} needs {what}"))
+        };
+        let (kind, default_name) = match self.kind {
+            ConnectionKindSetting::Github => (mcpauth::ConnectionKind::Github, "GitHub".to_owned()),
+            ConnectionKindSetting::Oidc => (
+                mcpauth::ConnectionKind::Oidc {
+                    issuer: need(&self.issuer, "an issuer")?,
+                },
+                id.clone(),
+            ),
+            ConnectionKindSetting::Oauth2 => (
+                mcpauth::ConnectionKind::OAuth2 {
+                    authorization_url: need(&self.authorization_url, "an authorization_url")?,
+                    token_url: need(&self.token_url, "a token_url")?,
+                    revocation_url: self.revocation_url.clone(),
+                },
+                id.clone(),
+            ),
+        };
+        Ok(mcpauth::ConnectionOptions {
+            id: id.clone(),
+            name: self.name.clone().unwrap_or(default_name),
+            kind,
+            client_id: expand(&self.client_id, "client_id")?,
+            client_secret: expand(&self.client_secret, "client_secret")?,
+            scopes: self.scopes.clone(),
+            authorization_params: self
+                .authorization_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
 }
 
 /// `type` of an `[[identity_providers]]` entry.
@@ -373,6 +495,9 @@ impl Default for Settings {
             email: EmailSettings::default(),
             smtp: None,
             identity_providers: Vec::new(),
+            connections: Vec::new(),
+            vault_key: None,
+            vault_key_file: None,
         }
     }
 }
@@ -587,6 +712,23 @@ impl Settings {
         }
     }
 
+    /// The vault keys from `vault_key` (`MCPAUTH_VAULT_KEY`) or `vault_key_file`; none when
+    /// neither is set. A key that does not parse, or a file that cannot be read, is an error.
+    pub fn vault_keys(&self) -> anyhow::Result<Option<mcpauth_core::vault::Keyring>> {
+        let text = match (&self.vault_key, &self.vault_key_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("vault_key (MCPAUTH_VAULT_KEY) and vault_key_file exclude each other")
+            }
+            (Some(key), None) => key.0.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("vault_key_file {}: {e}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        mcpauth_core::vault::Keyring::parse(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("vault key: {e}"))
+    }
+
     /// The library options these settings describe, for an issuer: the library's own keys as
     /// read, completed by what only the server knows.
     pub fn options(&self, issuer: &str) -> anyhow::Result<McpAuthOptions> {
@@ -602,6 +744,12 @@ impl Settings {
             .iter()
             .map(IdentityProviderSettings::provider)
             .collect::<anyhow::Result<_>>()?;
+        o.connections = self
+            .connections
+            .iter()
+            .map(ConnectionSettings::connection)
+            .collect::<anyhow::Result<_>>()?;
+        o.vault_keys = self.vault_keys()?;
         o.rate_limits = if self.rate_limits.enabled {
             self.rate_limits.limits.clone()
         } else {

@@ -84,10 +84,38 @@ enum Command {
     /// Exit 0 when the server `serve` would run with these settings answers GET /healthz
     /// (on loopback when it binds 0.0.0.0): the container image's HEALTHCHECK (no curl there).
     Healthcheck,
-    /// Manage the id_token signing keys.
+    /// Manage the id_token signing keys and the vault keys of connected accounts.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// List and delete users' connected accounts (`[[connections]]`).
+    Connection {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionCommand {
+    /// A user's connected services (no token is ever shown).
+    List {
+        /// The user's email or id.
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
+        email: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disconnect a user's service: revoke its grant at the provider where it can, then
+    /// delete the stored tokens.
+    Delete {
+        /// The user's email or id.
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
+        email: String,
+        /// The connection's id (`github`).
+        #[arg(long, value_name = "ID")]
+        connection: String,
     },
 }
 
@@ -106,6 +134,15 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-seal every connected account's tokens under the current vault key (the first of
+    /// MCPAUTH_VAULT_KEY / vault_key_file; the old key must still be listed after it).
+    RotateVault {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a new random vault key (for MCPAUTH_VAULT_KEY or vault_key_file).
+    GenerateVaultKey,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -316,6 +353,18 @@ fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
             (provider.name.as_str(), callback)
         })
         .collect();
+    // What to register at each connected service as its redirect (callback) URI.
+    let connections: Vec<(&str, String)> = app
+        .auth()
+        .connections()
+        .configured()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                app.auth().connections().redirect_uri(&c.id),
+            )
+        })
+        .collect();
     let database = mcpauth_server::redact_password(&settings.database_url);
     let cache = &options.token_cache;
     let metrics = app
@@ -324,6 +373,8 @@ fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
     if observability::log_format() == LogFormat::Json {
         // Lists as space-separated URLs (a URL holds no space).
         let callbacks: Vec<&str> = providers.iter().map(|(_, uri)| uri.as_str()).collect();
+        let connection_callbacks: Vec<&str> =
+            connections.iter().map(|(_, uri)| uri.as_str()).collect();
         let join = |items: &[&str]| (!items.is_empty()).then(|| items.join(" "));
         observability::json_on_stdout(|| {
             tracing::info!(
@@ -332,6 +383,7 @@ fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
                 upstreams = join(&upstreams),
                 sign_up,
                 redirect_uris = join(&callbacks),
+                connection_redirect_uris = join(&connection_callbacks),
                 listening_on = %app.address(),
                 database,
                 token_cache_capacity = cache.capacity,
@@ -357,6 +409,9 @@ fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
     }
     for (name, callback) in &providers {
         writeln!(out, "  Sign-in with:  {name} (redirect URI {callback})")?;
+    }
+    for (name, callback) in &connections {
+        writeln!(out, "  Connect:       {name} (redirect URI {callback})")?;
     }
     writeln!(out, "  Listening on:  {}", app.address())?;
     writeln!(out, "  Database:      {database}")?;
@@ -543,6 +598,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Keys {
+            command: KeysCommand::GenerateVaultKey,
+        } => {
+            // Needs no database, nor any setting.
+            println!("{}", mcpauth_core::vault::VaultKey::generate().1);
+            Ok(())
+        }
         Command::Keys { command } => {
             let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
             match command {
@@ -550,6 +612,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin.rotate_keys(Output::from_json_flag(json)).await
                 }
                 KeysCommand::List { json } => admin.list_keys(Output::from_json_flag(json)).await,
+                KeysCommand::RotateVault { json } => {
+                    admin.rotate_vault(Output::from_json_flag(json)).await
+                }
+                // Answered above, before any database is opened.
+                KeysCommand::GenerateVaultKey => Ok(()),
+            }
+        }
+        Command::Connection { command } => {
+            let admin = Admin::open(load_settings(cli.config.as_deref(), flags)?).await?;
+            match command {
+                ConnectionCommand::List { email, json } => {
+                    admin
+                        .list_connections(&email, Output::from_json_flag(json))
+                        .await
+                }
+                ConnectionCommand::Delete { email, connection } => {
+                    admin.delete_connection(&email, &connection).await
+                }
             }
         }
         Command::Audit { command } => {
