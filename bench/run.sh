@@ -457,8 +457,7 @@ stop_pid "$gw_pid"
 gwc_provider_port="$(free_port)"
 head -c 32 /dev/urandom | base64 >"$work/vault.key"
 cat >"$work/gwc.toml" <<TOML
-[vault]
-key_file = "$work/vault.key"
+vault_key_file = "$work/vault.key"
 
 [[connections]]
 id = "bench"

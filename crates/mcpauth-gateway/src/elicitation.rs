@@ -380,7 +380,10 @@ mod tests {
         sessions.sent("el-1", "s1");
         assert!(!sessions.complete("unknown", "alice"));
         sessions.sent("el-2", "s1");
-        assert!(!sessions.complete("el-2", "bob"), "another user's completion");
+        assert!(
+            !sessions.complete("el-2", "bob"),
+            "another user's completion"
+        );
         assert!(sessions.complete("el-1", "alice"));
         assert!(!sessions.complete("el-1", "alice"), "once");
         let event = stream.recv().await.unwrap();

@@ -114,7 +114,9 @@ pub enum GatewayError {
     #[error("upstream url {0:?}: its certificate authorities are not valid PEM certificates")]
     Roots(String),
     /// The credential names a connection mcpauth was not configured with.
-    #[error("upstream url {0:?}: its credential names the connection {1:?}, which is not configured (add it to [[connections]])")]
+    #[error(
+        "upstream url {0:?}: its credential names the connection {1:?}, which is not configured (add it to [[connections]])"
+    )]
     UnknownConnection(String, String),
     /// The credential's header is also one of the upstream's fixed headers.
     #[error("upstream url {0:?}: the credential's header {1} is also among its fixed headers")]
@@ -184,7 +186,11 @@ impl Gateway {
                     credential.connection.clone(),
                 ));
             }
-            if upstream.headers.iter().any(|(n, _)| *n == credential.header) {
+            if upstream
+                .headers
+                .iter()
+                .any(|(n, _)| *n == credential.header)
+            {
                 return Err(GatewayError::CredentialHeader(
                     upstream.url.clone(),
                     credential.header.to_string(),
@@ -463,7 +469,9 @@ impl Inner {
                 format!("This tool acts as you at {name}: connect your {name} account first.")
             }
             ConnectionError::ReconnectNeeded => {
-                format!("{name} no longer accepts the connection to your account: connect it again.")
+                format!(
+                    "{name} no longer accepts the connection to your account: connect it again."
+                )
             }
             ConnectionError::UnknownConnection | ConnectionError::Unavailable(_) => {
                 tracing::warn!(connection = %credential.connection, error = %failure, "no token for the connected service");
@@ -491,8 +499,8 @@ impl Inner {
                 ));
             }
         };
-        let declared = client_session
-            .is_some_and(|id| self.sessions.url_elicitation(id, &session.user_id));
+        let declared =
+            client_session.is_some_and(|id| self.sessions.url_elicitation(id, &session.user_id));
         let message = if declared {
             if let Some(id) = client_session {
                 self.sessions.sent(&elicitation_id, id);
@@ -508,10 +516,7 @@ impl Inner {
 }
 
 /// The upstream's GET stream, with the gateway's own notifications put in between its events.
-fn respond_merged(
-    answer: reqwest::Response,
-    own: tokio::sync::mpsc::Receiver<Bytes>,
-) -> Response {
+fn respond_merged(answer: reqwest::Response, own: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
     let status = answer.status();
     let mut out_headers: HeaderMap = headers::client_response_headers(answer.headers());
     out_headers.remove(header::CONTENT_LENGTH);
