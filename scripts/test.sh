@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh
 #
-# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c, 5b and 6b included), which
+# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c, 5b, 6b and 9b included), which
 # need the binary of step 3 and are skipped without it):
 #   1. build the library examples   cargo build -p mcpauth --examples   (step 2's example test runs one)
 #   2. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
@@ -22,6 +22,9 @@
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
 #   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
+#   9b. connected accounts interop  interop/connections/run.sh   (oidc-provider + an introspecting API, the
+#                                   gateway injecting the user's token into Python SDK upstreams, the TS
+#                                   SDK client with URL elicitation (-32042), Chromium connecting; sqlite3)
 #  10. benchmark smoke run          bench/run.sh --quick --debug   (every scenario briefly; never fails on timing)
 #  11. fuzzing                      scripts/fuzz.sh 20   (every fuzz target 20 s on its corpus; nightly + cargo-fuzz)
 #
@@ -179,6 +182,12 @@ with_binary "OpenID RP interop (interop/openid-client: strict openid-client 6.x)
 export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"
 with_binary "Python SDK interop (interop/python: MCP Python SDK client; gateway to a Python SDK server)" "$root/interop/python/run.sh"
 # ---- end of interop (Python) ----
+
+# ---- interop: connected accounts (interop/connections) ----
+# Starts its own `mcpauth serve` ($MCPAUTH_BIN) with [[connections]] and a credentialed upstream;
+# reuses (or builds) interop/python's venv for its Python SDK upstreams; npm ci of its exact packages.
+with_binary "connected accounts interop (interop/connections: oidc-provider, Python SDK upstreams, TS SDK client with URL elicitation, Chromium)" "$root/interop/connections/run.sh"
+# ---- end of interop (connections) ----
 
 # ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----
 # mcpauth vs the Better Auth peer, every scenario for ~2 s on loopback, with the debug binary of the

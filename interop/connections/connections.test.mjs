@@ -72,7 +72,7 @@ let otherUpstream;
 let server; // mcpauth
 let metricsUrl;
 let browser;
-const received = []; // every body the MCP clients received (read at the end)
+const received = []; // what the MCP clients received: one array of text chunks per answer
 
 /** upstream.py on a free port, in the interop venv; resolves once it answers HTTP. */
 async function startPythonUpstream(apiUrl, label) {
@@ -98,12 +98,22 @@ async function startPythonUpstream(apiUrl, label) {
   return { url, output: () => output, stop: () => child.kill("SIGTERM") };
 }
 
-/** A fetch that keeps a copy of every answer's body, to be read when the test ends. */
-function teeFetch(url, init) {
-  return fetch(url, init).then((res) => {
-    received.push(res.clone());
-    return res;
-  });
+/** A fetch that records every answer's body as the client reads it (SSE streams included). */
+async function recordingFetch(url, init) {
+  const res = await fetch(url, init);
+  if (!res.body) return res;
+  const chunks = [];
+  received.push(chunks);
+  const decoder = new TextDecoder();
+  const body = res.body.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        chunks.push(decoder.decode(chunk, { stream: true }));
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 /** The TS SDK client, signed in to mcpauth as `user`, connected to the upstream at `path`. */
@@ -115,7 +125,7 @@ async function mcpClient(upstreamPath, user, { urlElicitation }) {
   const completions = [];
   client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => completions.push(n.params.elicitationId));
   const url = new URL(`${server.issuer}${upstreamPath}`);
-  const newTransport = () => new StreamableHTTPClientTransport(url, { authProvider: provider, fetch: teeFetch });
+  const newTransport = () => new StreamableHTTPClientTransport(url, { authProvider: provider, fetch: recordingFetch });
   let transport = newTransport();
   await assert.rejects(client.connect(transport), (e) => e instanceof UnauthorizedError);
   await transport.finishAuth(provider.lastCallback.code);
@@ -208,7 +218,9 @@ before(async () => {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   service = await startService({ redirectUri: `${issuer}/api/auth/connections/${CONNECTION}/callback`, accessTtl: SHORT_TTL });
+  log(`# oidc-provider at ${service.issuer}, API at ${service.apiUrl}`);
   tasksUpstream = await startPythonUpstream(service.apiUrl, "tasks");
+  log(`# tasks upstream at ${tasksUpstream.url}`);
   otherUpstream = await startPythonUpstream(service.apiUrl, "other");
   const metricsPort = await freePort();
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -245,9 +257,11 @@ name = "Other tools"
     // Everything mcpauth logs, at debug: the token must not be in any of it.
     env: { MCPAUTH_VAULT_KEY: crypto.randomBytes(32).toString("base64"), RUST_LOG: "debug" },
   });
+  log(`# mcpauth at ${server.issuer}`);
   await signUp(server.issuer, ADA);
   await signUp(server.issuer, BOB);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  log("# Chromium started");
 });
 
 after(async () => {
@@ -342,6 +356,11 @@ test("no token of the service in the client's answers, the other upstream, logs,
     assert.deepEqual(found.map((t) => `${t.slice(0, 6)}…`), [], `no token of the service in ${where}`);
   };
 
+  // What the clients read so far (the headers tool below echoes the token back by design).
+  const bodies = received.map((chunks) => chunks.join(""));
+  assert.ok(bodies.some((b) => b.includes('\\"sub\\":\\"ada\\"')), "the record holds the answers the clients read");
+  leaks("what the MCP clients received", bodies.join("\n"));
+
   // The tasks upstream gets the token in the configured header and nowhere else.
   const seen = JSON.parse((await ada.client.callTool({ name: "headers", arguments: {} })).content[0].text);
   const current = service.seenByApi.at(-1);
@@ -350,7 +369,7 @@ test("no token of the service in the client's answers, the other upstream, logs,
   leaks("the tasks upstream's other headers", JSON.stringify(rest));
   assert.ok(!JSON.stringify(seen).includes(ada.provider.tokens().access_token), "never the client's mcpauth token");
 
-  // The other upstream (no credential) never sees it, nor the client's own header of that name.
+  // The other upstream (no credential) never sees it.
   const other = await mcpClient("/mcp/other", ADA, { urlElicitation: true });
   try {
     const otherSeen = (await other.client.callTool({ name: "headers", arguments: {} })).content[0].text;
@@ -359,10 +378,8 @@ test("no token of the service in the client's answers, the other upstream, logs,
   } finally {
     await other.client.close();
   }
-
   await ada.client.close();
-  const bodies = await Promise.all(received.map((r) => Promise.race([r.text().catch(() => ""), sleep(2_000).then(() => "")])));
-  leaks("what the MCP clients received", bodies.join("\n"));
+
   leaks("mcpauth's output", server.log());
   leaks("/metrics", await (await fetch(metricsUrl)).text());
   const db = path.join(server.tmp, "mcpauth.db");
