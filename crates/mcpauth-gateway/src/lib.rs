@@ -365,9 +365,10 @@ impl Inner {
             // The client's own header of that name never passes: only the user's token may.
             outgoing.remove(&credential.header);
             if method == Method::POST {
-                declares_url = elicitation::initialize_declares_url(&body);
                 let needs = credential::needs(&body);
-                if needs != Needs::Nothing {
+                if needs == Needs::Nothing {
+                    declares_url = elicitation::initialize_declares_url(&body);
+                } else {
                     match self
                         .credential_value(credential, &session, &needs, client_session.as_deref())
                         .await
