@@ -353,7 +353,7 @@ pub(crate) async fn connection_callback(
     let ip = auth.site().client_ip(headers, &parts.extensions);
     match callback(&auth, &connection_id, query.as_deref(), headers).await {
         Ok(response) => response,
-        Err(Ok(refusal)) => {
+        Err(Stop::Refused(refusal)) => {
             auth.audit(
                 "connection.refused",
                 None,
@@ -367,11 +367,31 @@ pub(crate) async fn connection_callback(
             .await;
             refusal.page()
         }
-        Err(Err(response)) => response,
+        Err(Stop::Unavailable) => unavailable(),
+        Err(Stop::Store(error)) => PageError::from(error).into_response(),
     }
 }
 
-type CallbackResult = Result<Response, Result<Refusal, Response>>;
+/// Why a callback stopped: a refusal (audited), or a failure of ours or the provider's.
+enum Stop {
+    Refused(Refusal),
+    Unavailable,
+    Store(mcpauth_core::StoreError),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<mcpauth_core::StoreError> for Stop {
+    fn from(error: mcpauth_core::StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+type CallbackResult = Result<Response, Stop>;
 
 async fn callback(
     auth: &McpAuth,
@@ -379,47 +399,43 @@ async fn callback(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> CallbackResult {
-    let params = Params::from_query(query, &[]).map_err(|_| Ok(Refusal::NoState))?;
-    let state = params.get("state").ok_or(Ok(Refusal::NoState))?;
-    let store_failed = |error| Err(PageError::from(error).into_response());
+    let params = Params::from_query(query, &[]).map_err(|_| Refusal::NoState)?;
+    let state = params.get("state").ok_or(Refusal::NoState)?;
     // Taken, not read: whatever happens next, this state is never used again.
     let value = auth
         .store()
         .take_verification(&state_key(state), auth.now())
-        .await
-        .map_err(store_failed)?
-        .ok_or(Ok(Refusal::ExpiredOrUsed))?;
-    let pending: Pending = serde_json::from_str(&value).map_err(|_| Ok(Refusal::ExpiredOrUsed))?;
+        .await?
+        .ok_or(Refusal::ExpiredOrUsed)?;
+    let pending: Pending = serde_json::from_str(&value).map_err(|_| Refusal::ExpiredOrUsed)?;
     let browser = auth
         .site()
         .read_cookie(headers, BROWSER_COOKIE)
         .map(secret::hash_token)
         .unwrap_or_default();
     if !secret::constant_time_eq(browser.as_bytes(), pending.browser.as_bytes()) {
-        return Err(Ok(Refusal::OtherBrowser));
+        return Err(Refusal::OtherBrowser.into());
     }
-    let signed_in = browser_session(auth, headers)
-        .await
-        .map_err(store_failed)?
-        .map(|(_, user)| user);
+    let signed_in = browser_session(auth, headers).await?.map(|(_, user)| user);
     let Some(user) = signed_in.filter(|u| u.id == pending.user_id) else {
-        return Err(Ok(Refusal::OtherUser));
+        return Err(Refusal::OtherUser.into());
     };
     if pending.connection_id != connection_id {
-        return Err(Ok(Refusal::OtherConnection));
+        return Err(Refusal::OtherConnection.into());
     }
     let connections = auth.connections();
     let provider = connections
         .provider(connection_id)
-        .ok_or(Ok(Refusal::OtherConnection))?;
+        .ok_or(Refusal::OtherConnection)?;
     if let Some(error) = params.get("error") {
-        return Err(Ok(if error == "access_denied" {
+        return Err(if error == "access_denied" {
             Refusal::Cancelled
         } else {
             Refusal::ProviderError
-        }));
+        }
+        .into());
     }
-    let code = params.get("code").ok_or(Ok(Refusal::NoCode))?;
+    let code = params.get("code").ok_or(Refusal::NoCode)?;
     let answer = provider
         .exchange_code(
             &connections.redirect_uri(connection_id),
@@ -428,15 +444,15 @@ async fn callback(
         )
         .await
         .map_err(|error| match error {
-            ProviderError::Refused(_) => Ok(Refusal::CodeRefused),
+            ProviderError::Refused(_) => Stop::Refused(Refusal::CodeRefused),
             ProviderError::Unavailable(reason) => {
                 tracing::warn!(connection = %connection_id, %reason, "code exchange failed");
-                Err(unavailable())
+                Stop::Unavailable
             }
         })?;
     let tokens = connections
         .seal(&user.id, connection_id, &answer, None, None)
-        .map_err(|_| Err(unavailable()))?;
+        .map_err(|_| Stop::Unavailable)?;
     let now = auth.now();
     let audit = security_event(
         now,
@@ -452,8 +468,7 @@ async fn callback(
     );
     auth.store()
         .save_connection(&user.id, connection_id, &tokens, now, &audit)
-        .await
-        .map_err(store_failed)?;
+        .await?;
     metrics::counter!(
         "mcpauth_connection_events_total",
         "connection" => connection_id.to_owned(),

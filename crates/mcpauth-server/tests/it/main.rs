@@ -21,6 +21,7 @@ mod backup;
 mod cimd;
 mod cli;
 mod config_docs;
+mod connections;
 mod discovery;
 mod email;
 mod example;

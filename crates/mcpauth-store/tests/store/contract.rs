@@ -19,6 +19,9 @@ use mcpauth_core::{Store, StoreError};
 use crate::support::{scopes, uri};
 
 pub use crate::contract_accounts::{concurrent_unlink_keeps_a_way_in, linked_accounts};
+pub use crate::contract_connections::{
+    concurrent_refresh_claims_succeed_once, connections_follow_their_user, connections_lifecycle,
+};
 pub use crate::contract_outbox::{
     concurrent_claims_send_each_mail_once, outbox_claims_in_due_order_up_to_the_limit,
     outbox_lifecycle, outbox_mail_and_token_are_one_transaction,
@@ -1988,6 +1991,9 @@ macro_rules! contract_tests {
             outbox_never_sends_an_expired_token,
             outbox_mail_and_token_are_one_transaction,
             one_time_ids,
+            // Connected accounts (issue 19).
+            connections_lifecycle,
+            connections_follow_their_user,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
@@ -1999,6 +2005,8 @@ macro_rules! contract_tests {
             concurrent_unlink_keeps_a_way_in,
             concurrent_claims_send_each_mail_once,
             concurrent_use_once_succeeds_once,
+            // Connected accounts (issue 19).
+            concurrent_refresh_claims_succeed_once,
         );
         contract_tests!(@counted $fresh, $rows:
             concurrent_save_consent_one_row,

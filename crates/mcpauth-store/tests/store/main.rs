@@ -4,6 +4,7 @@
 //!   against SQLite (a file, and in memory) and PostgreSQL.
 //! - [`contract_accounts`]: the part of the contract about linked accounts.
 //! - [`contract_outbox`]: the part of the contract about the mail outbox.
+//! - [`contract_connections`]: the part of the contract about connected accounts.
 //! - [`sqlite`]: what is particular to the SQLite backend.
 //! - [`postgres`]: what is particular to the PostgreSQL backend.
 //! - [`support`]: a PostgreSQL schema per test, and fixtures.
@@ -12,6 +13,7 @@
 
 mod contract;
 mod contract_accounts;
+mod contract_connections;
 mod contract_outbox;
 mod postgres;
 mod sqlite;

@@ -694,3 +694,50 @@ async fn sslmode_require_encrypts_the_connection() {
             .unwrap();
     assert!(!encrypted, "sslmode=disable stays plain");
 }
+
+/// Two instances (two pools on one database) claim a connection's refresh: of forty
+/// concurrent claims through either, exactly one succeeds (SECURITY V4, single-flight across
+/// instances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn v4_refresh_claims_are_single_flight_across_instances() {
+    use mcpauth_core::model::SealedTokens;
+    let schema = PgSchema::create().await;
+    let a = schema.migrated_store().await;
+    let b = schema.store().await;
+    a.create_user(&user("u1"), "h").await.unwrap();
+    let tokens = SealedTokens {
+        key_id: "k1".to_owned(),
+        access_token_sealed: "sealed".to_owned(),
+        refresh_token_sealed: Some("sealed-refresh".to_owned()),
+        token_type: "Bearer".to_owned(),
+        expires_at: Some(NOW + 10),
+        scopes: String::new(),
+    };
+    let audit = AuditEvent {
+        at: NOW,
+        kind: "connection.connected".to_owned(),
+        user_id: Some("u1".to_owned()),
+        client_id: None,
+        ip: None,
+        detail: "{}".to_owned(),
+    };
+    a.save_connection("u1", "github", &tokens, NOW, &audit)
+        .await
+        .unwrap();
+    let (record, _) = b.connection("u1", "github").await.unwrap().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let generation = record.generation;
+        tasks.spawn(async move {
+            store
+                .claim_connection_refresh("u1", "github", generation, NOW + 1, NOW + 31)
+                .await
+        });
+    }
+    let mut won = 0;
+    while let Some(result) = tasks.join_next().await {
+        won += usize::from(result.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+}

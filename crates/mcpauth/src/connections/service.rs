@@ -143,6 +143,9 @@ fn context(user_id: &str, connection_id: &str, which: &str) -> String {
     format!("mcpauth connection v1\n{user_id}\n{connection_id}\n{which}")
 }
 
+/// The refreshes in progress on this instance, by (user, connection).
+type Flights = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// Connected accounts: cheap to clone, shared by the library, the gateway and the CLI.
 #[derive(Clone)]
 pub struct Connections {
@@ -157,7 +160,7 @@ struct Inner {
     completions: broadcast::Sender<ConnectionCompleted>,
     /// One lock per (user, connection) being refreshed here: callers on this instance queue
     /// behind it instead of polling the store.
-    flights: StdMutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    flights: StdMutex<Flights>,
     /// `{issuer}{base_path}`.
     base_url: String,
 }

@@ -87,6 +87,37 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Like [`spawn_app_with`], and also returns the server's [`mcpauth::McpAuth`] handle (for
+/// what only the library reaches, such as a user's connected-account token).
+pub async fn spawn_app_with_auth(
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, mcpauth::McpAuth) {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("mcpauth.db");
+    let mut settings = test_settings();
+    settings.database_url = format!("sqlite://{}", db_path.display());
+    configure(&mut settings);
+    let clock = ManualClock::new();
+    let app = Application::build(&settings, Some(Arc::new(clock.clone())))
+        .await
+        .expect("the server builds");
+    let base = app.issuer().to_owned();
+    let auth = app.auth().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let test_app = TestApp {
+        base,
+        clock,
+        db_path,
+        http: client(),
+        _dir: dir,
+        shutdown: Some(tx),
+    };
+    (test_app, auth)
+}
+
 /// A client that does not follow redirects and has no cookie jar.
 pub fn client() -> Client {
     Client::builder()
