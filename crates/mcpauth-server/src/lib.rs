@@ -35,9 +35,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use observability::{PoolUsage, ReadinessCheck};
 
 pub use config::{
-    ConnectionKindSetting, ConnectionSettings, CredentialSettings, DatabaseSettings,
-    FlagOverrides, IdentityProviderSettings, ProviderKind, RateLimitBackendChoice, Settings,
-    UpstreamSettings, VaultKeySetting,
+    ConnectionKindSetting, ConnectionSettings, CredentialSettings, DatabaseSettings, FlagOverrides,
+    IdentityProviderSettings, ProviderKind, RateLimitBackendChoice, Settings, UpstreamSettings,
+    VaultKeySetting,
 };
 
 /// How often a running server deletes expired rows ([`Store::purge_expired`]): sessions,
