@@ -884,3 +884,33 @@ token_url = "{base}/token"
         server.banner
     );
 }
+
+/// `type = "oidc"`: the endpoints come from the provider's discovery document, its
+/// `revocation_endpoint` included (used on disconnect).
+#[tokio::test]
+async fn oidc_connection_reads_its_endpoints_from_discovery() {
+    let provider = TestProvider::start().await;
+    let key = new_key();
+    let (app, auth) = spawn_app_with_auth(|s| {
+        configure(s, &provider, &key);
+        let connection = &mut s.connections[0];
+        connection.kind = ConnectionKindSetting::Oidc;
+        connection.issuer = Some(provider.base.clone());
+        connection.authorization_url = None;
+        connection.token_url = None;
+        connection.revocation_url = None;
+    })
+    .await;
+    let browser = app.signed_in_browser().await;
+    let user = user_id(&app, &browser).await;
+    connect(&app, &browser).await;
+    let token = auth.connections().token(&user, ID).await.unwrap();
+    assert_eq!(token.access_token, provider.issued()[0]);
+    assert!(
+        auth.connections()
+            .disconnect(&user, ID, "test")
+            .await
+            .unwrap()
+    );
+    assert_eq!(provider.revoked(), [provider.issued()[1].clone()]);
+}

@@ -58,6 +58,17 @@ impl TestProvider {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        // OpenID discovery, for `type = "oidc"`.
+        let metadata = json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "revocation_endpoint": format!("{base}/revoke"),
+        });
+        let app = app.route(
+            "/.well-known/openid-configuration",
+            get(move || async move { Json(metadata) }),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         TestProvider { base, state }
     }
