@@ -7,6 +7,7 @@
 //
 //   node prep.mjs --base http://127.0.0.1:PORT --origin ORIGIN --out prep.json [--chains 16]
 //                 [--scope "openid profile email offline_access"] [--prefix /api/auth]
+//                 [--resource URL]   (RFC 8707: tokens for that protected resource, e.g. a gateway upstream)
 //
 // ORIGIN is the server's own origin (its issuer), sent as `Origin` on cookie-bearing POSTs.
 // Every code uses the same PKCE pair (written to prep.json for the code-minting phase).
@@ -26,6 +27,8 @@ const OUT = arg("out", "prep.json");
 const CHAINS = Number(arg("chains", 16));
 const SCOPE = arg("scope", "openid profile email offline_access");
 const REDIRECT_URI = arg("redirect-uri", "http://localhost:9999/callback");
+const RESOURCE = arg("resource");
+const withResource = (params) => (RESOURCE ? { ...params, resource: RESOURCE } : params);
 
 const host = new URL(BASE).hostname;
 if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(host)) {
@@ -87,10 +90,10 @@ const reg = await request("POST", `${PREFIX}/mcp/register`, {
 if (reg.status !== 201 && reg.status !== 200) die("register failed", reg);
 const clientId = JSON.parse(reg.body).client_id;
 
-const authorizeQuery = new URLSearchParams({
+const authorizeQuery = new URLSearchParams(withResource({
   response_type: "code", client_id: clientId, redirect_uri: REDIRECT_URI, scope: SCOPE,
   state: "bench", code_challenge: challenge, code_challenge_method: "S256",
-}).toString();
+})).toString();
 const authorizePath = `${PREFIX}/mcp/authorize?${authorizeQuery}`;
 
 async function code() {
@@ -114,10 +117,10 @@ async function code() {
 async function exchange(value) {
   const tok = await request("POST", `${PREFIX}/mcp/token`, {
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
+    body: new URLSearchParams(withResource({
       grant_type: "authorization_code", code: value, redirect_uri: REDIRECT_URI,
       client_id: clientId, code_verifier: verifier,
-    }).toString(),
+    })).toString(),
   });
   if (tok.status !== 200) die("token failed", tok);
   const t = JSON.parse(tok.body);

@@ -19,8 +19,9 @@
 #                      with --quick when wrk is not installed)
 #   --server-env "K=V ..."  extra environment for the mcpauth servers (experiments, e.g.
 #                      MALLOC_ARENA_MAX=2); recorded in meta.json
-#   --scenarios LIST   comma-separated subset of: validate, mcp, gateway (with gateway_latency and
-#                      gateway_python), exchange (with authorize), dcr, refresh, scale (default: all)
+#   --scenarios LIST   comma-separated subset of: validate, mcp, gateway (with gateway_latency,
+#                      gateway_credential and gateway_python), exchange (with authorize), dcr,
+#                      refresh, scale (default: all)
 #   --postgres URL     also run the selected validate/exchange/dcr/refresh scenarios with mcpauth on
 #                      PostgreSQL (a loopback server; a fresh database is created there and dropped
 #                      afterwards, with psql): one instance vs two instances on the same database,
@@ -448,6 +449,51 @@ gl_g() { TOKEN="$g_token" http_load gateway_latency gateway "$1" "$gw_pid" "$gw_
 gl_d() { TOKEN="" http_load gateway_latency direct "$1" "$baseline_pid" "$baseline_url/api/mcp" mcp 1 "$2"; }
 pairs_of gateway_latency gl_g gl_d
 stop_pid "$gw_pid"
+
+# 2b'. the gateway with a connected account: one instance in front of mcp-baseline at two paths,
+# /api/mcp with `credential` (the user's token at a connected service, injected into every
+# tools/call: a vault read and an AEAD open) and /mcp/plain without; 1 conn, the latency it adds.
+# The service is bench/connect.mjs's loopback OAuth provider, connected through the real flow.
+gwc_provider_port="$(free_port)"
+head -c 32 /dev/urandom | base64 >"$work/vault.key"
+cat >"$work/gwc.toml" <<TOML
+vault_key_file = "$work/vault.key"
+
+[[connections]]
+id = "bench"
+name = "Bench service"
+type = "oauth2"
+authorization_url = "http://127.0.0.1:$gwc_provider_port/authorize"
+token_url = "http://127.0.0.1:$gwc_provider_port/token"
+client_id = "bench"
+client_secret = "bench-secret"
+scopes = ["read"]
+
+[[upstreams]]
+path = "/api/mcp"
+url = "$baseline_url/api/mcp"
+credential = { connection = "bench" }
+
+[[upstreams]]
+path = "/mcp/plain"
+url = "$baseline_url/api/mcp"
+TOML
+start_mcpauth gwc --config "$work/gwc.toml"
+fg timeout 120 node "$here/prep.mjs" --base "$gwc_url" --origin "$gwc_issuer" --out "$work/prep-gwc.json" --chains 0 \
+  --scope "openid mcp:tools"
+fg timeout 120 node "$here/prep.mjs" --base "$gwc_url" --origin "$gwc_issuer" --out "$work/prep-gwc-plain.json" --chains 0 \
+  --scope "openid mcp:tools" --resource "$gwc_issuer/mcp/plain"
+fg timeout 60 node "$here/connect.mjs" --prep "$work/prep-gwc.json" --mcp "$gwc_url/api/mcp" --provider-port "$gwc_provider_port"
+c_token="$(json_get "$work/prep-gwc.json" accessToken)"
+cp_token="$(json_get "$work/prep-gwc-plain.json" accessToken)"
+check "gateway with a credential MCP tools/call echo" 200 -H "Authorization: Bearer $c_token" "${mcp_call[@]}" "$gwc_url/api/mcp"
+grep -q '"Tool echo: hello from wrk"' "$work/check.out" || { echo "bench: gateway with a credential answered $(cat "$work/check.out")" >&2; exit 1; }
+check "gateway without a credential MCP tools/call echo" 200 -H "Authorization: Bearer $cp_token" "${mcp_call[@]}" "$gwc_url/mcp/plain"
+grep -q '"Tool echo: hello from wrk"' "$work/check.out" || { echo "bench: gateway without a credential answered $(cat "$work/check.out")" >&2; exit 1; }
+gc_c() { TOKEN="$c_token" http_load gateway_credential credential "$1" "$gwc_pid" "$gwc_url/api/mcp" mcp 1 "$2"; }
+gc_p() { TOKEN="$cp_token" http_load gateway_credential plain "$1" "$gwc_pid" "$gwc_url/mcp/plain" mcp 1 "$2"; }
+pairs_of gateway_credential gc_c gc_p
+stop_pid "$gwc_pid"
 
 # 2c. the gateway to a Python upstream (interop/python/upstream_server.py on the official Python
 # SDK, stateless JSON), when the interop venv exists (interop/python/run.sh builds it)

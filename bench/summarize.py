@@ -216,6 +216,14 @@ if gl["pairs"] and gl["a_p50"] is not None and gl["b_p50"] is not None:
     rows.append(("… 1 conn — latency p50 / p99 (ms)", f"{fmt_ms(gl['a_p50'])} / {fmt_ms(gl['a_p99'])}",
                  f"{fmt_ms(gl['b_p50'])} / {fmt_ms(gl['b_p99'])}", f"adds {added:+.2f} ms at p50", *cpu(gl),
                  "≤ +1 ms", status(added <= 1.0)))
+gc = paired("gateway_credential", "credential", "plain")
+if gc["pairs"] and gc["a_p50"] is not None and gc["b_p50"] is not None:
+    added = gc["a_p50"] - gc["b_p50"]
+    gc["added_p50_ms"] = added
+    rows.append(("Gateway with a connected account: `tools/call echo` with the user's token injected (`credential`) vs the same instance without, 1 conn — latency p50 / p99 (ms)",
+                 f"{fmt_ms(gc['a_p50'])} / {fmt_ms(gc['a_p99'])}",
+                 f"{fmt_ms(gc['b_p50'])} / {fmt_ms(gc['b_p99'])} (no credential)", f"adds {added:+.3f} ms at p50",
+                 *cpu(gc), "≤ +0.2 ms", status(added <= 0.2)))
 gp = paired("gateway_python", "gateway", "direct")
 if gp["pairs"]:
     rows.append(("Gateway to a Python SDK upstream (MCPServer, stateless JSON), 8 conns — req/s",

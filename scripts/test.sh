@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh
 #
-# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c, 5b and 6b included), which
+# Steps, in this order (each runs even if an earlier one failed, except steps 4-10 (4b, 4c, 5b, 6b, 9b and 9c included), which
 # need the binary of step 3 and are skipped without it):
 #   1. build the library examples   cargo build -p mcpauth --examples   (step 2's example test runs one)
 #   2. unit + integration tests     cargo nextest run --workspace --profile ci --no-fail-fast
@@ -24,6 +24,9 @@
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
 #   9b. JWT access tokens + DPoP    interop/openid-client: node --test dpop-jwt.test.mjs   (openid-client DPoP flow,
 #                                   the README's jose and PyJWT snippets; PyJWT from step 9's venv)
+#   9c. connected accounts interop  interop/connections/run.sh   (oidc-provider + an introspecting API, the
+#                                   gateway injecting the user's token into Python SDK upstreams, the TS
+#                                   SDK client with URL elicitation (-32042), Chromium connecting; sqlite3)
 #  10. benchmark smoke run          bench/run.sh --quick --debug   (every scenario briefly; never fails on timing)
 #  11. fuzzing                      scripts/fuzz.sh 20   (every fuzz target 20 s on its corpus; nightly + cargo-fuzz)
 #
@@ -194,6 +197,11 @@ dpop_jwt_interop() (
 )
 with_binary "JWT access tokens + DPoP interop (interop/openid-client: openid-client DPoP, jose and PyJWT snippets)" dpop_jwt_interop
 # ---- end of interop (JWT access tokens and DPoP) ----
+# ---- interop: connected accounts (interop/connections) ----
+# Starts its own `mcpauth serve` ($MCPAUTH_BIN) with [[connections]] and a credentialed upstream;
+# reuses (or builds) interop/python's venv for its Python SDK upstreams; npm ci of its exact packages.
+with_binary "connected accounts interop (interop/connections: oidc-provider, Python SDK upstreams, TS SDK client with URL elicitation, Chromium)" "$root/interop/connections/run.sh"
+# ---- end of interop (connections) ----
 
 # ---- bench: smoke run of the benchmark (bench/run.sh --quick) ----
 # mcpauth vs the Better Auth peer, every scenario for ~2 s on loopback, with the debug binary of the

@@ -17,6 +17,8 @@
 #                       the interpreter changes)
 #   PY_INTEROP_REPORT   folder for one report per test: every HTTP exchange the SDK made, the
 #                       browser's hops, what the server logged (default: <target>/interop-python)
+#   PY_INTEROP_VENV_ONLY=1  build (or reuse) the venv and stop: interop/connections runs its
+#                       Python upstream in it
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,7 @@ case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 
 bin="${MCPAUTH_BIN:-$target_dir/debug/mcpauth}"
 case "$bin" in /*) ;; *) [[ -e "$bin" ]] && bin="$PWD/$bin" || bin="$root/$bin" ;; esac
-if [[ ! -x "$bin" ]]; then
+if [[ ! -x "$bin" && "${PY_INTEROP_VENV_ONLY:-0}" != 1 ]]; then
   echo "python-interop: mcpauth binary not found at $bin (run 'cargo build -p mcpauth-server' or set MCPAUTH_BIN)" >&2
   exit 2
 fi
@@ -53,6 +55,7 @@ fi
 "$venv/bin/python" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
   | grep -iE '^(mcp|mcp-types|httpx2|httpcore2|anyio|pytest|pydantic)==' | tr '\n' ' ' || true
 echo
+[[ "${PY_INTEROP_VENV_ONLY:-0}" == 1 ]] && exit 0
 
 # --- the tests --------------------------------------------------------------------------------
 export PY_INTEROP_REPORT="${PY_INTEROP_REPORT:-$target_dir/interop-python}"

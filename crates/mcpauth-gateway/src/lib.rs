@@ -9,8 +9,14 @@
 //! puts the two together with CORS and the 2026-07-28 header checks.
 //!
 //! What the upstream gets (SECURITY M4): never the client's `Authorization` header or cookies;
-//! instead who is calling, as `X-MCPAuth-*` headers and a signed assertion ([`identity`]).
+//! instead who is calling, as `X-MCPAuth-*` headers and a signed assertion ([`identity`]) and,
+//! for an upstream configured with a [`Credential`], the user's own token at a connected
+//! service (SECURITY V3), or — when the user has not connected it — an answer that asks them
+//! to ([`elicitation`]).
 //!
+//! - [`credential`]: which connection's token goes in which header, and with which requests.
+//! - [`elicitation`]: what each session's client declared, the `-32042` URL elicitation or the
+//!   tool error with the link, and `notifications/elicitation/complete` on the GET stream.
 //! - [`identity`]: the identity headers and the signed assertion.
 //! - [`tools`]: `tools/list` answers filtered to the tools the token may call.
 //! - [`headers`]: which headers cross the gateway, each way; the `Mcp-Method` / `Mcp-Name`
@@ -18,6 +24,8 @@
 
 #![warn(missing_docs)]
 
+pub mod credential;
+pub mod elicitation;
 pub mod headers;
 pub mod identity;
 pub mod tools;
@@ -39,6 +47,11 @@ use mcpauth::{JsonRpc, McpAuth, McpAuthLayer, McpSession};
 use mcpauth_core::protected_resource;
 use tower::{Service, ServiceBuilder};
 
+use mcpauth::connections::ConnectionError;
+use serde_json::Value;
+
+use crate::credential::{Credential, Needs};
+use crate::elicitation::Sessions;
 use crate::identity::{Identities, IdentityError};
 use crate::tools::{ListFilter, MAX_FILTERED_MESSAGE, ToolScopes};
 
@@ -66,6 +79,9 @@ pub struct Upstream {
     /// PEM certificate authorities trusted for an `https://` upstream besides the system's
     /// (a private CA); none: the system's only.
     pub extra_roots_pem: Option<Vec<u8>>,
+    /// The user's token at a connected service, sent with the requests that run the
+    /// upstream's code for them (`tools/call`, `resources/read`, `prompts/get`).
+    pub credential: Option<Credential>,
 }
 
 impl Upstream {
@@ -80,6 +96,7 @@ impl Upstream {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(120),
             extra_roots_pem: None,
+            credential: None,
         }
     }
 }
@@ -96,6 +113,14 @@ pub enum GatewayError {
     /// The extra certificate authorities are not a PEM bundle of certificates.
     #[error("upstream url {0:?}: its certificate authorities are not valid PEM certificates")]
     Roots(String),
+    /// The credential names a connection mcpauth was not configured with.
+    #[error(
+        "upstream url {0:?}: its credential names the connection {1:?}, which is not configured (add it to [[connections]])"
+    )]
+    UnknownConnection(String, String),
+    /// The credential's header is also one of the upstream's fixed headers.
+    #[error("upstream url {0:?}: the credential's header {1} is also among its fixed headers")]
+    CredentialHeader(String, String),
     /// The HTTP client could not be built.
     #[error("could not build the upstream client: {0}")]
     Client(#[from] reqwest::Error),
@@ -116,6 +141,8 @@ struct Inner {
     client: reqwest::Client,
     identities: Identities,
     tool_scopes: Arc<ToolScopes>,
+    /// What each session's client declared, for an upstream with a credential.
+    sessions: Arc<Sessions>,
 }
 
 impl Gateway {
@@ -147,6 +174,30 @@ impl Gateway {
             builder = builder.tls_certs_merge(roots);
         }
         let client = builder.build()?;
+        let sessions = Arc::new(Sessions::default());
+        if let Some(credential) = &upstream.credential {
+            if !auth
+                .connections()
+                .configured()
+                .any(|c| c.id == credential.connection)
+            {
+                return Err(GatewayError::UnknownConnection(
+                    upstream.url.clone(),
+                    credential.connection.clone(),
+                ));
+            }
+            if upstream
+                .headers
+                .iter()
+                .any(|(n, _)| *n == credential.header)
+            {
+                return Err(GatewayError::CredentialHeader(
+                    upstream.url.clone(),
+                    credential.header.to_string(),
+                ));
+            }
+            notify_completions(auth, &sessions);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 auth: auth.clone(),
@@ -156,6 +207,7 @@ impl Gateway {
                 path,
                 client,
                 identities: Identities::default(),
+                sessions,
             }),
         })
     }
@@ -210,6 +262,47 @@ impl Service<Request<Body>> for Gateway {
 fn refusal(status: StatusCode, message: &str) -> Response {
     JsonRpc::new(status, message).into_response()
 }
+
+/// A JSON-RPC message the gateway answers itself (200, JSON).
+fn answer(message: &Value) -> Response {
+    (StatusCode::OK, axum::Json(message)).into_response()
+}
+
+/// Sends `notifications/elicitation/complete` to the session an elicitation went to, when its
+/// connect completes on this instance (a task for as long as the gateway lives).
+fn notify_completions(auth: &McpAuth, sessions: &Arc<Sessions>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let mut completions = auth.connections().completions();
+    let sessions = Arc::downgrade(sessions);
+    runtime.spawn(async move {
+        loop {
+            match completions.recv().await {
+                Ok(done) => {
+                    let Some(sessions) = sessions.upgrade() else {
+                        return;
+                    };
+                    if let Some(id) = &done.elicitation_id {
+                        sessions.complete(id, &done.user_id);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// The client's `Mcp-Session-Id`, if it sent one.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(MCP_SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 impl Inner {
     async fn forward(&self, request: Request<Body>) -> Response {
@@ -266,6 +359,29 @@ impl Inner {
         for (name, value) in identity.iter().chain(&self.upstream.headers) {
             outgoing.insert(name.clone(), value.clone());
         }
+        let client_session = session_id(&parts.headers);
+        let mut declares_url = None;
+        if let Some(credential) = &self.upstream.credential {
+            // The client's own header of that name never passes: only the user's token may.
+            outgoing.remove(&credential.header);
+            if method == Method::POST {
+                let needs = credential::needs(&body);
+                if needs == Needs::Nothing {
+                    declares_url = elicitation::initialize_declares_url(&body);
+                } else {
+                    match self
+                        .credential_value(credential, &session, &needs, client_session.as_deref())
+                        .await
+                    {
+                        Ok(Some(value)) => {
+                            outgoing.insert(credential.header.clone(), value);
+                        }
+                        Ok(None) => {}
+                        Err(response) => return response,
+                    }
+                }
+            }
+        }
         let mut upstream_request = self
             .client
             .request(method.clone(), self.url.clone())
@@ -286,6 +402,25 @@ impl Inner {
                     );
                 }
             };
+        if self.upstream.credential.is_some() {
+            // Remember what the client declared, under the session the upstream gave it.
+            if let Some(declared) = declares_url
+                && let Some(id) = session_id(answer.headers())
+            {
+                self.sessions.remember(&id, &session.user_id, declared);
+            }
+            if let Some(id) = &client_session {
+                if method == Method::DELETE && answer.status().is_success() {
+                    self.sessions.forget(id, &session.user_id);
+                }
+                if method == Method::GET
+                    && answer.status() == StatusCode::OK
+                    && let Some(own) = self.sessions.open_stream(id, &session.user_id)
+                {
+                    return respond_merged(answer, own);
+                }
+            }
+        }
         let filter = (!list_ids.is_empty()).then(|| ListFilter {
             ids: Arc::new(list_ids),
             tool_scopes: self.tool_scopes.clone(),
@@ -293,6 +428,104 @@ impl Inner {
         });
         respond(answer, filter).await
     }
+
+    /// The credential's header value for this call; `None` to forward without one (a batch
+    /// from a user who has not connected); `Err` with the gateway's own answer otherwise: the
+    /// URL elicitation, or the tool error with the link, when the user must (re)connect.
+    async fn credential_value(
+        &self,
+        credential: &Credential,
+        session: &McpSession,
+        needs: &Needs,
+        client_session: Option<&str>,
+    ) -> Result<Option<HeaderValue>, Response> {
+        let connections = self.auth.connections();
+        let failure = match connections
+            .token(&session.user_id, &credential.connection)
+            .await
+        {
+            Ok(token) => {
+                return match credential.value(&token.access_token) {
+                    Some(value) => Ok(Some(value)),
+                    None => {
+                        tracing::warn!(connection = %credential.connection, "the connected service's token cannot be sent in a header");
+                        Err(refusal(
+                            StatusCode::BAD_GATEWAY,
+                            "the connected service's token cannot be sent in a header",
+                        ))
+                    }
+                };
+            }
+            Err(failure) => failure,
+        };
+        let Needs::Call(call) = needs else {
+            return Ok(None);
+        };
+        let name = connections
+            .configured()
+            .find(|c| c.id == credential.connection)
+            .map_or_else(|| credential.connection.clone(), |c| c.name.clone());
+        let message = match failure {
+            ConnectionError::NotConnected => {
+                format!("This tool acts as you at {name}: connect your {name} account first.")
+            }
+            ConnectionError::ReconnectNeeded => {
+                format!(
+                    "{name} no longer accepts the connection to your account: connect it again."
+                )
+            }
+            ConnectionError::UnknownConnection | ConnectionError::Unavailable(_) => {
+                tracing::warn!(connection = %credential.connection, error = %failure, "no token for the connected service");
+                return Err(answer(&serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": call.id,
+                    "error": {
+                        "code": -32603,
+                        "message": format!("{name} cannot be reached right now; try again shortly."),
+                    },
+                })));
+            }
+        };
+        let elicitation_id = mcpauth_core::secret::random_id();
+        let url = match connections
+            .connect_url(&session.user_id, &credential.connection, &elicitation_id)
+            .await
+        {
+            Ok(url) => url,
+            Err(error) => {
+                tracing::warn!(connection = %credential.connection, %error, "could not make a connect link");
+                return Err(refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway could not make a connect link; try again",
+                ));
+            }
+        };
+        let declared =
+            client_session.is_some_and(|id| self.sessions.url_elicitation(id, &session.user_id));
+        let message = if declared {
+            if let Some(id) = client_session {
+                self.sessions.sent(&elicitation_id, id);
+            }
+            elicitation::url_elicitation_required(&call.id, &elicitation_id, &url, &message)
+        } else if call.method == "tools/call" {
+            elicitation::tool_error_with_link(&call.id, &url, &message)
+        } else {
+            elicitation::error_with_link(&call.id, &url, &message)
+        };
+        Err(answer(&message))
+    }
+}
+
+/// The upstream's GET stream, with the gateway's own notifications put in between its events.
+fn respond_merged(answer: reqwest::Response, own: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    let status = answer.status();
+    let mut out_headers: HeaderMap = headers::client_response_headers(answer.headers());
+    out_headers.remove(header::CONTENT_LENGTH);
+    let body = Body::from_stream(elicitation::merge_sse(answer.bytes_stream(), own));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = out_headers;
+    response
 }
 
 /// The client's answer to the upstream's `answer`: its status and headers (hop-by-hop ones

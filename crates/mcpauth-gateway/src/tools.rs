@@ -187,14 +187,14 @@ pub enum SseError {
     TooLarge,
 }
 
-struct EventEnd {
-    event_len: usize,
-    separator_len: usize,
+pub(crate) struct EventEnd {
+    pub(crate) event_len: usize,
+    pub(crate) separator_len: usize,
 }
 
 /// Where the first complete SSE event in `buffer` ends: a blank line, with any of the three
 /// line endings the SSE format allows (`\n`, `\r\n`, `\r`).
-fn event_end(buffer: &[u8]) -> Option<EventEnd> {
+pub(crate) fn event_end(buffer: &[u8]) -> Option<EventEnd> {
     let mut i = 0;
     let mut line_start = 0;
     while i < buffer.len() {

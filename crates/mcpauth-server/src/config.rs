@@ -399,6 +399,31 @@ pub struct UpstreamSettings {
     /// The form of the access tokens issued for it: `opaque` or `jwt` (RFC 9068); default
     /// opaque, or for the upstream at the main path the top-level `access_token_format`.
     pub access_token_format: Option<mcpauth::AccessTokenFormat>,
+    /// The user's own token at a connected service, sent to this upstream (and no other):
+    /// `credential = { connection = "github", header = "Authorization", format = "Bearer {token}" }`.
+    pub credential: Option<CredentialSettings>,
+}
+
+/// `[[upstreams]] credential`: which connection's token goes to the upstream, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSettings {
+    /// The `[[connections]]` id whose token is sent.
+    pub connection: String,
+    /// The header it goes in; default `Authorization`.
+    #[serde(default = "default_credential_header")]
+    pub header: String,
+    /// The header's value, `{token}` standing for the token; default `Bearer {token}`.
+    #[serde(default = "default_credential_format")]
+    pub format: String,
+}
+
+fn default_credential_header() -> String {
+    "Authorization".to_owned()
+}
+
+fn default_credential_format() -> String {
+    "Bearer {token}".to_owned()
 }
 
 /// `[database]`: pool settings; unset values keep the store's defaults.
@@ -835,6 +860,35 @@ impl Settings {
                 })?;
                 upstream.headers.push((name, value));
             }
+            if let Some(credential) = &settings.credential {
+                if !options
+                    .connections
+                    .iter()
+                    .any(|c| c.id == credential.connection)
+                {
+                    anyhow::bail!(
+                        "upstream {path}: credential.connection {:?} is not the id of any [[connections]] entry",
+                        credential.connection
+                    );
+                }
+                let parsed = mcpauth_gateway::credential::Credential::new(
+                    &credential.connection,
+                    &credential.header,
+                    &credential.format,
+                )
+                .map_err(|e| anyhow::anyhow!("upstream {path}: credential: {e}"))?;
+                if upstream
+                    .headers
+                    .iter()
+                    .any(|(name, _)| *name == parsed.header)
+                {
+                    anyhow::bail!(
+                        "upstream {path}: the credential's header {} is also set in its headers",
+                        parsed.header
+                    );
+                }
+                upstream.credential = Some(parsed);
+            }
             upstreams.push(upstream);
         }
         Ok(upstreams)
@@ -883,6 +937,66 @@ mod tests {
             "MCPAUTH_TEST_SURELY_UNSET_VARIABLE"
         );
         assert_eq!(expand_env("${unterminated").unwrap(), "${unterminated");
+    }
+
+    #[test]
+    fn v3_upstream_credentials_are_checked_at_start() {
+        let with = |credential: CredentialSettings, headers: &[(&str, &str)]| {
+            let settings = Settings {
+                connections: vec![ConnectionSettings {
+                    id: "github".into(),
+                    kind: ConnectionKindSetting::Github,
+                    client_id: "id".into(),
+                    client_secret: "secret".into(),
+                    ..ConnectionSettings::default()
+                }],
+                upstreams: vec![UpstreamSettings {
+                    path: "/mcp/gh".into(),
+                    url: "https://api.githubcopilot.com/mcp/".into(),
+                    headers: headers
+                        .iter()
+                        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                        .collect(),
+                    credential: Some(credential),
+                    ..UpstreamSettings::default()
+                }],
+                ..Settings::default()
+            };
+            let options = settings.options("https://auth.example.com").unwrap();
+            settings
+                .gateway_upstreams(&options)
+                .map(|u| format!("{:?}", u[0].credential))
+                .map_err(|e| e.to_string())
+        };
+        let credential = |connection: &str, header: &str, format: &str| CredentialSettings {
+            connection: connection.into(),
+            header: header.into(),
+            format: format.into(),
+        };
+        let ok = with(credential("github", "Authorization", "Bearer {token}"), &[]).unwrap();
+        assert!(ok.contains("github"), "{ok}");
+        let unknown = with(credential("gitlab", "Authorization", "Bearer {token}"), &[]);
+        assert!(
+            unknown
+                .unwrap_err()
+                .contains("\"gitlab\" is not the id of any [[connections]]")
+        );
+        let reserved = with(credential("github", "X-MCPAuth-User-Id", "{token}"), &[]);
+        assert!(reserved.unwrap_err().contains("sets or drops itself"));
+        let format = with(credential("github", "Authorization", "Bearer"), &[]);
+        assert!(format.unwrap_err().contains("{token}"));
+        let twice = with(
+            credential("github", "X-Api-Key", "{token}"),
+            &[("X-Api-Key", "shared")],
+        );
+        assert!(twice.unwrap_err().contains("also set in its headers"));
+        // The defaults: Authorization, Bearer {token}.
+        let defaults: CredentialSettings =
+            figment::Figment::from(figment::providers::Toml::string("connection = \"github\""))
+                .extract()
+                .unwrap();
+        assert_eq!(defaults.header, "Authorization");
+        assert_eq!(defaults.format, "Bearer {token}");
     }
 
     #[test]

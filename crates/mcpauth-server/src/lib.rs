@@ -35,7 +35,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use observability::{PoolUsage, ReadinessCheck};
 
 pub use config::{
-    ConnectionKindSetting, ConnectionSettings, DatabaseSettings, FlagOverrides,
+    ConnectionKindSetting, ConnectionSettings, CredentialSettings, DatabaseSettings, FlagOverrides,
     IdentityProviderSettings, ProviderKind, RateLimitBackendChoice, Settings, UpstreamSettings,
     VaultKeySetting,
 };

@@ -62,9 +62,10 @@ function hookSignals() {
  * Starts `mcpauth serve --bind 127.0.0.1:0` on a new temp database and waits for its banner
  * (`Issuer:` and `Listening on:`) and for `GET /healthz` to answer `ok`.
  * `env` adds server settings (MCPAUTH_*); rate limits are off unless `env` turns them on. `args`
- * are more flags for `serve` (e.g. ["--issuer", url]).
+ * are more flags for `serve` (e.g. ["--issuer", url]); `bind` the address (default port 0: pass
+ * a port of your own when something must know the issuer before the server starts).
  */
-export async function startServer({ env = {}, args = [], timeoutMs = 60_000, name = "interop" } = {}) {
+export async function startServer({ env = {}, args = [], timeoutMs = 60_000, name = "interop", bind = "127.0.0.1:0" } = {}) {
   const bin = resolveBinary();
   hookSignals();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `mcpauth-${name}-`));
@@ -74,7 +75,7 @@ export async function startServer({ env = {}, args = [], timeoutMs = 60_000, nam
   delete childEnv.MCPAUTH_BIN;
   const child = spawn(
     bin,
-    ["serve", "--bind", "127.0.0.1:0", "--database-url", `sqlite://${path.join(tmp, "mcpauth.db")}`, ...args],
+    ["serve", "--bind", bind, "--database-url", `sqlite://${path.join(tmp, "mcpauth.db")}`, ...args],
     { cwd: tmp, env: childEnv, stdio: ["ignore", "pipe", "pipe"] },
   );
   live.set(child, tmp);

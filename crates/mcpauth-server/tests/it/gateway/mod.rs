@@ -5,6 +5,7 @@
 //! and SSE), unbuffered streaming, session and resumption headers both ways, the 2026-07-28
 //! header rules, and an upstream that is down or slow.
 
+mod credential;
 pub(crate) mod upstream;
 
 use std::collections::BTreeMap;

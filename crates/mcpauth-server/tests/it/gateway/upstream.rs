@@ -209,15 +209,22 @@ async fn message(
     }
 }
 
-/// GET: one event saying which `Last-Event-ID` and session it was resumed with.
+/// GET: one event saying which `Last-Event-ID` and session it was resumed with; with
+/// `X-Test-Hold-Open`, the stream then stays open (as a client's standing GET stream does).
 async fn stream(headers: HeaderMap) -> Response {
+    use futures_util::StreamExt;
     let note = json!({
         "jsonrpc": "2.0", "method": "notifications/message",
         "params": { "data": headers_json(&headers) },
     });
-    sse(futures_util::stream::iter([Bytes::from(format!(
+    let first = futures_util::stream::iter([Bytes::from(format!(
         "id: 8\nevent: message\ndata: {note}\n\n"
-    ))]))
+    ))]);
+    if headers.contains_key("x-test-hold-open") {
+        sse(first.chain(futures_util::stream::pending()))
+    } else {
+        sse(first)
+    }
 }
 
 async fn end_session(headers: HeaderMap) -> Response {
