@@ -19,6 +19,9 @@ use mcpauth_core::{Store, StoreError};
 use crate::support::{scopes, uri};
 
 pub use crate::contract_accounts::{concurrent_unlink_keeps_a_way_in, linked_accounts};
+pub use crate::contract_console::{
+    a1_audit_search_and_histogram, a1_counts_and_client_usage, a1_stored_admins, a1_user_search,
+};
 pub use crate::contract_outbox::{
     concurrent_claims_send_each_mail_once, outbox_claims_in_due_order_up_to_the_limit,
     outbox_lifecycle, outbox_mail_and_token_are_one_transaction,
@@ -1917,8 +1920,18 @@ pub async fn one_time_ids(store: &dyn Store) {
     assert!(store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 600).await.unwrap());
-    assert!(store.use_once("dpop:thumbprint:jti-2", NOW + 60).await.unwrap());
-    assert!(store.use_once("client-assertion:c1:jti-1", NOW + 60).await.unwrap());
+    assert!(
+        store
+            .use_once("dpop:thumbprint:jti-2", NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .use_once("client-assertion:c1:jti-1", NOW + 60)
+            .await
+            .unwrap()
+    );
 
     store.purge_expired(NOW + 59).await.unwrap();
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
@@ -1978,6 +1991,11 @@ macro_rules! contract_tests {
             outbox_never_sends_an_expired_token,
             outbox_mail_and_token_are_one_transaction,
             one_time_ids,
+            // The console (SECURITY A1).
+            a1_stored_admins,
+            a1_user_search,
+            a1_audit_search_and_histogram,
+            a1_counts_and_client_usage,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,
