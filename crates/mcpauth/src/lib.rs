@@ -48,6 +48,8 @@
 //!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
 //!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
 //!   "Upstream" always means an MCP server behind the gateway.
+//! - `console`: the operator's console at `{base_path}/admin` and its JSON API (SECURITY A1):
+//!   who is an admin, the pages, the actions (each audited with the acting admin).
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -63,6 +65,7 @@ mod bearer;
 mod browser_session;
 pub mod cimd;
 mod client_auth;
+mod console;
 mod discovery;
 pub mod email;
 mod email_flows;
@@ -101,7 +104,7 @@ pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIde
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
-    BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
+    ADMIN_SCOPE, BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
     SignInProvider, TrustedClient,
 };
 pub use params::unreadable_body;
