@@ -104,8 +104,8 @@ pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIde
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
-    ADMIN_SCOPE, BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
-    SignInProvider, TrustedClient,
+    ADMIN_SCOPE, BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy,
+    RefreshTokenPolicy, SignInProvider, TrustedClient,
 };
 pub use params::unreadable_body;
 pub use password_accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};

@@ -484,7 +484,8 @@ impl RateLimiter {
         };
         for (start, count) in refusals.iter() {
             if *start >= since {
-                let index = usize::try_from((start - since) / bucket_seconds.max(1)).unwrap_or(usize::MAX);
+                let index =
+                    usize::try_from((start - since) / bucket_seconds.max(1)).unwrap_or(usize::MAX);
                 if let Some(slot) = counts.get_mut(index) {
                     *slot += count;
                 }

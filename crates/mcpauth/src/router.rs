@@ -45,7 +45,10 @@ impl McpAuth {
             .route("/sign-out", post(pages::sign_out_submit))
             .layer(from_fn(page_headers));
         Router::new()
-            .merge(crate::console::routes(&self.options().base_path))
+            .nest_service(
+                &crate::console::path(&self.options().base_path),
+                crate::console::service(self.clone()),
+            )
             .merge(pages)
             .route("/assets/mcpauth.css", get(pages::stylesheet))
             .fallback(not_found)
@@ -206,7 +209,10 @@ fn build(auth: McpAuth) -> Router {
         .merge(pages)
         .merge(account);
     if !auth.options().console_apart {
-        router = router.merge(crate::console::routes(&base));
+        router = router.nest_service(
+            &crate::console::path(&base),
+            crate::console::service(auth.clone()),
+        );
     }
     router
         .route("/assets/mcpauth.css", get(pages::stylesheet))

@@ -21,6 +21,7 @@ mod backup;
 mod cimd;
 mod cli;
 mod config_docs;
+mod console;
 mod discovery;
 mod email;
 mod example;

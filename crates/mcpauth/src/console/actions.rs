@@ -126,7 +126,10 @@ pub(crate) async fn user_action(
                 record(auth, admin, kind, Some(&user.id), None, about).await;
             }
             Ok(if disable {
-                format!("{} is disabled: no sign-in, and their sessions and tokens no longer work.", user.email)
+                format!(
+                    "{} is disabled: no sign-in, and their sessions and tokens no longer work.",
+                    user.email
+                )
             } else {
                 format!("{} is enabled again.", user.email)
             })
@@ -145,8 +148,13 @@ pub(crate) async fn user_action(
             Ok(format!("Ended {ended} session(s) of {}.", user.email))
         }
         UserAction::SendResetLink => {
-            match crate::email_flows::request_password_reset(auth, &user.email, RESET_PAGE, &admin.ip)
-                .await
+            match crate::email_flows::request_password_reset(
+                auth,
+                &user.email,
+                RESET_PAGE,
+                &admin.ip,
+            )
+            .await
             {
                 Ok(()) => {}
                 Err(MailRequestError::RateLimited(limited)) => {
@@ -158,8 +166,19 @@ pub(crate) async fn user_action(
                     )));
                 }
             }
-            record(auth, admin, "admin.user.send_reset_link", Some(&user.id), None, about).await;
-            Ok(format!("A password-reset link is on its way to {}.", user.email))
+            record(
+                auth,
+                admin,
+                "admin.user.send_reset_link",
+                Some(&user.id),
+                None,
+                about,
+            )
+            .await;
+            Ok(format!(
+                "A password-reset link is on its way to {}.",
+                user.email
+            ))
         }
         UserAction::Delete => {
             if myself {
@@ -174,8 +193,19 @@ pub(crate) async fn user_action(
                 )));
             }
             store.delete_user(&user.id).await?;
-            record(auth, admin, "admin.user.delete", Some(&user.id), None, about).await;
-            Ok(format!("{} was deleted with their sessions, consents and grants.", user.email))
+            record(
+                auth,
+                admin,
+                "admin.user.delete",
+                Some(&user.id),
+                None,
+                about,
+            )
+            .await;
+            Ok(format!(
+                "{} was deleted with their sessions, consents and grants.",
+                user.email
+            ))
         }
     }
 }
@@ -213,12 +243,17 @@ pub(crate) async fn client_action(
             json!({ "purged": purged }),
         )
         .await;
-        return Ok(format!("Purged {purged} self-registered client(s) that were never used."));
+        return Ok(format!(
+            "Purged {purged} self-registered client(s) that were never used."
+        ));
     }
     let client_id = client_id
         .ok_or_else(|| ConsoleError::BadRequest("Name the client (client_id).".to_owned()))?;
     let client = find_client(auth, client_id).await?;
-    let name = client.name.clone().unwrap_or_else(|| client.client_id.clone());
+    let name = client
+        .name
+        .clone()
+        .unwrap_or_else(|| client.client_id.clone());
     let about = json!({ "name": client.name });
     match action {
         ClientAction::Disable | ClientAction::Enable => {
@@ -248,7 +283,15 @@ pub(crate) async fn client_action(
                 )));
             }
             store.delete_client(&client.client_id).await?;
-            record(auth, admin, "admin.client.delete", None, Some(&client.client_id), about).await;
+            record(
+                auth,
+                admin,
+                "admin.client.delete",
+                None,
+                Some(&client.client_id),
+                about,
+            )
+            .await;
             Ok(format!("{name} was deleted with everything issued to it."))
         }
         ClientAction::PurgeUnused => Ok(String::new()),
@@ -263,7 +306,9 @@ pub(crate) async fn revoke_grants(
     grants: &[(String, String)],
 ) -> Result<u64, ConsoleError> {
     if grants.is_empty() {
-        return Err(ConsoleError::BadRequest("Choose the grants to revoke.".to_owned()));
+        return Err(ConsoleError::BadRequest(
+            "Choose the grants to revoke.".to_owned(),
+        ));
     }
     if grants.len() > super::read::MAX_PAGE as usize {
         return Err(ConsoleError::BadRequest(format!(

@@ -126,7 +126,9 @@ pub(crate) async fn user_action(
         actions::user_action(&auth, &admin, &id, action, body.confirm.as_deref()).await
     }
     .await;
-    result.map_or_else(ConsoleError::api, |done| ok(json!({ "ok": true, "message": done })))
+    result.map_or_else(ConsoleError::api, |done| {
+        ok(json!({ "ok": true, "message": done }))
+    })
 }
 
 /// `GET …/api/clients`.
@@ -167,7 +169,9 @@ pub(crate) async fn client_action(
         .await
     }
     .await;
-    result.map_or_else(ConsoleError::api, |done| ok(json!({ "ok": true, "message": done })))
+    result.map_or_else(ConsoleError::api, |done| {
+        ok(json!({ "ok": true, "message": done }))
+    })
 }
 
 /// `GET …/api/grants?user=&client=&offset=&limit=`.
@@ -183,7 +187,11 @@ pub(crate) async fn grants(
         let (offset, limit) = read::page_of(&params);
         let found = auth
             .store()
-            .grants(read::text(&params, "user"), read::text(&params, "client"), auth.now())
+            .grants(
+                read::text(&params, "user"),
+                read::text(&params, "client"),
+                auth.now(),
+            )
             .await?;
         let total = found.len();
         let page: Vec<GrantRecord> = found

@@ -22,7 +22,11 @@ const SERIES: &[(&str, &[&str])] = &[
     ("Sign-ins", &["sign_in.success"]),
     (
         "Failed sign-ins",
-        &["sign_in.failure", "sign_in.refused", "upstream_sign_in.refused"],
+        &[
+            "sign_in.failure",
+            "sign_in.refused",
+            "upstream_sign_in.refused",
+        ],
     ),
     ("Tokens issued", &["token.issue", "token.refresh"]),
     (
@@ -138,7 +142,11 @@ mod tests {
         let series = series(&counts, 3);
         assert_eq!(series[0].counts, [2, 0, 0]);
         assert_eq!(series[1].counts, [0, 0, 4]);
-        assert_eq!(series[2].counts, [0, 6, 0], "a bucket out of range is dropped");
+        assert_eq!(
+            series[2].counts,
+            [0, 6, 0],
+            "a bucket out of range is dropped"
+        );
         assert_eq!(series[3].total, 0);
     }
 

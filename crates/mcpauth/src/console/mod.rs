@@ -35,31 +35,39 @@ use crate::McpAuth;
 use crate::errors::no_such_endpoint;
 use crate::web::set_page_headers;
 
-/// The console's routes under `{base}/admin`, with their headers.
-pub(crate) fn routes(base: &str) -> Router<McpAuth> {
-    let admin = format!("{base}/admin");
-    let at = |path: &str| format!("{admin}{path}");
+/// The console under `{base_path}/admin`, as a service to nest there: its routes (relative to
+/// that path) inside the layer that sets its headers. The layer wraps the whole router, so it
+/// sees every answer as sent — axum's 405 with its `Allow` header included.
+pub(crate) fn service(auth: McpAuth) -> Router {
+    let routes = Router::new()
+        .route("/", get(pages::overview))
+        .route("/users", get(pages::users))
+        .route("/users/{id}", get(pages::user))
+        .route("/users/{id}/{action}", post(pages::user_action))
+        .route("/clients", get(pages::clients))
+        .route("/clients/{action}", post(pages::client_action))
+        .route("/grants", get(pages::grants))
+        .route("/grants/revoke", post(pages::revoke_grants))
+        .route("/audit", get(pages::audit))
+        .route("/audit/export", get(pages::audit_export))
+        .route("/api/overview", get(api::overview))
+        .route("/api/users", get(api::users))
+        .route("/api/users/{id}", get(api::user))
+        .route("/api/users/{id}/{action}", post(api::user_action))
+        .route("/api/clients", get(api::clients))
+        .route("/api/clients/{action}", post(api::client_action))
+        .route("/api/grants", get(api::grants))
+        .route("/api/grants/revoke", post(api::revoke_grants))
+        .route("/api/audit", get(api::audit))
+        .with_state(auth);
     Router::new()
-        .route(&admin, get(pages::overview))
-        .route(&at("/users"), get(pages::users))
-        .route(&at("/users/{id}"), get(pages::user))
-        .route(&at("/users/{id}/{action}"), post(pages::user_action))
-        .route(&at("/clients"), get(pages::clients))
-        .route(&at("/clients/{action}"), post(pages::client_action))
-        .route(&at("/grants"), get(pages::grants))
-        .route(&at("/grants/revoke"), post(pages::revoke_grants))
-        .route(&at("/audit"), get(pages::audit))
-        .route(&at("/audit/export"), get(pages::audit_export))
-        .route(&at("/api/overview"), get(api::overview))
-        .route(&at("/api/users"), get(api::users))
-        .route(&at("/api/users/{id}"), get(api::user))
-        .route(&at("/api/users/{id}/{action}"), post(api::user_action))
-        .route(&at("/api/clients"), get(api::clients))
-        .route(&at("/api/clients/{action}"), post(api::client_action))
-        .route(&at("/api/grants"), get(api::grants))
-        .route(&at("/api/grants/revoke"), post(api::revoke_grants))
-        .route(&at("/api/audit"), get(api::audit))
+        .fallback_service(routes)
         .layer(from_fn(console_headers))
+}
+
+/// `{base_path}/admin`, where [`service`] is nested.
+pub(crate) fn path(base: &str) -> String {
+    format!("{base}/admin")
 }
 
 /// Security headers on every console answer; a 404 or 405 (a wrong method on a console path)

@@ -86,10 +86,13 @@ fn encode(text: &str) -> String {
 
 /// The path and query of a page request, to come back to after signing in again.
 fn here(parts: &Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned())
+    // The console is nested: its handlers see the path below `{base}/admin`.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
 async fn page_gate(
@@ -98,7 +101,8 @@ async fn page_gate(
     raw: Option<&str>,
 ) -> Result<(Admin, Params), ConsoleError> {
     let admin = page_admin(auth, parts, &here(parts)).await?;
-    let params = Params::from_query(raw, &[]).map_err(|e| ConsoleError::BadRequest(e.description))?;
+    let params =
+        Params::from_query(raw, &[]).map_err(|e| ConsoleError::BadRequest(e.description))?;
     Ok((admin, params))
 }
 
@@ -192,7 +196,13 @@ struct UsersPage {
 
 /// Links to the previous and next pages of a list at `path` filtered by `query` (already
 /// encoded, without offset).
-fn pager(path: &str, query: &str, offset: u64, limit: u32, has_more: bool) -> (Option<String>, Option<String>) {
+fn pager(
+    path: &str,
+    query: &str,
+    offset: u64,
+    limit: u32,
+    has_more: bool,
+) -> (Option<String>, Option<String>) {
     let link = |offset: u64| {
         let sep = if query.is_empty() { "" } else { "&" };
         format!("{path}?{query}{sep}offset={offset}&limit={limit}")

@@ -183,7 +183,8 @@ pub(crate) struct ClientRecord {
 
 /// Every client, newest first, with its usage.
 pub(crate) async fn clients(auth: &McpAuth) -> Result<Vec<ClientRecord>, StoreError> {
-    let (clients, usage) = tokio::try_join!(auth.store().list_clients(), auth.store().client_usage())?;
+    let (clients, usage) =
+        tokio::try_join!(auth.store().list_clients(), auth.store().client_usage())?;
     let mut records: Vec<ClientRecord> = clients
         .iter()
         .map(|client| {
@@ -333,9 +334,13 @@ pub(crate) async fn overview(auth: &McpAuth) -> Result<Overview, StoreError> {
     }
     let options = auth.options();
     let mut last_24h = chart::series(&hours, 24);
-    last_24h.push(chart::rate_limited(auth.limiter().refusals(hour_start, 3600, 24)));
+    last_24h.push(chart::rate_limited(
+        auth.limiter().refusals(hour_start, 3600, 24),
+    ));
     let mut last_7d = chart::series(&days, 7);
-    last_7d.push(chart::rate_limited(auth.limiter().refusals(day_start, 86_400, 7)));
+    last_7d.push(chart::rate_limited(
+        auth.limiter().refusals(day_start, 86_400, 7),
+    ));
     Ok(Overview {
         users: counts.users,
         disabled_users: counts.disabled_users,
@@ -418,8 +423,15 @@ pub(crate) fn parse_time(value: &str) -> Option<i64> {
     }
     let (date, time) = value.split_once(['T', ' ']).unwrap_or((value, "00:00"));
     let mut date_parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (date_parts.next()??, date_parts.next()??, date_parts.next()??);
-    let mut time_parts = time.trim_end_matches('Z').splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (
+        date_parts.next()??,
+        date_parts.next()??,
+        date_parts.next()??,
+    );
+    let mut time_parts = time
+        .trim_end_matches('Z')
+        .splitn(3, ':')
+        .map(|p| p.parse::<i64>().ok());
     let hour = time_parts.next()??;
     let minute = time_parts.next()??;
     let second = time_parts.next().unwrap_or(Some(0))?;
@@ -466,7 +478,14 @@ mod tests {
         assert_eq!(utc(1_796_632_200), "2026-12-07 08:30 UTC");
         assert_eq!(parse_time("2000-02-29T23:59:59Z"), Some(951_868_799));
         assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
-        for bad in ["", "2026-13-01", "2026-12", "yesterday", "2026-12-07T25:00", "2026-12-07T08"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-12",
+            "yesterday",
+            "2026-12-07T25:00",
+            "2026-12-07T08",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
