@@ -117,6 +117,7 @@ pub(crate) fn svg(series: &[Series], label: &'static str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

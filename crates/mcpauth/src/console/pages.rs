@@ -813,6 +813,7 @@ fn csv(events: &[AuditEvent]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -468,6 +468,7 @@ pub(crate) fn utc(unix: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
