@@ -13,6 +13,7 @@
 #   4b. browser email test          e2e/browser: node --test email.test.mjs   (password reset and
 #                                   verification; mail received by smtp-server from npm)
 #   4c. identity provider (browser) e2e/browser: node --test identity_provider.test.mjs   (oidc-provider in-process as the identity provider)
+#   4d. the console (browser)       e2e/browser: node --test console.test.mjs   (the operator's console, SECURITY A1)
 #   5. peer flow                    e2e/peer-flow/run.sh   (Better Auth's flow.mjs against mcpauth)
 #   5b. container image             deploy/test-image.sh   (podman: the image recipe with step 3's binary;
 #                                   health, flow, volume across a restart, SIGTERM, two instances on
@@ -119,6 +120,12 @@ identity_provider_browser_test() (
     && node --test --test-reporter=spec identity_provider.test.mjs
 )
 
+# The operator's console in Chromium (SECURITY A1): same folder and packages.
+console_browser_test() (
+  cd "$root/e2e/browser" && { [[ -d node_modules/playwright-core ]] || npm ci --no-audit --no-fund; } \
+    && node --test --test-reporter=spec console.test.mjs
+)
+
 # ---- examples (crates/mcpauth/examples) ----
 # crates/mcpauth-server/tests/it/example.rs runs the built example binary
 # (target/debug/examples/protected_server): Cargo builds examples only for their own package,
@@ -136,6 +143,7 @@ run "build the server binary (cargo build -p mcpauth-server)" cargo build -p mcp
 with_binary "browser end-to-end test (e2e/browser)" browser_test
 with_binary "browser email test: password reset, verification (e2e/browser/email.test.mjs)" browser_email_test
 with_binary "sign-in through an identity provider in the browser (e2e/browser: oidc-provider)" identity_provider_browser_test
+with_binary "the console in the browser (e2e/browser/console.test.mjs)" console_browser_test
 with_binary "peer flow: Better Auth's flow.mjs against mcpauth (e2e/peer-flow)" "$root/e2e/peer-flow/run.sh"
 
 # ---- container image (deploy/) ----

@@ -573,3 +573,60 @@ pub struct ConnectionRecord {
     /// When a token of this connection was last handed to a tool (to the minute).
     pub last_used_at: Option<i64>,
 }
+
+// ----- The console (SECURITY A1) ------------------------------------------------------------
+
+/// Which entries of the security log an operator asks for; every field given narrows the
+/// selection (all of them: `AND`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The kind exactly (`sign_in.failure`), or a family of kinds (`sign_in` matches
+    /// `sign_in.success` and `sign_in.failure`).
+    pub kind: Option<String>,
+    /// The user concerned.
+    pub user_id: Option<String>,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The address the request came from, exactly.
+    pub ip: Option<String>,
+    /// Entries at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// Entries before this time.
+    pub until: Option<i64>,
+}
+
+/// How many security-log entries of one kind fell in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCount {
+    /// The bucket's index from the start of the range asked for (0 is the oldest).
+    pub bucket: i64,
+    /// The entries' kind.
+    pub kind: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// What the console's overview counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleCounts {
+    /// Every user.
+    pub users: u64,
+    /// Of them, the disabled ones.
+    pub disabled_users: u64,
+    /// Live grants, as [`crate::Store::grants`] lists them.
+    pub live_grants: u64,
+    /// Users made admins in the store (`mcpauth user admin`), not counting the configured ones.
+    pub stored_admins: u64,
+}
+
+/// How a client has been used: when tokens last came from one of its grants, and for how many
+/// users. A client that never had tokens issued has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUsage {
+    /// The client.
+    pub client_id: String,
+    /// When tokens were last issued to it (code exchange or refresh).
+    pub last_used_at: i64,
+    /// How many distinct users it has had tokens for.
+    pub users: u64,
+}

@@ -29,9 +29,10 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::model::{
-    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, ConnectionRecord, Consent, GrantSummary, LinkedAccount, OutboxMail,
-    RefreshToken, Reissue, Rotation, SealedTokens, Session, SigningKey, TokenFamily, Unlink, User,
+    AccessToken, AccessTokenGrant, AuditCount, AuditEvent, AuditFilter, AuthorizationCode, Client,
+    ClientDocument, ClientUsage, CodeRedemption, ConnectionRecord, Consent, ConsoleCounts,
+    GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue, Rotation, SealedTokens,
+    Session, SigningKey, TokenFamily, Unlink, User,
 };
 
 #[async_trait]
@@ -542,4 +543,45 @@ pub trait Store: Send + Sync + 'static {
         connection_id: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+    // ----- The console (SECURITY A1) -----------------------------------------------------------
+
+    /// Makes `user_id` an admin of the console (`admin`) or takes that back; returns whether
+    /// the user exists. Idempotent. Admins named in the configuration are not stored here.
+    async fn set_admin(&self, user_id: &str, admin: bool, now: i64) -> Result<bool, StoreError>;
+
+    /// Whether `user_id` was made an admin with [`Store::set_admin`].
+    async fn is_admin(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Users whose email or name contains `query` (case-insensitively for ASCII letters; `%`,
+    /// `_` and `\` match themselves), oldest first, `limit` from `offset`; with the number of
+    /// all matches. An empty query matches everyone.
+    async fn search_users(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Security log entries that match `filter`, newest first, `limit` from `offset`.
+    async fn search_audit(
+        &self,
+        filter: &AuditFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// How many security log entries of each kind fell in each of `buckets` consecutive
+    /// windows of `bucket_seconds`, the first starting at `since`. Only non-zero counts.
+    async fn audit_histogram(
+        &self,
+        since: i64,
+        bucket_seconds: i64,
+        buckets: u32,
+    ) -> Result<Vec<AuditCount>, StoreError>;
+
+    /// What the console's overview counts, at `now`.
+    async fn console_counts(&self, now: i64) -> Result<ConsoleCounts, StoreError>;
+
+    /// Every client that has had tokens issued: when last, and for how many users.
+    async fn client_usage(&self) -> Result<Vec<ClientUsage>, StoreError>;
 }

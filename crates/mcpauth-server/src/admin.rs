@@ -213,6 +213,45 @@ impl Admin {
         ))
     }
 
+    /// `user admin` (`--revoke`): makes the user an admin of the console, or takes it back.
+    pub async fn set_admin(&self, who: &str, admin: bool) -> anyhow::Result<()> {
+        let user = self.find_user(who).await?;
+        if !self.store.set_admin(&user.id, admin, now()).await? {
+            bail!("user <{}> no longer exists", clean(&user.email));
+        }
+        let kind = if admin {
+            "admin.user.admin_grant"
+        } else {
+            "admin.user.admin_revoke"
+        };
+        self.audit(
+            kind,
+            Some(&user.id),
+            None,
+            json!({ "email": user.email, "via": "cli" }),
+        )
+        .await?;
+        let configured = self
+            .settings
+            .auth
+            .admins
+            .iter()
+            .any(|email| email.eq_ignore_ascii_case(&user.email));
+        if !admin && configured {
+            eprintln!(
+                "warning: <{}> is named in the configuration's admins and stays an admin until \
+                 removed from there",
+                clean(&user.email)
+            );
+        }
+        emit(&format!(
+            "user <{}> (id {}) {} an admin of the console\n",
+            clean(&user.email),
+            user.id,
+            if admin { "is now" } else { "is no longer" }
+        ))
+    }
+
     // ----- clients -----------------------------------------------------------------------
 
     /// `client list`: every client, oldest first.

@@ -58,6 +58,9 @@ pub struct Settings {
     /// Address of the Prometheus `/metrics` listener; none (default) serves no metrics. Never
     /// the public listener: a separate port, for the monitoring network only.
     pub metrics_bind: Option<String>,
+    /// Address of an internal listener that alone serves the console (`{base_path}/admin`,
+    /// SECURITY A1) with its sign-in page; none (default): the console is on the main listener.
+    pub admin_bind: Option<String>,
     /// Seconds a client has to send a request's headers before its connection is closed.
     pub header_read_timeout_secs: u64,
     /// Seconds a client has to send a request's body before the request fails with 408.
@@ -491,6 +494,7 @@ impl Default for Settings {
             upstreams: Vec::new(),
             log_format: LogFormat::Text,
             metrics_bind: None,
+            admin_bind: None,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_timeout_secs: 30,
@@ -763,6 +767,7 @@ impl Settings {
             ..self.email.links.clone()
         };
         o.mailer = self.mailer(issuer)?;
+        o.console_apart = self.admin_bind.is_some();
         let main_path = path_of(&o.resource);
         for upstream in self.all_upstreams(&main_path) {
             let scopes = if upstream.scopes.is_empty() {

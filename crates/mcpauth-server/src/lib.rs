@@ -146,6 +146,8 @@ pub struct Application {
     rate_limits: String,
     /// The `/metrics` listener and its router, when `metrics_bind` is set.
     metrics: Option<(TcpListener, Router)>,
+    /// The console's own listener and router, when `admin_bind` is set.
+    console: Option<(TcpListener, Router)>,
     timeouts: Timeouts,
 }
 
@@ -223,6 +225,19 @@ impl Application {
             }
             None => None,
         };
+        let console =
+            match &settings.admin_bind {
+                Some(bind) => {
+                    let listener = TcpListener::bind(bind)
+                        .await
+                        .with_context(|| format!("could not listen on {bind} (admin_bind)"))?;
+                    let router = auth.console_router().layer(RequestBodyTimeoutLayer::new(
+                        Duration::from_secs(settings.body_read_timeout_secs),
+                    ));
+                    Some((listener, router))
+                }
+                None => None,
+            };
         Ok(Self {
             listener,
             router,
@@ -230,6 +245,7 @@ impl Application {
             address,
             rate_limits,
             metrics,
+            console,
             timeouts: Timeouts {
                 header_read: Duration::from_secs(settings.header_read_timeout_secs),
                 shutdown: Duration::from_secs(settings.shutdown_timeout_secs),
@@ -240,6 +256,13 @@ impl Application {
     /// The address of the `/metrics` listener, when `metrics_bind` is set.
     pub fn metrics_address(&self) -> Option<SocketAddr> {
         self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The address of the console's listener, when `admin_bind` is set.
+    pub fn console_address(&self) -> Option<SocketAddr> {
+        self.console
             .as_ref()
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
@@ -278,7 +301,23 @@ impl Application {
                 }
             })
         });
+        let (console_stop, console_stopped) = tokio::sync::oneshot::channel::<()>();
+        let console = self.console.map(|(listener, router)| {
+            let timeouts = self.timeouts;
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = console_stopped.await;
+                };
+                if let Err(error) = serve(listener, router, timeouts, stopped).await {
+                    tracing::error!(%error, "the console listener stopped");
+                }
+            })
+        });
         let served = serve(self.listener, self.router, self.timeouts, shutdown).await;
+        let _ = console_stop.send(());
+        if let Some(console) = console {
+            let _ = console.await;
+        }
         purging.abort();
         if let Some(metrics) = metrics {
             metrics.abort();

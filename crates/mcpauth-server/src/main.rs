@@ -202,6 +202,16 @@ enum UserCommand {
         #[arg(value_name = "EMAIL|ID", allow_hyphen_values = true)]
         user: String,
     },
+    /// Make a user an admin of the console (`{base_path}/admin`), or take it back with
+    /// --revoke. Admins named in the configuration's `admins` need no command.
+    Admin {
+        /// The user's email (or id).
+        #[arg(long, value_name = "EMAIL|ID", allow_hyphen_values = true)]
+        email: String,
+        /// Take the console away from the user instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Delete a user with their sessions, consents and grants (needs --yes).
     Delete {
         /// The user's email or id.
@@ -547,6 +557,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 UserCommand::Disable { user } => admin.set_user_disabled(&user, true).await,
                 UserCommand::Enable { user } => admin.set_user_disabled(&user, false).await,
                 UserCommand::Delete { user, yes } => admin.delete_user(&user, yes).await,
+                UserCommand::Admin { email, revoke } => admin.set_admin(&email, !revoke).await,
             }
         }
         Command::Client { command } => {

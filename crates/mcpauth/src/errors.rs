@@ -800,3 +800,134 @@ mod tests {
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
+
+/// The answer to a path nothing serves — and to every console URL for anyone who is not an
+/// admin (SECURITY A1), so that the two cannot be told apart.
+pub(crate) fn no_such_endpoint() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "error": "not_found", "error_description": "no such endpoint" })),
+    )
+        .into_response()
+}
+
+/// Why the console (SECURITY A1) or its API did not do what was asked. A page shows it as an
+/// HTML page ([`ConsoleError::page`]), the API as `{"error", "message"}` JSON
+/// ([`ConsoleError::api`]); both never cached.
+#[derive(Debug)]
+pub(crate) enum ConsoleError {
+    /// Not an admin, not signed in, or nothing here: exactly [`no_such_endpoint`].
+    NotFound,
+    /// An admin whose sign-in is older than `admin_reauth_secs`: a page sends the browser to
+    /// sign in again and come back to `return_to`; the API answers 401.
+    Reauthenticate {
+        /// The console path to come back to.
+        return_to: String,
+    },
+    /// The request cannot be acted on, for this reason (shown to the admin).
+    BadRequest(String),
+    /// A form or JSON post that failed the CSRF or same-origin check.
+    Forbidden,
+    /// Over the console's rate limit.
+    RateLimited(RateLimited),
+    /// The store failed.
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for ConsoleError {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(error)
+    }
+}
+
+impl ConsoleError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Reauthenticate { .. } => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::NotFound => "no such endpoint".to_owned(),
+            Self::Reauthenticate { .. } => {
+                "the console needs a recent sign-in: sign in again".to_owned()
+            }
+            Self::BadRequest(message) => message.clone(),
+            Self::Forbidden => {
+                "the request came from another site or its form has expired".to_owned()
+            }
+            Self::RateLimited(limited) => format!(
+                "too many requests; try again in {} seconds",
+                limited.retry_after
+            ),
+            Self::Unavailable(error) => {
+                storage_failure(error);
+                "the database could not be reached; try again in a moment".to_owned()
+            }
+        }
+    }
+
+    fn retry_after(&self, mut response: Response) -> Response {
+        if let Self::RateLimited(limited) = self
+            && let Ok(value) = HeaderValue::from_str(&limited.retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+
+    /// As an HTML page (or, for a stale admin session, the redirect to sign in again).
+    pub(crate) fn page(self) -> Response {
+        match self {
+            Self::NotFound => no_such_endpoint(),
+            Self::Reauthenticate { return_to } => {
+                let location = format!(
+                    "/sign-in?reauth=1&return_to={}",
+                    url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+                );
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                response
+            }
+            Self::Forbidden => PageError::forbidden_post().into_response(),
+            other => {
+                let title = match other {
+                    Self::BadRequest(_) => "This can't be done",
+                    Self::RateLimited(_) => "Too many requests",
+                    _ => "Temporarily unavailable",
+                };
+                let response =
+                    PageError::new(other.status(), title, other.message()).into_response();
+                other.retry_after(response)
+            }
+        }
+    }
+
+    /// As the API's JSON error.
+    pub(crate) fn api(self) -> Response {
+        if matches!(self, Self::NotFound) {
+            return no_such_endpoint();
+        }
+        let error = match &self {
+            Self::Reauthenticate { .. } => "login_required",
+            Self::BadRequest(_) => "invalid_request",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited(_) => "too_many_requests",
+            _ => "temporarily_unavailable",
+        };
+        let response = NoStore((
+            self.status(),
+            axum::Json(json!({ "error": error, "message": self.message() })),
+        ))
+        .into_response();
+        self.retry_after(response)
+    }
+}

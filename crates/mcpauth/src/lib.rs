@@ -60,6 +60,8 @@
 //!   does not depend on the `McpAuth` hub. `connection_pages`: the browser side (connect,
 //!   the provider's callback, disconnect; SECURITY V2). `audit`: the security log's one
 //!   choke point, a leaf.
+//! - `console`: the operator's console at `{base_path}/admin` and its JSON API (SECURITY A1):
+//!   who is an admin, the pages, the actions (each audited with the acting admin).
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -79,6 +81,7 @@ pub mod cimd;
 mod client_auth;
 mod connection_pages;
 pub mod connections;
+mod console;
 mod discovery;
 mod dpop;
 pub mod email;
@@ -124,8 +127,8 @@ pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIde
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
-    BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,
-    SignInProvider, TrustedClient,
+    ADMIN_SCOPE, BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy,
+    RefreshTokenPolicy, SignInProvider, TrustedClient,
 };
 pub use params::unreadable_body;
 pub use password_accounts::{AccountError, Accounts, MAX_PASSWORD, MIN_PASSWORD};

@@ -293,6 +293,17 @@ pub struct McpAuthOptions {
     /// (SECURITY V1). Needed when `connections` is not empty or the database holds any.
     #[serde(skip)]
     pub vault_keys: Option<mcpauth_core::vault::Keyring>,
+    /// The console (SECURITY A1): emails of the users who may use it at `{base_path}/admin`,
+    /// besides those made admins with `mcpauth user admin`. A configured admin's address must
+    /// be verified (else anyone signing up with it would be one).
+    pub admins: Vec<String>,
+    /// How recent a sign-in the console needs, seconds (default 900): an admin whose session
+    /// began earlier signs in again.
+    pub admin_reauth_secs: i64,
+    /// Serve the console only from [`crate::McpAuth::console_router`] (an internal listener,
+    /// the server's `admin_bind`), not from [`crate::McpAuth::router`].
+    #[serde(skip)]
+    pub console_apart: bool,
 }
 
 impl McpAuthOptions {
@@ -365,6 +376,9 @@ impl McpAuthOptions {
             allowed_emails: Vec::new(),
             connections: Vec::new(),
             vault_keys: None,
+            admins: Vec::new(),
+            admin_reauth_secs: 900,
+            console_apart: false,
         }
     }
 }
@@ -411,6 +425,11 @@ pub(crate) fn invalid(option: &'static str, reason: impl Into<String>) -> BuildE
         reason: reason.into(),
     }
 }
+
+/// The scope of an access token for the console's API (SECURITY A1): never advertised in
+/// metadata, and granted only with the user's consent (as `consent_scopes`); the API checks
+/// that the token's user is an admin at every call.
+pub const ADMIN_SCOPE: &str = "mcpauth:admin";
 
 /// What the options say once checked: the issuer and resource as URLs, and the scopes.
 pub(crate) struct Checked {
@@ -481,6 +500,8 @@ pub(crate) fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildEr
                 .map(String::as_str),
         );
     }
+    // The console's scope: supported, never advertised, never granted without consent.
+    all.push(ADMIN_SCOPE);
     let scopes_supported = Scopes::from_tokens(all);
     if !default_scope.is_subset_of(&scopes_supported) {
         return Err(invalid(
@@ -498,7 +519,26 @@ pub(crate) fn check_options(options: &McpAuthOptions) -> Result<Checked, BuildEr
             "each entry must be one scope token",
         ));
     }
-    let consent_scopes = Scopes::from_tokens(options.consent_scopes.iter().map(String::as_str));
+    let consent_scopes = Scopes::from_tokens(
+        options
+            .consent_scopes
+            .iter()
+            .map(String::as_str)
+            .chain([ADMIN_SCOPE]),
+    );
+    if options.admin_reauth_secs <= 0 {
+        return Err(invalid(
+            "admin_reauth_secs",
+            "must be a positive number of seconds",
+        ));
+    }
+    if options
+        .admins
+        .iter()
+        .any(|email| !email.contains('@') || email.trim() != email)
+    {
+        return Err(invalid("admins", "each entry must be an email address"));
+    }
     if options
         .initial_access_token
         .as_ref()

@@ -53,6 +53,8 @@ pub struct RateLimitOptions {
     /// Requests for a password-reset or verification mail per email address, whether or not
     /// it has an account (S30).
     pub email_per_address: u32,
+    /// Requests to the console and its API per client address (SECURITY A1).
+    pub admin_per_ip: u32,
 }
 
 impl Default for RateLimitOptions {
@@ -66,6 +68,7 @@ impl Default for RateLimitOptions {
             token_per_ip: 600,
             email_per_ip: 10,
             email_per_address: 3,
+            admin_per_ip: 300,
         }
     }
 }
@@ -82,6 +85,7 @@ impl RateLimitOptions {
             token_per_ip: 0,
             email_per_ip: 0,
             email_per_address: 0,
+            admin_per_ip: 0,
         }
     }
 }
@@ -332,6 +336,7 @@ pub(crate) enum Limit {
     TokenPerIp,
     EmailPerIp,
     EmailPerAddress,
+    AdminPerIp,
 }
 
 impl Limit {
@@ -345,6 +350,7 @@ impl Limit {
             Limit::TokenPerIp => "token_per_ip",
             Limit::EmailPerIp => "email_per_ip",
             Limit::EmailPerAddress => "email_per_address",
+            Limit::AdminPerIp => "admin_per_ip",
         }
     }
 }
@@ -358,6 +364,10 @@ pub(crate) struct RateLimiter {
     /// How long to leave a failed backend alone ([`BACKEND_BACKOFF`]).
     backoff: Duration,
     outage: Mutex<Outage>,
+    /// Refusals per hour (start of the hour, count), the last week's, for the console's chart:
+    /// this process's only (the audit log does not take one row per refusal, which a flood
+    /// would fill).
+    refusals: Mutex<Vec<(i64, u64)>>,
 }
 
 /// What the limiter remembers of backend failures (real time, not the configured clock).
@@ -377,6 +387,7 @@ impl RateLimiter {
             timeout: BACKEND_TIMEOUT,
             backoff: BACKEND_BACKOFF,
             outage: Mutex::new(Outage::default()),
+            refusals: Mutex::new(Vec::new()),
         }
     }
 
@@ -398,6 +409,7 @@ impl RateLimiter {
                 o.email_per_address,
                 format!("email-address:{}", secret::hash_token(key)),
             ),
+            Limit::AdminPerIp => (o.admin_per_ip, format!("admin:{key}")),
         }
     }
 
@@ -440,12 +452,46 @@ impl RateLimiter {
         if count > max || (!add && count == max) {
             metrics::counter!("mcpauth_rate_limit_refusals_total", "limit" => limit.name())
                 .increment(1);
+            self.count_refusal(now);
             Err(RateLimited {
                 retry_after: start + window - now,
             })
         } else {
             Ok(())
         }
+    }
+
+    fn count_refusal(&self, now: i64) {
+        let hour = now - now.rem_euclid(3600);
+        let mut refusals = match self.refusals.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match refusals.last_mut() {
+            Some((last, count)) if *last == hour => *count += 1,
+            _ => refusals.push((hour, 1)),
+        }
+        refusals.retain(|(start, _)| *start > hour - 8 * 86_400);
+    }
+
+    /// How many requests this process refused in each of `buckets` windows of
+    /// `bucket_seconds` (whole hours) from `since`.
+    pub(crate) fn refusals(&self, since: i64, bucket_seconds: i64, buckets: u32) -> Vec<u64> {
+        let mut counts = vec![0; buckets as usize];
+        let refusals = match self.refusals.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (start, count) in refusals.iter() {
+            if *start >= since {
+                let index =
+                    usize::try_from((start - since) / bucket_seconds.max(1)).unwrap_or(usize::MAX);
+                if let Some(slot) = counts.get_mut(index) {
+                    *slot += count;
+                }
+            }
+        }
+        counts
     }
 
     fn outage(&self) -> std::sync::MutexGuard<'_, Outage> {

@@ -4,12 +4,11 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, Method, header};
 use axum::middleware::from_fn;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use mcpauth_core::protected_resource::METADATA_PREFIX;
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -31,6 +30,30 @@ impl McpAuth {
     /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits see client addresses.
     pub fn router(&self) -> Router {
         build(self.clone())
+    }
+
+    /// The console alone (SECURITY A1), with the sign-in and sign-out pages it sends admins to
+    /// and the stylesheet: for an internal listener (the server's `admin_bind`) when
+    /// [`McpAuthOptions::console_apart`](crate::McpAuthOptions::console_apart) keeps it out of
+    /// [`Self::router`].
+    pub fn console_router(&self) -> Router {
+        let pages = Router::new()
+            .route(
+                "/sign-in",
+                get(pages::sign_in_page).post(pages::sign_in_submit),
+            )
+            .route("/sign-out", post(pages::sign_out_submit))
+            .layer(from_fn(page_headers));
+        Router::new()
+            .nest_service(
+                &crate::console::path(&self.options().base_path),
+                crate::console::service(self.clone()),
+            )
+            .merge(pages)
+            .route("/assets/mcpauth.css", get(pages::stylesheet))
+            .fallback(not_found)
+            .layer(CatchPanicLayer::new())
+            .with_state(self.clone())
     }
 }
 
@@ -198,10 +221,17 @@ fn build(auth: McpAuth) -> Router {
             get(pages::verify_email_link).post(pages::verify_email_submit),
         );
 
-    Router::new()
+    let mut router = Router::new()
         .merge(cross_origin)
         .merge(pages)
-        .merge(account)
+        .merge(account);
+    if !auth.options().console_apart {
+        router = router.nest_service(
+            &crate::console::path(&base),
+            crate::console::service(auth.clone()),
+        );
+    }
+    router
         .route("/assets/mcpauth.css", get(pages::stylesheet))
         .fallback(not_found)
         .layer(CatchPanicLayer::new())
@@ -247,9 +277,5 @@ fn dedup(paths: Vec<String>) -> Vec<String> {
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({ "error": "not_found", "error_description": "no such endpoint" })),
-    )
-        .into_response()
+    crate::errors::no_such_endpoint()
 }

@@ -177,6 +177,9 @@ pub fn describe_scope(scope: &str) -> String {
         "offline_access" => "Stay connected while you are away (refresh tokens)".to_owned(),
         "mcp:tools" => "Use this server's MCP tools".to_owned(),
         "mcp:admin" => "Use administrative MCP tools".to_owned(),
+        crate::options::ADMIN_SCOPE => {
+            "Administer this server: its users, apps, grants and audit log".to_owned()
+        }
         other => format!("Access \u{201c}{other}\u{201d}"),
     }
 }

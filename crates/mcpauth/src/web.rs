@@ -177,7 +177,13 @@ impl Site {
 /// Security headers for every HTML page and the authorization endpoint (SECURITY S18, S23).
 pub async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    set_page_headers(response.headers_mut());
+    response
+}
+
+/// The headers of [`page_headers`]: a strict CSP that forbids framing, no referrer, no
+/// sniffing, and `no-store` unless the answer says otherwise.
+pub(crate) fn set_page_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -197,7 +203,6 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }
 
 /// The last address in `X-Forwarded-For`, else the last `for=` of `Forwarded` (RFC 7239).

@@ -715,6 +715,7 @@ async fn every_admin_command_has_help() {
         vec!["user", "disable", "--help"],
         vec!["user", "enable", "--help"],
         vec!["user", "delete", "--help"],
+        vec!["user", "admin", "--help"],
         vec!["client", "--help"],
         vec!["client", "list", "--help"],
         vec!["client", "create", "--help"],
@@ -810,4 +811,52 @@ async fn keys_rotate_publishes_a_new_key_and_keeps_the_old_one() {
             .iter()
             .any(|k| k == "admin.keys.rotate")
     );
+}
+
+/// `user admin` makes a user an admin of the console (SECURITY A1) and `--revoke` takes it
+/// back; both are audited; an unknown user fails clearly.
+#[tokio::test]
+async fn a1_user_admin_grants_and_revokes_the_console() {
+    let cli = Cli::new();
+    cli.create_user("ops@example.com").await;
+    let granted = cli
+        .run(&["user", "admin", "--email", "ops@example.com"])
+        .await
+        .ok("user admin");
+    assert!(
+        granted.stdout.contains("is now an admin"),
+        "{}",
+        granted.stdout
+    );
+    let store = mcpauth_server::open_store(&cli.url()).await.unwrap();
+    let id = store
+        .user_by_email("ops@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    assert!(store.is_admin(&id).await.unwrap());
+    let revoked = cli
+        .run(&["user", "admin", "--email", "ops@example.com", "--revoke"])
+        .await
+        .ok("user admin --revoke");
+    assert!(
+        revoked.stdout.contains("is no longer an admin"),
+        "{}",
+        revoked.stdout
+    );
+    assert!(!store.is_admin(&id).await.unwrap());
+    let kinds = cli.audit_kinds().await;
+    assert!(
+        kinds.contains(&"admin.user.admin_grant".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"admin.user.admin_revoke".to_owned()),
+        "{kinds:?}"
+    );
+    cli.run(&["user", "admin", "--email", "nobody@example.com"])
+        .await
+        .fails_with("an unknown user", "no user with email");
 }

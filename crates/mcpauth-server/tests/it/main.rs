@@ -22,6 +22,7 @@ mod cimd;
 mod cli;
 mod config_docs;
 mod connections;
+mod console;
 mod discovery;
 mod email;
 mod example;

@@ -41,10 +41,10 @@
 
 use async_trait::async_trait;
 use mcpauth_core::model::{
-    AccessToken, AccessTokenGrant, AuditEvent, AuthorizationCode, Client, ClientDocument,
-    CodeRedemption, ConnectionRecord, ConnectionStatus, Consent, GrantSummary, LinkedAccount,
-    OutboxMail, RefreshToken, Reissue, Rotation, SealedTokens, Session, SigningKey, TokenFamily,
-    Unlink, User,
+    AccessToken, AccessTokenGrant, AuditCount, AuditEvent, AuditFilter, AuthorizationCode, Client,
+    ClientDocument, ClientUsage, CodeRedemption, ConnectionRecord, ConnectionStatus, Consent,
+    ConsoleCounts, GrantSummary, LinkedAccount, OutboxMail, RefreshToken, Reissue, Rotation,
+    SealedTokens, Session, SigningKey, TokenFamily, Unlink, User,
 };
 use mcpauth_core::secret::random_id;
 use mcpauth_core::{RedirectUri, Store, StoreError};
@@ -58,6 +58,19 @@ use super::{Backend, Conn, Query, SqlStore, query};
 
 /// The key in `"mcpauthSetting"` that holds the server secret.
 const SERVER_SECRET_KEY: &str = "server_secret";
+
+/// `text` with LIKE's wildcards (`%`, `_`) and its escape character (`\`) escaped, so that a
+/// pattern made from it matches them literally (used with `ESCAPE '\'`).
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
 
 /// Better Auth's provider id for email-and-password credentials.
 const CREDENTIAL_PROVIDER: &str = "credential";
@@ -2273,5 +2286,216 @@ impl<B: Backend> Store for SqlStore<B> {
             })
         })
         .await
+    }
+
+    // ----- The console (SECURITY A1) -----------------------------------------------------------
+
+    async fn set_admin(&self, user_id: &str, admin: bool, now: i64) -> Result<bool, StoreError> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.begin().await?;
+                let exists = tx
+                    .fetch_optional(query(r#"SELECT id FROM "user" WHERE id = $1"#).bind(&user_id))
+                    .await?
+                    .is_some();
+                if exists {
+                    let change = if admin {
+                        query(
+                            r#"INSERT INTO "mcpauthAdmin" (user_id, granted_at) VALUES ($1, $2)
+                               ON CONFLICT (user_id) DO NOTHING"#,
+                        )
+                        .bind(&user_id)
+                        .bind(now)
+                    } else {
+                        query(r#"DELETE FROM "mcpauthAdmin" WHERE user_id = $1"#).bind(&user_id)
+                    };
+                    tx.execute(change).await?;
+                }
+                tx.commit().await?;
+                Ok(exists)
+            })
+        })
+        .await
+    }
+
+    async fn is_admin(&self, user_id: &str) -> Result<bool, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(r#"SELECT user_id FROM "mcpauthAdmin" WHERE user_id = $1"#).bind(user_id),
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn search_users(
+        &self,
+        search: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        // A parameter, never SQL text; LIKE's wildcards in it are escaped to match themselves.
+        let pattern = format!("%{}%", like_escaped(&search.to_lowercase()));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .fetch_all(
+                        query(concat!(
+                            "SELECT ",
+                            user_columns_as_u!(),
+                            r#" FROM "user" u
+                                WHERE lower(u.email) LIKE $1 ESCAPE '\'
+                                   OR lower(u.name) LIKE $1 ESCAPE '\'
+                                ORDER BY u.created_at, u.id LIMIT $2 OFFSET $3"#
+                        ))
+                        .bind(pattern.as_str())
+                        .bind(i64::from(limit))
+                        .bind(offset),
+                    )
+                    .await?;
+                let users = decode_all(rows, rows::user_u)?;
+                let total = c
+                    .fetch_optional(
+                        query(
+                            r#"SELECT COUNT(*) AS n FROM "user" u
+                               WHERE lower(u.email) LIKE $1 ESCAPE '\'
+                                  OR lower(u.name) LIKE $1 ESCAPE '\'"#,
+                        )
+                        .bind(pattern.as_str()),
+                    )
+                    .await?;
+                let total: i64 = match total {
+                    Some(row) => get(&row, "n")?,
+                    None => 0,
+                };
+                Ok((users, u64::try_from(total).unwrap_or(0)))
+            })
+        })
+        .await
+    }
+
+    async fn search_audit(
+        &self,
+        filter: &AuditFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        // `kind` matches exactly or as the family before a dot (`sign_in` → `sign_in.%`).
+        let family = filter
+            .kind
+            .as_deref()
+            .map(|kind| format!("{}.%", like_escaped(kind)));
+        let rows = self
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    audit_columns!(),
+                    r#" FROM "auditLog"
+                        WHERE ($1 IS NULL OR kind = $1 OR kind LIKE $2 ESCAPE '\')
+                          AND ($3 IS NULL OR user_id = $3)
+                          AND ($4 IS NULL OR client_id = $4)
+                          AND ($5 IS NULL OR ip = $5)
+                          AND ($6 IS NULL OR at >= $6)
+                          AND ($7 IS NULL OR at < $7)
+                        ORDER BY id DESC LIMIT $8 OFFSET $9"#
+                ))
+                .bind(filter.kind.as_deref())
+                .bind(family.as_deref())
+                .bind(filter.user_id.as_deref())
+                .bind(filter.client_id.as_deref())
+                .bind(filter.ip.as_deref())
+                .bind(filter.since)
+                .bind(filter.until)
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX)),
+            )
+            .await?;
+        decode_all(rows, rows::audit_event)
+    }
+
+    async fn audit_histogram(
+        &self,
+        since: i64,
+        bucket_seconds: i64,
+        buckets: u32,
+    ) -> Result<Vec<AuditCount>, StoreError> {
+        let bucket_seconds = bucket_seconds.max(1);
+        let until = since.saturating_add(bucket_seconds.saturating_mul(i64::from(buckets)));
+        let rows = self
+            .fetch_all(
+                query(
+                    r#"SELECT (at - $1) / $2 AS bucket, kind, COUNT(*) AS n FROM "auditLog"
+                       WHERE at >= $1 AND at < $3 GROUP BY 1, 2 ORDER BY 1, 2"#,
+                )
+                .bind(since)
+                .bind(bucket_seconds)
+                .bind(until),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = get(row, "n")?;
+                Ok(AuditCount {
+                    bucket: get(row, "bucket")?,
+                    kind: get(row, "kind")?,
+                    count: u64::try_from(count).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn console_counts(&self, now: i64) -> Result<ConsoleCounts, StoreError> {
+        let row = self
+            .fetch_optional(
+                query(
+                    r#"SELECT
+                         (SELECT COUNT(*) FROM "user") AS users,
+                         (SELECT COUNT(*) FROM "user" WHERE disabled = $1) AS disabled_users,
+                         (SELECT COUNT(*) FROM "oauthTokenFamily" f
+                            JOIN "user" u ON u.id = f.user_id
+                            JOIN "oauthApplication" c ON c.client_id = f.client_id
+                            WHERE f.revoked_at IS NULL AND f.last_used_at IS NOT NULL
+                              AND f.expires_at > $2) AS live_grants,
+                         (SELECT COUNT(*) FROM "mcpauthAdmin") AS stored_admins"#,
+                )
+                .bind(true)
+                .bind(now),
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(ConsoleCounts::default());
+        };
+        let count = |name: &str| -> Result<u64, StoreError> {
+            let n: i64 = get(&row, name)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(ConsoleCounts {
+            users: count("users")?,
+            disabled_users: count("disabled_users")?,
+            live_grants: count("live_grants")?,
+            stored_admins: count("stored_admins")?,
+        })
+    }
+
+    async fn client_usage(&self) -> Result<Vec<ClientUsage>, StoreError> {
+        let rows = self
+            .fetch_all(query(
+                r#"SELECT client_id, MAX(last_used_at) AS last_used_at,
+                          COUNT(DISTINCT user_id) AS users
+                   FROM "oauthTokenFamily" WHERE last_used_at IS NOT NULL
+                   GROUP BY client_id ORDER BY client_id"#,
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let users: i64 = get(row, "users")?;
+                Ok(ClientUsage {
+                    client_id: get(row, "client_id")?,
+                    last_used_at: get(row, "last_used_at")?,
+                    users: u64::try_from(users).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 }

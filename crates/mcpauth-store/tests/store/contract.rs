@@ -22,6 +22,9 @@ pub use crate::contract_accounts::{concurrent_unlink_keeps_a_way_in, linked_acco
 pub use crate::contract_connections::{
     concurrent_refresh_claims_succeed_once, connections_follow_their_user, connections_lifecycle,
 };
+pub use crate::contract_console::{
+    a1_audit_search_and_histogram, a1_counts_and_client_usage, a1_stored_admins, a1_user_search,
+};
 pub use crate::contract_outbox::{
     concurrent_claims_send_each_mail_once, outbox_claims_in_due_order_up_to_the_limit,
     outbox_lifecycle, outbox_mail_and_token_are_one_transaction,
@@ -2059,6 +2062,11 @@ macro_rules! contract_tests {
             // Connected accounts (issue 19).
             connections_lifecycle,
             connections_follow_their_user,
+            // The console (SECURITY A1).
+            a1_stored_admins,
+            a1_user_search,
+            a1_audit_search_and_histogram,
+            a1_counts_and_client_usage,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,

@@ -3,6 +3,7 @@
 //! - [`contract`]: the behaviour every [`Store`](mcpauth_core::Store) backend must have, run
 //!   against SQLite (a file, and in memory) and PostgreSQL.
 //! - [`contract_accounts`]: the part of the contract about linked accounts.
+//! - [`contract_console`]: the part of the contract the console reads (SECURITY A1).
 //! - [`contract_outbox`]: the part of the contract about the mail outbox.
 //! - [`contract_connections`]: the part of the contract about connected accounts.
 //! - [`sqlite`]: what is particular to the SQLite backend.
@@ -14,6 +15,7 @@
 mod contract;
 mod contract_accounts;
 mod contract_connections;
+mod contract_console;
 mod contract_outbox;
 mod postgres;
 mod sqlite;

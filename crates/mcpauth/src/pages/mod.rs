@@ -168,7 +168,10 @@ pub async fn sign_in_page(
         {
             cookies.push(auth.site().clear_cookie(AUTHORIZE_COOKIE));
         }
-        if matches!(browser_session(&auth, &headers).await, Ok(Some(_))) {
+        // `reauth=1` (the console wants a fresh sign-in): the form, even when signed in.
+        let reauth = Params::from_query(query.as_deref(), &[])
+            .is_ok_and(|params| params.get("reauth") == Some("1"));
+        if !reauth && matches!(browser_session(&auth, &headers).await, Ok(Some(_))) {
             return see_other(return_to.as_deref().unwrap_or("/"), cookies);
         }
     }
