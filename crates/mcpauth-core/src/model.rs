@@ -617,6 +617,10 @@ pub struct ConsoleCounts {
     pub live_grants: u64,
     /// Users made admins in the store (`mcpauth user admin`), not counting the configured ones.
     pub stored_admins: u64,
+    /// Connected accounts (the token vault), every user's.
+    pub connections: u64,
+    /// Of them, those whose user must connect again.
+    pub connections_reconnect: u64,
 }
 
 /// How a client has been used: when tokens last came from one of its grants, and for how many

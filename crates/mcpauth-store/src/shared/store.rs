@@ -2457,10 +2457,14 @@ impl<B: Backend> Store for SqlStore<B> {
                             JOIN "oauthApplication" c ON c.client_id = f.client_id
                             WHERE f.revoked_at IS NULL AND f.last_used_at IS NOT NULL
                               AND f.expires_at > $2) AS live_grants,
-                         (SELECT COUNT(*) FROM "mcpauthAdmin") AS stored_admins"#,
+                         (SELECT COUNT(*) FROM "mcpauthAdmin") AS stored_admins,
+                         (SELECT COUNT(*) FROM "mcpauthConnection") AS connections,
+                         (SELECT COUNT(*) FROM "mcpauthConnection" WHERE status = $3)
+                           AS connections_reconnect"#,
                 )
                 .bind(true)
-                .bind(now),
+                .bind(now)
+                .bind(ConnectionStatus::ReconnectNeeded.as_str()),
             )
             .await?;
         let Some(row) = row else {
@@ -2475,6 +2479,8 @@ impl<B: Backend> Store for SqlStore<B> {
             disabled_users: count("disabled_users")?,
             live_grants: count("live_grants")?,
             stored_admins: count("stored_admins")?,
+            connections: count("connections")?,
+            connections_reconnect: count("connections_reconnect")?,
         })
     }
 

@@ -224,6 +224,12 @@ pub async fn connections_lifecycle(store: &dyn Store) {
             .unwrap(),
         "a connection waiting for reconnect is not refreshed"
     );
+    // The console counts them all, and those waiting for their user.
+    let counts = store.console_counts(NOW + 15).await.unwrap();
+    let all = store.all_connections().await.unwrap().len() as u64;
+    assert!(all >= 2);
+    assert_eq!(counts.connections, all);
+    assert_eq!(counts.connections_reconnect, 1);
 
     // Delete: audited; a second delete finds nothing and writes nothing.
     assert!(

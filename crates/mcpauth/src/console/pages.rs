@@ -329,6 +329,8 @@ struct UserPage {
     sessions: Vec<(String, String, String, String)>,
     grants: Vec<GrantRow>,
     events: Vec<AuditRow>,
+    /// Connected services: name, scopes, connected, last used, whether a reconnect is needed.
+    connections: Vec<(String, String, String, String, bool)>,
 }
 
 /// `GET {base}/admin/users/{id}`.
@@ -388,6 +390,21 @@ pub(crate) async fn user(
             .collect(),
         grants: grant_rows(&grants),
         events: audit_rows(events),
+        connections: detail
+            .connections
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.scopes.join(" "),
+                    utc(c.connected_at),
+                    c.last_used_at
+                        .map(utc)
+                        .unwrap_or_else(|| "never".to_owned()),
+                    c.reconnect_needed,
+                )
+            })
+            .collect(),
         u: detail.user,
         frame,
     };

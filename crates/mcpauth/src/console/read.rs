@@ -244,7 +244,20 @@ pub(crate) struct UserDetail {
     pub sessions: Vec<SessionRecord>,
     pub grants: Vec<GrantRecord>,
     pub audit: Vec<AuditRecord>,
-    // Connected accounts (the token vault) join here when that feature is merged.
+    /// Connected accounts (the token vault), without their tokens.
+    pub connections: Vec<ConnectionRecord>,
+}
+
+/// One of a user's connected accounts as the console shows it: which service, what it may do,
+/// whether it works; never a token.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConnectionRecord {
+    pub connection_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub reconnect_needed: bool,
+    pub connected_at: i64,
+    pub last_used_at: Option<i64>,
 }
 
 /// A user's page, or `None` when there is no such user.
@@ -261,12 +274,13 @@ pub(crate) async fn user_detail(
         user_id: Some(user.id.clone()),
         ..AuditFilter::default()
     };
-    let (accounts, sessions, grants, audit, admin) = tokio::try_join!(
+    let (accounts, sessions, grants, audit, admin, connections) = tokio::try_join!(
         store.user_accounts(&user.id),
         store.user_sessions(&user.id, now),
         store.grants(Some(&user.id), None, now),
         store.search_audit(&filter, 0, DEFAULT_PAGE),
         super::gate::is_admin(auth, &user),
+        auth.connections().list(&user.id),
     )?;
     Ok(Some(UserDetail {
         user: UserRecord::from(&user),
@@ -275,6 +289,17 @@ pub(crate) async fn user_detail(
         sessions: sessions.iter().map(SessionRecord::from).collect(),
         grants: grants.iter().map(GrantRecord::from).collect(),
         audit: audit.into_iter().map(AuditRecord::from).collect(),
+        connections: connections
+            .into_iter()
+            .map(|c| ConnectionRecord {
+                connection_id: c.connection_id,
+                name: c.name,
+                scopes: c.scopes,
+                reconnect_needed: c.reconnect_needed,
+                connected_at: c.connected_at,
+                last_used_at: c.last_used_at,
+            })
+            .collect(),
     }))
 }
 
@@ -297,7 +322,10 @@ pub(crate) struct Overview {
     pub disabled_clients: u64,
     /// Configured admins plus stored ones.
     pub admins: u64,
-    // The count of connected accounts (the token vault) joins here when that feature is merged.
+    /// Connected accounts (the token vault), and of them those waiting for their user to
+    /// connect again.
+    pub connections: u64,
+    pub connections_reconnect: u64,
     pub last_24h: Vec<Series>,
     pub last_7d: Vec<Series>,
     pub resources: Vec<Upstream>,
@@ -348,6 +376,8 @@ pub(crate) async fn overview(auth: &McpAuth) -> Result<Overview, StoreError> {
         disabled_clients: clients.iter().filter(|c| c.disabled).count() as u64,
         clients: by_kind,
         admins: counts.stored_admins + options.admins.len() as u64,
+        connections: counts.connections,
+        connections_reconnect: counts.connections_reconnect,
         last_24h,
         last_7d,
         resources: auth
