@@ -48,6 +48,11 @@
 //!   which carries out core's linking decision (`mcpauth_core::account_linking`). The
 //!   [`IdentityProvider`] trait is core's seam (implemented in `mcpauth-idp`), re-exported here.
 //!   "Upstream" always means an MCP server behind the gateway.
+//! - The grants without a browser (issue 21, SECURITY E1–E3): `machine_options` (a leaf: the
+//!   `[client_credentials]` and `[[trusted_issuers]]` settings), `assertion_keys` (a service:
+//!   JWS checks, `private_key_jwt` clients' keys fetched under M3's rules, the trusted issuers
+//!   and their keys), `client_assertion` (`private_key_jwt` authentication, from `client_auth`),
+//!   `client_credentials` and `id_jag` (the decisions, minted by `token`).
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -58,18 +63,23 @@
 #![warn(missing_docs)]
 
 mod account_api;
+mod assertion_keys;
 mod authorize;
 mod bearer;
 mod browser_session;
 pub mod cimd;
+mod client_assertion;
 mod client_auth;
+mod client_credentials;
 mod discovery;
 pub mod email;
 mod email_flows;
 mod errors;
 mod guard;
+mod id_jag;
 pub mod identity_provider;
 mod keys;
+mod machine_options;
 mod mcp_auth;
 mod oidc;
 mod option_formats;
@@ -99,6 +109,7 @@ pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
+pub use machine_options::{ClientCredentialsOptions, SubjectMapping, TrustedIssuer};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
     BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy, RefreshTokenPolicy,

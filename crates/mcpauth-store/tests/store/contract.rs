@@ -1917,8 +1917,18 @@ pub async fn one_time_ids(store: &dyn Store) {
     assert!(store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
     assert!(!store.use_once(KEY, NOW + 600).await.unwrap());
-    assert!(store.use_once("dpop:thumbprint:jti-2", NOW + 60).await.unwrap());
-    assert!(store.use_once("client-assertion:c1:jti-1", NOW + 60).await.unwrap());
+    assert!(
+        store
+            .use_once("dpop:thumbprint:jti-2", NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .use_once("client-assertion:c1:jti-1", NOW + 60)
+            .await
+            .unwrap()
+    );
 
     store.purge_expired(NOW + 59).await.unwrap();
     assert!(!store.use_once(KEY, NOW + 60).await.unwrap());
