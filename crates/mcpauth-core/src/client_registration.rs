@@ -903,6 +903,75 @@ mod tests {
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
             grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
             logo_uri: None,
+            scope: None,
+            resources: &[],
+            jwks_uri: None,
+            jwks: None,
+        }
+    }
+
+    #[test]
+    fn machine_clients_need_no_redirect_uri_but_a_confidential_method() {
+        let request = |extra: Value| {
+            let mut body = json!({ "client_name": "CI", "grant_types": ["client_credentials"] });
+            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+                body.extend(extra);
+            }
+            let Value::Object(map) = body else {
+                return Err(metadata_error("not an object"));
+            };
+            ClientRegistration::parse(&map, &Scopes::default())
+        };
+        let machine = request(json!({}));
+        assert!(
+            machine.as_ref().is_ok_and(|r| r.redirect_uris.is_empty()),
+            "{machine:?}"
+        );
+        assert!(request(json!({ "token_endpoint_auth_method": "none" })).is_err());
+        // Without a machine grant, authorization_code is still required.
+        assert!(request(json!({ "grant_types": ["refresh_token"] })).is_err());
+    }
+
+    #[test]
+    fn private_key_jwt_needs_public_keys() {
+        let request = |extra: Value| {
+            let mut body = json!({
+                "client_name": "Keyed", "redirect_uris": ["https://a.test/cb"],
+                "token_endpoint_auth_method": "private_key_jwt",
+            });
+            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+                body.extend(extra);
+            }
+            let Value::Object(map) = body else {
+                return Err(metadata_error("not an object"));
+            };
+            ClientRegistration::parse(&map, &Scopes::default())
+        };
+        let public = json!({ "kty": "EC", "crv": "P-256", "x": "x", "y": "y" });
+        assert!(request(json!({ "jwks": { "keys": [public] } })).is_ok());
+        assert!(request(json!({ "jwks_uri": "https://a.test/jwks" })).is_ok());
+        for (extra, why) in [
+            (json!({}), "needs jwks"),
+            (json!({ "jwks_uri": "http://a.test/jwks" }), "https"),
+            (
+                json!({ "jwks_uri": "https://a.test/jwks", "jwks": { "keys": [public] } }),
+                "not both",
+            ),
+            (
+                json!({ "jwks": { "keys": [{ "kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "secret" }] } }),
+                "private member",
+            ),
+            (
+                json!({ "jwks": { "keys": [{ "kty": "oct", "k": "c2VjcmV0" }] } }),
+                "RSA, EC or OKP",
+            ),
+            (json!({ "jwks": { "keys": [] } }), "1 to"),
+        ] {
+            let refused = request(extra);
+            assert!(
+                refused.as_ref().is_err_and(|e| e.description.contains(why)),
+                "{why}: {refused:?}"
+            );
         }
     }
 
@@ -951,6 +1020,11 @@ mod tests {
             name: "Trusted",
             redirect_uris: uris,
             logo_uri: Some("https://a.test/logo.png"),
+            grant_types: &[],
+            scope: None,
+            resources: &[],
+            jwks_uri: None,
+            jwks: None,
         }
     }
 

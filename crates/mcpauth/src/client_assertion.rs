@@ -40,8 +40,7 @@ pub(crate) async fn authenticate(auth: &McpAuth, params: &Params) -> Result<Clie
     }
     let client = auth
         .client(&client_id)
-        .await
-        .map_err(|_| refuse("the client is unknown"))?
+        .await?
         .filter(|c| !c.disabled)
         .ok_or_else(|| refuse("the client is unknown"))?;
     if !machine::uses_private_key_jwt(&client) {

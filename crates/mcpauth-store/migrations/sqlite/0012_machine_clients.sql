@@ -5,15 +5,16 @@
 -- are on, and cannot be switched off inside the migration's transaction). Dropping NOT NULL
 -- changes nothing on disk, so it is done the way SQLite documents for such changes
 -- (lang_altertable.html, "ALTER TABLE ... other kinds of changes"): the stored CREATE TABLE text
--- is edited in sqlite_schema, then a throw-away table is created and dropped so that the schema
--- cookie moves and every connection, this one included, reloads the schema. Columns added to
--- these tables by other migrations are untouched: only the user_id clause is rewritten.
+-- is edited in sqlite_schema; `writable_schema = RESET` ends the editing and makes this connection
+-- reload the schema, and a throw-away table created and dropped moves the schema cookie, so that
+-- every other connection reloads it too. Columns added to these tables by other migrations are
+-- untouched: only the user_id clause is rewritten.
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
    SET sql = replace(sql,
                      'user_id     TEXT    NOT NULL REFERENCES "user"',
                      'user_id     TEXT    REFERENCES "user"')
  WHERE type = 'table' AND name IN ('oauthTokenFamily', 'oauthAccessToken');
-PRAGMA writable_schema = OFF;
+PRAGMA writable_schema = RESET;
 CREATE TABLE "mcpauth_0012_schema_reload" (x INTEGER);
 DROP TABLE "mcpauth_0012_schema_reload";
