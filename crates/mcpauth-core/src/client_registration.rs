@@ -778,8 +778,8 @@ mod tests {
         let cases = [
             (
                 "token_endpoint_auth_method",
-                json!("private_key_jwt"),
-                "token_endpoint_auth_method \"private_key_jwt\" is not supported; use none, client_secret_basic or client_secret_post",
+                json!("client_secret_jwt"),
+                "token_endpoint_auth_method \"client_secret_jwt\" is not supported; use none, client_secret_basic, client_secret_post or private_key_jwt",
             ),
             (
                 "token_endpoint_auth_method",
@@ -789,7 +789,7 @@ mod tests {
             (
                 "grant_types",
                 json!(["authorization_code", "implicit"]),
-                "grant type \"implicit\" is not supported; use authorization_code and refresh_token",
+                "grant type \"implicit\" is not supported; use authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
             ),
             (
                 "grant_types",

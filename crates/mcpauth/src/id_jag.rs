@@ -150,7 +150,7 @@ pub(crate) async fn redeem(
         .into());
     }
     let assertion = params.require("assertion")?;
-    let header = peek_header(assertion).map_err(|why| refuse(why))?;
+    let header = peek_header(assertion).map_err(refuse)?;
     let typ_ok = header.typ.as_deref().is_some_and(|typ| {
         typ.eq_ignore_ascii_case(ID_JAG_TYPE)
             || typ.eq_ignore_ascii_case(&format!("application/{ID_JAG_TYPE}"))
@@ -158,7 +158,7 @@ pub(crate) async fn redeem(
     if !typ_ok {
         return Err(refuse(format!("the assertion's typ must be {ID_JAG_TYPE}")).into());
     }
-    let unverified = peek_claims(assertion).map_err(|why| refuse(why))?;
+    let unverified = peek_claims(assertion).map_err(refuse)?;
     let iss = string_claim(&unverified, "iss").ok_or_else(|| refuse("the assertion has no iss"))?;
     let Some((issuer, source)) = auth.trusted_issuers().find(iss) else {
         return Err(refuse("the assertion's issuer is not trusted").into());
@@ -167,8 +167,8 @@ pub(crate) async fn redeem(
         .trusted_issuers()
         .keys(source, header.kid.as_deref(), auth.now())
         .await
-        .map_err(|why| refuse(why))?;
-    let verified = verify_signed(assertion, &keys).map_err(|why| refuse(why))?;
+        .map_err(refuse)?;
+    let verified = verify_signed(assertion, &keys).map_err(refuse)?;
     let claims = &verified.claims;
     if string_claim(claims, "iss") != Some(issuer.issuer.as_str()) {
         return Err(refuse("the assertion's issuer is not trusted").into());
