@@ -852,3 +852,62 @@ async fn e3_id_jag_never_joins_an_unverified_identity_to_an_existing_account() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// `mcpauth client create --grant client_credentials --scope …` prints the secret once; the
+/// machine then gets a token with it (once the grant is on), and only its scopes.
+#[tokio::test]
+async fn e1_cli_created_machine_client_gets_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("cli.db");
+    let output = mcpauth(dir.path())
+        .args([
+            "client",
+            "create",
+            "--name",
+            "Backup job",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "mcp:tools",
+            "--database-url",
+            &format!("sqlite://{}", db_path.display()),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("shown only this once"), "{stderr}");
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{name} in {stdout}"))
+    };
+    let (client_id, secret) = (field("client_id:"), field("client_secret:"));
+
+    let app = spawn_app_on(&db_path, |s| {
+        s.auth.client_credentials.enabled = true;
+    })
+    .await;
+    let (status, body) = token(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some((&client_id, &secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    let (status, body) = token(
+        &app,
+        &[("grant_type", "client_credentials"), ("scope", "mcp:admin")],
+        Some((&client_id, &secret)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+}
