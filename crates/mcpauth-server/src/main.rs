@@ -191,7 +191,11 @@ enum ClientCommand {
         name: String,
         /// Where the client may be sent back to (repeat for several); not needed by a machine
         /// (`--grant client_credentials` alone).
-        #[arg(long = "redirect-uri", value_name = "URI")]
+        #[arg(
+            long = "redirect-uri",
+            value_name = "URI",
+            required_unless_present = "grants"
+        )]
         redirect_uris: Vec<String>,
         /// A grant the client may use (repeat for several): authorization_code, refresh_token,
         /// client_credentials (a machine: no user, no redirect URI) or
