@@ -20,8 +20,8 @@
 #   --server-env "K=V ..."  extra environment for the mcpauth servers (experiments, e.g.
 #                      MALLOC_ARENA_MAX=2); recorded in meta.json
 #   --scenarios LIST   comma-separated subset of: validate, mcp, gateway (with gateway_latency,
-#                      gateway_credential and gateway_python), exchange (with authorize), dcr,
-#                      refresh, scale (default: all)
+#                      gateway_credential and gateway_python), exchange (with authorize),
+#                      client_credentials, dcr, refresh, scale (default: all)
 #   --postgres URL     also run the selected validate/exchange/dcr/refresh scenarios with mcpauth on
 #                      PostgreSQL (a loopback server; a fresh database is created there and dropped
 #                      afterwards, with psql): one instance vs two instances on the same database,
@@ -77,7 +77,7 @@ fi
 # want NAME: whether scenario NAME was selected (--scenarios)
 want() { [[ $scenarios == all || ",$scenarios," == *",$1,"* ]]; }
 for name in ${scenarios//,/ }; do
-  case "$name" in all|validate|mcp|gateway|exchange|dcr|refresh|scale) ;;
+  case "$name" in all|validate|mcp|gateway|exchange|client_credentials|dcr|refresh|scale) ;;
     *) echo "bench: unknown scenario $name (see --help)" >&2; exit 2 ;; esac
 done
 want scale || scale=0
@@ -549,6 +549,43 @@ for i in $(seq 0 "$pairs"); do
   mint peer "$i" "$d"
   if (( i % 2 == 1 || i == 0 )); then x_m "$i" "$d"; x_p "$i" "$d"; else x_p "$i" "$d"; x_m "$i" "$d"; fi
 done
+fi
+
+# 3b. client_credentials (issue 21): a machine's token (no user, no refresh token) from a second
+# instance with a configured machine client, vs the code exchange on the main instance — both
+# mcpauth (the peer has no client_credentials grant); the codes for the exchange are minted before
+# each run and not recorded.
+if want client_credentials; then
+cc_secret="bench-machine-secret-that-is-long-enough-0123"
+cat >"$work/cc.toml" <<TOML
+[client_credentials]
+enabled = true
+
+[[trusted_clients]]
+client_id = "bench-machine"
+client_secret = "$cc_secret"
+name = "Bench machine"
+grant_types = ["client_credentials"]
+scope = "mcp:tools"
+TOML
+start_mcpauth cc --config "$work/cc.toml"
+cc_form="grant_type=client_credentials&client_id=bench-machine&client_secret=$cc_secret"
+check "mcpauth client_credentials" 200 -X POST --data "$cc_form" "$cc_url/api/auth/mcp/token"
+grep -q '"access_token"' "$work/check.out" || { echo "bench: client_credentials answered $(cat "$work/check.out")" >&2; exit 1; }
+cc_m() {
+  loadgen_run client_credentials client_credentials "$1" "$cc_pid" fixed "$cc_url/api/auth/mcp/token" \
+    --method POST --template "$cc_form" --conc "$token_conc" --duration "$2"
+}
+cc_x() {
+  local prep="$work/prep-mcpauth.json"
+  fg timeout $(($2 + 60)) "$loadgen" mint --url "$main_url$(json_get "$prep" authorizePath)" \
+    --header "Cookie: $(json_get "$prep" cookie)" --conc "$token_conc" --duration "$2" --max 500000 \
+    --out "$work/codes-cc.txt" >/dev/null
+  loadgen_run client_credentials exchange "$1" "$main_pid" list "$main_url/api/auth/mcp/token" \
+    --template "$(json_get "$prep" exchangeTemplate)" --in "$work/codes-cc.txt" --conc "$token_conc" --duration "$2"
+}
+pairs_of client_credentials cc_m cc_x
+stop_pid "$cc_pid"
 fi
 
 # 4. dynamic client registration

@@ -243,6 +243,13 @@ for scen, label, cap in (
         target = "≥ 10× req/s and CPU" + (f"; CPU ≤ {cap} µs" if cap else "")
         rows.append((label, fmt_rate(s["a_rps"]), fmt_rate(s["b_rps"]), x(s["ratio"]), *cpu(s), target,
                      write_path(s, cap)))
+# 5a. client_credentials (issue 21): a machine's token vs the code exchange, both mcpauth
+cc = paired("client_credentials", "client_credentials", "exchange")
+if cc["pairs"]:
+    rows.append(("client_credentials (a machine's token, client_secret_post) vs the code exchange, 16 conc — tokens/s",
+                 fmt_rate(cc["a_rps"]), fmt_rate(cc["b_rps"]) + " (exchange)", x(cc["ratio"]), *cpu(cc), "", ""))
+    rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(cc['a_p50'])} / {fmt_ms(cc['a_p99'])}",
+                 f"{fmt_ms(cc['b_p50'])} / {fmt_ms(cc['b_p99'])}", "", *NO_CPU, "", ""))
 # 5b. PostgreSQL (--postgres): two instances on one database vs one
 for scen, label in (("validate", "token validation, 32 conns — req/s"),
                     ("authorize", "minting codes (GET authorize), 16 conc — codes/s"),

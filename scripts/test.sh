@@ -21,7 +21,8 @@
 #   6. TS SDK interop               interop/ts: npm ci && node --test   (MCP TypeScript SDK v1 and v2 clients)
 #   6b. CIMD interop                interop/ts: node --test cimd.test.mjs   (TS SDK clientMetadataUrl, mcp-remote --client-metadata-url; openssl)
 #   7. conformance (authorization)  interop/conformance/run.sh   (the MCP conformance suite's AS scenarios, Node 22)
-#   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x)
+#   8. OpenID RP interop            interop/openid-client: npm ci && node --test   (strict openid-client 6.x;
+#                                   machine-clients.test.mjs: client_credentials, private_key_jwt, ID-JAG)
 #   9. Python SDK interop           interop/python/run.sh   (MCP Python SDK client; venv from a hash-pinned lock)
 #   9b. JWT access tokens + DPoP    interop/openid-client: node --test dpop-jwt.test.mjs   (openid-client DPoP flow,
 #                                   the README's jose and PyJWT snippets; PyJWT from step 9's venv)
@@ -176,11 +177,13 @@ with_binary "conformance (authorization) (interop/conformance, Node 22)" conform
 # panva's openid-client (exact 6.x in interop/openid-client/package.json) as an OpenID RP: discovery
 # with its issuer check, dynamic registration (client_secret_basic and none), code + PKCE + state +
 # nonce with the id_token signature verified against jwks_uri (ES256, then an RS256 server),
-# userinfo, refresh rotation, revocation. Starts its own `mcpauth serve` ($MCPAUTH_BIN): needs the
+# userinfo, refresh rotation, revocation; then machine-clients.test.mjs (issue 21): client_credentials
+# with a secret and with private_key_jwt, ID-JAGs minted by a loopback issuer with jose and redeemed,
+# and their refusals. Starts its own `mcpauth serve` ($MCPAUTH_BIN): needs the
 # binary of the build step above. Subshell: its `cd` must not move the steps after it.
 openid_client_interop() (
   cd "$root/interop/openid-client" && npm ci --no-audit --no-fund \
-    && node --test --test-reporter=spec openid-client.test.mjs
+    && node --test --test-reporter=spec openid-client.test.mjs machine-clients.test.mjs
 )
 with_binary "OpenID RP interop (interop/openid-client: strict openid-client 6.x)" openid_client_interop
 # ---- end of interop (openid-client) ----

@@ -97,9 +97,10 @@ pub fn parse_document_url(raw: &str, allow_query: bool) -> Result<url::Url, Cimd
 
 /// Checks a fetched document for the client `client_id` (its URL), by the rules of dynamic
 /// registration plus those of CIMD: a JSON object whose `client_id` equals the URL exactly,
-/// with `client_name` and `redirect_uris`, no secret, and `none` as its token endpoint
-/// authentication (the only method mcpauth accepts for these clients; `private_key_jwt` is not
-/// supported). A `scope` in the document is ignored: it only limits what the client asks for.
+/// with `client_name` and `redirect_uris`, no secret, and `none` or `private_key_jwt` (with
+/// `jwks` or `jwks_uri`, SECURITY E2) as its token endpoint authentication: a shared secret
+/// cannot be published. A `scope` in the document is ignored: it only limits what the client
+/// asks for.
 pub fn validate_document(client_id: &str, body: &[u8]) -> Result<ClientRegistration, CimdError> {
     let invalid = |why: String| CimdError::Document(why);
     let Ok(Value::Object(mut document)) = serde_json::from_slice::<Value>(body) else {
@@ -121,15 +122,18 @@ pub fn validate_document(client_id: &str, body: &[u8]) -> Result<ClientRegistrat
             )));
         }
     }
-    match document.get("token_endpoint_auth_method") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(method)) if method == "none" => {}
+    let method = match document.get("token_endpoint_auth_method") {
+        None | Some(Value::Null) => TokenEndpointAuthMethod::None,
+        Some(Value::String(method)) if method == "none" => TokenEndpointAuthMethod::None,
+        Some(Value::String(method)) if method == "private_key_jwt" => {
+            TokenEndpointAuthMethod::PrivateKeyJwt
+        }
         Some(other) => {
             return Err(invalid(format!(
-                "token_endpoint_auth_method {other} is not supported for metadata documents; use none"
+                "token_endpoint_auth_method {other} is not supported for metadata documents; use none or private_key_jwt"
             )));
         }
-    }
+    };
     if !matches!(document.get("client_name"), Some(Value::String(name)) if !name.trim().is_empty())
     {
         return Err(invalid("it has no client_name".to_owned()));
@@ -137,13 +141,13 @@ pub fn validate_document(client_id: &str, body: &[u8]) -> Result<ClientRegistrat
     document.remove("scope");
     document.insert(
         "token_endpoint_auth_method".into(),
-        Value::from(TokenEndpointAuthMethod::None.as_str()),
+        Value::from(method.as_str()),
     );
     ClientRegistration::parse(&document, &Scopes::default())
         .map_err(|error| invalid(error.description))
 }
 
-/// The client a valid document describes: public (`none`), stored under its URL.
+/// The client a valid document describes (public, or `private_key_jwt`), stored under its URL.
 pub fn document_client(
     client_id: &str,
     registration: ClientRegistration,
@@ -341,7 +345,7 @@ mod tests {
             ),
             (
                 document(json!({"token_endpoint_auth_method": "private_key_jwt"})),
-                "not supported",
+                "jwks",
             ),
             (document(json!({"client_name": " "})), "client_name"),
             (document(json!({"redirect_uris": []})), "redirect_uris"),

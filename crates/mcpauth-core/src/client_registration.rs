@@ -62,6 +62,14 @@ pub struct ClientFields<'a> {
     pub grant_types: &'a [GrantType],
     /// `logo_uri`.
     pub logo_uri: Option<&'a str>,
+    /// `scope`: for a machine client, the scopes it may be given.
+    pub scope: Option<&'a str>,
+    /// `resources`: the resources a machine client may be given tokens for; empty: all.
+    pub resources: &'a [String],
+    /// `jwks_uri` of a `private_key_jwt` client.
+    pub jwks_uri: Option<&'a str>,
+    /// `jwks` of a `private_key_jwt` client.
+    pub jwks: Option<&'a Value>,
 }
 
 fn metadata_error(description: impl Into<String>) -> OAuthError {
@@ -76,24 +84,22 @@ impl ClientRegistration {
     /// Checks an RFC 7591 registration request (the JSON object of its body). `supported` are
     /// the scopes a registered `scope` may name.
     pub fn parse(request: &Map<String, Value>, supported: &Scopes) -> Result<Self, OAuthError> {
-        let mut echo = Map::new();
+        Self::parse_with(request, Some(supported))
+    }
 
-        let redirect_uris = parse_redirect_uris(request)?;
-        echo.insert(
-            "redirect_uris".into(),
-            Value::from(
-                redirect_uris
-                    .iter()
-                    .map(RedirectUri::as_str)
-                    .collect::<Vec<_>>(),
-            ),
-        );
+    /// [`Self::parse`]; `supported: None` keeps every well-formed scope (an operator's client,
+    /// whose scopes are checked against the server's at the token endpoint).
+    fn parse_with(
+        request: &Map<String, Value>,
+        supported: Option<&Scopes>,
+    ) -> Result<Self, OAuthError> {
+        let mut echo = Map::new();
 
         let token_endpoint_auth_method = match optional_string(request, "token_endpoint_auth_method")? {
             None => TokenEndpointAuthMethod::ClientSecretBasic,
             Some(raw) => TokenEndpointAuthMethod::parse(raw).ok_or_else(|| {
                 metadata_error(format!(
-                    "token_endpoint_auth_method {raw:?} is not supported; use none, client_secret_basic or client_secret_post"
+                    "token_endpoint_auth_method {raw:?} is not supported; use none, client_secret_basic, client_secret_post or private_key_jwt"
                 ))
             })?,
         };
@@ -109,17 +115,50 @@ impl ClientRegistration {
             .map(|grant| {
                 GrantType::parse(grant).ok_or_else(|| {
                     metadata_error(format!(
-                        "grant type {grant:?} is not supported; use authorization_code and refresh_token"
+                        "grant type {grant:?} is not supported; use authorization_code, refresh_token, client_credentials or {}",
+                        crate::model::JWT_BEARER
                     ))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !grant_types.contains(&GrantType::AuthorizationCode) {
+        // A machine (client_credentials) or an enterprise client (jwt-bearer) needs no browser
+        // flow; every other client does.
+        let machine_only = !grant_types.contains(&GrantType::AuthorizationCode)
+            && grant_types
+                .iter()
+                .any(|g| matches!(g, GrantType::ClientCredentials | GrantType::JwtBearer));
+        if !grant_types.contains(&GrantType::AuthorizationCode) && !machine_only {
             return Err(metadata_error(
                 "grant_types must include authorization_code",
             ));
         }
+        if machine_only && token_endpoint_auth_method == TokenEndpointAuthMethod::None {
+            return Err(metadata_error(
+                "client_credentials and jwt-bearer need a confidential client (token_endpoint_auth_method other than none)",
+            ));
+        }
         echo.insert("grant_types".into(), Value::from(grant_names));
+
+        let redirect_uris = if machine_only
+            && request
+                .get("redirect_uris")
+                .is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+        {
+            Vec::new()
+        } else {
+            parse_redirect_uris(request)?
+        };
+        echo.insert(
+            "redirect_uris".into(),
+            Value::from(
+                redirect_uris
+                    .iter()
+                    .map(RedirectUri::as_str)
+                    .collect::<Vec<_>>(),
+            ),
+        );
+
+        parse_client_keys(request, token_endpoint_auth_method, &mut echo)?;
 
         let response_types =
             string_list(request, "response_types")?.unwrap_or_else(|| vec!["code".to_owned()]);
@@ -132,7 +171,10 @@ impl ClientRegistration {
             // Unknown scopes are dropped, as in an authorization request (clients copy scope
             // lists from anywhere); the echo says what was kept. A malformed list is refused.
             let scopes = Scopes::parse(scope).map_err(|e| metadata_error(e.description))?;
-            let known = scopes.only_in(supported);
+            let known = match supported {
+                Some(supported) => scopes.only_in(supported),
+                None => scopes,
+            };
             if !known.is_empty() {
                 echo.insert("scope".into(), Value::from(known.to_string()));
             }
@@ -269,9 +311,96 @@ impl ClientRegistration {
         if let Some(logo_uri) = fields.logo_uri {
             request.insert("logo_uri".into(), Value::from(logo_uri));
         }
-        // No scope field: the set of supported scopes does not matter.
-        Self::parse(&request, &Scopes::default())
+        if let Some(scope) = fields.scope {
+            request.insert("scope".into(), Value::from(scope));
+        }
+        if !fields.resources.is_empty() {
+            request.insert("resources".into(), Value::from(fields.resources.to_vec()));
+        }
+        if let Some(jwks_uri) = fields.jwks_uri {
+            request.insert("jwks_uri".into(), Value::from(jwks_uri));
+        }
+        if let Some(jwks) = fields.jwks {
+            request.insert("jwks".into(), jwks.clone());
+        }
+        Self::parse_with(&request, None)
     }
+}
+
+/// The most keys a registered `jwks` may hold.
+pub const MAX_CLIENT_KEYS: usize = 10;
+
+/// The private (and symmetric) members of a JWK (RFC 7518 §6): none may be registered.
+const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// `jwks` / `jwks_uri` (RFC 7591 §2): a `private_key_jwt` client needs exactly one of them;
+/// `jwks` holds public asymmetric keys only. `resources` (mcpauth's own field): the resources
+/// a machine client may get tokens for.
+fn parse_client_keys(
+    request: &Map<String, Value>,
+    method: TokenEndpointAuthMethod,
+    echo: &mut Map<String, Value>,
+) -> Result<(), OAuthError> {
+    let jwks_uri = optional_string(request, "jwks_uri")?;
+    let jwks = match request.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value),
+    };
+    if jwks_uri.is_some() && jwks.is_some() {
+        return Err(metadata_error("send jwks or jwks_uri, not both"));
+    }
+    if method == TokenEndpointAuthMethod::PrivateKeyJwt && jwks_uri.is_none() && jwks.is_none() {
+        return Err(metadata_error("private_key_jwt needs jwks or jwks_uri"));
+    }
+    if let Some(raw) = jwks_uri {
+        let valid = url::Url::parse(raw).is_ok_and(|u| u.scheme() == "https" && u.has_host());
+        if !valid || raw.len() > MAX_URL_LEN {
+            return Err(metadata_error("jwks_uri must be an https URL"));
+        }
+        echo.insert("jwks_uri".into(), Value::from(raw));
+    }
+    if let Some(jwks) = jwks {
+        let keys = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .filter(|keys| !keys.is_empty() && keys.len() <= MAX_CLIENT_KEYS)
+            .ok_or_else(|| {
+                metadata_error(format!(
+                    "jwks must be a JSON Web Key Set of 1 to {MAX_CLIENT_KEYS} keys"
+                ))
+            })?;
+        for key in keys {
+            let Some(key) = key.as_object() else {
+                return Err(metadata_error("every key of jwks must be a JSON object"));
+            };
+            let kty = key.get("kty").and_then(Value::as_str).unwrap_or_default();
+            if !matches!(kty, "RSA" | "EC" | "OKP") {
+                return Err(metadata_error(
+                    "jwks may hold only RSA, EC or OKP public keys",
+                ));
+            }
+            if let Some(member) = PRIVATE_JWK_MEMBERS.iter().find(|m| key.contains_key(**m)) {
+                return Err(metadata_error(format!(
+                    "jwks must hold public keys only (a key has the private member {member:?})"
+                )));
+            }
+        }
+        if serde_json::to_string(jwks).map_or(0, |s| s.len()) > MAX_METADATA_BYTES {
+            return Err(metadata_error("jwks is larger than 8 KiB"));
+        }
+        echo.insert("jwks".into(), jwks.clone());
+    }
+    if let Some(resources) = string_list(request, "resources")? {
+        let valid = resources.len() <= MAX_REDIRECT_URIS
+            && resources
+                .iter()
+                .all(|r| r.len() <= MAX_URL_LEN && url::Url::parse(r).is_ok_and(|u| u.has_host()));
+        if !valid {
+            return Err(metadata_error("resources must be at most 20 absolute URLs"));
+        }
+        echo.insert("resources".into(), Value::from(resources));
+    }
+    Ok(())
 }
 
 fn parse_redirect_uris(request: &Map<String, Value>) -> Result<Vec<RedirectUri>, OAuthError> {
@@ -372,10 +501,11 @@ pub fn configured_auth_method(
 ) -> Result<TokenEndpointAuthMethod, ConfiguredClientError> {
     let method = match (client_secret, token_endpoint_auth_method) {
         (None, None | Some("none")) => TokenEndpointAuthMethod::None,
+        (None, Some("private_key_jwt")) => TokenEndpointAuthMethod::PrivateKeyJwt,
         (None, Some(_)) => return Err(ConfiguredClientError::SecretMissing),
         (Some(_), None) => TokenEndpointAuthMethod::ClientSecretBasic,
         (Some(_), Some(raw)) => match TokenEndpointAuthMethod::parse(raw) {
-            Some(TokenEndpointAuthMethod::None) | None => {
+            Some(TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt) | None => {
                 return Err(ConfiguredClientError::MethodDoesNotFitSecret(
                     raw.to_owned(),
                 ));
@@ -404,6 +534,16 @@ pub struct ConfiguredClient<'a> {
     pub redirect_uris: &'a [String],
     /// An https logo shown on the consent page.
     pub logo_uri: Option<&'a str>,
+    /// The grant types; empty: `authorization_code` and `refresh_token`.
+    pub grant_types: &'a [GrantType],
+    /// For a machine client: the scopes it may be given.
+    pub scope: Option<&'a str>,
+    /// For a machine client: the resources it may be given tokens for; empty: all.
+    pub resources: &'a [String],
+    /// `jwks_uri` of a `private_key_jwt` client.
+    pub jwks_uri: Option<&'a str>,
+    /// `jwks` of a `private_key_jwt` client.
+    pub jwks: Option<&'a Value>,
 }
 
 impl ConfiguredClient<'_> {
@@ -417,8 +557,16 @@ impl ConfiguredClient<'_> {
             redirect_uris: self.redirect_uris,
             client_name: Some(self.name),
             token_endpoint_auth_method: method,
-            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            grant_types: if self.grant_types.is_empty() {
+                &[GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                self.grant_types
+            },
             logo_uri: self.logo_uri,
+            scope: self.scope,
+            resources: self.resources,
+            jwks_uri: self.jwks_uri,
+            jwks: self.jwks,
         })
         .map_err(ConfiguredClientError::Registration)
     }
@@ -638,8 +786,8 @@ mod tests {
         let cases = [
             (
                 "token_endpoint_auth_method",
-                json!("private_key_jwt"),
-                "token_endpoint_auth_method \"private_key_jwt\" is not supported; use none, client_secret_basic or client_secret_post",
+                json!("client_secret_jwt"),
+                "token_endpoint_auth_method \"client_secret_jwt\" is not supported; use none, client_secret_basic, client_secret_post or private_key_jwt",
             ),
             (
                 "token_endpoint_auth_method",
@@ -649,7 +797,7 @@ mod tests {
             (
                 "grant_types",
                 json!(["authorization_code", "implicit"]),
-                "grant type \"implicit\" is not supported; use authorization_code and refresh_token",
+                "grant type \"implicit\" is not supported; use authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
             ),
             (
                 "grant_types",
@@ -763,6 +911,75 @@ mod tests {
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
             grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
             logo_uri: None,
+            scope: None,
+            resources: &[],
+            jwks_uri: None,
+            jwks: None,
+        }
+    }
+
+    #[test]
+    fn machine_clients_need_no_redirect_uri_but_a_confidential_method() {
+        let request = |extra: Value| {
+            let mut body = json!({ "client_name": "CI", "grant_types": ["client_credentials"] });
+            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+                body.extend(extra);
+            }
+            let Value::Object(map) = body else {
+                return Err(metadata_error("not an object"));
+            };
+            ClientRegistration::parse(&map, &Scopes::default())
+        };
+        let machine = request(json!({}));
+        assert!(
+            machine.as_ref().is_ok_and(|r| r.redirect_uris.is_empty()),
+            "{machine:?}"
+        );
+        assert!(request(json!({ "token_endpoint_auth_method": "none" })).is_err());
+        // Without a machine grant, authorization_code is still required.
+        assert!(request(json!({ "grant_types": ["refresh_token"] })).is_err());
+    }
+
+    #[test]
+    fn private_key_jwt_needs_public_keys() {
+        let request = |extra: Value| {
+            let mut body = json!({
+                "client_name": "Keyed", "redirect_uris": ["https://a.test/cb"],
+                "token_endpoint_auth_method": "private_key_jwt",
+            });
+            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+                body.extend(extra);
+            }
+            let Value::Object(map) = body else {
+                return Err(metadata_error("not an object"));
+            };
+            ClientRegistration::parse(&map, &Scopes::default())
+        };
+        let public = json!({ "kty": "EC", "crv": "P-256", "x": "x", "y": "y" });
+        assert!(request(json!({ "jwks": { "keys": [public] } })).is_ok());
+        assert!(request(json!({ "jwks_uri": "https://a.test/jwks" })).is_ok());
+        for (extra, why) in [
+            (json!({}), "needs jwks"),
+            (json!({ "jwks_uri": "http://a.test/jwks" }), "https"),
+            (
+                json!({ "jwks_uri": "https://a.test/jwks", "jwks": { "keys": [public] } }),
+                "not both",
+            ),
+            (
+                json!({ "jwks": { "keys": [{ "kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "secret" }] } }),
+                "private member",
+            ),
+            (
+                json!({ "jwks": { "keys": [{ "kty": "oct", "k": "c2VjcmV0" }] } }),
+                "RSA, EC or OKP",
+            ),
+            (json!({ "jwks": { "keys": [] } }), "1 to"),
+        ] {
+            let refused = request(extra);
+            assert!(
+                refused.as_ref().is_err_and(|e| e.description.contains(why)),
+                "{why}: {refused:?}"
+            );
         }
     }
 
@@ -811,6 +1028,11 @@ mod tests {
             name: "Trusted",
             redirect_uris: uris,
             logo_uri: Some("https://a.test/logo.png"),
+            grant_types: &[],
+            scope: None,
+            resources: &[],
+            jwks_uri: None,
+            jwks: None,
         }
     }
 

@@ -15,8 +15,9 @@ use crate::model::GrantType;
 use crate::pkce;
 use crate::scope::Scopes;
 
-/// The grant type of a token request: `authorization_code` or `refresh_token`, else
-/// `unsupported_grant_type`.
+/// The grant type of a token request: `authorization_code`, `refresh_token`,
+/// `client_credentials` or the jwt-bearer grant, else `unsupported_grant_type` (whether the
+/// last two are enabled is decided by the token endpoint).
 pub fn requested_grant_type(raw: &str) -> Result<GrantType, OAuthError> {
     GrantType::parse(raw).ok_or_else(|| {
         OAuthError::new(

@@ -12,6 +12,9 @@
 //!   resource, and the redirects that carry the answer.
 //! - [`grant`]: the token endpoint's rules: what binds a code (RFC 6749 §4.1.3, RFC 7636 §4.6)
 //!   and a refresh token (RFC 6749 §6), the retry window, who gets a refresh token.
+//! - [`machine`]: the grants without a browser (issue 21): who may use `client_credentials`
+//!   and with which scopes, and the time, audience and scope rules of JWT client assertions
+//!   (`private_key_jwt`) and identity assertion grants (ID-JAG) (SECURITY E1–E3).
 //! - [`account_fields`]: email, password and display-name rules for user accounts.
 //! - [`sign_in_policy`]: who may have an account: email allow-lists and an identity provider's
 //!   required claim (SECURITY S29).
@@ -48,6 +51,7 @@ pub mod clock;
 pub mod error;
 pub mod grant;
 pub mod identity_provider;
+pub mod machine;
 pub mod model;
 pub mod params;
 pub mod pkce;

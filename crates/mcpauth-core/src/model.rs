@@ -61,6 +61,9 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     /// `client_secret_post`: the secret in the request body as `client_secret` (RFC 6749 §2.3.1).
     ClientSecretPost,
+    /// `private_key_jwt`: a JWT signed with one of the client's registered keys, as
+    /// `client_assertion` (RFC 7523 §2.2, OIDC Core §9). The client has no secret.
+    PrivateKeyJwt,
 }
 
 impl TokenEndpointAuthMethod {
@@ -70,6 +73,7 @@ impl TokenEndpointAuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -80,9 +84,13 @@ impl TokenEndpointAuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
+
+/// The grant type name of RFC 7523 §2.1.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A grant type a client may use at the token endpoint (RFC 7591 §2, RFC 6749 §4.1 and §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,6 +100,13 @@ pub enum GrantType {
     AuthorizationCode,
     /// `refresh_token` (RFC 6749 §6).
     RefreshToken,
+    /// `client_credentials` (RFC 6749 §4.4): a machine acting for itself, no user. Only for
+    /// clients the operator allowed (SECURITY E1).
+    ClientCredentials,
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): an identity assertion
+    /// (ID-JAG) from a trusted enterprise issuer redeemed for tokens (SECURITY E3).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
 }
 
 impl GrantType {
@@ -100,6 +115,8 @@ impl GrantType {
         match raw {
             "authorization_code" => Some(Self::AuthorizationCode),
             "refresh_token" => Some(Self::RefreshToken),
+            "client_credentials" => Some(Self::ClientCredentials),
+            JWT_BEARER => Some(Self::JwtBearer),
             _ => None,
         }
     }
@@ -109,6 +126,8 @@ impl GrantType {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => JWT_BEARER,
         }
     }
 }
@@ -237,8 +256,9 @@ pub struct AccessToken {
     pub family_id: String,
     /// The client the token was issued to.
     pub client_id: String,
-    /// The user the token acts for.
-    pub user_id: String,
+    /// The user the token acts for; `None` for a machine's token (`client_credentials`), whose
+    /// subject is the client itself.
+    pub user_id: Option<String>,
     /// The token's scopes (RFC 6749 §3.3); possibly narrower than the grant's.
     pub scopes: Scopes,
     /// The protected resource (RFC 8707 §2) the token is for; any other resource refuses it.
@@ -289,8 +309,8 @@ pub struct RefreshToken {
 pub struct AccessTokenGrant {
     /// The access token.
     pub token: AccessToken,
-    /// The user it acts for.
-    pub user: User,
+    /// The user it acts for; `None` for a machine's token.
+    pub user: Option<User>,
     /// Whether its token family has been revoked.
     pub family_revoked: bool,
     /// Whether its client has been disabled.

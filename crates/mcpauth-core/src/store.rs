@@ -584,4 +584,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every client that has had tokens issued: when last, and for how many users.
     async fn client_usage(&self) -> Result<Vec<ClientUsage>, StoreError>;
+    // --- Machine and enterprise clients (issue 21: client_credentials, ID-JAG) ---
+
+    /// Stores a grant made at the token endpoint without an authorization code (a machine's
+    /// `client_credentials` token, whose `access.user_id` is `None`, or a redeemed ID-JAG), in
+    /// one transaction: its token family (`access.family_id`, of `access`'s client, user,
+    /// scopes and resource, ending at `family_expires_at`), the access token, the refresh
+    /// token when given, and `audit`. A failure leaves nothing written.
+    async fn issue_direct_grant(
+        &self,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+        family_expires_at: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
 }

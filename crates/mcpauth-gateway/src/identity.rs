@@ -3,7 +3,8 @@
 //! (`X-MCPAuth-Assertion`, `aud` = the upstream's resource) for an upstream that verifies
 //! rather than trusts headers. Built once per access token and reused while the assertion has
 //! at least half its lifetime left, so that most requests cost neither a user lookup nor a
-//! signature.
+//! signature. A machine (`client_credentials`) gets `X-MCPAuth-Client-Id` and no user headers;
+//! its assertion's `sub` is the client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ pub const ASSERTION_LIFETIME: i64 = 60;
 /// The most identities kept; past it the cache starts over.
 const CAPACITY: usize = 10_000;
 
-/// The user's id (the assertion's `sub`).
+/// The user's id (the assertion's `sub`); absent for a machine, whose `sub` is the client.
 pub const USER_ID: HeaderName = HeaderName::from_static("x-mcpauth-user-id");
 /// The user's email.
 pub const EMAIL: HeaderName = HeaderName::from_static("x-mcpauth-email");
@@ -73,33 +74,43 @@ impl Identities {
         {
             return Ok(headers.clone());
         }
-        let user = auth
-            .store()
-            .user_by_id(&session.user_id)
-            .await?
-            .ok_or(IdentityError::NoUser)?;
+        // A machine (client_credentials) has no user: no user headers, and the assertion's
+        // subject is the client.
+        let user = match &session.user_id {
+            Some(user_id) => Some(
+                auth.store()
+                    .user_by_id(user_id)
+                    .await?
+                    .ok_or(IdentityError::NoUser)?,
+            ),
+            None => None,
+        };
         let scope = session.scopes.join(" ");
         let mut claims = Map::new();
         claims.insert("iss".into(), Value::from(auth.options().issuer.clone()));
         claims.insert("aud".into(), Value::from(resource));
-        claims.insert("sub".into(), Value::from(session.user_id.clone()));
+        claims.insert("sub".into(), Value::from(session.subject()));
         claims.insert("client_id".into(), Value::from(session.client_id.clone()));
         claims.insert("scope".into(), Value::from(scope.clone()));
-        claims.insert("email".into(), Value::from(user.email.clone()));
-        claims.insert("name".into(), Value::from(user.name.clone()));
+        if let Some(user) = &user {
+            claims.insert("email".into(), Value::from(user.email.clone()));
+            claims.insert("name".into(), Value::from(user.name.clone()));
+        }
         claims.insert("iat".into(), Value::from(now));
         // Never past the access token itself.
         let exp = (now + ASSERTION_LIFETIME).min(session.expires_at);
         claims.insert("exp".into(), Value::from(exp));
         let assertion = auth.sign_jwt(&claims).await?;
-        let headers: IdentityHeaders = Arc::new(vec![
-            (USER_ID, header_value(&session.user_id)),
-            (EMAIL, header_value(&user.email)),
-            (NAME, header_value(&user.name)),
-            (CLIENT_ID, header_value(&session.client_id)),
-            (SCOPES, header_value(&scope)),
-            (ASSERTION, header_value(&assertion)),
-        ]);
+        let mut list = Vec::with_capacity(6);
+        if let Some(user) = &user {
+            list.push((USER_ID, header_value(&user.id)));
+            list.push((EMAIL, header_value(&user.email)));
+            list.push((NAME, header_value(&user.name)));
+        }
+        list.push((CLIENT_ID, header_value(&session.client_id)));
+        list.push((SCOPES, header_value(&scope)));
+        list.push((ASSERTION, header_value(&assertion)));
+        let headers: IdentityHeaders = Arc::new(list);
         if let Ok(mut cache) = self.by_token.lock() {
             if cache.len() >= CAPACITY {
                 cache.clear();

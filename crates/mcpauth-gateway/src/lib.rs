@@ -407,15 +407,15 @@ impl Inner {
             if let Some(declared) = declares_url
                 && let Some(id) = session_id(answer.headers())
             {
-                self.sessions.remember(&id, &session.user_id, declared);
+                self.sessions.remember(&id, session.subject(), declared);
             }
             if let Some(id) = &client_session {
                 if method == Method::DELETE && answer.status().is_success() {
-                    self.sessions.forget(id, &session.user_id);
+                    self.sessions.forget(id, session.subject());
                 }
                 if method == Method::GET
                     && answer.status() == StatusCode::OK
-                    && let Some(own) = self.sessions.open_stream(id, &session.user_id)
+                    && let Some(own) = self.sessions.open_stream(id, session.subject())
                 {
                     return respond_merged(answer, own);
                 }
@@ -440,10 +440,22 @@ impl Inner {
         client_session: Option<&str>,
     ) -> Result<Option<HeaderValue>, Response> {
         let connections = self.auth.connections();
-        let failure = match connections
-            .token(&session.user_id, &credential.connection)
-            .await
-        {
+        let Some(user_id) = session.user_id.as_deref() else {
+            // A machine's token (client_credentials) acts for no user: it has no connected
+            // account to send, and a call that needs one is refused rather than sent bare.
+            let Needs::Call(call) = needs else {
+                return Ok(None);
+            };
+            return Err(answer(&serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": call.id,
+                "error": {
+                    "code": -32603,
+                    "message": "this call acts as a user at a connected service; a machine's token (client_credentials) has no connected accounts",
+                },
+            })));
+        };
+        let failure = match connections.token(user_id, &credential.connection).await {
             Ok(token) => {
                 return match credential.value(&token.access_token) {
                     Some(value) => Ok(Some(value)),
@@ -488,7 +500,7 @@ impl Inner {
         };
         let elicitation_id = mcpauth_core::secret::random_id();
         let url = match connections
-            .connect_url(&session.user_id, &credential.connection, &elicitation_id)
+            .connect_url(user_id, &credential.connection, &elicitation_id)
             .await
         {
             Ok(url) => url,
@@ -500,8 +512,7 @@ impl Inner {
                 ));
             }
         };
-        let declared =
-            client_session.is_some_and(|id| self.sessions.url_elicitation(id, &session.user_id));
+        let declared = client_session.is_some_and(|id| self.sessions.url_elicitation(id, user_id));
         let message = if declared {
             if let Some(id) = client_session {
                 self.sessions.sent(&elicitation_id, id);

@@ -45,6 +45,12 @@ pub struct NewClient {
     pub public: bool,
     /// Trusted: authorization requests are not put to the user for consent.
     pub skip_consent: bool,
+    /// The grants (`--grant`); empty: `authorization_code` and `refresh_token`.
+    pub grants: Vec<GrantType>,
+    /// For a machine (`--grant client_credentials`): the scopes it may be given (`--scope`).
+    pub scope: Option<String>,
+    /// For a machine: the resources it may get tokens for (`--resource`); empty: all.
+    pub resources: Vec<String>,
 }
 
 /// The store the commands act on, and the settings it was opened with.
@@ -304,8 +310,13 @@ impl Admin {
         if new.name.chars().any(char::is_control) {
             bail!("--name must not contain control characters");
         }
-        if new.redirect_uris.is_empty() {
+        let machine_only =
+            !new.grants.is_empty() && !new.grants.contains(&GrantType::AuthorizationCode);
+        if new.redirect_uris.is_empty() && !machine_only {
             bail!("at least one --redirect-uri is required");
+        }
+        if new.public && machine_only {
+            bail!("a machine client (client_credentials) cannot be public");
         }
         let method = if new.public {
             TokenEndpointAuthMethod::None
@@ -316,8 +327,16 @@ impl Admin {
             redirect_uris: &new.redirect_uris,
             client_name: Some(&new.name),
             token_endpoint_auth_method: method,
-            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            grant_types: if new.grants.is_empty() {
+                &[GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                &new.grants
+            },
             logo_uri: None,
+            scope: new.scope.as_deref(),
+            resources: &new.resources,
+            jwks_uri: None,
+            jwks: None,
         })
         .map_err(|e| anyhow!("{}", e.description))?;
         let Some(name) = registration.client_name.clone() else {
@@ -343,6 +362,7 @@ impl Admin {
                 "type": client_type(&client),
                 "redirect_uris": client.redirect_uris,
                 "skip_consent": client.skip_consent,
+                "grant_types": client.grant_types,
             }),
         )
         .await?;

@@ -757,6 +757,23 @@ impl Settings {
             .map(ConnectionSettings::connection)
             .collect::<anyhow::Result<_>>()?;
         o.vault_keys = self.vault_keys()?;
+        // A trusted issuer that maps subjects through linked accounts must be the same issuer
+        // as the identity provider those accounts were linked by.
+        for trusted in &o.trusted_issuers {
+            let Some(provider) = &trusted.identity_provider else {
+                continue;
+            };
+            let same_issuer = self
+                .identity_providers
+                .iter()
+                .any(|p| &p.id == provider && p.issuer.as_deref() == Some(trusted.issuer.as_str()));
+            if !same_issuer {
+                anyhow::bail!(
+                    "invalid configuration: trusted_issuers {:?}: identity_provider {provider:?} must name an [[identity_providers]] entry with the same issuer",
+                    trusted.issuer
+                );
+            }
+        }
         o.rate_limits = if self.rate_limits.enabled {
             self.rate_limits.limits.clone()
         } else {

@@ -46,12 +46,19 @@ fn caller(parts: &Parts) -> Result<&McpSession, ErrorData> {
 }
 
 fn who(session: &McpSession) -> String {
-    format!(
-        "called by user {} through client {} with scopes {}",
-        session.user_id,
-        session.client_id,
-        session.scopes.join(" ")
-    )
+    match &session.user_id {
+        Some(user_id) => format!(
+            "called by user {} through client {} with scopes {}",
+            user_id,
+            session.client_id,
+            session.scopes.join(" ")
+        ),
+        None => format!(
+            "called by machine client {} (no user) with scopes {}",
+            session.client_id,
+            session.scopes.join(" ")
+        ),
+    }
 }
 
 /// What an echo tool answers: the message, and who called.

@@ -236,9 +236,27 @@ enum ClientCommand {
         /// Display name, shown on the consent page.
         #[arg(long)]
         name: String,
-        /// Where the client may be sent back to (repeat for several).
-        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        /// Where the client may be sent back to (repeat for several); not needed by a machine
+        /// (`--grant client_credentials` alone).
+        #[arg(
+            long = "redirect-uri",
+            value_name = "URI",
+            required_unless_present = "grants"
+        )]
         redirect_uris: Vec<String>,
+        /// A grant the client may use (repeat for several): authorization_code, refresh_token,
+        /// client_credentials (a machine: no user, no redirect URI) or
+        /// urn:ietf:params:oauth:grant-type:jwt-bearer. Default: authorization_code and
+        /// refresh_token.
+        #[arg(long = "grant", value_name = "GRANT", value_parser = parse_grant)]
+        grants: Vec<mcpauth_core::model::GrantType>,
+        /// For a machine: the scopes it may be given, space-separated (default the server's
+        /// mcp_scopes).
+        #[arg(long)]
+        scope: Option<String>,
+        /// For a machine: a resource it may get tokens for (repeat for several; default all).
+        #[arg(long = "resource", value_name = "URI")]
+        resources: Vec<String>,
         /// A public client: no secret, PKCE only (default: confidential, client_secret_basic).
         #[arg(long)]
         public: bool,
@@ -569,6 +587,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ClientCommand::Create {
                     name,
                     redirect_uris,
+                    grants,
+                    scope,
+                    resources,
                     public,
                     skip_consent,
                     json,
@@ -578,6 +599,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         redirect_uris,
                         public,
                         skip_consent,
+                        grants,
+                        scope,
+                        resources,
                     };
                     admin.create_client(new, Output::from_json_flag(json)).await
                 }
@@ -652,4 +676,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// A `--grant` value: an RFC 7591 grant type name.
+fn parse_grant(raw: &str) -> Result<mcpauth_core::model::GrantType, String> {
+    mcpauth_core::model::GrantType::parse(raw).ok_or_else(|| {
+        format!(
+            "{raw:?} is not a grant type; use authorization_code, refresh_token, client_credentials or {}",
+            mcpauth_core::model::JWT_BEARER
+        )
+    })
 }

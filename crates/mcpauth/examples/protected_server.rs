@@ -40,7 +40,11 @@ impl Greeter {
         // `with_mcp_auth` put the caller's session in the request; rmcp hands us the parts.
         let caller = McpSession::from_extensions(&parts.extensions)
             .ok_or_else(|| ErrorData::internal_error("no session", None))?;
-        let text = format!("Hello, {name}! (asked by user {})", caller.user_id);
+        // A machine (client_credentials) has no user: its subject is the client.
+        let text = match &caller.user_id {
+            Some(user_id) => format!("Hello, {name}! (asked by user {user_id})"),
+            None => format!("Hello, {name}! (asked by machine {})", caller.client_id),
+        };
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
     }
 }

@@ -88,7 +88,7 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<(Scheme, &st
 impl McpAuth {
     /// The session of the bearer token in `headers`, after checking it is known, unexpired,
     /// unrevoked, issued for this server's resource (exact match), its client enabled and its
-    /// user present and enabled. The Rust twin of Better Auth's `auth.api.getMcpSession`.
+    /// user (a machine's token has none) present and enabled. The Rust twin of Better Auth's `auth.api.getMcpSession`.
     pub async fn get_mcp_session(
         &self,
         headers: &HeaderMap,
@@ -219,7 +219,13 @@ impl McpAuth {
         if grant.family_revoked {
             return Err(BearerError::Invalid("the access token has been revoked"));
         }
-        if grant.client_disabled || grant.user.disabled {
+        // A user's token needs its user present and enabled; a machine's has none.
+        let user_gone = match (&t.user_id, &grant.user) {
+            (None, _) => false,
+            (Some(_), Some(user)) => user.disabled,
+            (Some(_), None) => true,
+        };
+        if grant.client_disabled || user_gone {
             return Err(BearerError::Invalid(
                 "the access token's grant is no longer valid",
             ));

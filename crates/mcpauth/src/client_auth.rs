@@ -4,7 +4,8 @@
 //! confidential client may send its secret either way, whichever method it registered (the
 //! RFC allows both; Claude's connector registers `client_secret_post` and Codex switches to
 //! Basic once it has a secret), but must send it: a client with a secret never passes as
-//! public. A failure after Basic carries a `Basic` challenge (RFC 6749 §5.2).
+//! public. A failure after Basic carries a `Basic` challenge (RFC 6749 §5.2). A
+//! `client_assertion` (`private_key_jwt`) is checked by [`crate::client_assertion`].
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -66,6 +67,15 @@ async fn check_client(
 ) -> Result<Client, OAuthError> {
     let basic = basic.transpose()?;
     let body_secret = params.get("client_secret");
+    // private_key_jwt (RFC 7523 §2.2): the assertion is the whole of the authentication.
+    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not a client assertion and a secret together",
+            ));
+        }
+        return crate::client_assertion::authenticate(auth, params).await;
+    }
     let (client_id, presented, method) = match basic {
         Some((id, secret)) => {
             if body_secret.is_some() {

@@ -58,6 +58,7 @@ impl McpAuth {
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
         });
         if let Value::Object(map) = &mut doc {
+            self.machine_metadata(map);
             if o.allow_dynamic_client_registration {
                 map.insert(
                     "registration_endpoint".into(),
@@ -74,6 +75,38 @@ impl McpAuth {
             }
         }
         doc
+    }
+
+    /// What the grants without a browser add (issue 21), only when they are on:
+    /// `client_credentials` and the jwt-bearer grant in `grant_types_supported`, and
+    /// `private_key_jwt` (always accepted) with its algorithms beside every endpoint's
+    /// authentication methods.
+    fn machine_metadata(&self, map: &mut serde_json::Map<String, Value>) {
+        let o = self.options();
+        if let Some(Value::Array(grants)) = map.get_mut("grant_types_supported") {
+            if o.client_credentials.enabled {
+                grants.push(Value::from("client_credentials"));
+            }
+            if !o.trusted_issuers.is_empty() {
+                grants.push(Value::from(mcpauth_core::model::JWT_BEARER));
+            }
+        }
+        let algorithms: Vec<&str> = mcpauth_core::machine::ASSERTION_ALGORITHMS.to_vec();
+        for endpoint in [
+            "token_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+        ] {
+            if let Some(Value::Array(methods)) =
+                map.get_mut(&format!("{endpoint}_auth_methods_supported"))
+            {
+                methods.push(Value::from("private_key_jwt"));
+            }
+            map.insert(
+                format!("{endpoint}_auth_signing_alg_values_supported"),
+                Value::from(algorithms.clone()),
+            );
+        }
     }
 
     /// The scopes the authorization server advertises: every supported one but the consent

@@ -62,6 +62,11 @@
 //!   choke point, a leaf.
 //! - `console`: the operator's console at `{base_path}/admin` and its JSON API (SECURITY A1):
 //!   who is an admin, the pages, the actions (each audited with the acting admin).
+//! - The grants without a browser (issue 21, SECURITY E1–E3): `machine_options` (a leaf: the
+//!   `[client_credentials]` and `[[trusted_issuers]]` settings), `assertion_keys` (a service:
+//!   JWS checks, `private_key_jwt` clients' keys fetched under M3's rules, the trusted issuers
+//!   and their keys), `client_assertion` (`private_key_jwt` authentication, from `client_auth`),
+//!   `client_credentials` and `id_jag` (the decisions, minted by `token`).
 //! - `router`: which path answers what.
 //!
 //! No two modules import each other, even through the hub: services (options, accounts, keys,
@@ -73,12 +78,15 @@
 
 mod access_token_jwt;
 mod account_api;
+mod assertion_keys;
 mod audit;
 mod authorize;
 mod bearer;
 mod browser_session;
 pub mod cimd;
+mod client_assertion;
 mod client_auth;
+mod client_credentials;
 mod connection_pages;
 pub mod connections;
 mod console;
@@ -88,8 +96,10 @@ pub mod email;
 mod email_flows;
 mod errors;
 mod guard;
+mod id_jag;
 pub mod identity_provider;
 mod keys;
+mod machine_options;
 mod mcp_auth;
 mod oidc;
 mod option_formats;
@@ -125,6 +135,7 @@ pub use errors::{BearerError, JsonRpc};
 pub use guard::{McpAuthLayer, McpAuthService};
 pub use identity_provider::{IdentityProvider, IdentityProviderError, ProviderIdentity};
 pub use keys::{KeyError, SigningAlgorithm, SigningKeys};
+pub use machine_options::{ClientCredentialsOptions, SubjectMapping, TrustedIssuer};
 pub use mcp_auth::{McpAuth, key_encryption_secret, server_secret};
 pub use options::{
     ADMIN_SCOPE, BuildError, McpAuthOptions, ProtectedResource, RefreshReusePolicy,

@@ -55,6 +55,10 @@ struct Inner {
     email_allow_list: EmailAllowList,
     /// Connected accounts (the token vault).
     connections: Connections,
+    /// Keys of `private_key_jwt` clients and trusted issuers (issue 21).
+    assertion_keys: crate::assertion_keys::AssertionKeys,
+    /// `[[trusted_issuers]]`, checked, with their key sources.
+    trusted_issuers: crate::assertion_keys::TrustedIssuers,
 }
 
 /// The secret that signs cookies: the configured one, else the one generated once and kept in
@@ -91,6 +95,11 @@ fn trusted_client(trusted: &TrustedClient, now: i64) -> Result<Client, BuildErro
         name: &trusted.name,
         redirect_uris: &trusted.redirect_uris,
         logo_uri: trusted.logo_uri.as_deref(),
+        grant_types: &trusted.grant_types,
+        scope: trusted.scope.as_deref(),
+        resources: &trusted.resources,
+        jwks_uri: trusted.jwks_uri.as_deref(),
+        jwks: trusted.jwks.as_ref(),
     };
     let registration = configured
         .validate()
@@ -167,6 +176,14 @@ impl McpAuth {
                 "cimd.allow_loopback is on: client metadata documents may be fetched from this machine's loopback addresses. For tests and local development only; never in production"
             );
         }
+        let provider_ids: Vec<&str> = options
+            .identity_providers
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        let trusted_issuers =
+            crate::assertion_keys::TrustedIssuers::new(&options.trusted_issuers, &provider_ids)?;
+        let assertion_keys = crate::assertion_keys::AssertionKeys::new(fetcher.clone());
         let token_cache = Arc::new(TokenCache::new(options.token_cache.clone()));
         // What seals secrets at rest: signing keys, and the links of mail waiting in the outbox.
         let key_encryption_secret = options
@@ -245,6 +262,8 @@ impl McpAuth {
                 &options.allowed_email_domains,
                 &options.allowed_emails,
             ),
+            assertion_keys,
+            trusted_issuers,
             store,
             authorization_policy: AuthorizationPolicy {
                 default_scope: checked.default_scope,
@@ -454,6 +473,16 @@ impl McpAuth {
         detail: serde_json::Value,
     ) -> AuditEvent {
         security_event(self.now(), kind, user_id, client_id, ip, detail)
+    }
+
+    /// Keys of `private_key_jwt` clients and trusted issuers.
+    pub(crate) fn assertion_keys(&self) -> &crate::assertion_keys::AssertionKeys {
+        &self.inner.assertion_keys
+    }
+
+    /// The trusted issuers of identity assertion grants.
+    pub(crate) fn trusted_issuers(&self) -> &crate::assertion_keys::TrustedIssuers {
+        &self.inner.trusted_issuers
     }
 
     /// `{issuer}{base_path}{path}`: the absolute URL of an endpoint.

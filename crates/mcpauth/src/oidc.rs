@@ -127,7 +127,11 @@ pub async fn userinfo(
     if !session.has_scope("openid") {
         return auth.insufficient_scope(&["openid".to_owned()]);
     }
-    let user = match auth.store().user_by_id(&session.user_id).await {
+    // A machine's token has no user to describe.
+    let Some(user_id) = session.user_id.as_deref() else {
+        return auth.insufficient_scope(&["openid".to_owned()]);
+    };
+    let user = match auth.store().user_by_id(user_id).await {
         Ok(Some(user)) if !user.disabled => user,
         Ok(_) => {
             return auth.unauthorized(&BearerError::Invalid("the user no longer exists"));

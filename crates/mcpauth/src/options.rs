@@ -58,6 +58,45 @@ pub struct TrustedClient {
     /// This client's [`RefreshReusePolicy`]; default: the server's `refresh_reuse_policy`.
     #[serde(default)]
     pub refresh_reuse_policy: Option<RefreshReusePolicy>,
+    /// The grant types (`authorization_code`, `refresh_token`, `client_credentials`,
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`); empty: `authorization_code` and
+    /// `refresh_token`. A machine needs no `redirect_uris`.
+    #[serde(default)]
+    pub grant_types: Vec<mcpauth_core::model::GrantType>,
+    /// The scopes a machine (`client_credentials`) may be given; default the server's
+    /// `mcp_scopes`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The resources a machine may get tokens for; empty: every resource of the server.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// The public keys of a `private_key_jwt` client, as a URL (fetched under the CIMD rules,
+    /// SECURITY M3)…
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// …or as a JSON Web Key Set.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+}
+
+impl Default for TrustedClient {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: None,
+            token_endpoint_auth_method: None,
+            name: String::new(),
+            redirect_uris: Vec::new(),
+            logo_uri: None,
+            skip_consent: true,
+            refresh_reuse_policy: None,
+            grant_types: Vec::new(),
+            scope: None,
+            resources: Vec::new(),
+            jwks_uri: None,
+            jwks: None,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -78,6 +117,11 @@ impl std::fmt::Debug for TrustedClient {
             .field("logo_uri", &self.logo_uri)
             .field("skip_consent", &self.skip_consent)
             .field("refresh_reuse_policy", &self.refresh_reuse_policy)
+            .field("grant_types", &self.grant_types)
+            .field("scope", &self.scope)
+            .field("resources", &self.resources)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("jwks", &self.jwks.is_some())
             .finish()
     }
 }
@@ -304,6 +348,12 @@ pub struct McpAuthOptions {
     /// the server's `admin_bind`), not from [`crate::McpAuth::router`].
     #[serde(skip)]
     pub console_apart: bool,
+    /// `[client_credentials]`: machines getting tokens for themselves (SECURITY E1). Off by
+    /// default.
+    pub client_credentials: crate::machine_options::ClientCredentialsOptions,
+    /// `[[trusted_issuers]]`: enterprise identity providers whose identity assertion grants
+    /// (ID-JAG) are redeemed at the token endpoint (SECURITY E3). None by default.
+    pub trusted_issuers: Vec<crate::machine_options::TrustedIssuer>,
 }
 
 impl McpAuthOptions {
@@ -379,6 +429,8 @@ impl McpAuthOptions {
             admins: Vec::new(),
             admin_reauth_secs: 900,
             console_apart: false,
+            client_credentials: crate::machine_options::ClientCredentialsOptions::default(),
+            trusted_issuers: Vec::new(),
         }
     }
 }

@@ -85,11 +85,16 @@ async fn register(auth: &McpAuth, headers: &HeaderMap, body: Body) -> Result<Val
         .into());
     };
     let registration = ClientRegistration::parse(&request, auth.scopes_supported())?;
+    crate::client_credentials::check_self_registered_grants(auth, &registration.grant_types)?;
 
     let now = auth.now();
     let client_id = secret::random_id();
-    let client_secret = (registration.token_endpoint_auth_method != TokenEndpointAuthMethod::None)
-        .then(secret::random_token);
+    // A private_key_jwt client proves itself with its keys: it gets no secret.
+    let client_secret = matches!(
+        registration.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost
+    )
+    .then(secret::random_token);
     let mut echoed = registration.echo.clone();
     let mut client = registration.into_client(
         client_id.clone(),

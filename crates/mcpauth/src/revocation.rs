@@ -60,7 +60,7 @@ pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
             None => store
                 .refresh_token(&hash)
                 .await?
-                .map(|(rt, _)| (rt.family_id, rt.client_id, rt.user_id)),
+                .map(|(rt, _)| (rt.family_id, rt.client_id, Some(rt.user_id))),
         };
         // RFC 7009 §2.2: an unknown or already invalid token is answered with 200 as well.
         if let Some((family_id, owner, user_id)) = found {
@@ -76,7 +76,7 @@ pub async fn revoke(State(auth): State<McpAuth>, request: Request) -> Response {
             revoked?;
             auth.audit(
                 "token.revoke",
-                Some(&user_id),
+                user_id.as_deref(),
                 Some(&client.client_id),
                 Some(&ip),
                 json!({ "family_id": family_id }),
@@ -118,22 +118,29 @@ pub async fn introspect(State(auth): State<McpAuth>, request: Request) -> Respon
         let active = t.expires_at > auth.now()
             && !grant.family_revoked
             && !grant.client_disabled
-            && !grant.user.disabled;
+            && match (&t.user_id, &grant.user) {
+                (None, _) => true,
+                (Some(_), Some(user)) => !user.disabled,
+                (Some(_), None) => false,
+            };
         if !active {
             return Ok(inactive);
         }
+        // A machine's token (client_credentials) has the client as its subject and no username.
         let mut answer = json!({
             "active": true,
             "scope": t.scopes,
             "client_id": t.client_id,
-            "username": grant.user.email,
-            "sub": t.user_id,
+            "sub": t.user_id.as_deref().unwrap_or(&t.client_id),
             "aud": t.audience,
             "iss": auth.options().issuer,
             "exp": t.expires_at,
             "iat": t.created_at,
             "token_type": "Bearer",
         });
+        if let Some(user) = &grant.user {
+            answer["username"] = Value::from(user.email.clone());
+        }
         // RFC 9449 §6.2: a bound token's key, so that the resource server can check the proof.
         if let Some(jkt) = &t.dpop_jkt {
             answer["token_type"] = Value::from("DPoP");

@@ -13,8 +13,9 @@ use crate::connections::{ConnectionError, ConnectionToken, Connections};
 pub struct McpSession {
     /// Identifier of the access token (not the token itself).
     pub token_id: String,
-    /// The user the token acts for.
-    pub user_id: String,
+    /// The user the token acts for; `None` when the caller is a machine (a
+    /// `client_credentials` token): the client acts for itself, and `client_id` is who calls.
+    pub user_id: Option<String>,
     /// The client the token was issued to.
     pub client_id: String,
     /// The scopes granted to the token.
@@ -52,6 +53,17 @@ impl std::fmt::Debug for SessionConnections {
 }
 
 impl McpSession {
+    /// True when the caller is a machine acting for itself (no user): see [`Self::user_id`].
+    pub fn is_machine(&self) -> bool {
+        self.user_id.is_none()
+    }
+
+    /// Who the token acts for: the user's id, or the client's for a machine (the `sub` of a
+    /// `client_credentials` token, as the MCP client-credentials extension has it).
+    pub fn subject(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(&self.client_id)
+    }
+
     /// True when the token was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -66,9 +78,14 @@ impl McpSession {
         &self,
         connection_id: &str,
     ) -> Result<ConnectionToken, ConnectionError> {
-        match &self.connections.0 {
-            Some(connections) => connections.token(&self.user_id, connection_id).await,
-            None => Err(ConnectionError::UnknownConnection),
+        match (&self.connections.0, self.user_id.as_deref()) {
+            (Some(connections), Some(user_id)) => connections.token(user_id, connection_id).await,
+            // A machine's token (client_credentials) has no user whose accounts it could use.
+            (Some(_), None) => Err(ConnectionError::Unavailable(
+                "a machine's token (client_credentials) acts for no user: it has no connected accounts"
+                    .to_owned(),
+            )),
+            (None, _) => Err(ConnectionError::UnknownConnection),
         }
     }
 

@@ -6,7 +6,9 @@
 //! read from a copy sealed under the old token. A later reuse is judged by the client's
 //! `refresh_reuse_policy` ([`mcpauth_core::RefreshReusePolicy`]): the immediately previous
 //! token within the window gets new tokens of the same grant (`refresh.reuse_tolerated`);
-//! anything else revokes the whole grant (S12).
+//! anything else revokes the whole grant (S12). The grants without a browser
+//! (`client_credentials`, ID-JAG redemption; issue 21) are decided in `client_credentials` and
+//! `id_jag` and minted here (`issue_direct`).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -58,7 +60,63 @@ async fn token(
     match grant_type {
         GrantType::AuthorizationCode => exchange_code(auth, &client, &params, ip, proof).await,
         GrantType::RefreshToken => refresh(auth, &client, &params, ip, proof).await,
+        GrantType::ClientCredentials => {
+            let grant = crate::client_credentials::client_credentials(auth, &client, &params)?;
+            issue_direct(auth, &client, grant, ip, proof).await
+        }
+        GrantType::JwtBearer => {
+            let grant = crate::id_jag::redeem(auth, &client, &params, ip).await?;
+            issue_direct(auth, &client, grant, ip, proof).await
+        }
     }
+}
+
+/// Mints and stores a grant made without a code (`client_credentials`, an ID-JAG), with its
+/// audit entry, in one transaction.
+async fn issue_direct(
+    auth: &McpAuth,
+    client: &Client,
+    grant: crate::client_credentials::DirectGrant,
+    ip: &str,
+    proof: Option<&str>,
+) -> Result<Value, OAuthJson> {
+    let family_id = secret::random_id();
+    let issued = Issued::new(
+        auth,
+        Grant {
+            client,
+            family_id: &family_id,
+            user_id: grant.user_id.as_deref(),
+            scopes: &grant.scopes,
+            grant_scopes: &grant.scopes,
+            resource: &grant.resource,
+        },
+        grant.refresh_until,
+    )
+    .shape(
+        auth,
+        Shape {
+            dpop_jkt: proof,
+            bind_refresh: client.is_public(),
+            auth_time: None,
+        },
+    )
+    .await?;
+    let mut detail = grant.audit_detail;
+    detail["scope"] = Value::String(grant.scopes.to_string());
+    detail["family_id"] = Value::String(family_id);
+    let audit = auth.audit_event(
+        "token.issue",
+        grant.user_id.as_deref(),
+        Some(&client.client_id),
+        Some(ip),
+        detail,
+    );
+    let family_end = grant.refresh_until.unwrap_or(issued.access.expires_at);
+    auth.store()
+        .issue_direct_grant(&issued.access, issued.refresh.as_ref(), family_end, &audit)
+        .await?;
+    Ok(issued.response)
 }
 
 async fn exchange_code(
@@ -116,7 +174,7 @@ async fn exchange_code(
         Grant {
             client,
             family_id: &record.family_id,
-            user_id: &record.user_id,
+            user_id: Some(&record.user_id),
             scopes,
             grant_scopes: scopes,
             resource: &record.resource,
@@ -271,7 +329,7 @@ async fn refresh(
         Grant {
             client,
             family_id: &family.id,
-            user_id: &old.user_id,
+            user_id: Some(&old.user_id),
             scopes: &scopes,
             grant_scopes: granted,
             resource: &old.resource,
@@ -432,7 +490,9 @@ struct Issued {
 struct Grant<'a> {
     client: &'a Client,
     family_id: &'a str,
-    user_id: &'a str,
+    /// The user; `None` for a machine's grant (`client_credentials`), which never gets a
+    /// refresh token.
+    user_id: Option<&'a str>,
     /// Scopes of the access token (possibly narrowed).
     scopes: &'a Scopes,
     /// Scopes of the whole grant, which the refresh token keeps.
@@ -442,7 +502,7 @@ struct Grant<'a> {
 
 impl Issued {
     /// Mints an access token, and a refresh token when `refresh_until` (the grant's absolute
-    /// end) is given.
+    /// end) is given and the grant has a user.
     fn new(auth: &McpAuth, grant: Grant<'_>, refresh_until: Option<i64>) -> Self {
         let options = &auth.options();
         let now = auth.now();
@@ -452,35 +512,39 @@ impl Issued {
             token_hash: secret::hash_token(&access_token),
             family_id: grant.family_id.to_owned(),
             client_id: grant.client.client_id.clone(),
-            user_id: grant.user_id.to_owned(),
+            user_id: grant.user_id.map(str::to_owned),
             scopes: grant.scopes.clone(),
             audience: grant.resource.to_owned(),
             expires_at: now + options.access_token_expires_in,
             created_at: now,
             dpop_jkt: None,
         };
-        let refresh_token = refresh_until.map(|end| (secret::random_token(), end));
-        let refresh = refresh_token.as_ref().map(|(token, end)| RefreshToken {
-            id: secret::random_id(),
-            token_hash: secret::hash_token(token),
-            family_id: grant.family_id.to_owned(),
-            client_id: grant.client.client_id.clone(),
-            user_id: grant.user_id.to_owned(),
-            scopes: grant.grant_scopes.clone(),
-            resource: grant.resource.to_owned(),
-            expires_at: (now + options.refresh_token_expires_in).min(*end),
-            created_at: now,
-            rotated_at: None,
-            retry_response: None,
-            dpop_jkt: None,
-        });
+        let refresh_token = refresh_until
+            .zip(grant.user_id)
+            .map(|(end, user_id)| (secret::random_token(), end, user_id));
+        let refresh = refresh_token
+            .as_ref()
+            .map(|(token, end, user_id)| RefreshToken {
+                id: secret::random_id(),
+                token_hash: secret::hash_token(token),
+                family_id: grant.family_id.to_owned(),
+                client_id: grant.client.client_id.clone(),
+                user_id: (*user_id).to_owned(),
+                scopes: grant.grant_scopes.clone(),
+                resource: grant.resource.to_owned(),
+                expires_at: (now + options.refresh_token_expires_in).min(*end),
+                created_at: now,
+                rotated_at: None,
+                retry_response: None,
+                dpop_jkt: None,
+            });
         let mut response = json!({
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": options.access_token_expires_in,
             "scope": grant.scopes.to_string(),
         });
-        if let Some((token, _)) = refresh_token {
+        if let Some((token, _, _)) = refresh_token {
             response["refresh_token"] = Value::String(token);
         }
         Self {
@@ -531,7 +595,12 @@ impl Issued {
             let scope = self.access.scopes.to_string();
             let claims = access_token_jwt::Claims {
                 issuer: &options.issuer,
-                subject: &self.access.user_id,
+                // A machine's token (client_credentials) has the client as its subject.
+                subject: self
+                    .access
+                    .user_id
+                    .as_deref()
+                    .unwrap_or(&self.access.client_id),
                 audience: &self.access.audience,
                 client_id: &self.access.client_id,
                 scope: &scope,

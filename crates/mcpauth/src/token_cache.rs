@@ -217,7 +217,7 @@ mod tests {
     fn session(id: &str, expires_at: i64) -> McpSession {
         McpSession {
             token_id: id.to_owned(),
-            user_id: "u".to_owned(),
+            user_id: Some("u".to_owned()),
             client_id: "c".to_owned(),
             scopes: vec!["mcp:tools".to_owned()],
             audience: "https://rs.test/api/mcp".to_owned(),

@@ -599,6 +599,7 @@ async fn cimd_trusted_client_is_pinned_and_skips_consent() {
             logo_uri: None,
             skip_consent: true,
             refresh_reuse_policy: None,
+            ..Default::default()
         }];
     })
     .await;
@@ -625,6 +626,7 @@ async fn cimd_trusted_entry_with_its_own_redirect_uris_is_refused_at_start() {
         logo_uri: None,
         skip_consent: true,
         refresh_reuse_policy: None,
+        ..Default::default()
     }];
     let refused = mcpauth_server::Application::build(&settings, None).await;
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();

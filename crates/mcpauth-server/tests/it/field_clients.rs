@@ -339,6 +339,7 @@ async fn consent_scopes_are_never_granted_silently() {
             logo_uri: None,
             skip_consent: true,
             refresh_reuse_policy: None,
+            ..Default::default()
         }]
     })
     .await;

@@ -32,6 +32,7 @@ mod gateway;
 mod identity_provider;
 mod interop_rmcp;
 mod lingering_close;
+mod machine_clients;
 mod mcp_endpoint;
 mod oidc;
 mod operations;

@@ -16,6 +16,7 @@ fn trusted(skip_consent: bool) -> TrustedClient {
         logo_uri: None,
         skip_consent,
         refresh_reuse_policy: None,
+        ..Default::default()
     }
 }
 

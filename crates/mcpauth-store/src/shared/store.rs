@@ -466,7 +466,7 @@ pub(crate) const ACCESS_TOKEN_GRANT_SQL: &str = concat!(
     r#", f.revoked_at AS family_revoked_at, c.disabled AS client_disabled
        FROM "oauthAccessToken" t
        JOIN "oauthTokenFamily" f ON f.id = t.family_id
-       JOIN "user" u ON u.id = t.user_id
+       LEFT JOIN "user" u ON u.id = t.user_id
        JOIN "oauthApplication" c ON c.client_id = t.client_id
        WHERE t.token_hash = $1"#
 );
@@ -1317,9 +1317,11 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?;
         decode_optional(row, |row| {
             let family_revoked_at: Option<i64> = get(row, "family_revoked_at")?;
+            // A machine's token has no user (LEFT JOIN: the user columns are NULL).
+            let user_id: Option<String> = get(row, "u_id")?;
             Ok(AccessTokenGrant {
                 token: rows::access_token(row)?,
-                user: rows::user_u(row)?,
+                user: user_id.map(|_| rows::user_u(row)).transpose()?,
                 family_revoked: family_revoked_at.is_some(),
                 client_disabled: get(row, "client_disabled")?,
             })
@@ -2503,5 +2505,47 @@ impl<B: Backend> Store for SqlStore<B> {
                 })
             })
             .collect()
+    }
+
+    // --- Machine and enterprise clients (issue 21: client_credentials, ID-JAG) ---
+
+    async fn issue_direct_grant(
+        &self,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+        family_expires_at: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let access = access.clone();
+        let refresh = refresh.cloned();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let access = &access;
+                let refresh = refresh.as_ref();
+                let audit = &audit;
+                tx.begin().await?;
+                tx.execute(
+                    query(
+                        r#"INSERT INTO "oauthTokenFamily"
+                               (id, client_id, user_id, scopes, resource, created_at, expires_at,
+                                revoked_at)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"#,
+                    )
+                    .bind(&access.family_id)
+                    .bind(&access.client_id)
+                    .bind(&access.user_id)
+                    .bind(&access.scopes)
+                    .bind(&access.audience)
+                    .bind(access.created_at)
+                    .bind(family_expires_at),
+                )
+                .await?;
+                store_tokens(tx, access, refresh).await?;
+                tx.execute(insert_audit(audit)).await?;
+                tx.commit().await
+            })
+        })
+        .await
     }
 }

@@ -131,7 +131,7 @@ pub fn access(id: &str, family: &TokenFamily) -> AccessToken {
         token_hash: format!("access-hash-{id}"),
         family_id: family.id.clone(),
         client_id: family.client_id.clone(),
-        user_id: family.user_id.clone(),
+        user_id: Some(family.user_id.clone()),
         scopes: family.scopes.clone(),
         audience: family.resource.clone(),
         expires_at: NOW + 3600,
@@ -796,7 +796,7 @@ pub async fn tokens_and_lookup(store: &dyn Store) {
         .unwrap()
         .expect("grant");
     assert_eq!(grant.token, access);
-    assert_eq!(grant.user, user("u1", "u1@example.com"));
+    assert_eq!(grant.user, Some(user("u1", "u1@example.com")));
     assert!(!grant.family_revoked);
     assert!(!grant.client_disabled);
 
@@ -981,7 +981,7 @@ pub async fn user_administration(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert!(
-        grant.user.disabled,
+        grant.user.is_some_and(|u| u.disabled),
         "a disabled user's tokens carry the flag"
     );
     assert!(!store.set_user_disabled("nobody", true, NOW).await.unwrap());
@@ -2019,6 +2019,84 @@ pub async fn dpop_bindings_round_trip(store: &dyn Store) {
     assert_eq!(grant.token.dpop_jkt, None, "an unbound token stays unbound");
 }
 
+// --- Machine and enterprise clients (issue 21: client_credentials, ID-JAG) ---
+
+/// A grant made without a code: a machine's (no user) and a user's with a refresh token, each
+/// stored in one transaction with its family and audit entry; the machine's token reads back
+/// with no user, and revoking its family ends it.
+pub async fn direct_grants_with_and_without_a_user(store: &dyn Store) {
+    store.create_client(&client("c1")).await.unwrap();
+    store
+        .create_user(&user("u1", "u1@example.com"), "$argon2id$v=19$hash")
+        .await
+        .unwrap();
+    let machine = AccessToken {
+        id: "m1".to_owned(),
+        token_hash: "access-hash-m1".to_owned(),
+        family_id: "fam-m".to_owned(),
+        client_id: "c1".to_owned(),
+        user_id: None,
+        scopes: scopes("mcp:tools"),
+        audience: "https://rs.example/mcp".to_owned(),
+        expires_at: NOW + 3600,
+        created_at: NOW,
+        dpop_jkt: None,
+    };
+    let mut event = audit("token.issue");
+    event.user_id = None;
+    store
+        .issue_direct_grant(&machine, None, NOW + 3600, &event)
+        .await
+        .unwrap();
+    let grant = store
+        .access_token("access-hash-m1")
+        .await
+        .unwrap()
+        .expect("the machine's token");
+    assert_eq!(grant.token, machine);
+    assert_eq!(grant.user, None);
+    assert!(!grant.family_revoked);
+
+    // A user's grant with a refresh token that rotates as any other.
+    let fam = self::family("fam-u", "u1", "c1");
+    let mut access = self::access("a-u", &fam);
+    access.scopes = fam.scopes.clone();
+    let refresh = self::refresh("r-u", &fam);
+    store
+        .issue_direct_grant(&access, Some(&refresh), NOW + 86_400, &audit("token.issue"))
+        .await
+        .unwrap();
+    let grant = store
+        .access_token(&access.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.user.map(|u| u.id), Some("u1".to_owned()));
+    let (found, family) = store
+        .refresh_token(&refresh.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, refresh);
+    assert_eq!(family.user_id, "u1");
+    assert_eq!(family.expires_at, NOW + 86_400);
+
+    // The same family twice is a failure that writes nothing.
+    let mut again = machine.clone();
+    again.token_hash = "access-hash-m2".to_owned();
+    assert!(
+        store
+            .issue_direct_grant(&again, None, NOW + 3600, &event)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.access_token("access-hash-m2").await.unwrap(), None);
+
+    store.revoke_family("fam-m", NOW + 1).await.unwrap();
+    let grant = store.access_token("access-hash-m1").await.unwrap().unwrap();
+    assert!(grant.family_revoked);
+}
+
 /// Runs every contract function as a test, each on a store made by `$fresh` (returning the
 /// store and a guard that lives as long as the test); `$rows` makes a [`contract::Rows`] for a
 /// store.
@@ -2067,6 +2145,8 @@ macro_rules! contract_tests {
             a1_user_search,
             a1_audit_search_and_histogram,
             a1_counts_and_client_usage,
+            // Machine and enterprise clients (issue 21).
+            direct_grants_with_and_without_a_user,
         );
         contract_tests!(@shared $fresh:
             concurrent_take_verification_once,

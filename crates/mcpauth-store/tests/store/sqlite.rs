@@ -385,7 +385,7 @@ async fn one_operation_per_store_call() {
         token_hash: format!("ah-{id}"),
         family_id: "f-u1".to_owned(),
         client_id: "c1".to_owned(),
-        user_id: "u1".to_owned(),
+        user_id: Some("u1".to_owned()),
         scopes: crate::support::scopes("openid"),
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,

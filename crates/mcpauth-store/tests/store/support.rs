@@ -226,7 +226,7 @@ pub async fn seed(store: &dyn Store, user_id: &str, client_id: &str) {
         token_hash: format!("ah-{user_id}"),
         family_id: family.id.clone(),
         client_id: client_id.to_owned(),
-        user_id: user_id.to_owned(),
+        user_id: Some(user_id.to_owned()),
         scopes: scopes("openid"),
         audience: "https://mcp.example/".to_owned(),
         expires_at: NOW + 60,

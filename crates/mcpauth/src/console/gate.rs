@@ -122,7 +122,11 @@ async fn token_admin(auth: &McpAuth, parts: &Parts) -> Result<Admin, ConsoleErro
     if !session.has_scope(ADMIN_SCOPE) {
         return Err(ConsoleError::NotFound);
     }
-    let Some(user) = auth.store().user_by_id(&session.user_id).await? else {
+    // A machine's token (client_credentials) has no user, so no admin.
+    let Some(user_id) = session.user_id.as_deref() else {
+        return Err(ConsoleError::NotFound);
+    };
+    let Some(user) = auth.store().user_by_id(user_id).await? else {
         return Err(ConsoleError::NotFound);
     };
     if !is_admin(auth, &user).await? {

@@ -693,3 +693,75 @@ async fn an_upstream_writing_head_and_body_apart_is_not_held_back_by_nagle() {
         "median {median:?} of {latencies:?}"
     );
 }
+
+/// A machine (`client_credentials`, issue 21) through the gateway: the upstream gets
+/// `X-MCPAuth-Client-Id` and no user header (a forged one is still stripped), and the signed
+/// assertion's `sub` is the client.
+#[tokio::test]
+async fn e1_a_machine_reaches_the_upstream_as_its_client_with_no_user_headers() {
+    const MACHINE: &str = "gateway-machine";
+    const SECRET: &str = "a-gateway-machine-secret-long-enough-42";
+    let upstream = upstream::spawn().await;
+    let url = upstream.url.clone();
+    let app = spawn_app_with(|settings| {
+        settings.upstreams = vec![upstream_at("/mcp/a", &url)];
+        settings.auth.client_credentials.enabled = true;
+        settings.auth.trusted_clients = vec![mcpauth::TrustedClient {
+            client_id: MACHINE.into(),
+            client_secret: Some(SECRET.into()),
+            name: "Gateway machine".into(),
+            grant_types: vec![mcpauth_core::model::GrantType::ClientCredentials],
+            scope: Some("mcp:tools".into()),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let gateway = Gateway { app, upstream };
+    let issued: Value = gateway
+        .app
+        .http
+        .post(gateway.app.url("/api/auth/mcp/token"))
+        .basic_auth(MACHINE, Some(SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", &gateway.resource("/mcp/a")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = issued["access_token"].as_str().expect("a token").to_owned();
+    let response = gateway
+        .post("/mcp/a", &token, &call("headers"))
+        .header("x-mcpauth-user-id", "forged-admin")
+        .header("x-mcpauth-email", "forged@example.com")
+        .send()
+        .await
+        .unwrap();
+    let seen = received_headers(response).await;
+    assert_eq!(seen["x-mcpauth-client-id"], MACHINE, "{seen}");
+    assert_eq!(seen["x-mcpauth-scopes"], "mcp:tools");
+    for header in [
+        "x-mcpauth-user-id",
+        "x-mcpauth-email",
+        "x-mcpauth-name",
+        "authorization",
+    ] {
+        assert!(seen.get(header).is_none(), "no {header}: {seen}");
+    }
+    let assertion = seen["x-mcpauth-assertion"].as_str().unwrap();
+    let header = decode_header(assertion).unwrap();
+    let jwks: JwkSet =
+        serde_json::from_value(gateway.get_json("/api/auth/mcp/jwks").await).unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[gateway.resource("/mcp/a")]);
+    let claims = decode::<Value>(assertion, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], MACHINE);
+    assert_eq!(claims["client_id"], MACHINE);
+    assert!(claims.get("email").is_none(), "{claims}");
+}

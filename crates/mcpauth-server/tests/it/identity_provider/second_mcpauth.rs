@@ -29,6 +29,7 @@ async fn idp_mcpauth() -> TestApp {
             logo_uri: None,
             skip_consent: true,
             refresh_reuse_policy: None,
+            ..Default::default()
         }];
     })
     .await

@@ -210,6 +210,7 @@ async fn s12_a_trusted_client_may_be_strict_under_a_tolerant_server() {
             logo_uri: None,
             skip_consent: true,
             refresh_reuse_policy: Some(RefreshReusePolicy::Strict),
+            ..Default::default()
         }]
     })
     .await;
