@@ -20,8 +20,9 @@
 #   --server-env "K=V ..."  extra environment for the mcpauth servers (experiments, e.g.
 #                      MALLOC_ARENA_MAX=2); recorded in meta.json
 #   --scenarios LIST   comma-separated subset of: validate, mcp, gateway (with gateway_latency,
-#                      gateway_credential and gateway_python), exchange (with authorize),
-#                      client_credentials, dcr, refresh, scale (default: all)
+#                      gateway_credential and gateway_python), jwt (JWT access tokens, with
+#                      validate_miss), exchange (with authorize), client_credentials, dcr, refresh,
+#                      scale (default: all)
 #   --postgres URL     also run the selected validate/exchange/dcr/refresh scenarios with mcpauth on
 #                      PostgreSQL (a loopback server; a fresh database is created there and dropped
 #                      afterwards, with psql): one instance vs two instances on the same database,
@@ -77,7 +78,7 @@ fi
 # want NAME: whether scenario NAME was selected (--scenarios)
 want() { [[ $scenarios == all || ",$scenarios," == *",$1,"* ]]; }
 for name in ${scenarios//,/ }; do
-  case "$name" in all|validate|mcp|gateway|exchange|client_credentials|dcr|refresh|scale) ;;
+  case "$name" in all|validate|mcp|gateway|jwt|exchange|client_credentials|dcr|refresh|scale) ;;
     *) echo "bench: unknown scenario $name (see --help)" >&2; exit 2 ;; esac
 done
 want scale || scale=0
@@ -586,6 +587,39 @@ cc_x() {
 }
 pairs_of client_credentials cc_m cc_x
 stop_pid "$cc_pid"
+fi
+
+# 3c. JWT access tokens (issue 20): validation of an RFC 9068 JWT access token vs an opaque one,
+# both through the token cache as configured by default (validate_jwt: a second instance issuing
+# JWTs vs the main instance), and both with the cache off (validate_miss: every request verifies
+# the token afresh: the JWT's signature and its stored row, the opaque token's row). DPoP-bound
+# tokens are not measured: every request needs a fresh proof, which neither wrk nor loadgen signs.
+if want jwt; then
+printf 'access_token_format = "jwt"\n' >"$work/jwt.toml"
+printf 'access_token_format = "jwt"\n\n[token_cache]\ncapacity = 0\n' >"$work/jwt-nocache.toml"
+printf '[token_cache]\ncapacity = 0\n' >"$work/opaque-nocache.toml"
+start_mcpauth jwt --config "$work/jwt.toml"
+start_mcpauth jwtnc --config "$work/jwt-nocache.toml"
+start_mcpauth opqnc --config "$work/opaque-nocache.toml"
+for inst in jwt jwtnc opqnc; do
+  url_var="${inst}_url"; issuer_var="${inst}_issuer"
+  fg timeout 120 node "$here/prep.mjs" --base "${!url_var}" --origin "${!issuer_var}" --out "$work/prep-$inst.json" \
+    --chains 1 --scope "openid mcp:tools"
+done
+jwt_token="$(json_get "$work/prep-jwt.json" accessToken)"
+jwtnc_token="$(json_get "$work/prep-jwtnc.json" accessToken)"
+opqnc_token="$(json_get "$work/prep-opqnc.json" accessToken)"
+[[ "$jwt_token" == eyJ*.*.* && "$jwtnc_token" == eyJ*.*.* ]] || { echo "bench: the jwt instances issued no JWT" >&2; exit 1; }
+check "mcpauth get-session with a JWT" 200 -H "Authorization: Bearer $jwt_token" "$jwt_url/api/auth/mcp/get-session"
+check "mcpauth get-session with a JWT, no cache" 200 -H "Authorization: Bearer $jwtnc_token" "$jwtnc_url/api/auth/mcp/get-session"
+check "mcpauth get-session, opaque, no cache" 200 -H "Authorization: Bearer $opqnc_token" "$opqnc_url/api/auth/mcp/get-session"
+vj_j() { TOKEN="$jwt_token" http_load validate_jwt jwt "$1" "$jwt_pid" "$jwt_url/api/auth/mcp/get-session" bearer "$conc" "$2"; }
+vj_o() { TOKEN="$m_token" http_load validate_jwt opaque "$1" "$main_pid" "$main_url/api/auth/mcp/get-session" bearer "$conc" "$2"; }
+pairs_of validate_jwt vj_j vj_o
+vm_j() { TOKEN="$jwtnc_token" http_load validate_miss jwt "$1" "$jwtnc_pid" "$jwtnc_url/api/auth/mcp/get-session" bearer "$conc" "$2"; }
+vm_o() { TOKEN="$opqnc_token" http_load validate_miss opaque "$1" "$opqnc_pid" "$opqnc_url/api/auth/mcp/get-session" bearer "$conc" "$2"; }
+pairs_of validate_miss vm_j vm_o
+stop_pid "$jwt_pid"; stop_pid "$jwtnc_pid"; stop_pid "$opqnc_pid"
 fi
 
 # 4. dynamic client registration

@@ -250,6 +250,20 @@ if cc["pairs"]:
                  fmt_rate(cc["a_rps"]), fmt_rate(cc["b_rps"]) + " (exchange)", x(cc["ratio"]), *cpu(cc), "", ""))
     rows.append(("… latency p50 / p99 (ms)", f"{fmt_ms(cc['a_p50'])} / {fmt_ms(cc['a_p99'])}",
                  f"{fmt_ms(cc['b_p50'])} / {fmt_ms(cc['b_p99'])}", "", *NO_CPU, "", ""))
+# 5c. JWT access tokens (issue 20): a JWT vs an opaque bearer, with the cache and without
+vj = paired("validate_jwt", "jwt", "opaque")
+vm = paired("validate_miss", "jwt", "opaque")
+if vj["pairs"]:
+    rows.append(("Token validation of a JWT access token (RFC 9068) vs an opaque one, token cache on, 32 conns — req/s",
+                 fmt_rate(vj["a_rps"]), fmt_rate(vj["b_rps"]) + " (opaque)", x(vj["ratio"]), *cpu(vj), "", ""))
+if vm["pairs"]:
+    rows.append(("… both with the token cache off (every request verified afresh: JWT signature + row, opaque row), 32 conns — req/s",
+                 fmt_rate(vm["a_rps"]), fmt_rate(vm["b_rps"]) + " (opaque, no cache)", x(vm["ratio"]), *cpu(vm), "", ""))
+if vj["pairs"] and vm["pairs"]:
+    rows.append(("JWT validation (cache on, as configured) vs the opaque path's cache miss — req/s",
+                 fmt_rate(vj["a_rps"]), fmt_rate(vm["b_rps"]) + " (opaque miss)",
+                 x(vj["a_rps"] / vm["b_rps"] if vj["a_rps"] and vm["b_rps"] else None), *NO_CPU,
+                 "not slower (≥ 1×)", status(bool(vj["a_rps"] and vm["b_rps"]) and vj["a_rps"] >= vm["b_rps"])))
 # 5b. PostgreSQL (--postgres): two instances on one database vs one
 for scen, label in (("validate", "token validation, 32 conns — req/s"),
                     ("authorize", "minting codes (GET authorize), 16 conc — codes/s"),
