@@ -142,17 +142,35 @@ pub(crate) async fn connect_from_account(
     State(auth): State<McpAuth>,
     request: Request,
 ) -> Response {
-    let (parts, params) = match form_post(&auth, request).await {
-        Ok(parsed) => parsed,
-        Err(error) => return error.into_response(),
-    };
-    let user = match browser_session(&auth, &parts.headers).await {
-        Ok(Some((_, user))) => user,
-        Ok(None) => return see_other("/sign-in?return_to=/account", []),
-        Err(error) => return PageError::from(error).into_response(),
+    let (parts, params, user) = match account_form(&auth, request).await {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return answer,
     };
     let connection_id = params.get("connection").unwrap_or_default();
     start(&auth, &parts.headers, &user.id, connection_id, None).await
+}
+
+/// A form posted from the account page (CSRF-checked) with the signed-in user; a signed-out
+/// browser is sent to sign in and back to the account page.
+async fn account_form(
+    auth: &McpAuth,
+    request: Request,
+) -> Result<
+    (
+        axum::http::request::Parts,
+        Params,
+        mcpauth_core::model::User,
+    ),
+    Response,
+> {
+    let (parts, params) = form_post(auth, request)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    match browser_session(auth, &parts.headers).await {
+        Ok(Some((_, user))) => Ok((parts, params, user)),
+        Ok(None) => Err(see_other("/sign-in?return_to=/account", [])),
+        Err(error) => Err(PageError::from(error).into_response()),
+    }
 }
 
 /// The ticket of an elicitation link, when it is still unused and unexpired.
@@ -503,14 +521,9 @@ pub(crate) async fn disconnect_from_account(
     State(auth): State<McpAuth>,
     request: Request,
 ) -> Response {
-    let (parts, params) = match form_post(&auth, request).await {
-        Ok(parsed) => parsed,
-        Err(error) => return error.into_response(),
-    };
-    let user = match browser_session(&auth, &parts.headers).await {
-        Ok(Some((_, user))) => user,
-        Ok(None) => return see_other("/sign-in?return_to=/account", []),
-        Err(error) => return PageError::from(error).into_response(),
+    let (_, params, user) = match account_form(&auth, request).await {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return answer,
     };
     let connection_id = params.get("connection").unwrap_or_default();
     match auth
