@@ -40,17 +40,47 @@ pub fn random_id() -> String {
 /// indexes refer to (token families): a new key lands at the end of each index, on a page the
 /// writer has just written, instead of on a random page of its own.
 pub fn ordered_id() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let mut id = format!("{:012x}", ms & 0xffff_ffff_ffff);
+    let mut id = time_prefix();
     URL_SAFE_NO_PAD.encode_string(random_bytes::<10>(), &mut id);
     id
 }
 
-/// The at-rest form of a token: SHA-256, base64url.
+/// A new random secret of 256 bits that sorts by creation time: the 12 hex digits of
+/// [`ordered_id`], then 43 characters as [`random_token`] (55 characters). For the codes and
+/// tokens the store keeps many rows of: [`hash_token`] keeps the time prefix in front of the
+/// digest, so a new row's entry lands at the end of the table's token index, on a page the
+/// writer has just written, instead of on a random page (an opaque token's lifetime and issue
+/// time are no secret: `expires_in` says as much).
+pub fn ordered_token() -> String {
+    let mut token = time_prefix();
+    URL_SAFE_NO_PAD.encode_string(random_bytes::<32>(), &mut token);
+    token
+}
+
+/// The milliseconds since the Unix epoch as 12 hex digits (the clock's low 48 bits).
+fn time_prefix() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{:012x}", ms & 0xffff_ffff_ffff)
+}
+
+/// The time prefix of an [`ordered_token`]: `None` for any other string.
+fn ordered_prefix(token: &str) -> Option<&str> {
+    let prefix = token.get(..12)?;
+    let ordered = token.len() == 55
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ordered.then_some(prefix)
+}
+
+/// The at-rest form of a token: SHA-256, base64url; after the time prefix of an
+/// [`ordered_token`].
 pub fn hash_token(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+    let mut hash = ordered_prefix(token).unwrap_or_default().to_owned();
+    URL_SAFE_NO_PAD.encode_string(Sha256::digest(token.as_bytes()), &mut hash);
+    hash
 }
 
 /// SHA-256 of `input`, base64url without padding (the PKCE S256 transform).
@@ -148,6 +178,29 @@ mod tests {
         assert_ne!(a, random_token());
         assert_ne!(hash_token(&a), a);
         assert_eq!(hash_token(&a), hash_token(&a));
+    }
+
+    #[test]
+    fn ordered_tokens_hash_in_time_order() {
+        let a = ordered_token();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = ordered_token();
+        assert_eq!((a.len(), b.len()), (55, 55));
+        assert_ne!(ordered_token(), ordered_token());
+        let (hash_a, hash_b) = (hash_token(&a), hash_token(&b));
+        assert!(hash_a < hash_b, "{hash_a} < {hash_b}");
+        assert_eq!(hash_a.len(), 12 + 43);
+        assert_eq!(&hash_a[..12], &a[..12]);
+        // The digest covers the whole token, prefix and all.
+        let mut other_time = a.clone();
+        other_time.replace_range(..12, "000000000000");
+        assert_ne!(hash_token(&other_time)[12..], hash_a[12..]);
+        // Only an ordered token's shape keeps a prefix.
+        assert_eq!(hash_token(&a[1..]).len(), 43);
+        assert_eq!(hash_token(&format!("G{}", &a[1..])).len(), 43);
+        let split_char = format!("{}é{}", "a".repeat(11), "a".repeat(42));
+        assert_eq!(split_char.len(), 55);
+        assert_eq!(hash_token(&split_char).len(), 43);
     }
 
     #[test]

@@ -327,17 +327,22 @@ enum AuditCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Cli::parse()).await {
+    let code = match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             match observability::log_format() {
-                LogFormat::Text => eprintln!("error: {error:#}"),
+                LogFormat::Text => {
+                    observability::flush_logs();
+                    eprintln!("error: {error:#}");
+                }
                 // A log shipper reading standard error sees only JSON.
                 LogFormat::Json => tracing::error!(error = format!("{error:#}"), "mcpauth failed"),
             }
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    observability::flush_logs();
+    code
 }
 
 /// Loads the settings and starts logging in their `log_format` (text until then).
@@ -398,6 +403,8 @@ fn announce(app: &Application, settings: &Settings) -> anyhow::Result<()> {
     let metrics = app
         .metrics_address()
         .map(|metrics| format!("http://{metrics}/metrics"));
+    // What was logged while starting (where mail goes, warnings) comes out before the banner.
+    observability::flush_logs();
     if observability::log_format() == LogFormat::Json {
         // Lists as space-separated URLs (a URL holds no space).
         let callbacks: Vec<&str> = providers.iter().map(|(_, uri)| uri.as_str()).collect();

@@ -156,7 +156,7 @@ async fn authorize_validated(
 /// Stores a code for an approved request; returns the redirect that carries it.
 async fn issue_code(auth: &McpAuth, request: &PendingAuthorization) -> Result<String, OAuthError> {
     let now = auth.now();
-    let code = secret::random_token();
+    let code = secret::ordered_token();
     let family = TokenFamily {
         // In time order: the family's key is in the index of its codes and tokens as well.
         id: secret::ordered_id(),

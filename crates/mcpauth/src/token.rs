@@ -506,7 +506,7 @@ impl Issued {
     fn new(auth: &McpAuth, grant: Grant<'_>, refresh_until: Option<i64>) -> Self {
         let options = &auth.options();
         let now = auth.now();
-        let access_token = secret::random_token();
+        let access_token = secret::ordered_token();
         let access = AccessToken {
             id: secret::random_id(),
             token_hash: secret::hash_token(&access_token),
@@ -521,7 +521,7 @@ impl Issued {
         };
         let refresh_token = refresh_until
             .zip(grant.user_id)
-            .map(|(end, user_id)| (secret::random_token(), end, user_id));
+            .map(|(end, user_id)| (secret::ordered_token(), end, user_id));
         let refresh = refresh_token
             .as_ref()
             .map(|(token, end, user_id)| RefreshToken {

@@ -333,12 +333,16 @@ async fn revoke_grants_in<C: Conn>(
 
 /// Runs one statement that may end tokens early, after moving the revocation epoch, in one
 /// transaction; true when it changed exactly one row. `disable` and delete statements of users
-/// and clients go through here (enabling moves no epoch: nothing ends early).
+/// and clients go through here (enabling moves no epoch: nothing ends early). `first` runs
+/// before it, in the same transaction: the deletion of the access tokens of a user or client
+/// being deleted (access token rows have no foreign keys to cascade along, migration 0014).
 async fn revoking_change<B: Backend>(
     store: &SqlStore<B>,
+    first: Option<Query<'_>>,
     change: Query<'_>,
     revokes: bool,
 ) -> Result<bool, StoreError> {
+    let first = first.map(Query::into_owned);
     let change = change.into_owned();
     store
         .write(move |c| {
@@ -346,6 +350,9 @@ async fn revoking_change<B: Backend>(
                 c.begin().await?;
                 if revokes {
                     c.execute(bump_revocation_epoch()).await?;
+                }
+                if let Some(first) = first {
+                    c.execute(first).await?;
                 }
                 let changed = c.execute(change).await?;
                 c.commit().await?;
@@ -1686,6 +1693,7 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<bool, StoreError> {
         revoking_change(
             self,
+            None,
             query(r#"UPDATE "user" SET disabled = $2, updated_at = $3 WHERE id = $1"#)
                 .bind(user_id)
                 .bind(disabled)
@@ -1698,6 +1706,7 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
         revoking_change(
             self,
+            Some(query(r#"DELETE FROM "oauthAccessToken" WHERE user_id = $1"#).bind(user_id)),
             query(r#"DELETE FROM "user" WHERE id = $1"#).bind(user_id),
             true,
         )
@@ -1763,6 +1772,7 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<bool, StoreError> {
         revoking_change(
             self,
+            None,
             query(
                 r#"UPDATE "oauthApplication" SET disabled = $2, updated_at = $3
                        WHERE client_id = $1"#,
@@ -1778,6 +1788,7 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         revoking_change(
             self,
+            Some(query(r#"DELETE FROM "oauthAccessToken" WHERE client_id = $1"#).bind(client_id)),
             query(r#"DELETE FROM "oauthApplication" WHERE client_id = $1"#).bind(client_id),
             true,
         )

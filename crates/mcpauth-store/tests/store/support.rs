@@ -166,6 +166,15 @@ pub const OWNED_TABLES: [&str; 7] = [
     "oauthRefreshToken",
 ];
 
+/// The tables whose rows belong to a client (every one of them is in [`seed`]).
+pub const CLIENT_TABLES: [&str; 5] = [
+    "oauthConsent",
+    "oauthTokenFamily",
+    "oauthAuthorizationCode",
+    "oauthAccessToken",
+    "oauthRefreshToken",
+];
+
 /// A user, a client, and a session, consent, code, family, access and refresh token linking
 /// them; the tokens are stored by redeeming the code ([`Store::redeem_code`], which also logs
 /// a `token.issue` audit entry). The access token's hash is `ah-<user_id>`.
