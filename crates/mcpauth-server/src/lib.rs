@@ -58,6 +58,17 @@ pub async fn open_store_with(
     Ok(open_store_reporting(database_url, pool).await?.0)
 }
 
+/// SQLite's read connections when `max_connections` is not set: one per core, from 2 up to
+/// [`mcpauth_store::DEFAULT_MAX_CONNECTIONS`]. Each is a thread of its own, and a read wakes one
+/// of them: more reader threads than cores only added context switches (the code exchange spent
+/// about 5% more CPU with 4 readers than with 2 on a 2-core machine).
+fn sqlite_readers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores)
+        .unwrap_or(u32::MAX)
+        .clamp(2, mcpauth_store::DEFAULT_MAX_CONNECTIONS)
+}
+
 /// Like [`open_store_with`], also giving what reports the pools' connections (for metrics).
 async fn open_store_reporting(
     database_url: &str,
@@ -67,9 +78,7 @@ async fn open_store_reporting(
         anyhow::bail!("database.max_connections must be at least 1");
     }
     if database_url.starts_with("sqlite:") {
-        let max_connections = pool
-            .max_connections
-            .unwrap_or(mcpauth_store::DEFAULT_MAX_CONNECTIONS);
+        let max_connections = pool.max_connections.unwrap_or_else(sqlite_readers);
         let store = SqliteStore::connect_with(database_url, max_connections)
             .await
             .with_context(|| format!("could not open {database_url}"))?;
