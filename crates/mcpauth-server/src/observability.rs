@@ -200,7 +200,7 @@ pub enum LogFormat {
 /// The format [`init_logging`] installed, once it has.
 static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
-/// Installs the process's log subscriber (standard error, through [`LogLines`]; `RUST_LOG`
+/// Installs the process's log subscriber (standard error, lines gathered in memory; `RUST_LOG`
 /// overrides the levels); the first call wins.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
