@@ -78,7 +78,9 @@ fn ordered_prefix(token: &str) -> Option<&str> {
 /// The at-rest form of a token: SHA-256, base64url; after the time prefix of an
 /// [`ordered_token`].
 pub fn hash_token(token: &str) -> String {
-    let mut hash = ordered_prefix(token).unwrap_or_default().to_owned();
+    let prefix = ordered_prefix(token).unwrap_or_default();
+    let mut hash = String::with_capacity(prefix.len() + 43);
+    hash.push_str(prefix);
     URL_SAFE_NO_PAD.encode_string(Sha256::digest(token.as_bytes()), &mut hash);
     hash
 }

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -248,13 +248,13 @@ const LOG_BUFFER_LIMIT: usize = 64 * 1024;
 struct LogLines {
     buffer: Mutex<Vec<u8>>,
     filled: Condvar,
-    flushing: OnceLock<()>,
+    flushing: Once,
 }
 
 static LOG_LINES: LogLines = LogLines {
     buffer: Mutex::new(Vec::new()),
     filled: Condvar::new(),
-    flushing: OnceLock::new(),
+    flushing: Once::new(),
 };
 
 impl LogLines {
@@ -276,7 +276,7 @@ impl LogLines {
     /// Starts the thread that writes the lines out, and flushes them before a panic's message
     /// (once per process).
     fn start_flushing(&'static self) {
-        self.flushing.get_or_init(|| {
+        self.flushing.call_once(|| {
             let started = std::thread::Builder::new()
                 .name("mcpauth-log".to_owned())
                 .spawn(move || {

@@ -26,6 +26,41 @@ fn cookie_values(pairs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A `mcpauth serve` on a new SQLite file in `dir`, its standard error written to a file.
+struct LoggedServer {
+    server: ServeChild,
+    log_path: std::path::PathBuf,
+    database_url: String,
+}
+
+/// Starts `mcpauth serve` in `dir` (`RUST_LOG` unset, standard error to `dir/server.log`);
+/// `configure` adds arguments and environment.
+async fn serve_logging_to_a_file(
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut tokio::process::Command) -> &mut tokio::process::Command,
+) -> LoggedServer {
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let database_url = format!("sqlite://{}", dir.join("server.db").display());
+    let mut command = mcpauth(dir);
+    command
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &database_url,
+        ])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::from(log));
+    let server = ServeChild::start(configure(&mut command)).await;
+    LoggedServer {
+        server,
+        log_path,
+        database_url,
+    }
+}
+
 /// The whole life of a grant against a `mcpauth serve` with `log_format = "json"` and metrics
 /// on: sign-up, a failed and a good sign-in, confidential registration, the login resume
 /// cookie, consent, code exchange, an MCP call, userinfo, refresh, revocation. Then every log
@@ -35,18 +70,16 @@ fn cookie_values(pairs: &[String]) -> Vec<String> {
 #[tokio::test]
 async fn o1_json_logs_and_metrics_of_a_full_flow_hold_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("o1.db").display());
-    let server = ServeChild::start(
-        mcpauth(dir.path())
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+    let LoggedServer {
+        mut server,
+        log_path,
+        ..
+    } = serve_logging_to_a_file(dir.path(), |command| {
+        command
             .env("MCPAUTH_LOG_FORMAT", "json")
             .env("MCPAUTH_METRICS_BIND", "127.0.0.1:0")
             .env("MCPAUTH_RATE_LIMITS__ENABLED", "false")
-            .env_remove("RUST_LOG")
-            .stderr(std::process::Stdio::from(log)),
-    )
+    })
     .await;
     let port = server.address.rsplit(':').next().unwrap().to_owned();
     let app = TestApp::external(&format!("http://localhost:{port}"));
@@ -227,12 +260,7 @@ async fn o1_json_logs_and_metrics_of_a_full_flow_hold_no_secret() {
     );
     assert!(metrics.contains(r#"mcpauth_mcp_calls_total{tool="echo"} 1"#));
 
-    server.terminate();
-    let mut child = server.child;
-    tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
+    server.stop().await;
     let log = std::fs::read_to_string(&log_path).unwrap();
 
     let secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 8).collect();
@@ -296,18 +324,16 @@ fn json_lines(text: &str, stream: &str) -> Vec<Value> {
 #[tokio::test]
 async fn json_logs_are_all_json_on_stdout_and_stderr_banner_included() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("json.db").display());
-    let mut server = ServeChild::start(
-        mcpauth(dir.path())
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+    let LoggedServer {
+        mut server,
+        log_path,
+        database_url: db,
+    } = serve_logging_to_a_file(dir.path(), |command| {
+        command
             .args(["--upstream", "http://127.0.0.1:9/mcp"])
             .env("MCPAUTH_LOG_FORMAT", "json")
             .env("MCPAUTH_METRICS_BIND", "127.0.0.1:0")
-            .env_remove("RUST_LOG")
-            .stderr(std::process::Stdio::from(log)),
-    )
+    })
     .await;
     assert_eq!(
         server.banner.len(),
@@ -367,11 +393,7 @@ async fn json_logs_are_all_json_on_stdout_and_stderr_banner_included() {
         "{failure:?}"
     );
 
-    server.terminate();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
+    server.stop().await;
     let mut rest = String::new();
     while let Some(line) = server.stdout.next_line().await.unwrap() {
         rest.push_str(&line);
@@ -504,16 +526,13 @@ async fn readyz_checks_the_database_and_the_redis_rate_limits() {
 #[tokio::test]
 async fn log_lines_arrive_while_the_server_runs_and_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("logs.db").display());
-    let server = ServeChild::start(
-        mcpauth(dir.path())
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
-            .env("MCPAUTH_RATE_LIMITS__ENABLED", "false")
-            .env_remove("RUST_LOG")
-            .stderr(std::process::Stdio::from(log)),
-    )
+    let LoggedServer {
+        mut server,
+        log_path,
+        ..
+    } = serve_logging_to_a_file(dir.path(), |command| {
+        command.env("MCPAUTH_RATE_LIMITS__ENABLED", "false")
+    })
     .await;
     let port = server.address.rsplit(':').next().unwrap().to_owned();
     let http = client();
@@ -557,12 +576,7 @@ async fn log_lines_arrive_while_the_server_runs_and_when_it_stops() {
         .await
         .unwrap();
     assert_eq!(answered.status(), StatusCode::OK);
-    server.terminate();
-    let mut child = server.child;
-    tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
+    server.stop().await;
     let log = std::fs::read_to_string(&log_path).unwrap();
     let before_stop = log.find("log-before-stop").expect("the last request line");
     let stopped = log.rfind("stopped").expect("the stop line");

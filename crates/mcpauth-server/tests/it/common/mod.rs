@@ -820,6 +820,15 @@ impl ServeChild {
         }
     }
 
+    /// Sends SIGTERM and waits (at most 10 s) for the process to exit.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
+        self.terminate();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("serve stops")
+            .unwrap()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.id().expect("still running").to_string();
